@@ -1,0 +1,1 @@
+"""Channel connectors: each implements :class:`connectors.base.Connector`."""

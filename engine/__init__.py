@@ -1,0 +1,1 @@
+"""Volna engine: intake, waves, gates, pacing, dispatch, correlation, results."""

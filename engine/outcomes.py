@@ -1,0 +1,59 @@
+"""The one outcome vocabulary shared by all channels (ARCHITECTURE.md, "Outcomes")."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    IVR = "ivr"
+    SMS = "sms"
+    VIBER = "viber"
+    WHATSAPP = "whatsapp"
+
+
+MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.VIBER, Channel.WHATSAPP})
+
+
+class Outcome(StrEnum):
+    # call
+    ANSWERED = "answered"
+    ANSWERED_MACHINE = "answered_machine"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    REJECTED = "rejected"
+    CONGESTION = "congestion"
+    INVALID_NUMBER = "invalid_number"
+    FAILED = "failed"
+    # message
+    ACCEPTED = "accepted"
+    DELIVERED = "delivered"
+    READ = "read"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    NOT_SUBSCRIBED = "not_subscribed"
+    # debtor-initiated
+    INBOUND_CALL = "inbound_call"
+    # engine
+    SKIPPED_STOPLIST = "skipped_stoplist"
+    SKIPPED_CAP = "skipped_cap"
+    SKIPPED_PHONE_INVALID = "skipped_phone_invalid"
+    WINDOW_MISSED = "window_missed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+
+#: Outcomes a channel reports once the contact happened (for stats and reports).
+REACHED = frozenset({Outcome.ANSWERED, Outcome.DELIVERED, Outcome.READ})
+
+#: Outcomes produced by the engine itself, never by a connector.
+ENGINE_OUTCOMES = frozenset(
+    {
+        Outcome.SKIPPED_STOPLIST,
+        Outcome.SKIPPED_CAP,
+        Outcome.SKIPPED_PHONE_INVALID,
+        Outcome.WINDOW_MISSED,
+        Outcome.CANCELLED,
+    }
+)

@@ -1,0 +1,61 @@
+"""Safe message templates: ``{name}`` and ``{name:money}`` placeholders, nothing else.
+
+No attribute access, indexing or code: a template is text with holes filled
+from the task's vars. Money renders the Russian way: ``12 345,67 ₽`` (narrow
+no-break space between thousands, comma before kopecks).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
+_STRAY_BRACE = re.compile(r"[{}]")
+FORMATS = ("money", "text", "date")
+NBSP = "\u00a0"
+
+
+def check_template(template: str) -> list[str]:
+    """Return the variable names a template uses; raise ``ValueError`` if it is malformed."""
+    names: list[str] = []
+    for match in _PLACEHOLDER.finditer(template):
+        fmt = match.group(2)
+        if fmt is not None and fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r} in {match.group(0)}")
+        names.append(match.group(1))
+    leftover = _PLACEHOLDER.sub("", template)
+    if _STRAY_BRACE.search(leftover):
+        raise ValueError("a '{' or '}' that is not a {name} or {name:format} placeholder")
+    return names
+
+
+def format_money(value: Any) -> str:
+    """``12345.67`` → ``12 345,67 ₽`` (NBSP as the group separator and before the sign)."""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"not an amount: {value!r}") from None
+    sign = "-" if amount < 0 else ""
+    roubles, kopecks = f"{abs(amount):.2f}".split(".")
+    groups = []
+    while roubles:
+        groups.insert(0, roubles[-3:])
+        roubles = roubles[:-3]
+    return f"{sign}{NBSP.join(groups)},{kopecks}{NBSP}₽"
+
+
+def render(template: str, variables: dict[str, Any]) -> str:
+    """Fill placeholders; a missing variable raises ``KeyError`` naming it."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, fmt = match.group(1), match.group(2)
+        if name not in variables or variables[name] is None:
+            raise KeyError(f"template variable {name!r} is missing")
+        value = variables[name]
+        if fmt == "money":
+            return format_money(value)
+        return str(value)
+
+    return _PLACEHOLDER.sub(fill, template)
