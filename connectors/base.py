@@ -67,6 +67,12 @@ class Accepted:
     hold_slot: bool = False
     #: How long to wait for the final event before the attempt ends on its own.
     final_timeout_s: float = 3600.0
+    #: Further ids that report on the same attempt (the other parts of a long SMS). When set,
+    #: the attempt is final once every id in ``(correlation_id, *part_ids)`` reported a final
+    #: event (or on the first one, if the connector says ``parts_policy="first"``); the worst
+    #: part's outcome wins.
+    part_ids: tuple[str, ...] = ()
+    parts_policy: str = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +109,17 @@ class LateEvent:
     actions: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A debtor called us (seen in AMI events on an inbound context/DID)."""
+
+    channel: Channel
+    phone: str  # E.164
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 class EventSink(Protocol):
-    async def __call__(self, event: LateEvent) -> None: ...
+    async def __call__(self, event: LateEvent | InboundEvent) -> None: ...
 
 
 class Connector(ABC):
@@ -120,7 +135,7 @@ class Connector(ABC):
     def bind_events(self, sink: EventSink) -> None:
         self._sink = sink
 
-    async def emit(self, event: LateEvent) -> None:
+    async def emit(self, event: LateEvent | InboundEvent) -> None:
         if self._sink is not None:
             await self._sink(event)
 
