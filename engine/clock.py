@@ -16,6 +16,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    #: Engine milliseconds per real millisecond (1 for the system clock).
+    speed: float
+
     def now_ms(self) -> int:
         """Engine time, Unix epoch milliseconds."""
 
@@ -27,6 +30,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    speed = 1.0
+
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
@@ -71,6 +76,11 @@ class ScaledClock:
     async def sleep_until_ms(self, when_ms: int, max_real_s: float = 1.0) -> None:
         delay_s = (when_ms - self.now_ms()) / 1000 / self.speed
         await asyncio.sleep(min(max(delay_s, 0.0), max_real_s))
+
+
+def engine_ms(clock: Clock, real_s: float) -> int:
+    """A real-time duration (a lease, a timeout) expressed in engine milliseconds."""
+    return int(real_s * 1000 * clock.speed)
 
 
 def make_clock(spec: str | None) -> Clock:

@@ -40,7 +40,8 @@ class Task(BaseModel):
     priority: int = Field(default=0, ge=0, le=9)
     not_before: datetime | None = None
     deadline: datetime | None = None
-    max_attempts: int = Field(default=1, ge=1, le=20)
+    #: The planner's ceiling on attempts; None lets the scenario's retry rules decide.
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
     cascade: list[Channel] = Field(default_factory=list)
 
     @field_validator("phone", mode="before")

@@ -35,6 +35,8 @@ class Messages(_Model):
     sms: str | None = None
     viber: str | None = None
     whatsapp: WhatsAppTemplate | None = None
+    #: The SMS an IVR menu sends when the debtor asks for the payment details.
+    sms_details: str | None = None
 
 
 class RetryRule(_Model):
@@ -82,7 +84,7 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _templates_ok(self) -> Scenario:
-        for channel in ("sms", "viber"):
+        for channel in ("sms", "viber", "sms_details"):
             text = getattr(self.messages, channel)
             if text is not None:
                 try:
@@ -99,8 +101,11 @@ class Scenario(_Model):
     def counts(self, channel: Channel, outcome: Outcome) -> bool:
         return outcome in self.caps_count.get(channel, DEFAULT_COUNTED[channel])
 
-    def text_for(self, channel: Channel) -> str | None:
+    def text_for(self, channel: Channel, template: str | None = None) -> str | None:
+        """The template for ``channel``; ``template="sms-details"`` picks the payment-details SMS."""
         if channel is Channel.SMS:
+            if template == "sms-details" and self.messages.sms_details:
+                return self.messages.sms_details
             return self.messages.sms
         if channel is Channel.VIBER:
             return self.messages.viber or self.messages.sms
@@ -114,10 +119,18 @@ class Scenario(_Model):
         return None
 
     def cascade_for(self, channel: Channel, outcome: Outcome) -> Channel | None:
+        """``accepted`` as an attempt's outcome means "no delivery within ``after_s``"."""
         for rule in self.cascade:
-            if rule.from_channel is channel and outcome in rule.on:
+            if rule.from_channel is channel and (
+                outcome in rule.on or (rule.after_s is not None and outcome is Outcome.ACCEPTED)
+            ):
                 return rule.to
         return None
+
+    def delivery_wait_s(self, channel: Channel) -> int | None:
+        """How long an accepted message may wait for delivery before it cascades."""
+        waits = [r.after_s for r in self.cascade if r.from_channel is channel and r.after_s]
+        return min(waits) if waits else None
 
 
 def load_scenario(path: Path) -> Scenario:

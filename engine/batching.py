@@ -1,0 +1,73 @@
+"""Micro-batching: calls made in the same event-loop tick go to Redis in one round trip.
+
+Hundreds of attempts finish at once (an instant connector, a burst of
+receipts); each wants one script call. A :class:`MicroBatcher` collects the
+calls for one key (a wave) until the loop yields, then runs them as one batch
+and hands each caller its own answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[K, I, R]):
+    def __init__(self, run: Callable[[K, list[I]], Awaitable[list[R]]], max_batch: int = 500) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: dict[K, list[tuple[I, asyncio.Future[R]]]] = {}
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: K, item: I) -> asyncio.Future[R]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._pending.setdefault(key, []).append((item, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
+    async def call(self, key: K, item: I) -> R:
+        # Shielded: bookkeeping after a send must not be lost to a cancelled caller.
+        return await asyncio.shield(self.submit(key, item))
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for key, entries in pending.items():
+            for start in range(0, len(entries), self._max_batch):
+                chunk = entries[start : start + self._max_batch]
+                task = asyncio.get_running_loop().create_task(self._execute(key, chunk))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, key: K, chunk: list[tuple[I, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._run(key, [item for item, _ in chunk])
+        except BaseException as exc:
+            for _, fut in chunk:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, fut), result in zip(chunk, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far has been written."""
+        while self._pending or self._tasks or self._scheduled:
+            if self._pending and not self._scheduled:
+                self._flush()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                await asyncio.sleep(0)

@@ -1,0 +1,59 @@
+"""The parts one engine process shares between its loops, built once from settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+from redis.asyncio import Redis
+
+from engine.caps import Caps
+from engine.clock import Clock
+from engine.pacing import Pacer
+from engine.scenarios import Scenario, load_scenarios
+from engine.settings import Settings
+from engine.stoplist import StopList
+from engine.waves import Waves
+from engine.windows import WindowCalendar
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    clock: Clock
+    redis: Redis
+    scenarios: dict[str, Scenario]
+    waves: Waves = field(init=False)
+    caps: Caps = field(init=False)
+    stoplist: StopList = field(init=False)
+    pacer: Pacer = field(init=False)
+    windows: WindowCalendar = field(init=False)
+    owner: str = field(default_factory=process_id)
+    #: wave id → (campaign, day); immutable once a wave exists, so cached for good.
+    _wave_days: dict[str, tuple[str, date]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen)
+        self.caps = Caps(self.redis, s.caps)
+        self.stoplist = StopList(self.redis)
+        self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
+        self.windows = WindowCalendar(s.windows)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock, redis: Redis) -> Context:
+        scenarios = load_scenarios(settings.scenarios_dir) if settings.scenarios_dir.exists() else {}
+        return cls(settings, clock, redis, scenarios)
+
+    async def wave_day(self, wave_id: str) -> tuple[str, date]:
+        if wave_id not in self._wave_days:
+            info = await self.waves.get(wave_id)
+            self._wave_days[wave_id] = (info.campaign_id, info.day)
+        return self._wave_days[wave_id]

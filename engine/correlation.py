@@ -1,0 +1,136 @@
+"""Late events find their attempt: correlation id → (wave, task, attempt) in Redis.
+
+A receipt may arrive on another bind, in another process, even before the
+sending process wrote down that the attempt was accepted. The mapping is
+written before the acceptance is recorded, an event whose id is not known
+yet is retried for a few seconds before it is counted as unknown, and the
+finalize script applies an attempt's outcome once however many processes
+report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import Accepted, InboundEvent, LateEvent
+from engine import keys
+from engine.batching import MicroBatcher
+from engine.context import Context
+from engine.finisher import Finisher
+from engine.models import Attempt, Task
+from engine.outcomes import Channel, Outcome
+
+if TYPE_CHECKING:
+    from engine.dispatcher import Job
+
+log = logging.getLogger("engine.correlation")
+
+_UNKNOWN_RETRY_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+
+class Correlation:
+    def __init__(self, ctx: Context, finisher: Finisher) -> None:
+        self.ctx = ctx
+        self.finisher = finisher
+        self.ttl_s = ctx.settings.redis.correlation_ttl_s
+        self.unknown_ids = 0
+        self.events = 0
+        self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
+        self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
+        self._accept: MicroBatcher[str, tuple[str, int, str, int, int], bool] = MicroBatcher(self._run_accept)
+        self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
+
+    async def _mget(self, _: str, names: list[str]) -> list[str | None]:
+        return list(await self.ctx.redis.mget(names))
+
+    async def _hmget_tasks(self, wave_id: str, ids: list[str]) -> list[str | None]:
+        return list(await self.ctx.redis.hmget(keys.WaveKeys(wave_id).tasks, ids))
+
+    async def _run_accept(self, wave_id: str, items: list[tuple[str, int, str, int, int]]) -> list[bool]:
+        return await self.ctx.waves.store(wave_id).accept(self.ctx.clock.now_ms(), items)
+
+    async def _run_register(self, _: str, items: list[tuple[str, str]]) -> list[bool]:
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        for name, value in items:
+            pipe.set(name, value, ex=self.ttl_s)
+        return [bool(x) for x in await pipe.execute()]
+
+    async def register(self, job: Job, accepted: Accepted) -> None:
+        ids = (accepted.correlation_id, *accepted.part_ids)
+        value = "|".join([job.attempt.wave_id, job.task.task_id, str(job.attempt.number), str(len(ids)),
+                          accepted.parts_policy])
+        await asyncio.gather(*(
+            self._register.call("r", (keys.correlation(job.attempt.channel, cid), value)) for cid in ids
+        ))
+
+    async def accept(self, wave_id: str, item: tuple[str, int, str, int, int]) -> bool:
+        return await self._accept.call(wave_id, item)
+
+    async def on_event(self, event: LateEvent | InboundEvent) -> None:
+        """The connectors' one callback for late events (the :class:`EventSink`)."""
+        self.events += 1
+        try:
+            if isinstance(event, InboundEvent):
+                await self._inbound(event)
+            else:
+                await self._late(event)
+        except Exception:
+            log.exception("late event for %s could not be recorded", event.channel)
+
+    async def _late(self, event: LateEvent) -> None:
+        name = keys.correlation(event.channel, event.correlation_id)
+        raw = await self._lookup.call("c", name)
+        for delay in _UNKNOWN_RETRY_S:
+            if raw is not None:
+                break
+            await asyncio.sleep(delay)
+            raw = await self._lookup.call("c", name)
+        if raw is None:
+            self.unknown_ids += 1
+            log.warning("event for unknown %s id %s", event.channel, event.correlation_id)
+            return
+        wave_id, task_id, attempt_s, parts_s, policy = raw.split("|")
+        task_json = await self._tasks.call(wave_id, task_id)
+        if task_json is None:
+            return
+        task = Task.model_validate_json(task_json)
+        attempt = Attempt(task_id=task_id, wave_id=wave_id, number=int(attempt_s), channel=event.channel)
+        store = self.ctx.waves.store(wave_id)
+        now = self.ctx.clock.now_ms()
+        if not event.final:
+            if event.data:
+                await store.gather(now, task_id, attempt.number, event.data)
+            return
+        outcome = event.outcome or Outcome.UNKNOWN
+        if int(parts_s) > 1:
+            done, worst = await store.part(now, task_id, attempt.number, event.correlation_id, outcome.value,
+                                           int(parts_s), policy)
+            if not done:
+                return
+            outcome = Outcome(worst)
+        await self.finisher.finish(
+            task, attempt, outcome, provider_code=event.provider_code, provider_text=event.provider_text,
+            data=event.data, actions=event.actions,
+        )
+
+    async def _inbound(self, event: InboundEvent) -> None:
+        """A debtor called back: recorded against the debtor's tasks of today's running waves."""
+        from engine.inbound import record_inbound
+
+        await record_inbound(self.ctx, self.finisher, event)
+
+    async def drain(self) -> None:
+        for batcher in (self._register, self._accept, self._lookup, self._tasks):
+            await batcher.drain()
+
+
+def correlation_value(raw: str) -> dict[str, Any]:
+    wave_id, task_id, attempt, parts, policy = raw.split("|")
+    return {"wave_id": wave_id, "task_id": task_id, "attempt": int(attempt), "parts": int(parts),
+            "policy": policy}
+
+
+__all__ = ["Channel", "Correlation", "correlation_value", "json"]

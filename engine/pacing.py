@@ -1,0 +1,123 @@
+"""Global pacing per target: a rate limit and a concurrency limit enforced in Redis.
+
+Rate: a shared "theoretical arrival time" (GCRA without burst) in Redis time.
+Each grant hands out consecutive send slots spaced ``1 / rate`` apart; every
+process sleeps until its slots, so sends from all processes interleave evenly
+and no calendar second sees more than the configured rate. Slots are granted
+at ``rate_headroom`` × the configured rate (default 97 %) so a send that leaves
+a few milliseconds late does not push a second over the limit.
+
+Concurrency: a sorted set of slot holders scored by expiry; a holder that
+vanished (process killed) frees its slot when the expiry passes.
+
+Waiting is ``asyncio.sleep``: no CPU is spent while a target is saturated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from engine import keys
+
+# KEYS: 1 tat. ARGV: 1 interval µs, 2 wanted, 3 horizon µs.
+# Returns {first slot µs, granted, redis now µs} as strings (Lua numbers are doubles).
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, wanted, horizon = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local room = math.floor((now + horizon - tat) / interval) + 1
+local k = math.min(wanted, room)
+if k < 0 then k = 0 end
+if k > 0 then
+  redis.call('SET', KEYS[1], string.format('%d', tat + k * interval), 'PX',
+             math.floor((tat + k * interval - now) / 1000) + 60000)
+end
+return {string.format('%d', tat), k, string.format('%d', now)}
+"""
+
+# KEYS: 1 slots. ARGV: 1 limit, 2 now ms, 3 expiry ms, 4.. members. Returns how many got a slot
+# (the first k members).
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+local k = 0
+for i = 4, #ARGV do
+  if k >= free then break end
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
+  k = k + 1
+end
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[3]) - tonumber(ARGV[2]), 1000) + 60000)
+return k
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rate_per_s: float
+    max_concurrent: int
+
+
+class Pacer:
+    """Grants send slots on targets. Times are real (wall/monotonic), not the engine clock."""
+
+    def __init__(self, redis: Redis, *, headroom: float = 0.97, horizon_s: float = 1.0) -> None:
+        self.redis = redis
+        self.headroom = headroom
+        self.horizon_us = int(horizon_s * 1_000_000)
+        self._rate = redis.register_script(_RATE)
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def acquire_slots(
+        self, target: str, limits: Limits, members: list[str], hold_s: float
+    ) -> int:
+        """Concurrency: take slots for the first k ``members``; returns k (maybe 0)."""
+        now_ms = time.time_ns() // 1_000_000
+        return int(
+            await self._acquire(
+                keys=[keys.pacing_slots(target)],
+                args=[limits.max_concurrent, now_ms, now_ms + int(hold_s * 1000), *members],
+            )
+        )
+
+    async def release_slots(self, target: str, members: list[str]) -> None:
+        if members:
+            await self.redis.zrem(keys.pacing_slots(target), *members)
+
+    async def extend_slots(self, target: str, members: list[str], hold_s: float) -> None:
+        if members:
+            until = time.time_ns() // 1_000_000 + int(hold_s * 1000)
+            await self.redis.zadd(keys.pacing_slots(target), dict.fromkeys(members, until), xx=True)
+
+    async def in_use(self, target: str) -> int:
+        now_ms = time.time_ns() // 1_000_000
+        return int(await self.redis.zcount(keys.pacing_slots(target), now_ms, "+inf"))
+
+    async def rate_slots(self, target: str, limits: Limits, wanted: int) -> list[float]:
+        """Rate: local ``time.monotonic()`` instants at which each granted send may go.
+
+        Grants fewer than ``wanted`` when they would reach past the horizon; the caller
+        asks again for the rest.
+        """
+        interval_us = max(1, int(1_000_000 / (limits.rate_per_s * self.headroom)))
+        before = time.monotonic()
+        first, granted, redis_now = await self._rate(
+            keys=[keys.pacing_rate(target)], args=[interval_us, wanted, self.horizon_us]
+        )
+        after = time.monotonic()
+        # Map Redis time to local monotonic time at the middle of the round trip.
+        offset_s = (int(first) - int(redis_now)) / 1_000_000
+        base = (before + after) / 2 + offset_s
+        step = interval_us / 1_000_000
+        return [base + i * step for i in range(int(granted))]
+
+    @staticmethod
+    async def sleep_until(at_monotonic: float) -> None:
+        delay = at_monotonic - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
