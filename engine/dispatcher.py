@@ -46,6 +46,8 @@ class Job:
     target: str = ""
     reserved: bool = False
     phase: str = "claimed"
+    #: The window [open, close) of this attempt on the wave's day, engine ms.
+    window: tuple[int, int] = (0, 0)
 
 
 class ChannelLoop:
@@ -183,6 +185,7 @@ class ChannelLoop:
             elif now < window[0]:
                 later.append((job, eligible_score(window[0], task.priority)))
             else:
+                job.window = window
                 keep.append(job)
         if later:
             store = self.ctx.waves.store(jobs[0].attempt.wave_id)
@@ -308,9 +311,17 @@ class ChannelLoop:
             chunk = chunk[len(times):]
 
     async def _begin(self, wave_id: str, target: str, jobs: list[Job], limits: Limits | None) -> None:
+        now = self.ctx.clock.now_ms()
+        # Pacing may have waited past the window's end: check again right before the wire.
+        closed = [j for j in jobs if now >= j.window[1]]
+        if closed:
+            jobs = [j for j in jobs if now < j.window[1]]
+            await asyncio.gather(*(self._end(j, Outcome.WINDOW_MISSED, "the window closed while waiting")
+                                   for j in closed))
+            if limits is not None:
+                await self.ctx.pacer.release_slots(target, [j.attempt.key for j in closed])
         if not jobs:
             return
-        now = self.ctx.clock.now_ms()
         state, flags = await self.ctx.waves.store(wave_id).begin_send(
             now, self.ctx.owner, now + engine_ms(self.ctx.clock, self.settings.lease_s),
             [(j.task.task_id, j.attempt.number, target) for j in jobs],

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.outcomes import Channel, Outcome
+from engine.errors import IntakeError
 from engine.phones import normalize
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
@@ -54,7 +55,10 @@ class Task(BaseModel):
         if value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16:
             # Already E.164 (the hot path when tasks come back from Redis).
             return value
-        return normalize(value)
+        try:
+            return normalize(value)
+        except IntakeError as exc:
+            raise ValueError(exc.reason) from None
 
     @field_validator("tz")
     @classmethod

@@ -40,19 +40,22 @@ class Messages(_Model):
 
 
 class RetryRule(_Model):
-    """After ``on`` outcomes, try the same channel again after ``delay_s`` (same day only)."""
+    """After ``when`` outcomes, try the same channel again after ``delay_s`` (same day only).
 
-    on: list[Outcome]
+    (Not ``on``: YAML 1.1 reads a bare ``on`` key as the boolean true.)
+    """
+
+    when: list[Outcome]
     delay_s: int = Field(ge=0)
     max_attempts: int = Field(ge=1, le=20)
 
 
 class CascadeRule(_Model):
-    """After ``on`` outcomes on ``from_channel`` (or no final outcome within ``after_s``), go to ``to``."""
+    """After ``when`` outcomes on ``from_channel`` (or no delivery within ``after_s``), go to ``to``."""
 
     from_channel: Channel = Field(alias="from")
     to: Channel
-    on: list[Outcome]
+    when: list[Outcome]
     #: No delivery within this long after acceptance counts as a failure that cascades.
     after_s: int | None = Field(default=None, ge=1)
 
@@ -114,7 +117,7 @@ class Scenario(_Model):
     def retry_for(self, channel: Channel, outcome: Outcome) -> RetryRule | None:
         del channel
         for rule in self.retry:
-            if outcome in rule.on:
+            if outcome in rule.when:
                 return rule
         return None
 
@@ -122,7 +125,7 @@ class Scenario(_Model):
         """``accepted`` as an attempt's outcome means "no delivery within ``after_s``"."""
         for rule in self.cascade:
             if rule.from_channel is channel and (
-                outcome in rule.on or (rule.after_s is not None and outcome is Outcome.ACCEPTED)
+                outcome in rule.when or (rule.after_s is not None and outcome is Outcome.ACCEPTED)
             ):
                 return rule.to
         return None

@@ -167,8 +167,8 @@ class Waves:
         raw = await self.redis.hgetall(WaveKeys(wave_id).counts)
         return {k: int(v) for k, v in raw.items()}
 
-    async def status(self, wave_id: str) -> dict[str, Any]:
+    async def status(self, wave_id: str, windows: Any = None) -> dict[str, Any]:
         """Counts by state and outcome, rate over the last minute, ETA, zones (see ``status_view``)."""
         from engine.status import status_view
 
-        return await status_view(self, wave_id)
+        return await status_view(self, wave_id, windows)

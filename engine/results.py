@@ -1,0 +1,110 @@
+"""The results stream: follow it (consumer groups), page it, export it for the planner.
+
+Each wave has its own stream (its keys share the wave's hash slot, so the
+finalize script writes a result atomically with the state change). Records
+are JSON in the field ``r``; their shape is :class:`engine.models.Result`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Iterable
+from datetime import date
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from engine.keys import WaveKeys
+
+CSV_FIELDS = [
+    "stream_id", "kind", "wave_id", "campaign_id", "task_id", "attempt", "debtor_id", "channel", "outcome",
+    "final", "provider_code", "provider_text", "claimed_at", "sent_at", "accepted_at", "finished_at", "data",
+]
+
+
+def decode(stream_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(fields["r"])
+    record["stream_id"] = stream_id
+    return record
+
+
+async def read_range(redis: Redis, wave_id: str, start: str = "-", count: int = 1000
+                     ) -> AsyncIterator[dict[str, Any]]:
+    """Every record of a wave's stream from ``start`` (inclusive), in pages."""
+    stream = WaveKeys(wave_id).results
+    cursor = start
+    while True:
+        page = await redis.xrange(stream, min=cursor, max="+", count=count)
+        if not page:
+            return
+        for stream_id, fields in page:
+            yield decode(stream_id, fields)
+        last = page[-1][0]
+        ms, seq = last.split("-")
+        cursor = f"{ms}-{int(seq) + 1}"
+        if len(page) < count:
+            return
+
+
+async def waves_of_day(redis: Redis, waves: Iterable[str], day: date) -> list[str]:
+    out = []
+    for wave_id in waves:
+        if await redis.hget(WaveKeys(wave_id).meta, "day") == day.isoformat():
+            out.append(wave_id)
+    return sorted(out)
+
+
+async def export(redis: Redis, wave_ids: list[str], out: io.TextIOBase, fmt: str, *, kinds: set[str]) -> int:
+    """Write the records of ``wave_ids`` to ``out``; returns how many were written."""
+    n = 0
+    writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+    for wave_id in wave_ids:
+        async for record in read_range(redis, wave_id):
+            if record.get("kind") not in kinds:
+                continue
+            if writer is not None:
+                row = dict(record)
+                row["data"] = json.dumps(row.get("data") or {}, ensure_ascii=False)
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+async def ensure_group(redis: Redis, wave_id: str, group: str, start: str = "0") -> None:
+    try:
+        await redis.xgroup_create(WaveKeys(wave_id).results, group, id=start, mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def follow(
+    redis: Redis, wave_ids: list[str], *, group: str | None = None, consumer: str = "tail",
+    start: str = "$", block_ms: int = 1000,
+) -> AsyncIterator[dict[str, Any]]:
+    """Follow the streams of ``wave_ids``; with ``group`` through a consumer group (acknowledged)."""
+    streams = {WaveKeys(w).results: start for w in wave_ids}
+    if group:
+        for wave_id in wave_ids:
+            await ensure_group(redis, wave_id, group, "0" if start in ("0", "-") else "$")
+        streams = {name: ">" for name in streams}
+    while True:
+        if group:
+            answer = await redis.xreadgroup(group, consumer, streams, count=500, block=block_ms)
+        else:
+            answer = await redis.xread(streams, count=500, block=block_ms)
+        for name, entries in answer or []:
+            for stream_id, fields in entries:
+                yield decode(stream_id, fields)
+                if group:
+                    await redis.xack(name, group, stream_id)
+                else:
+                    streams[name] = stream_id
