@@ -154,10 +154,10 @@ class Connector(ABC):
     @abstractmethod
     async def send(self, request: SendRequest) -> SendResult: ...
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional hook
         """Open binds/sessions; the default has nothing to open."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Drain and close; the default has nothing to close."""
 
     async def __aenter__(self) -> Connector:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from connectors.base import Accepted, Connector, Final, Retry, SendRequest, Target
 from engine.clock import engine_ms
@@ -137,8 +139,8 @@ class ChannelLoop:
         return Job(task, Attempt(task_id=task.task_id, wave_id=wave_id, number=claimed.attempt,
                                  channel=self.channel))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 
@@ -200,7 +202,8 @@ class ChannelLoop:
         if not jobs:
             return jobs
         verdicts = await self.ctx.stoplist.check([j.task.debtor_id for j in jobs], [j.task.phone for j in jobs])
-        keep, ends = [], []
+        keep: list[Job] = []
+        ends = []
         for job, verdict in zip(jobs, verdicts, strict=True):
             if verdict is None:
                 keep.append(job)

@@ -19,7 +19,7 @@ from engine.context import Context
 from engine.models import Attempt, Task
 from engine.outcomes import ENGINE_OUTCOMES, Channel, Outcome
 from engine.rules import next_attempt
-from engine.store import FinalizeItem, Finalized, eligible_score
+from engine.store import Finalized, FinalizeItem, eligible_score
 from engine.zones import task_zones
 
 log = logging.getLogger("engine.finisher")

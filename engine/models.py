@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.outcomes import Channel, Outcome
 from engine.errors import IntakeError
+from engine.outcomes import Channel, Outcome
 from engine.phones import normalize
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"

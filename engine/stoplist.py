@@ -76,7 +76,7 @@ class StopList:
         data = json.loads(raw)
         return StopEntry(kind, value, data["reason"], data["at"], data.get("by", ""))
 
-    async def list(self, kind: str | None = None) -> list[StopEntry]:
+    async def entries(self, kind: str | None = None) -> list[StopEntry]:
         out: list[StopEntry] = []
         for k in ([kind] if kind else ["debtor", "phone"]):
             async for value, raw in self.redis.hscan_iter(self._key(k)):

@@ -39,7 +39,7 @@ def format_money(value: Any) -> str:
         raise ValueError(f"not an amount: {value!r}") from None
     sign = "-" if amount < 0 else ""
     roubles, kopecks = f"{abs(amount):.2f}".split(".")
-    groups = []
+    groups: list[str] = []
     while roubles:
         groups.insert(0, roubles[-3:])
         roubles = roubles[:-3]

@@ -40,7 +40,10 @@ async def redis_url(redis_base_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, decode_responses=True)
+    from engine.redis_conn import make_redis
+    from engine.settings import RedisSettings
+
+    client = make_redis(RedisSettings(url=redis_url))
     try:
         yield client
     finally:

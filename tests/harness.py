@@ -118,7 +118,7 @@ def spawn_dispatcher(redis_url: str, record: Path, *, clock: ScaledClock | None 
         args += ["--clock", clock.spec()]
     if late_after_s is not None:
         args += ["--late-after", str(late_after_s)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -99,15 +100,15 @@ def test_cli_load_prints_counts_and_writes_rejects(redis_url: str, tmp_path: Pat
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     env_cmd = [sys.executable, "-m", "engine.cli"]
-    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
-    subprocess.run([*env_cmd, "wave", "create", "wcli", "--campaign", "c1", "--day", "2026-12-01"],
+    env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
+    subprocess.run([*env_cmd, "wave", "create", "w1", "--campaign", "c1", "--day", "2026-12-01"],
                    check=True, cwd=ROOT, env=env, capture_output=True)
     rejects = tmp_path / "rejects.txt"
-    first = subprocess.run([*env_cmd, "load", str(path), "--wave", "wcli", "--rejects", str(rejects)],
+    first = subprocess.run([*env_cmd, "load", str(path), "--wave", "w1", "--rejects", str(rejects)],
                            cwd=ROOT, env=env, capture_output=True, text=True)
     assert "accepted 1000, rejected 12, already loaded 0" in first.stdout, first.stderr
     assert len(rejects.read_text().splitlines()) == 12
     assert all(f"line {n}:" in first.stderr for n in bad_at)
-    second = subprocess.run([*env_cmd, "load", str(path), "--wave", "wcli"], cwd=ROOT, env=env,
+    second = subprocess.run([*env_cmd, "load", str(path), "--wave", "w1"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert "accepted 0, rejected 12, already loaded 1000" in second.stdout

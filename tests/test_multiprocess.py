@@ -13,7 +13,15 @@ import redis.asyncio as aioredis
 
 from engine.clock import ScaledClock
 from tests.harness import (
-    context, final_count, load_wave, make_settings, read_records, results, spawn_dispatcher, task, wait_until,
+    context,
+    final_count,
+    load_wave,
+    make_settings,
+    read_records,
+    results,
+    spawn_dispatcher,
+    task,
+    wait_until,
 )
 
 DAY = date(2026, 12, 1)
