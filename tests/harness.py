@@ -119,7 +119,9 @@ def spawn_dispatcher(redis_url: str, record: Path, *, clock: ScaledClock | None 
     if late_after_s is not None:
         args += ["--late-after", str(late_after_s)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The child's log goes beside its record (a file, so no pipe is left to close).
+    with open(f"{record}.log", "ab") as log:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
