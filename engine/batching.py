@@ -35,8 +35,9 @@ class MicroBatcher(Generic[K, I, R]):
         return fut
 
     async def call(self, key: K, item: I) -> R:
-        # Shielded: bookkeeping after a send must not be lost to a cancelled caller.
-        return await asyncio.shield(self.submit(key, item))
+        # A cancelled caller cancels only its wait: the item is already in the batch and is
+        # written all the same (``_execute`` skips futures nobody waits for).
+        return await self.submit(key, item)
 
     def _flush(self) -> None:
         self._scheduled = False

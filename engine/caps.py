@@ -8,6 +8,7 @@ after a crash) counts once and releasing twice decrements once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -21,30 +22,42 @@ _WEEK_TTL_S = 10 * 86400
 _MONTH_TTL_S = 35 * 86400
 _RESERVATIONS_TTL_S = 40 * 86400
 
-# KEYS: 1 reservations, 2-4 day/week/month of the class, 5-7 conversation counters (for the
-# "operator allowed" answer). ARGV: 1 attempt key, 2-4 limits, 5-7 TTLs, 8-10 conversation limits.
+# Reserves for many attempts in one call. ARGV[1]: JSON array of [attempt key, [limits d, w, m],
+# [conversation limits], ask about conversations 0/1, [7 key names]]: the reservations hash, the
+# class's day/week/month counters, the conversation day/week/month counters. Key names travel
+# inside the one JSON argument (packing thousands of arguments costs the client more than the
+# script); on a Redis Cluster each call carries one debtor and also declares its keys in KEYS
+# (they share the debtor's hash tag). Returns per item {granted, conversation allowed}.
 _RESERVE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  local ok = 1
-  for i = 0, 2 do
-    if tonumber(redis.call('GET', KEYS[5 + i]) or '0') >= tonumber(ARGV[8 + i]) then ok = 0 end
+local TTL = {259200, 864000, 3024000}
+local out = {}
+for _, item in ipairs(cjson.decode(ARGV[1])) do
+  local field, limits, conv, K = item[1], item[2], item[3], item[5]
+  local granted = 1
+  if redis.call('HEXISTS', K[1], field) == 0 then
+    local used = redis.call('MGET', K[2], K[3], K[4])
+    for j = 1, 3 do
+      if tonumber(used[j] or '0') >= limits[j] then granted = 0 end
+    end
+    if granted == 1 then
+      for j = 1, 3 do
+        if redis.call('INCR', K[1 + j]) == 1 then redis.call('EXPIRE', K[1 + j], TTL[j]) end
+      end
+      redis.call('HSET', K[1], field, cjson.encode({K[2], K[3], K[4]}))
+      redis.call('EXPIRE', K[1], 3456000)
+    end
   end
-  return {1, ok}
+  local conv_ok = 0
+  if granted == 1 and item[4] == 1 then
+    conv_ok = 1
+    local used = redis.call('MGET', K[5], K[6], K[7])
+    for j = 1, 3 do
+      if tonumber(used[j] or '0') >= conv[j] then conv_ok = 0 end
+    end
+  end
+  out[#out + 1] = {granted, conv_ok}
 end
-for i = 0, 2 do
-  if tonumber(redis.call('GET', KEYS[2 + i]) or '0') >= tonumber(ARGV[2 + i]) then return {0, 0} end
-end
-for i = 0, 2 do
-  redis.call('INCR', KEYS[2 + i])
-  redis.call('EXPIRE', KEYS[2 + i], ARGV[5 + i], 'NX')
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({KEYS[2], KEYS[3], KEYS[4]}))
-redis.call('EXPIRE', KEYS[1], 3456000)
-local conv = 1
-for i = 0, 2 do
-  if tonumber(redis.call('GET', KEYS[5 + i]) or '0') >= tonumber(ARGV[8 + i]) then conv = 0 end
-end
-return {1, conv}
+return out
 """
 
 _RELEASE = """
@@ -90,9 +103,10 @@ class Reservation:
 
 
 class Caps:
-    def __init__(self, redis: Redis, settings: CapSettings) -> None:
+    def __init__(self, redis: Redis, settings: CapSettings, *, cluster: bool = False) -> None:
         self.redis = redis
         self.settings = settings
+        self.cluster = cluster
         self._reserve = redis.register_script(_RESERVE)
         self._release = redis.register_script(_RELEASE)
         self._convert = redis.register_script(_CONVERT)
@@ -103,28 +117,37 @@ class Caps:
     def _counters(self, debtor_id: str, cap_class: str, day: date) -> list[str]:
         return [keys.cap_counter(debtor_id, cap_class, p) for p in periods(day)]
 
-    def _reserve_call(self, debtor_id: str, cap_class: str, day: date, attempt_key: str
-                      ) -> tuple[list[str], list[object]]:
-        limits, conv = self._limits(cap_class), self.settings.conversation
-        return (
-            [keys.cap_reservations(debtor_id), *self._counters(debtor_id, cap_class, day),
-             *self._counters(debtor_id, "conversation", day)],
-            [attempt_key, limits.day, limits.week, limits.month, _DAY_TTL_S, _WEEK_TTL_S,
-             _MONTH_TTL_S, conv.day, conv.week, conv.month],
-        )
-
     async def reserve(self, debtor_id: str, cap_class: str, day: date, attempt_key: str) -> Reservation:
         return (await self.reserve_many([(debtor_id, cap_class, day, attempt_key)]))[0]
 
-    async def reserve_many(self, items: list[tuple[str, str, date, str]]) -> list[Reservation]:
-        """One pipelined round trip; each reservation is still its own atomic script (its debtor's slot)."""
+    async def reserve_many(
+        self, items: list[tuple[str, str, date, str]], *, ask_conversation: bool = False
+    ) -> list[Reservation]:
+        """Reserve for a batch of attempts: (debtor, cap class, local day, attempt key).
+
+        ``ask_conversation`` (IVR): also say whether the conversation cap has room.
+
+        One script call for the batch on a single Redis; on a cluster one call per debtor
+        (each atomic in its debtor's slot), pipelined.
+        """
         if not self.settings.enabled:
             return [Reservation(True, True) for _ in items]
-        pipe = self.redis.pipeline(transaction=False)
-        for item in items:
-            k, a = self._reserve_call(*item)
-            await self._reserve(keys=k, args=a, client=pipe)
-        raw = await pipe.execute()
+        conv = self.settings.conversation
+        conv_limits = [conv.day, conv.week, conv.month]
+        calls: list[tuple[list[str], list[object]]] = []
+        for debtor_id, cap_class, day, attempt_key in items:
+            limits = self._limits(cap_class)
+            names = [keys.cap_reservations(debtor_id), *self._counters(debtor_id, cap_class, day),
+                     *self._counters(debtor_id, "conversation", day)]
+            calls.append((names, [attempt_key, [limits.day, limits.week, limits.month], conv_limits,
+                                  int(ask_conversation), names]))
+        if self.cluster:
+            pipe = self.redis.pipeline(transaction=False)
+            for k, item in calls:
+                await self._reserve(keys=k, args=[json.dumps([item])], client=pipe)
+            raw = [r[0] for r in await pipe.execute()]
+        else:
+            raw = await self._reserve(keys=[], args=[json.dumps([item for _, item in calls])])
         return [Reservation(bool(int(r[0])), bool(int(r[1]))) for r in raw]
 
     async def release(self, debtor_id: str, attempt_key: str) -> bool:

@@ -42,7 +42,7 @@ class Context:
     def __post_init__(self) -> None:
         s = self.settings
         self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen)
-        self.caps = Caps(self.redis, s.caps)
+        self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster)
         self.stoplist = StopList(self.redis)
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
         self.windows = WindowCalendar(s.windows)

@@ -34,7 +34,6 @@ from engine.zones import task_zones
 
 log = logging.getLogger("engine.dispatcher")
 
-_SEND_TIMEOUT_S = 300.0
 _SLOT_POLL_S = 0.02
 
 
@@ -250,7 +249,7 @@ class ChannelLoop:
             scenario = job.request.scenario if job.request else None
             cap_class = scenario.cap_class(self.channel) if scenario else "message"
             items.append((job.task.debtor_id, cap_class, day, job.attempt.key))
-        answers = await self.ctx.caps.reserve_many(items)
+        answers = await self.ctx.caps.reserve_many(items, ask_conversation=self.channel is Channel.IVR)
         keep, ends = [], []
         for job, answer in zip(jobs, answers, strict=True):
             if answer.granted:
@@ -347,7 +346,9 @@ class ChannelLoop:
     async def _send(self, job: Job, slotted: bool) -> None:
         assert job.request is not None
         try:
-            result = await asyncio.wait_for(self.connector.send(job.request), _SEND_TIMEOUT_S)
+            # Connectors time out their own network waits (SendResult or an exception), so no
+            # per-send timer here: at thousands of sends per second it would cost more than the send.
+            result = await self.connector.send(job.request)
         except asyncio.CancelledError:
             # Shutdown past the grace period: the request may be on the wire (guarantee 4).
             await asyncio.shield(self._unconfirmed(job, "cancelled during send", slotted))

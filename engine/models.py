@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -89,10 +90,9 @@ class Task(BaseModel):
         return self
 
 
-class Attempt(BaseModel):
-    """One try of a task on one channel; ``number`` starts at 1."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One try of a task on one channel; ``number`` starts at 1. (A dataclass: made per send.)"""
 
     task_id: str
     wave_id: str

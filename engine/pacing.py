@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from engine import keys
+from engine.batching import MicroBatcher
 
 # KEYS: 1 tat. ARGV: 1 interval µs, 2 wanted, 3 horizon µs.
 # Returns {first slot µs, granted, redis now µs} as strings (Lua numbers are doubles).
@@ -72,6 +73,12 @@ class Pacer:
         self.horizon_us = int(horizon_s * 1_000_000)
         self._rate = redis.register_script(_RATE)
         self._acquire = redis.register_script(_ACQUIRE)
+        # Slots freed in the same tick leave in one ZREM per target.
+        self._releases: MicroBatcher[str, str, None] = MicroBatcher(self._release_many)
+
+    async def _release_many(self, target: str, members: list[str]) -> list[None]:
+        await self.redis.zrem(keys.pacing_slots(target), *members)
+        return [None] * len(members)
 
     async def acquire_slots(
         self, target: str, limits: Limits, members: list[str], hold_s: float
@@ -87,7 +94,7 @@ class Pacer:
 
     async def release_slots(self, target: str, members: list[str]) -> None:
         if members:
-            await self.redis.zrem(keys.pacing_slots(target), *members)
+            await asyncio.gather(*[self._releases.submit(target, m) for m in members])
 
     async def extend_slots(self, target: str, members: list[str], hold_s: float) -> None:
         if members:

@@ -31,9 +31,9 @@ class NextAttempt:
 
 def cascade_target(task: Task, scenario: Scenario, channel: Channel, outcome: Outcome) -> Channel | None:
     """The planner's chain wins (``task.cascade``); the scenario's rules say on which outcomes."""
-    chain = [task.channel, *task.cascade]
     rule_to = scenario.cascade_for(channel, outcome)
     if task.cascade:
+        chain = [task.channel, *task.cascade]
         if channel not in chain or chain.index(channel) + 1 >= len(chain):
             return None
         has_rules = any(r.from_channel is channel for r in scenario.cascade)

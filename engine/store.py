@@ -37,6 +37,11 @@ def _script_text(name: str) -> str:
     return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
+def _dumps(value: Any) -> str:
+    # One JSON argument per batch: redis-py packs each argument in Python, cjson decodes in C.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def eligible_score(eligible_ms: int, priority: int) -> int:
     """Queue score: time first, then priority (9 = first) among tasks eligible at the same ms."""
     return eligible_ms * 10 + (9 - priority)
@@ -110,10 +115,7 @@ class WaveStore:
         """``rows``: (task id, channel, score, task JSON, priority, zone label, phone, debtor id).
 
         Returns 1 per new task, 0 per task already loaded."""
-        flat: list[Any] = []
-        for row in rows:
-            flat.extend(row)
-        return [int(x) for x in await self._run("intake", now_ms, flat)]
+        return [int(x) for x in await self._run("intake", now_ms, [_dumps(rows)])]
 
     async def claim(
         self, now_ms: int, channel: Channel, max_score: int, limit: int, lease_until_ms: int, owner: str
@@ -127,28 +129,21 @@ class WaveStore:
         self, now_ms: int, owner: str, lease_until_ms: int, items: list[tuple[str, int, str]]
     ) -> tuple[str, list[bool]]:
         """Marks (id, attempt, target) as on the wire. Returns the wave state and a flag per item."""
-        flat: list[Any] = []
-        for item in items:
-            flat.extend(item)
-        raw = await self._run("begin_send", now_ms, [owner, lease_until_ms, *flat])
+        raw = await self._run("begin_send", now_ms, [owner, lease_until_ms, _dumps(items)])
         return raw[0], [bool(int(x)) for x in raw[1:]]
 
     async def accept(
         self, now_ms: int, items: list[tuple[str, int, str, int, int]], client: Any = None
     ) -> list[bool]:
         """(id, attempt, correlation id, lease until ms, holds slot)."""
-        flat: list[Any] = []
-        for item in items:
-            flat.extend(item)
-        return [bool(int(x)) for x in await self._run("accept", now_ms, flat, client)]
+        return [bool(int(x)) for x in await self._run("accept", now_ms, [_dumps(items)], client)]
 
     async def finalize(self, now_ms: int, items: list[FinalizeItem], client: Any = None) -> list[Finalized]:
-        flat: list[Any] = []
+        rows = []
         for it in items:
             nxt = "" if it.next_attempt is None else "|".join(str(x) for x in it.next_attempt)
-            payload = {"finished_at": now_ms, **it.payload}
-            flat.extend([it.task_id, it.attempt, it.outcome, json.dumps(payload), nxt, it.guard])
-        raw = await self._run("finalize", now_ms, flat, client)
+            rows.append([it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload}, nxt, it.guard])
+        raw = await self._run("finalize", now_ms, [_dumps(rows)], client)
         return [
             Finalized(bool(int(raw[i])), raw[i + 1] or "", bool(int(raw[i + 2])))
             for i in range(0, len(raw), 3)
@@ -156,10 +151,7 @@ class WaveStore:
 
     async def requeue(self, now_ms: int, items: list[tuple[str, int, int, str]]) -> list[bool]:
         """(id, attempt, score, guard) back to the queue, same attempt."""
-        flat: list[Any] = []
-        for item in items:
-            flat.extend(item)
-        return [bool(int(x)) for x in await self._run("requeue", now_ms, flat)]
+        return [bool(int(x)) for x in await self._run("requeue", now_ms, [_dumps(items)])]
 
     async def renew(self, now_ms: int, owner: str, lease_until_ms: int, ids: list[str]) -> int:
         return int(await self._run("renew", now_ms, [owner, lease_until_ms, *ids]))

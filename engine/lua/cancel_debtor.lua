@@ -8,7 +8,7 @@ for id in string.gmatch(list, '([^,]+)') do
   if st and st.s == 'q' and (ARGV[4] == '' or st.c == ARGV[4]) then
     redis.call('ZREM', Q[st.c], id)
     emit(record('result', id, st, ARGV[5], true, {finished_at = NOW, provider_text = ARGV[6], data = {}}))
-    setst(id, {s = 'f', a = st.a, c = st.c, out = ARGV[5]})
+    setst(id, {s = 'f', a = st.a, c = st.c, out = ARGV[5], d = st.d})
     count('c:' .. st.c .. ':o:' .. ARGV[5], 1)
     count('o:' .. ARGV[5], 1)
     n = n + 1
@@ -18,4 +18,5 @@ if n > 0 then
   count('queued', -n)
   count('final', n)
 end
+flush_counts()
 return n

@@ -8,7 +8,7 @@ for _, ch in ipairs({'ivr', 'sms', 'viber', 'whatsapp'}) do
     local st = getst(id)
     redis.call('ZREM', Q[ch], id)
     emit(record('result', id, st, outcome, true, {finished_at = NOW, data = {}}))
-    setst(id, {s = 'f', a = st.a, c = st.c, out = outcome})
+    setst(id, {s = 'f', a = st.a, c = st.c, out = outcome, d = st.d})
     count('c:' .. st.c .. ':o:' .. outcome, 1)
     count('o:' .. outcome, 1)
     n = n + 1
@@ -18,4 +18,5 @@ if n > 0 then
   count('queued', -n)
   count('final', n)
 end
+flush_counts()
 return n

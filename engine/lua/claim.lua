@@ -11,16 +11,22 @@ if #ids == 0 then
   if first[2] then out[2] = first[2] end
   return out
 end
-for _, id in ipairs(ids) do
-  redis.call('ZREM', q, id)
-  redis.call('ZADD', KEYS[5], ARGV[6], id)
-  local st = getst(id)
+chunked('ZREM', q, ids, 1000)
+local states = redis.call('HMGET', KEYS[3], unpack(ids))
+local tasks = redis.call('HMGET', KEYS[2], unpack(ids))
+local leases, updates = {}, {}
+for i, id in ipairs(ids) do
+  local st = cjson.decode(states[i])
   st.s = 'l'; st.ph = 'claimed'; st.o = ARGV[7]; st.ca = NOW
-  setst(id, st)
+  leases[#leases + 1] = ARGV[6]; leases[#leases + 1] = id
+  updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(st)
   out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+  out[#out + 1] = tasks[i]
   out[#out + 1] = st.a
 end
+chunked('ZADD', KEYS[5], leases, 2000)
+chunked('HSET', KEYS[3], updates, 2000)
 count('queued', -#ids)
 count('leased', #ids)
+flush_counts()
 return out

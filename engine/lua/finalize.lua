@@ -1,18 +1,27 @@
--- Ends an attempt: records its result once and either ends the task or queues its next attempt.
--- ARGV: groups of (id, attempt, outcome, payload JSON, next, guard).
+-- Ends attempts: records each result once and either ends the task or queues its next attempt.
+-- ARGV[3]: JSON array of [id, attempt, outcome, payload, next, guard] (one argument: packing
+-- thousands of small arguments costs the client more than the script does).
 --   next  = '' (the task is final) or 'channel|attempt|score' (retry or cascade);
 --   guard = ''        the attempt is leased (owner's send, or a late event);
 --           'expired' the attempt is leased and its lease has expired (recovery);
 --           'queued'  the attempt is waiting in a queue (stop, sweeps);
 --           'open'    the attempt is queued or leased but not yet sent (stop reaching a claim).
--- Returns per group: flag (1 applied, 0 duplicate/late), pacing target to release or '',
+-- Returns per item: flag (1 applied, 0 duplicate/late), pacing target to release or '',
 -- 1 when that target slot was held until now.
+local items = cjson.decode(ARGV[3])
+local ids = {}
+for i, item in ipairs(items) do ids[i] = item[1] end
+local states = redis.call('HMGET', KEYS[3], unpack(ids))
+local gathered = redis.call('HMGET', KEYS[7], unpack(ids))
 local out = {}
-for i = 3, #ARGV, 6 do
-  local id, attempt, outcome = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local payload = cjson.decode(ARGV[i + 3])
-  local nxt, guard = ARGV[i + 4], ARGV[i + 5]
-  local st = getst(id)
+local updates, unleased, gathered_done = {}, {}, {}
+local seen = {}
+for i, item in ipairs(items) do
+  local id, attempt, outcome = item[1], tonumber(item[2]), item[3]
+  local payload = item[4]
+  local nxt, guard = item[5], item[6]
+  -- The same task twice in one batch: the second sees the first's result.
+  local st = seen[id] or (states[i] and cjson.decode(states[i]))
   local ok = false
   if st and st.s ~= 'f' and st.a == attempt then
     if guard == '' then ok = st.s == 'l'
@@ -35,35 +44,43 @@ for i = 3, #ARGV, 6 do
       redis.call('ZREM', Q[st.c], id)
       count('queued', -1)
     else
-      redis.call('ZREM', KEYS[5], id)
+      unleased[#unleased + 1] = id
       count('leased', -1)
     end
-    local gathered = redis.call('HGET', KEYS[7], id)
-    if gathered then
-      local extra = cjson.decode(gathered)
+    if gathered[i] then
+      local extra = cjson.decode(gathered[i])
       if type(payload.data) ~= 'table' then payload.data = {} end
       for k, v in pairs(extra) do
         if payload.data[k] == nil then payload.data[k] = v end
       end
-      redis.call('HDEL', KEYS[7], id)
+      gathered_done[#gathered_done + 1] = id
     end
-    redis.call('HDEL', KEYS[12], id)
     local release, held = st.tg or '', st.hs or 0
     local final = nxt == ''
     emit(record('result', id, st, outcome, final, payload))
     count('c:' .. st.c .. ':o:' .. outcome, 1)
+    local new
     if final then
-      setst(id, {s = 'f', a = attempt, c = st.c, out = outcome})
+      new = {s = 'f', a = attempt, c = st.c, out = outcome, d = st.d}
       count('final', 1)
       count('o:' .. outcome, 1)
       count('m:' .. math.floor(NOW / 60000), 1)
     else
       local ch, natt, score = string.match(nxt, '([^|]+)|([^|]+)|([^|]+)')
       redis.call('ZADD', Q[ch], score, id)
-      setst(id, {s = 'q', a = tonumber(natt), c = ch, p = st.p})
+      new = {s = 'q', a = tonumber(natt), c = ch, p = st.p, d = st.d}
       count('queued', 1)
     end
+    seen[id] = new
+    updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(new)
     out[#out + 1] = 1; out[#out + 1] = release; out[#out + 1] = held
   end
 end
+if #updates > 0 then chunked('HSET', KEYS[3], updates, 2000) end
+if #unleased > 0 then
+  chunked('ZREM', KEYS[5], unleased, 1000)
+  chunked('HDEL', KEYS[12], unleased, 1000)
+end
+if #gathered_done > 0 then chunked('HDEL', KEYS[7], gathered_done, 1000) end
+flush_counts()
 return out

@@ -1,8 +1,8 @@
 -- Puts leased attempts back in their queue, same attempt (nothing reached the wire, or the
--- channel resends unconfirmed attempts). ARGV: groups of (id, attempt, score, guard).
+-- channel resends unconfirmed attempts). ARGV[3]: JSON array of [id, attempt, score, guard].
 local out = {}
-for i = 3, #ARGV, 4 do
-  local id, attempt, guard = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
+for _, item in ipairs(cjson.decode(ARGV[3])) do
+  local id, attempt, guard = item[1], tonumber(item[2]), item[4]
   local st = getst(id)
   local ok = st and st.s == 'l' and st.a == attempt
   if ok and guard == 'expired' then
@@ -11,8 +11,8 @@ for i = 3, #ARGV, 4 do
   end
   if ok then
     redis.call('ZREM', KEYS[5], id)
-    redis.call('ZADD', Q[st.c], ARGV[i + 2], id)
-    setst(id, {s = 'q', a = attempt, c = st.c, p = st.p})
+    redis.call('ZADD', Q[st.c], string.format('%.0f', item[3]), id)
+    setst(id, {s = 'q', a = attempt, c = st.c, p = st.p, d = st.d})
     count('leased', -1)
     count('queued', 1)
     out[#out + 1] = 1
@@ -20,4 +20,5 @@ for i = 3, #ARGV, 4 do
     out[#out + 1] = 0
   end
 end
+flush_counts()
 return out
