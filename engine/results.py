@@ -88,23 +88,37 @@ async def ensure_group(redis: Redis, wave_id: str, group: str, start: str = "0")
 
 async def follow(
     redis: Redis, wave_ids: list[str], *, group: str | None = None, consumer: str = "tail",
-    start: str = "$", block_ms: int = 1000,
+    start: str = "$", block_ms: int = 1000, count: int = 100,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Follow the streams of ``wave_ids``; with ``group`` through a consumer group (acknowledged)."""
-    streams = {WaveKeys(w).results: start for w in wave_ids}
-    if group:
-        for wave_id in wave_ids:
-            await ensure_group(redis, wave_id, group, "0" if start in ("0", "-") else "$")
-        streams = {name: ">" for name in streams}
+    """Follow the streams of ``wave_ids``.
+
+    With ``group``: through a consumer group, at least once — a record is acknowledged after
+    the caller took it (its next ``__anext__``), and on start the consumer's own pending
+    records (read but never acknowledged, e.g. before a crash) come first.
+    """
+    names = [WaveKeys(w).results for w in wave_ids]
+    if not group:
+        cursors = dict.fromkeys(names, start)
+        while True:
+            answer = await redis.xread(cursors, count=count, block=block_ms)
+            for name, entries in answer or []:
+                for stream_id, fields in entries:
+                    cursors[name] = stream_id
+                    yield decode(stream_id, fields)
+    for wave_id in wave_ids:
+        await ensure_group(redis, wave_id, group, "0" if start in ("0", "-") else "$")
+    cursors = dict.fromkeys(names, "0")  # pending first
     while True:
-        if group:
-            answer = await redis.xreadgroup(group, consumer, streams, count=500, block=block_ms)
-        else:
-            answer = await redis.xread(streams, count=500, block=block_ms)
+        answer = await redis.xreadgroup(group, consumer, cursors, count=count,
+                                        block=None if any(c != ">" for c in cursors.values()) else block_ms)
         for name, entries in answer or []:
+            if not entries and cursors[name] != ">":
+                cursors[name] = ">"  # pending drained: new records from now on
             for stream_id, fields in entries:
-                yield decode(stream_id, fields)
-                if group:
+                if fields is None:  # pending entry trimmed away meanwhile
                     await redis.xack(name, group, stream_id)
-                else:
-                    streams[name] = stream_id
+                    continue
+                if cursors[name] != ">":
+                    cursors[name] = stream_id
+                yield decode(stream_id, fields)
+                await redis.xack(name, group, stream_id)

@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.errors import IntakeError
+from engine.errors import IntakeError, VolnaError
 from engine.outcomes import Outcome
 from engine.phones import normalize
 
@@ -31,6 +31,13 @@ class StopReason(StrEnum):
     DECEASED = "deceased"
     WRONG_NUMBER = "wrong_number"
     COMPLAINT = "complaint"
+
+
+def check_reason(reason: str) -> StopReason:
+    try:
+        return StopReason(reason)
+    except ValueError:
+        raise VolnaError(f"unknown stop-list reason {reason!r} ({', '.join(r.value for r in StopReason)})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +63,15 @@ class StopList:
 
     @staticmethod
     def _value(kind: str, value: str) -> str:
-        return normalize(value) if kind == "phone" else value.strip()
+        if kind == "phone":
+            try:
+                return normalize(value)
+            except IntakeError as exc:
+                raise VolnaError(exc.reason) from None
+        return value.strip()
 
     async def add(self, kind: str, value: str, reason: str, *, now_ms: int, by: str = "cli") -> StopEntry:
-        StopReason(reason)  # raises ValueError naming the bad reason
+        check_reason(reason)
         value = self._value(kind, value)
         entry = StopEntry(kind, value, reason, now_ms, by)
         await self.redis.hset(self._key(kind), value, json.dumps({"reason": reason, "at": now_ms, "by": by}))
@@ -95,11 +107,11 @@ class StopList:
                 if len(row) != 3:
                     raise ValueError("expected kind,value,reason")
                 kind, value, reason = (c.strip() for c in row)
-                StopReason(reason)
+                check_reason(reason)
                 value = self._value(kind, value)
                 pipe.hset(self._key(kind), value, json.dumps({"reason": reason, "at": now_ms, "by": by}))
                 added += 1
-            except (ValueError, IntakeError) as exc:
+            except (ValueError, VolnaError) as exc:
                 errors.append(f"line {line_no}: {exc}")
         await pipe.execute()
         return added, errors
