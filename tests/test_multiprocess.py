@@ -155,3 +155,31 @@ async def test_shared_rate_limit_holds_in_every_second(redis: aioredis.Redis, re
         while times[j] <= t - 1.0:
             j += 1
         assert i - j + 1 <= 201
+
+
+async def test_sigterm_drains_and_hands_back_unstarted_leases(
+    redis: aioredis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    clock = ScaledClock(NOON_MSK)
+    ctx = context(make_settings(redis_url), clock, redis)
+    await load_wave(ctx, "w1", DAY, [task(n) for n in range(400)])
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    proc = spawn_dispatcher(redis_url, first, clock=clock, rate_per_s=200, delay_s=0.2, lease_s=30.0)
+    await wait_until(lambda: _has_lines(first, 50), timeout_s=30)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    counts = await ctx.waves.counts("w1")
+    # Nothing left leased (a 30 s lease would otherwise hold those tasks): sent ones ended,
+    # claimed-but-unsent ones went back to the queue.
+    assert counts.get("leased", 0) == 0
+    sent_before = {s["task"] for s in read_records([first])}
+    assert counts["final"] == len(sent_before)
+    survivor = spawn_dispatcher(redis_url, second, clock=clock)
+    try:
+        await wait_until(lambda: _all_final(ctx, "w1", 400), timeout_s=60)
+    finally:
+        _stop([survivor])
+    sends = read_records([first, second])
+    assert len(sends) == 400 and len({s["task"] for s in sends}) == 400
+    finals = await _finals(redis, "w1")
+    assert len(finals) == 400 and max(finals.values()) == 1
