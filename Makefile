@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench load clean redis-check
+.PHONY: venv test lint demo bench load clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,26 +16,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
-redis-check:
-	@command -v redis-server >/dev/null 2>&1 || [ -n "$$REDIS_URL" ] || { \
-	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "redis-server not found: installing it with apt-get"; \
-	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || { echo "apt-get install redis-server failed"; exit 1; }; \
-	  else \
-	    echo "redis-server is needed by the tests: install it (e.g. 'sudo apt-get install redis-server') or set REDIS_URL"; exit 1; \
-	  fi; }
+system-deps:
+	@bash ops/system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine connectors simulators tests load
 	$(BIN)/mypy
 
-test: $(STAMP) redis-check lint
+test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q
 
-demo: $(STAMP) redis-check
+demo: $(STAMP) system-deps
 	$(BIN)/volna demo
 
-bench: $(STAMP) redis-check
+bench: $(STAMP) system-deps
 	$(BIN)/python load/bench_all.py
 
 clean:

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system programs the tests talk to, when missing: redis-server (every engine
+# test), promtool/prometheus (alert rules, the scrape test), chromium (the console test).
+# As root it uses apt-get; otherwise it says what to install and stops when a required one is
+# missing. REDIS_URL set means a Redis is provided, so redis-server is not required.
+set -euo pipefail
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+[ -n "${REDIS_URL:-}" ] || need redis-server redis-server
+need promtool prometheus
+need chromium chromium
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "missing system packages: ${missing[*]}" >&2
+echo "install them (e.g. 'sudo apt-get install ${missing[*]}') or set REDIS_URL for Redis" >&2
+if printf '%s\n' "${missing[@]}" | grep -qx redis-server; then exit 1; fi
+echo "continuing: the tests that need the others will say they were skipped" >&2
