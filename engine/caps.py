@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from redis.asyncio import Redis
 
@@ -89,6 +90,7 @@ return 1
 """
 
 
+@lru_cache(maxsize=64)
 def periods(day: date) -> tuple[str, str, str]:
     """Day, ISO week and month of the debtor's local calendar."""
     iso = day.isocalendar()

@@ -74,7 +74,8 @@ class ChannelLoop:
         self.inflight: dict[str, Job] = {}
         self._claiming = True
         self._room = asyncio.Event()
-        self._work: set[asyncio.Task[None]] = set()
+        #: Running work: batch processing (no job) and sends (their job, to see the phase).
+        self._work: dict[asyncio.Task[None], Job | None] = {}
         self._rr = 0
 
     # ---- the loop -------------------------------------------------------------------------
@@ -138,10 +139,13 @@ class ChannelLoop:
         return Job(task, Attempt(task_id=task.task_id, wave_id=wave_id, number=claimed.attempt,
                                  channel=self.channel))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], job: Job | None = None) -> None:
         task = asyncio.create_task(coro)
-        self._work.add(task)
-        task.add_done_callback(self._work.discard)
+        self._work[task] = job
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._work.pop(task, None)
 
     def _done(self, job: Job) -> None:
         self.inflight.pop(job.attempt.key, None)
@@ -336,7 +340,7 @@ class ChannelLoop:
         for job, ok in zip(jobs, flags, strict=True):
             if ok:
                 job.phase = "sending"
-                self._spawn(self._send(job, limits is not None))
+                self._spawn(self._send(job, limits is not None), job)
             else:
                 # Lease lost (recovered by another process while we waited): not ours any more.
                 self._done(job)
@@ -344,6 +348,8 @@ class ChannelLoop:
                     await self.ctx.pacer.release_slots(target, [job.attempt.key])
 
     async def _send(self, job: Job, slotted: bool) -> None:
+        """Send and record. Only the wait on the connector can be cancelled (by ``drain`` past
+        its grace period); once the answer is in, the bookkeeping always runs to the end."""
         assert job.request is not None
         try:
             # Connectors time out their own network waits (SendResult or an exception), so no
@@ -351,14 +357,17 @@ class ChannelLoop:
             result = await self.connector.send(job.request)
         except asyncio.CancelledError:
             # Shutdown past the grace period: the request may be on the wire (guarantee 4).
-            await asyncio.shield(self._unconfirmed(job, "cancelled during send", slotted))
+            job.phase = "recording"
+            await self._unconfirmed(job, "cancelled during send", slotted)
             raise
         except Exception as exc:
+            job.phase = "recording"
             log.warning("send failed for task %s attempt %d to %s: %s", job.task.task_id,
                         job.attempt.number, mask(job.task.phone), exc)
-            await asyncio.shield(self._unconfirmed(job, f"{type(exc).__name__}: {exc}", slotted))
+            await self._unconfirmed(job, f"{type(exc).__name__}: {exc}", slotted)
             return
-        await asyncio.shield(self._record(job, result, slotted))
+        job.phase = "recording"
+        await self._record(job, result, slotted)
 
     async def _record(self, job: Job, result: Accepted | Final | Retry, slotted: bool) -> None:
         try:
@@ -462,8 +471,12 @@ class ChannelLoop:
         """Wait for in-flight work up to ``grace_s``, then cancel it and hand back unstarted leases."""
         if self._work:
             _, pending = await asyncio.wait(set(self._work), timeout=grace_s)
+            # Past the grace period only waits on connectors are cancelled; work that already
+            # has its answer finishes its bookkeeping.
             for task in pending:
-                task.cancel()
+                job = self._work.get(task)
+                if job is None or job.phase != "recording":
+                    task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         unstarted = [j for j in self.inflight.values() if j.phase == "claimed"]

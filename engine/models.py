@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +17,7 @@ from engine.phones import normalize
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 
+@lru_cache(maxsize=1024)
 def _check_zone(name: str) -> str:
     try:
         ZoneInfo(name)

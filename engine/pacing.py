@@ -93,7 +93,9 @@ class Pacer:
         )
 
     async def release_slots(self, target: str, members: list[str]) -> None:
-        if members:
+        if len(members) == 1:
+            await self._releases.submit(target, members[0])
+        elif members:
             await asyncio.gather(*[self._releases.submit(target, m) for m in members])
 
     async def extend_slots(self, target: str, members: list[str], hold_s: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
@@ -46,16 +47,27 @@ def format_money(value: Any) -> str:
     return f"{sign}{NBSP.join(groups)},{kopecks}{NBSP}₽"
 
 
+@lru_cache(maxsize=256)
+def _compile(template: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """Split once into (literal text, variable, format) pieces; rendering then only joins."""
+    pieces: list[tuple[str, str | None, str | None]] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces.append((template[pos : match.start()], match.group(1), match.group(2)))
+        pos = match.end()
+    pieces.append((template[pos:], None, None))
+    return tuple(pieces)
+
+
 def render(template: str, variables: dict[str, Any]) -> str:
     """Fill placeholders; a missing variable raises ``KeyError`` naming it."""
-
-    def fill(match: re.Match[str]) -> str:
-        name, fmt = match.group(1), match.group(2)
-        if name not in variables or variables[name] is None:
+    out: list[str] = []
+    for text, name, fmt in _compile(template):
+        out.append(text)
+        if name is None:
+            continue
+        value = variables.get(name)
+        if value is None:
             raise KeyError(f"template variable {name!r} is missing")
-        value = variables[name]
-        if fmt == "money":
-            return format_money(value)
-        return str(value)
-
-    return _PLACEHOLDER.sub(fill, template)
+        out.append(format_money(value) if fmt == "money" else str(value))
+    return "".join(out)

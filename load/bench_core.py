@@ -70,10 +70,14 @@ async def run(n: int, batch: int) -> dict[str, float]:
         stop = asyncio.Event()
         job = asyncio.create_task(runner.run(stop))
         t1 = time.perf_counter()
+        cpu1 = time.process_time()
+        redis_cpu1 = await redis_cpu_s(redis)
         trips.count = 0
         while int(await redis.hget(WaveKeys("bench").counts, "final") or 0) < n:
             await asyncio.sleep(0.2)
         dispatch_s = time.perf_counter() - t1
+        engine_cpu_s = time.process_time() - cpu1
+        redis_busy_s = await redis_cpu_s(redis) - redis_cpu1
         used = trips.count
         stop.set()
         await job
@@ -83,7 +87,13 @@ async def run(n: int, batch: int) -> dict[str, float]:
         "tasks": n, "intake_tasks_per_s": n / intake_s, "tasks_per_s": n / dispatch_s,
         "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
         "round_trips_per_task": used / n, "peak_rss_mb": peak_rss_mb(),
+        "engine_cpu_us_per_task": engine_cpu_s / n * 1e6, "redis_cpu_us_per_task": redis_busy_s / n * 1e6,
     }
+
+
+async def redis_cpu_s(redis) -> float:  # type: ignore[no-untyped-def]
+    info = await redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def claim_to_result_ms(redis) -> list[float]:  # type: ignore[no-untyped-def]
@@ -112,6 +122,9 @@ def main() -> None:
     print(f"  claim→result      p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms")
     print(f"  Redis round trips {figures['round_trips_per_task']:10.3f} per task")
     print(f"  peak RSS          {figures['peak_rss_mb']:10.1f} MB")
+    eng, red = figures["engine_cpu_us_per_task"], figures["redis_cpu_us_per_task"]
+    print(f"  CPU per task      engine {eng:.0f} µs, redis {red:.0f} µs"
+          f" (each on its own core: {1e6 / max(eng, red):.0f} tasks/s)")
 
 
 if __name__ == "__main__":

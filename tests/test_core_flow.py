@@ -23,13 +23,17 @@ async def test_every_task_gets_one_final_result(redis: aioredis.Redis, redis_url
     conn = RecordingConnector(channel=Channel.SMS, outcome=Outcome.DELIVERED, late_after_s=0.01)
     async with running(ctx, [conn]):
         await wait_until(lambda: _final_is(ctx, "w1", 200))
+        await wait_until(lambda: _state_is(ctx, "w1", "completed"))
     recs = await results(redis, "w1")
     finals = [r for r in recs if r["kind"] == "result" and r["final"]]
     assert len(finals) == 200 and {r["task_id"] for r in finals} == {f"t{n}" for n in range(200)}
     assert all(r["outcome"] == "delivered" for r in finals)
     assert len([r for r in recs if r["kind"] == "dispatched"]) == 200
     assert max(conn.per_attempt.values()) == 1
-    assert (await ctx.waves.get("w1")).state == "completed"
+
+
+async def _state_is(ctx, wave_id: str, state: str) -> bool:  # type: ignore[no-untyped-def]
+    return (await ctx.waves.get(wave_id)).state == state
 
 
 async def _final_is(ctx, wave_id: str, n: int) -> bool:  # type: ignore[no-untyped-def]
