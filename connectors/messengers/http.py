@@ -47,7 +47,7 @@ from engine.errors import ConnectorError
 
 log = logging.getLogger("connectors.messengers")
 
-USER_AGENT = "volna/0.1"
+USER_AGENT = "volna/0.1.0"
 _TEXT_KEPT = 500
 
 

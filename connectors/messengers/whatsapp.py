@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,6 +56,9 @@ UNDELIVERED_CODES = frozenset({131026})
 REJECTED_CODES = frozenset({131047, 131049, 131050})
 UNHEALTHY_CODES = frozenset({190})
 
+_BREAKS = re.compile(r"[\r\n\t]+")
+_LONG_SPACES = re.compile(r" {5,}")
+
 
 def template_message(phone_e164: str, template: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """The Cloud API body of a template message; ``ValueError`` when a body parameter's var is missing.
@@ -69,7 +73,7 @@ def template_message(phone_e164: str, template: Any, variables: dict[str, Any]) 
         except KeyError:
             raise ValueError(f"template {template.name}: task var {spec.split(':')[0]!r} is missing") from None
         # Meta refuses parameters with new lines, tabs or runs of more than four spaces (132018).
-        params.append({"type": "text", "text": " ".join(text.split())})
+        params.append({"type": "text", "text": _LONG_SPACES.sub("    ", _BREAKS.sub(" ", text)).strip()})
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
