@@ -69,6 +69,8 @@ class WindowCalendar:
                     f"windows.channels.{channel.value}: unknown day type(s) {sorted(unknown)}; "
                     "use 'weekday' and 'weekend'"
                 )
+        if settings.calendar not in holidays.list_supported_countries():
+            raise ConfigError(f"windows.calendar: {settings.calendar!r} is not a country the holidays package knows")
         self.settings = settings
         self._calendars: dict[int, holidays.HolidayBase] = {}
         # Per-instance caches (not functools on methods, which would keep every calendar alive).

@@ -111,6 +111,11 @@ def test_override_with_unknown_day_type_is_a_config_error() -> None:
         WindowCalendar(WindowSettings(channels={Channel.SMS: {"weekends": spec(9, 19)}}))
 
 
+def test_unknown_calendar_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"windows\.calendar"):
+        WindowCalendar(WindowSettings(calendar="XX"))
+
+
 def test_unknown_zone(calendar: WindowCalendar) -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         calendar.window_for("Mars/Olympus", THURSDAY, Channel.IVR)
