@@ -72,6 +72,9 @@ class ChannelLoop:
             if name in self.targets:
                 self.targets[name] = Target(name, override.rate_per_s, override.max_concurrent)
         self.inflight: dict[str, Job] = {}
+        rate = sum(t.rate_per_s for t in self.targets.values())
+        self.max_inflight = int(min(self.settings.max_inflight,
+                                    max(self.settings.batch_size, rate * self.settings.claim_ahead_s)))
         self._claiming = True
         self._room = asyncio.Event()
         #: Running work: batch processing (no job) and sends (their job, to see the phase).
@@ -84,7 +87,7 @@ class ChannelLoop:
         renew = asyncio.create_task(self._renew_leases())
         try:
             while self._claiming:
-                room = min(self.settings.batch_size, self.settings.max_inflight - len(self.inflight))
+                room = min(self.settings.batch_size, self.max_inflight - len(self.inflight))
                 if room <= 0:
                     self._room.clear()
                     with contextlib.suppress(TimeoutError):

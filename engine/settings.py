@@ -98,6 +98,9 @@ class DispatcherSettings(_Section):
     #: Share of a target's configured rate the limiter grants, to absorb scheduling jitter so
     #: the configured rate holds in every calendar second.
     rate_headroom: float = Field(default=0.97, gt=0.5, le=1.0)
+    #: Claim at most this many seconds of the targets' combined rate ahead: a process waiting on
+    #: pacing does not hoard tasks other processes could send (or a stop would cancel).
+    claim_ahead_s: float = Field(default=2.0, gt=0)
     #: Idle poll ceiling: a loop with nothing eligible sleeps at most this long.
     idle_poll_s: float = Field(default=0.5, gt=0)
 
