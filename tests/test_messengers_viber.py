@@ -42,13 +42,16 @@ async def test_one_login_many_sends() -> None:
 
 
 async def test_expired_jwt_logs_in_again_and_sends_once() -> None:
-    async with GatewaySimulator() as sim, ViberConnector.from_config(viber_config(sim.url)) as conn:
+    async with GatewaySimulator() as sim:
+        conn = ViberConnector.from_config(viber_config(sim.url))
+        await conn.open()
         assert isinstance(await conn.send(request(1, VB, "viber-test")), Accepted)
         _adapter(conn)._token_at -= 60  # not "fresh" any more
         sim.viber.expire_tokens()
         assert isinstance(await conn.send(request(2, VB, "viber-test")), Accepted)
         assert sim.stats.logins == 2 and sim.stats.unauthorized["viber"] == 1
         assert sim.stats.accepted["viber"][phone(2).lstrip("+")] == 1
+        await conn.close()
 
 
 async def test_refused_login_marks_unhealthy_until_the_password_file_is_fixed(tmp_path: Path) -> None:

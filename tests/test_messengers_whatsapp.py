@@ -9,7 +9,7 @@ import pytest
 
 from connectors.base import Accepted, Final, Retry
 from connectors.messengers import WhatsAppConnector
-from connectors.messengers.http import Again, Done, HttpReply, MaybeSent, Unhealthy
+from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSent, Unhealthy
 from connectors.messengers.whatsapp import classify, template_message
 from engine.errors import ConfigError, ConnectorError
 from engine.outcomes import Channel, Outcome
@@ -24,7 +24,7 @@ def _reply(status: int, code: int | None = None, retry_after: float | None = Non
     return HttpReply(status=status, data=data, retry_after_s=retry_after, text="")
 
 
-def _classify(reply: HttpReply):  # type: ignore[no-untyped-def]
+def _classify(reply: HttpReply) -> Decision:
     return classify(reply, retry_statuses=[429, 500, 503], pair_rate_delay_s=7.0, final_timeout_s=60.0)
 
 
