@@ -110,6 +110,8 @@ class ViberApi:
 
     def _schedule_reports(self, request_id: str, phone: str, method: str, account: bool) -> None:
         k, f = self.knobs, self.faults
+        if k.viber_webhook_url is None:
+            return
         delivered_at = f.between(k.delivered_min_s, k.delivered_max_s)
         if f.chance(k.late_share):
             delivered_at += k.late_after_s

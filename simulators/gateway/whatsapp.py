@@ -126,6 +126,8 @@ class WhatsAppApi:
 
     def _schedule_statuses(self, phone_number_id: str, message_id: str, to: str, account: bool) -> None:
         k, f = self.knobs, self.faults
+        if k.whatsapp_webhook_url is None:
+            return
         plan: list[tuple[float, str, list[dict[str, Any]] | None]] = []
         if k.emit_sent:
             plan.append((0.0, "sent", None))
