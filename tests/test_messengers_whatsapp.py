@@ -205,3 +205,21 @@ async def test_revoked_token_marks_unhealthy_until_the_file_has_a_good_one(tmp_p
                 while not conn.healthy("wa-test"):
                     await asyncio.sleep(0.02)
             assert isinstance(await conn.send(request(3, WA, "wa-test")), Accepted)
+
+
+def test_registry_builds_it_and_route_avoids_unhealthy_accounts() -> None:
+    from connectors.registry import build_connector
+    from engine.settings import Settings
+
+    raw = wa_config("http://127.0.0.1:1")
+    raw["accounts"].append({"name": "wa-second", "phone_number_id": "1000000002", "access_token": "t",
+                            "rate_per_s": 20, "max_concurrent": 5})
+    conn = build_connector(WA, Settings(channels={"whatsapp": {"connector": raw}}))
+    assert isinstance(conn, WhatsAppConnector) and not conn.resend_unconfirmed
+    assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [
+        ("wa-test", 80.0, 50), ("wa-second", 20.0, 5)]
+    tasks = [request(n, WA, "").task for n in range(20)]
+    assert {conn.route(t) for t in tasks} == {"wa-test", "wa-second"}
+    assert all(conn.route(t) == conn.route(t) for t in tasks)  # a debtor keeps its business number
+    conn.clients["wa-second"].mark_unhealthy("test")
+    assert {conn.route(t) for t in tasks} == {"wa-test"}

@@ -253,3 +253,20 @@ async def test_viber_not_subscribed_exactly_for_numbers_without_viber() -> None:
     assert not_subscribed == expected and 15 < len(expected) < 45
     assert all(first_final(by_id[i]).outcome in (Outcome.DELIVERED, Outcome.READ)
                for i, n in ids.items() if n not in expected)
+
+
+def test_secrets_from_settings() -> None:
+    from engine.errors import ConfigError
+    from engine.settings import Settings
+    from tests.test_messengers_support import viber_config, wa_config
+
+    settings = Settings(channels={"whatsapp": {"connector": wa_config("http://x")},
+                                  "viber": {"connector": viber_config("http://x")}})
+    secrets = WebhookSecrets.from_settings(settings)
+    assert secrets == WebhookSecrets(whatsapp_app_secrets=("sim-app-secret",), whatsapp_verify_token="verify-me",
+                                     viber_partner="routemobile", viber_token="sim-callback-token",
+                                     viber_hmac_secret="sim-hmac-secret")
+    unauthenticated = viber_config("http://x")
+    del unauthenticated["callback_token"], unauthenticated["callback_hmac_secret"]
+    with pytest.raises(ConfigError, match="callback_token"):
+        WebhookSecrets.from_settings(Settings(channels={"viber": {"connector": unauthenticated}}))
