@@ -187,7 +187,7 @@ class ChannelLoop:
                 ends.append(self._end(job, Outcome.EXPIRED, "deadline passed before the attempt"))
                 continue
             zones = task_zones(task.tz, task.region, task.phone)
-            window = self.ctx.windows.window_for_zones(zones, day, self.channel)
+            window = self.ctx.windows.window_for_zones(zones, day, self.channel, task.campaign_id)
             if window is None or now >= window[1]:
                 ends.append(self._end(job, Outcome.WINDOW_MISSED, "the day's window closed"))
             elif now < window[0]:

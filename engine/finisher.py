@@ -38,7 +38,7 @@ class Finisher:
 
     def window(self, task: Task, day: date, channel: Channel) -> tuple[int, int] | None:
         zones = task_zones(task.tz, task.region, task.phone)
-        return self.ctx.windows.window_for_zones(zones, day, channel)
+        return self.ctx.windows.window_for_zones(zones, day, channel, task.campaign_id)
 
     async def finish(
         self,

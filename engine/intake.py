@@ -199,7 +199,7 @@ def task_row(ctx: Context, task: Task, day: date, not_before_ms: int | None = No
         zones = task_zones(task.tz, task.region, task.phone)
     except ValueError as exc:
         raise IntakeError(str(exc)) from None
-    window = ctx.windows.window_for_zones(zones, day, task.channel)
+    window = ctx.windows.window_for_zones(zones, day, task.channel, task.campaign_id)
     # No window that day (empty intersection): eligible at once, so a dispatcher ends it
     # as window_missed instead of letting it sit in the queue.
     eligible = window[0] if window else 0

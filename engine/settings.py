@@ -59,6 +59,10 @@ class WindowSettings(_Section):
     calendar: str = "RU"
     #: Per channel overrides, e.g. ``[windows.channels.sms] weekday = {start="09:00", end="19:00"}``.
     channels: dict[Channel, dict[str, WindowSpec]] = Field(default_factory=dict)
+    #: Per campaign (and channel, or ``"*"`` for every channel) overrides, e.g.
+    #: ``[windows.campaigns.c1.ivr] weekday = {start="10:00", end="19:00"}``. A campaign's
+    #: window wins over the channel's; both are still clipped to the legal bound.
+    campaigns: dict[str, dict[str, dict[str, WindowSpec]]] = Field(default_factory=dict)
 
 
 class CapLimits(_Section):

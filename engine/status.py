@@ -42,7 +42,11 @@ async def status_view(waves: Waves, wave_id: str, windows: Any = None) -> dict[s
     for label, n in sorted(zones.items()):
         entry: dict[str, Any] = {"zone": label, "tasks": n}
         if windows is not None and not label.startswith("multi:"):
-            win = windows.window_for_zones((label,), info.day, Channel.IVR)
+            # The wave's day in that zone; when it is over, the zone's next opening.
+            win = windows.window_for_zones((label,), info.day, Channel.IVR, info.campaign_id)
+            if win is None or now >= win[1]:
+                state = windows.zone_states([label], now)[0]
+                win = None if state.opens_at_ms is None else (state.opens_at_ms, state.closes_at_ms)
             entry["open_now"] = bool(win and win[0] <= now < win[1])
             entry["opens_at_ms"] = win[0] if win else None
             entry["closes_at_ms"] = win[1] if win else None

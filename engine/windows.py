@@ -63,12 +63,12 @@ class WindowCalendar:
 
     def __init__(self, settings: WindowSettings) -> None:
         for channel, specs in settings.channels.items():
-            unknown = set(specs) - {t.value for t in DayType}
-            if unknown:
-                raise ConfigError(
-                    f"windows.channels.{channel.value}: unknown day type(s) {sorted(unknown)}; "
-                    "use 'weekday' and 'weekend'"
-                )
+            _check_day_types(f"windows.channels.{channel.value}", specs)
+        for campaign, by_channel in settings.campaigns.items():
+            for name, specs in by_channel.items():
+                if name != "*" and name not in {c.value for c in Channel}:
+                    raise ConfigError(f"windows.campaigns.{campaign}: {name!r} is not a channel or '*'")
+                _check_day_types(f"windows.campaigns.{campaign}.{name}", specs)
         if settings.calendar not in holidays.list_supported_countries():
             raise ConfigError(f"windows.calendar: {settings.calendar!r} is not a country the holidays package knows")
         self.settings = settings
@@ -95,10 +95,19 @@ class WindowCalendar:
 
     # ---- local hours ----------------------------------------------------------------------
 
-    def local_hours(self, day: date, channel: Channel) -> tuple[time, time] | None:
-        """[start, end) local wall-clock hours on ``day``: campaign ∩ legal; None when empty."""
+    def local_hours(self, day: date, channel: Channel, campaign_id: str | None = None) -> tuple[time, time] | None:
+        """[start, end) local wall-clock hours on ``day``: campaign ∩ legal; None when empty.
+
+        The most specific setting wins: the campaign's for this channel, the campaign's for
+        every channel, the channel's, the default."""
         kind = self.day_type(day)
-        campaign = self.settings.channels.get(channel, {}).get(kind.value) or self._default(kind)
+        by_campaign = self.settings.campaigns.get(campaign_id or "", {})
+        campaign = (
+            by_campaign.get(channel.value, {}).get(kind.value)
+            or by_campaign.get("*", {}).get(kind.value)
+            or self.settings.channels.get(channel, {}).get(kind.value)
+            or self._default(kind)
+        )
         legal = self.settings.legal_weekday if kind is DayType.WEEKDAY else self.settings.legal_weekend
         start, end = max(campaign.start, legal.start), min(campaign.end, legal.end)
         return (start, end) if start < end else None
@@ -108,12 +117,14 @@ class WindowCalendar:
 
     # ---- windows in UTC -------------------------------------------------------------------
 
-    def window_for(self, zone: str, day: date, channel: Channel) -> tuple[int, int] | None:
+    def window_for(self, zone: str, day: date, channel: Channel, campaign_id: str | None = None
+                   ) -> tuple[int, int] | None:
         """[open, close) in UTC epoch ms of the window on local date ``day`` in ``zone``."""
-        return self._zone_window(zone, day, channel)
+        return self._zone_window(zone, day, channel, campaign_id)
 
-    def _compute_window(self, zone: str, day: date, channel: Channel) -> tuple[int, int] | None:
-        hours = self.local_hours(day, channel)
+    def _compute_window(self, zone: str, day: date, channel: Channel, campaign_id: str | None
+                        ) -> tuple[int, int] | None:
+        hours = self.local_hours(day, channel, campaign_id)
         if hours is None:
             return None
         tz = _zone(zone)
@@ -121,20 +132,22 @@ class WindowCalendar:
         close_ms = _wall_to_utc_ms(tz, datetime.combine(day, hours[1]), opening=False)
         return (open_ms, close_ms) if open_ms < close_ms else None
 
-    def window_for_zones(self, zones: tuple[str, ...], day: date, channel: Channel) -> tuple[int, int] | None:
+    def window_for_zones(self, zones: tuple[str, ...], day: date, channel: Channel,
+                         campaign_id: str | None = None) -> tuple[int, int] | None:
         """The window open in every one of ``zones`` at once, each on its local ``day``.
 
         A +7 mobile's UTC+2 … UTC+12 candidates leave [max(open), min(close)): about two
         hours on a working day, none at all once the spread exceeds the window's length.
         """
-        return self._zones_window(zones, day, channel)
+        return self._zones_window(zones, day, channel, campaign_id)
 
-    def _compute_zones_window(self, zones: tuple[str, ...], day: date, channel: Channel) -> tuple[int, int] | None:
+    def _compute_zones_window(self, zones: tuple[str, ...], day: date, channel: Channel,
+                              campaign_id: str | None) -> tuple[int, int] | None:
         if not zones:
             raise ValueError("no time zone given")
         open_ms, close_ms = 0, 1 << 62
         for zone in zones:
-            window = self.window_for(zone, day, channel)
+            window = self.window_for(zone, day, channel, campaign_id)
             if window is None:
                 return None
             open_ms, close_ms = max(open_ms, window[0]), min(close_ms, window[1])
@@ -158,6 +171,12 @@ class WindowCalendar:
             if window is not None and at_ms < window[1]:
                 return ZoneState(zone, window[0] <= at_ms, window[0], window[1])
         return ZoneState(zone, False, None, None)
+
+
+def _check_day_types(where: str, specs: dict[str, WindowSpec]) -> None:
+    unknown = set(specs) - {t.value for t in DayType}
+    if unknown:
+        raise ConfigError(f"{where}: unknown day type(s) {sorted(unknown)}; use 'weekday' and 'weekend'")
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -234,3 +234,20 @@ def test_zone_state_without_any_window() -> None:
         "weekday": spec(6, 7), "weekend": spec(6, 7)}}))
     [state] = calendar.zone_states([MOSCOW], ms(2026, 6, 11, 10), Channel.SMS)
     assert state == ZoneState(MOSCOW, False, None, None)
+
+
+def test_campaign_window_wins_over_channel_and_stays_legal() -> None:
+    settings = WindowSettings(
+        channels={Channel.SMS: {"weekday": WindowSpec(start=time(9), end=time(19))}},
+        campaigns={
+            "gentle": {"sms": {"weekday": WindowSpec(start=time(11), end=time(17))}},
+            "wide": {"*": {"weekday": WindowSpec(start=time(6), end=time(23))}},
+        },
+    )
+    cal = WindowCalendar(settings)
+    tuesday = date(2026, 12, 1)
+    assert cal.local_hours(tuesday, Channel.SMS) == (time(9), time(19))
+    assert cal.local_hours(tuesday, Channel.SMS, "gentle") == (time(11), time(17))
+    assert cal.local_hours(tuesday, Channel.IVR, "gentle") == (time(8), time(20))
+    # A campaign cannot widen past the legal bound.
+    assert cal.local_hours(tuesday, Channel.IVR, "wide") == (time(8), time(22))
