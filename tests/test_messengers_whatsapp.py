@@ -214,7 +214,7 @@ def test_registry_builds_it_and_route_avoids_unhealthy_accounts() -> None:
     raw = wa_config("http://127.0.0.1:1")
     raw["accounts"].append({"name": "wa-second", "phone_number_id": "1000000002", "access_token": "t",
                             "rate_per_s": 20, "max_concurrent": 5})
-    conn = build_connector(WA, Settings(channels={"whatsapp": {"connector": raw}}))
+    conn = build_connector(WA, Settings.model_validate({"channels": {"whatsapp": {"connector": raw}}}))
     assert isinstance(conn, WhatsAppConnector) and not conn.resend_unconfirmed
     assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [
         ("wa-test", 80.0, 50), ("wa-second", 20.0, 5)]

@@ -260,8 +260,8 @@ def test_secrets_from_settings() -> None:
     from engine.settings import Settings
     from tests.test_messengers_support import viber_config, wa_config
 
-    settings = Settings(channels={"whatsapp": {"connector": wa_config("http://x")},
-                                  "viber": {"connector": viber_config("http://x")}})
+    settings = Settings.model_validate({"channels": {"whatsapp": {"connector": wa_config("http://x")},
+                                                       "viber": {"connector": viber_config("http://x")}}})
     secrets = WebhookSecrets.from_settings(settings)
     assert secrets == WebhookSecrets(whatsapp_app_secrets=("sim-app-secret",), whatsapp_verify_token="verify-me",
                                      viber_partner="routemobile", viber_token="sim-callback-token",
@@ -269,4 +269,4 @@ def test_secrets_from_settings() -> None:
     unauthenticated = viber_config("http://x")
     del unauthenticated["callback_token"], unauthenticated["callback_hmac_secret"]
     with pytest.raises(ConfigError, match="callback_token"):
-        WebhookSecrets.from_settings(Settings(channels={"viber": {"connector": unauthenticated}}))
+        WebhookSecrets.from_settings(Settings.model_validate({"channels": {"viber": {"connector": unauthenticated}}}))
