@@ -312,7 +312,7 @@ class GatewayClient:
         :class:`MaybeSent` from ``attempt`` propagates (the point of no return was passed).
         """
         deadline = time.monotonic() + self.http.retry_budget_s
-        reason = "no attempt made"
+        reason = "rate limited (Retry-After)"
         for retry_no in range(self.http.max_attempts):
             if not self._healthy:
                 return self._hand_back(self.http.unhealthy_retry_s, f"account unhealthy: {self.unhealthy_reason}")

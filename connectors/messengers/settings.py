@@ -4,6 +4,55 @@ Secrets (access tokens, passwords, webhook secrets) are given either inline or a
 ``*_file`` (a path whose content is the secret, re-read when an account is probed
 after the gateway refused its credentials — rotate a token by rewriting the file).
 Target names are pacing keys shared by all channels: keep them unique engine-wide.
+
+Example (every key with its default, except the required ones)::
+
+    [channels.whatsapp]
+    resend_unconfirmed = false        # guarantee 4: a send whose answer was lost is `unknown`
+    [channels.whatsapp.connector]
+    base_url = "https://graph.facebook.com"
+    api_version = "v23.0"
+    pair_rate_delay_s = 10.0          # 131056: wait before the same recipient again
+    app_secret_file = "/etc/volna/meta-app-secret"    # X-Hub-Signature-256 of the webhooks
+    # previous_app_secret = "…"       # also accepted while rotating
+    verify_token_file = "/etc/volna/meta-verify-token"
+    [[channels.whatsapp.connector.accounts]]
+    name = "whatsapp"                 # the pacing target
+    phone_number_id = "106540352242922"
+    access_token_file = "/etc/volna/meta-token"       # re-read when the account is probed
+    rate_per_s = 80.0
+    max_concurrent = 50
+    [channels.whatsapp.connector.http]
+    connect_timeout_s = 5.0
+    read_timeout_s = 15.0
+    pool_size = 100
+    keepalive_s = 10.0
+    max_attempts = 4
+    backoff_base_s = 0.2
+    backoff_max_s = 5.0
+    retry_budget_s = 10.0
+    retry_statuses = [429, 500, 503]
+    max_retry_after_s = 300.0
+    unhealthy_retry_s = 60.0
+    health_probe_s = 30.0
+    final_timeout_s = 3600.0
+
+    [channels.viber.connector]
+    partner = "routemobile"
+    base_url = "https://apis.rmlconnect.net"
+    method = "one_way"
+    # ttl_s = 86400                   # 30 … 1209600; unset = the partner's default
+    token_refresh_s = 3000.0          # the partner's JWT lives one hour
+    callback_token_file = "/etc/volna/viber-callback-token"   # Authorization on DLR callbacks
+    # callback_hmac_secret_file = …   # X-Volna-Signature (HMAC-SHA256 of the body) when a relay signs
+    [[channels.viber.connector.accounts]]
+    name = "viber"
+    username = "volna"
+    password_file = "/etc/volna/viber-password"
+    rate_per_s = 50.0
+    max_concurrent = 50
+    # base_url = …                    # per account, overrides the connector's
+    # [channels.viber.connector.http] — as for WhatsApp
 """
 
 from __future__ import annotations
