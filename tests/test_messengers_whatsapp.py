@@ -223,3 +223,15 @@ def test_registry_builds_it_and_route_avoids_unhealthy_accounts() -> None:
     assert all(conn.route(t) == conn.route(t) for t in tasks)  # a debtor keeps its business number
     conn.clients["wa-second"].mark_unhealthy("test")
     assert {conn.route(t) for t in tasks} == {"wa-test"}
+
+
+async def test_periodic_5xx_outage_is_ridden_out() -> None:
+    knobs = Knobs(emit_sent=False, outage_every_s=0.2, outage_s=0.1, error_status=500)
+    async with GatewaySimulator(knobs) as sim:
+        async with WhatsAppConnector.from_config(wa_config(sim.url, max_attempts=20, backoff_max_s=0.05)) as conn:
+            results = []
+            for n in range(30):
+                results.append(await conn.send(request(n, WA, "wa-test")))
+                await asyncio.sleep(0.01)
+        assert all(isinstance(r, Accepted) for r in results)
+        assert sim.stats.server_errors["whatsapp"] > 0 and sim.stats.accepted_twice("whatsapp") == []

@@ -45,6 +45,7 @@ class Faults:
         self.rng = rng
         self._buckets: dict[str, TokenBucket] = {}
         self._forced: dict[str, deque[Refusal]] = {}
+        self._started = time.monotonic()
 
     def burst(self, provider: str, count: int, status: int, retry_after_s: float | None = None) -> None:
         """The next ``count`` requests to ``provider`` are refused with ``status``."""
@@ -56,6 +57,8 @@ class Faults:
         if forced:
             return forced.popleft()
         k = self.knobs
+        if k.outage_every_s > 0 and (time.monotonic() - self._started) % k.outage_every_s < k.outage_s:
+            return Refusal(k.error_status)
         if k.rate_limit_per_s is not None:
             bucket = self._buckets.setdefault(provider, TokenBucket())
             if not bucket.take(k.rate_limit_per_s, k.rate_burst or max(1.0, k.rate_limit_per_s)):

@@ -43,6 +43,9 @@ class Knobs:
     #: Random share of requests answered with ``error_status`` (nothing accepted).
     error_share: float = 0.0
     error_status: int = 503
+    #: 5xx bursts: every ``outage_every_s`` the first ``outage_s`` seconds answer ``error_status``.
+    outage_every_s: float = 0.0
+    outage_s: float = 0.0
     latency_min_s: float = 0.0
     latency_max_s: float = 0.0
     #: Share of accepted messages whose answer is held ``hang_s`` (the client's read timeout fires).
