@@ -254,9 +254,6 @@ class GatewayClient:
         ceiling = min(self.http.backoff_max_s, self.http.backoff_base_s * (2**retry_no))
         return ceiling * self._rng.uniform(0.5, 1.0)
 
-    def _jitter(self) -> float:
-        return self._rng.uniform(0.0, self.http.backoff_base_s)
-
     # ---- one exchange ----------------------------------------------------------------------
 
     async def exchange(
@@ -318,7 +315,8 @@ class GatewayClient:
                 return self._hand_back(self.http.unhealthy_retry_s, f"account unhealthy: {self.unhealthy_reason}")
             wait = self.throttle_left()
             if wait > 0:
-                wait += self._jitter()  # the waiters of one 429 do not all wake at once
+                # The waiters of one 429 do not all wake at once: spread them over a quarter of the wait.
+                wait += self._rng.uniform(0.0, max(self.http.backoff_base_s, wait * 0.25))
                 if time.monotonic() + wait > deadline:
                     return self._hand_back(wait, f"account throttled: {reason}")
                 await asyncio.sleep(wait)
