@@ -8,6 +8,7 @@ after a crash) counts once and releasing twice decrements once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -144,10 +145,13 @@ class Caps:
             calls.append((names, [attempt_key, [limits.day, limits.week, limits.month], conv_limits,
                                   int(ask_conversation), names]))
         if self.cluster:
-            pipe = self.redis.pipeline(transaction=False)
-            for k, item in calls:
-                await self._reserve(keys=k, args=[json.dumps([item])], client=pipe)
-            raw = [r[0] for r in await pipe.execute()]
+            # redis-py refuses scripts in cluster pipelines: concurrent calls, a few at a time.
+            raw = []
+            for start in range(0, len(calls), 32):
+                answers = await asyncio.gather(*(
+                    self._reserve(keys=k, args=[json.dumps([item])]) for k, item in calls[start : start + 32]
+                ))
+                raw.extend(a[0] for a in answers)
         else:
             raw = await self._reserve(keys=[], args=[json.dumps([item for _, item in calls])])
         return [Reservation(bool(int(r[0])), bool(int(r[1]))) for r in raw]

@@ -44,6 +44,9 @@ class Correlation:
         self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
 
     async def _mget(self, _: str, names: list[str]) -> list[str | None]:
+        if self.ctx.settings.redis.cluster:
+            # Correlation keys spread over the cluster's slots: one MGET per node.
+            return list(await self.ctx.redis.mget_nonatomic(names))
         return list(await self.ctx.redis.mget(names))
 
     async def _hmget_tasks(self, wave_id: str, ids: list[str]) -> list[str | None]:

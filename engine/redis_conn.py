@@ -23,7 +23,8 @@ def make_redis(settings: RedisSettings, **kwargs: Any) -> Redis:
         **kwargs,
     }
     if settings.cluster:
-        return RedisCluster.from_url(settings.url, max_connections=MAX_CONNECTIONS, **opts)
+        # redis-py's cluster client has no blocking pool: a generous per-node limit instead.
+        return RedisCluster.from_url(settings.url, max_connections=1024, **opts)
     pool = BlockingConnectionPool.from_url(
         settings.url, max_connections=MAX_CONNECTIONS, timeout=20, health_check_interval=30, **opts
     )

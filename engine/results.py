@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from engine.keys import WaveKeys
@@ -97,6 +98,11 @@ async def follow(
     records (read but never acknowledged, e.g. before a crash) come first.
     """
     names = [WaveKeys(w).results for w in wave_ids]
+    if isinstance(redis, RedisCluster) and len(names) > 1:
+        # Each wave's stream lives in its wave's slot: a cluster cannot XREAD them in one call.
+        async for record in _follow_each(redis, names, group, consumer, start, block_ms, count):
+            yield record
+        return
     if not group:
         cursors = dict.fromkeys(names, start)
         while True:
@@ -122,3 +128,40 @@ async def follow(
                     cursors[name] = stream_id
                 yield decode(stream_id, fields)
                 await redis.xack(name, group, stream_id)
+
+
+async def _follow_each(
+    redis: Redis, names: list[str], group: str | None, consumer: str, start: str, block_ms: int, count: int,
+) -> AsyncIterator[dict[str, Any]]:
+    """``follow`` on a cluster: one stream per call, a short sleep when all were empty."""
+    import asyncio
+
+    if group:
+        for name in names:
+            try:
+                await redis.xgroup_create(name, group, id="0" if start in ("0", "-") else "$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+    cursors = dict.fromkeys(names, "0" if group else start)
+    while True:
+        got = False
+        for name in names:
+            if group:
+                answer = await redis.xreadgroup(group, consumer, {name: cursors[name]}, count=count)
+            else:
+                answer = await redis.xread({name: cursors[name]}, count=count)
+            for _, entries in answer or []:
+                if group and not entries and cursors[name] != ">":
+                    cursors[name] = ">"
+                for stream_id, fields in entries:
+                    got = True
+                    if not group or cursors[name] != ">":
+                        cursors[name] = stream_id
+                    if fields is None:
+                        continue
+                    yield decode(stream_id, fields)
+                    if group:
+                        await redis.xack(name, group, stream_id)
+        if not got:
+            await asyncio.sleep(block_ms / 1000)

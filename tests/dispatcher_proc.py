@@ -46,8 +46,11 @@ async def main() -> None:
     p.add_argument("--late-after", type=float)
     p.add_argument("--lease-s", type=float, default=2.0)
     p.add_argument("--clock", default="")
+    p.add_argument("--cluster", action="store_true")
     args = p.parse_args()
     settings = make_settings(args.redis, clock=args.clock, dispatcher={"lease_s": args.lease_s})
+    if args.cluster:
+        settings.redis.cluster = True
     clock = make_clock(args.clock)
     redis = make_redis(settings.redis)
     ctx = context(settings, clock, redis)
