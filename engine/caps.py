@@ -146,7 +146,7 @@ class Caps:
                                   int(ask_conversation), names]))
         if self.cluster:
             # redis-py refuses scripts in cluster pipelines: concurrent calls, a few at a time.
-            raw = []
+            raw: list[list[int]] = []
             for start in range(0, len(calls), 32):
                 answers = await asyncio.gather(*(
                     self._reserve(keys=k, args=[json.dumps([item])]) for k, item in calls[start : start + 32]

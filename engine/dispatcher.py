@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import date
@@ -35,6 +36,9 @@ from engine.zones import task_zones
 log = logging.getLogger("engine.dispatcher")
 
 _SLOT_POLL_S = 0.02
+#: A send slot used later than this is forfeited and a new one taken: a process stalled by
+#: the scheduler must not fire its whole backlog of slots at once and overrun a second.
+_SLOT_LATE_S = 0.02
 
 
 @dataclass(slots=True)
@@ -49,6 +53,8 @@ class Job:
     phase: str = "claimed"
     #: The window [open, close) of this attempt on the wave's day, engine ms.
     window: tuple[int, int] = (0, 0)
+    #: The send slot granted by pacing (``time.monotonic()``), 0 when the target is unpaced.
+    slot_at: float = 0.0
 
 
 class ChannelLoop:
@@ -280,6 +286,10 @@ class ChannelLoop:
         limits = Limits(spec.rate_per_s, spec.max_concurrent) if spec else None
         pending = list(jobs)
         while pending:
+            if not self._claiming:
+                # Shutting down: what has not begun goes back to the queue for another process.
+                await self._requeue(wave_id, pending)
+                return
             if not self.states.is_running(wave_id):
                 await self._not_running(wave_id, pending, None)
                 return
@@ -309,6 +319,7 @@ class ChannelLoop:
             now_group: list[Job] = []
             group_at = times[0]
             for job, at in zip(chunk, times, strict=False):
+                job.slot_at = at
                 # Jobs whose slots fall within 2 ms are begun together (one round trip).
                 if at - group_at > 0.002:
                     await self.ctx.pacer.sleep_until(group_at)
@@ -320,6 +331,11 @@ class ChannelLoop:
             chunk = chunk[len(times):]
 
     async def _begin(self, wave_id: str, target: str, jobs: list[Job], limits: Limits | None) -> None:
+        if not self._claiming and jobs:
+            await self._requeue(wave_id, jobs)
+            if limits is not None:
+                await self.ctx.pacer.release_slots(target, [j.attempt.key for j in jobs])
+            return
         now = self.ctx.clock.now_ms()
         # Pacing may have waited past the window's end: check again right before the wire.
         closed = [j for j in jobs if now >= j.window[1]]
@@ -343,17 +359,21 @@ class ChannelLoop:
         for job, ok in zip(jobs, flags, strict=True):
             if ok:
                 job.phase = "sending"
-                self._spawn(self._send(job, limits is not None), job)
+                self._spawn(self._send(job, limits), job)
             else:
                 # Lease lost (recovered by another process while we waited): not ours any more.
                 self._done(job)
                 if limits is not None:
                     await self.ctx.pacer.release_slots(target, [job.attempt.key])
 
-    async def _send(self, job: Job, slotted: bool) -> None:
+    async def _send(self, job: Job, limits: Limits | None) -> None:
         """Send and record. Only the wait on the connector can be cancelled (by ``drain`` past
         its grace period); once the answer is in, the bookkeeping always runs to the end."""
         assert job.request is not None
+        slotted = limits is not None
+        if limits is not None:
+            await self._on_time(job, limits)
+        job.phase = "wire"
         try:
             # Connectors time out their own network waits (SendResult or an exception), so no
             # per-send timer here: at thousands of sends per second it would cost more than the send.
@@ -371,6 +391,16 @@ class ChannelLoop:
             return
         job.phase = "recording"
         await self._record(job, result, slotted)
+
+    async def _on_time(self, job: Job, limits: Limits) -> None:
+        """Use the slot only while it is fresh; a stalled process takes a new one."""
+        while time.monotonic() - job.slot_at > _SLOT_LATE_S:
+            slots = await self.ctx.pacer.rate_slots(job.target, limits, 1)
+            if not slots:
+                await asyncio.sleep(_SLOT_POLL_S)
+                continue
+            job.slot_at = slots[0]
+            await self.ctx.pacer.sleep_until(job.slot_at)
 
     async def _record(self, job: Job, result: Accepted | Final | Retry, slotted: bool) -> None:
         try:
@@ -472,17 +502,21 @@ class ChannelLoop:
 
     async def drain(self, grace_s: float) -> None:
         """Wait for in-flight work up to ``grace_s``, then cancel it and hand back unstarted leases."""
-        if self._work:
-            _, pending = await asyncio.wait(set(self._work), timeout=grace_s)
-            # Past the grace period only waits on connectors are cancelled; work that already
-            # has its answer finishes its bookkeeping.
-            for task in pending:
-                job = self._work.get(task)
-                if job is None or job.phase != "recording":
-                    task.cancel()
-            if pending:
+        deadline = asyncio.get_running_loop().time() + grace_s
+        # Work can spawn work (a batch begins its sends): wait until none is left.
+        while self._work:
+            left = deadline - asyncio.get_running_loop().time()
+            _, pending = await asyncio.wait(set(self._work), timeout=max(left, 0))
+            if pending and left <= 0:
+                # Past the grace period only waits on connectors are cancelled; work that
+                # already has its answer finishes its bookkeeping.
+                for task in pending:
+                    job = self._work.get(task)
+                    if job is None or job.phase != "recording":
+                        task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-        unstarted = [j for j in self.inflight.values() if j.phase == "claimed"]
+        # Claimed, or begun but cancelled before the connector was called: nothing went out.
+        unstarted = [j for j in self.inflight.values() if j.phase in ("claimed", "sending")]
         by_wave: dict[str, list[Job]] = {}
         for job in unstarted:
             by_wave.setdefault(job.attempt.wave_id, []).append(job)
