@@ -1,0 +1,277 @@
+"""The app factory of ``volna api``: the control API, the console, health, and room for webhooks and /metrics.
+
+::
+
+    app = make_app(ctx)                                      # the API and the console
+    app = make_app(ctx, webhooks=webhook_routes(sink, secrets),   # + the messengers' webhooks
+                   readiness={"smpp": smpp_bound}, metrics=metrics_handler)
+
+Auth applies to ``/api/…`` only (the OpenAPI document excepted): webhooks carry their own
+signatures, ``/healthz``, ``/readyz`` and ``/metrics`` are for the orchestrator and
+Prometheus, and the console's static files hold no data (it signs in with a token).
+
+The app does not own the :class:`~engine.context.Context` (its Redis client is the
+caller's); it owns the live results feeds (:class:`~engine.api.sse.Hub`), started and
+stopped through ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.api.audit import Audit, AuditEntry
+from engine.api.auth import Perm, Principal, authenticate
+from engine.api.http import ApiError, error_response, json_response
+from engine.api.sse import Hub
+from engine.context import Context
+
+log = logging.getLogger("engine.api")
+
+UI_DIR = Path(__file__).parent / "ui"
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A readiness check: True when the part it checks (a connector's bind, …) is ready.
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Knobs of the app beyond :class:`engine.settings.ApiSettings` (tests shorten the intervals)."""
+
+    max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 1 << 30
+    #: An SSE comment line this often when there is nothing to send (proxies close idle streams).
+    heartbeat_s: float = 15.0
+    #: XREAD block of a results feed (below the Redis client's socket timeout).
+    feed_block_ms: int = 2000
+    #: Rejected lines listed in an upload's answer (the total is always counted).
+    rejections_listed: int = 1000
+    readiness_timeout_s: float = 1.0
+
+
+CTX = web.AppKey("ctx", Context)
+OPTIONS = web.AppKey("options", ApiOptions)
+AUDIT = web.AppKey("audit", Audit)
+HUB = web.AppKey("hub", Hub)
+READINESS = web.AppKey("readiness", dict[str, ReadinessCheck])
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+AUDIT_ENTRY = web.RequestKey("audit_entry", AuditEntry)
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def allow(perm: Perm, audit: str | None = None) -> Callable[[Handler], Handler]:
+    """Declare what a handler needs (and, for a change, its audit action name)."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.volna_perm = perm  # type: ignore[attr-defined]
+        handler.volna_audit = audit  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def audit_note(request: web.Request, what: str, target: str = "", **detail: object) -> None:
+    """What a handler changed, for the audit record the middleware writes after it."""
+    request[AUDIT_ENTRY] = AuditEntry(what, target, dict(detail))
+
+
+# ---- middlewares ---------------------------------------------------------------------------
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal as ``{"error": ...}``; nothing from inside (tracebacks, phones) leaks."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        headers = {"WWW-Authenticate": 'Bearer realm="volna"'} if exc.status == 401 else None
+        return error_response(exc.status, exc.message, headers=headers, extra=exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, exc.reason, headers=headers)
+    except (RedisConnectionError, RedisTimeoutError):
+        log.warning("Redis unavailable while serving %s %s", request.method, request.path)
+        return error_response(503, "the engine's Redis is unavailable; try again")
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer tokens and roles on ``/api/``; every state-changing call written to the audit stream."""
+    if not request.path.startswith("/api/") or request.path == OPENAPI_PATH:
+        return await handler(request)
+    app = request.app
+    match = request.match_info
+    changing = request.method not in _READ_METHODS
+    fn = match.handler
+    resource = match.route.resource
+    what = getattr(fn, "volna_audit", None) or f"{request.method} {resource.canonical if resource else '?'}"
+    entry = AuditEntry(what, match.get("wave_id", ""))
+    who: Principal | None = await authenticate(app[CTX].redis, request.headers.get("Authorization"))
+    status = 500
+    try:
+        if who is None:
+            status = 401
+            raise ApiError(401, "a valid token is required (Authorization: Bearer <token>)")
+        request[PRINCIPAL] = who
+        if match.http_exception is not None:
+            status = match.http_exception.status
+            raise match.http_exception
+        perm: Perm = getattr(fn, "volna_perm", Perm.ADMIN)
+        if not who.can(perm):
+            status = 403
+            raise ApiError(403, f"the {who.role} role may not do this")
+        response = await handler(request)
+        status = response.status
+        return response
+    except ApiError as exc:
+        status = exc.status
+        raise
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if changing:
+            noted = request.get(AUDIT_ENTRY)
+            await app[AUDIT].record(
+                who=who.name if who else "anonymous", role=who.role.value if who else "",
+                entry=noted or entry, status=status, remote=request.remote or "",
+                forwarded=request.headers.get("X-Forwarded-For", ""), method=f"{request.method} {request.path}",
+            )
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/ui"):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    elif request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+# ---- health --------------------------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Redis answers a PING in time, and every readiness callback says yes."""
+    app = request.app
+    timeout_s = app[OPTIONS].readiness_timeout_s
+    checks: dict[str, bool] = {}
+
+    async def run(name: str, check: Callable[[], Awaitable[object]]) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                checks[name] = bool(await check())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            checks[name] = False
+
+    await asyncio.gather(run("redis", app[CTX].redis.ping),
+                         *(run(name, check) for name, check in app[READINESS].items()))
+    ready = all(checks.values())
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+# ---- the console ---------------------------------------------------------------------------
+
+async def ui_index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def ui_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ui/")
+
+
+# ---- the factory ---------------------------------------------------------------------------
+
+def make_app(
+    ctx: Context,
+    *,
+    webhooks: web.Application | Iterable[web.AbstractRouteDef] | None = None,
+    webhooks_prefix: str = "/webhooks",
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    metrics: Handler | None = None,
+    extra_routes: Iterable[web.AbstractRouteDef] = (),
+    options: ApiOptions | None = None,
+) -> web.Application:
+    """The ``volna api`` application.
+
+    ``webhooks``: route definitions to add as they are (``engine.webhooks.webhook_routes``,
+    paths included), or an app mounted at ``webhooks_prefix`` (built with ``prefix=""``).
+    ``readiness``: named checks ``/readyz`` runs beside the Redis PING (connectors bound…).
+    ``metrics``: the handler of ``GET /metrics``. ``extra_routes``: anything else to serve.
+    """
+    from engine.api import routes_admin, routes_results, routes_stoplist, routes_tasks, routes_waves
+    from engine.api.openapi import openapi_handler
+
+    settings = ctx.settings.api
+    opts = options or ApiOptions(max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    # client_max_size guards request.read()/post(); our handlers read bodies themselves, capped.
+    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=opts.max_body_bytes)
+    app[CTX] = ctx
+    app[OPTIONS] = opts
+    app[AUDIT] = Audit(ctx.redis)
+    app[READINESS] = dict(readiness or {})
+    app.cleanup_ctx.append(_feeds)
+    app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(_security_headers)
+
+    app.router.add_get("/healthz", healthz, allow_head=True)
+    app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_get(OPENAPI_PATH, openapi_handler)
+    for module in (routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
+        app.add_routes(module.routes)
+    app.router.add_get("/", ui_redirect)
+    app.router.add_get("/ui", ui_redirect)
+    app.router.add_get("/ui/", ui_index)
+    app.router.add_static("/ui/", UI_DIR, show_index=False, append_version=False)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics)
+    app.add_routes(list(extra_routes))
+    if isinstance(webhooks, web.Application):
+        app.add_subapp(webhooks_prefix, webhooks)
+    elif webhooks is not None:
+        app.add_routes(list(webhooks))
+    return app
+
+
+async def _feeds(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(app[CTX].redis, block_ms=app[OPTIONS].feed_block_ms)
+    app[HUB] = hub
+    yield
+    await hub.stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    if HUB in app:
+        app[HUB].close_all()

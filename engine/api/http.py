@@ -1,0 +1,119 @@
+"""What every handler shares: the error type, JSON replies, capped JSON bodies, id checks.
+
+Errors leave as ``{"error": "..."}`` (plus, for some, a few documented fields). Messages
+go through :func:`engine.phones.mask_text` on the way out, so no phone number ever
+leaves in an error, whatever raised it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from engine.phones import mask_text
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Ids the API creates (waves, campaigns): no braces (Redis Cluster hash tags), no spaces.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_ID = re.compile(ID_PATTERN)
+#: A results stream id (``ms`` or ``ms-seq``).
+STREAM_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+_STREAM_ID = re.compile(STREAM_ID_PATTERN)
+
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status; ``extra`` fields are added beside ``error``."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, headers=headers, content_type="application/json",
+        text=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def error_response(status: int, message: str, *, headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> web.Response:
+    return json_response({"error": mask_text(message), **(extra or {})}, status=status, headers=headers)
+
+
+def check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ApiError(400, f"{what} must match {ID_PATTERN}")
+    return value
+
+
+def check_stream_id(value: str, what: str) -> str:
+    if not _STREAM_ID.match(value):
+        raise ApiError(400, f"{what} is not a stream id (milliseconds-sequence, e.g. 1764579600000-0)")
+    return value
+
+
+def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The body, at most ``max_bytes`` (413 before reading when Content-Length says more)."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise ApiError(413, f"request body over {max_bytes} bytes")
+    chunks = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        chunks += chunk
+        if len(chunks) > max_bytes:
+            raise ApiError(413, f"request body over {max_bytes} bytes")
+    return bytes(chunks)
+
+
+async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:
+    """Parse and validate a JSON body: 415 not JSON, 413 too large, 400 malformed or invalid."""
+    ctype = request.content_type
+    if request.body_exists and ctype not in JSON_TYPES and ctype != "application/octet-stream":
+        raise ApiError(415, f"expected Content-Type application/json, got {ctype}")
+    body = await read_body(request, max_bytes)
+    if not body.strip():
+        raise ApiError(400, "a JSON object is required in the body")
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, validation_message(exc)) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Field paths and messages only: never the input values (they may be phone numbers)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "invalid body: " + "; ".join(parts)

@@ -1,0 +1,142 @@
+"""``POST /api/v1/waves/{id}/tasks``: the planner's upload, streamed from the socket into the intake.
+
+The body is never read whole: chunks are split into lines as they arrive and each line
+goes to :meth:`engine.intake.Intake.load`, which writes in batches of 500. aiohttp stops
+reading the socket while its small buffer is full, so a slow Redis slows the upload
+instead of filling memory: a million lines cost what one batch costs.
+
+Past ``max_upload_bytes`` (counted after any ``Content-Encoding`` is undone) the answer is
+413: before reading when ``Content-Length`` says so, else after the last whole line below
+the cap; the lines before it stay loaded (loading is idempotent, so the planner sends the
+file again, split, and nothing is doubled). The connection is closed rather than drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import StreamReader, web
+
+from engine.api.app import CTX, OPTIONS, allow, audit_note
+from engine.api.auth import Perm
+from engine.api.http import ApiError, error_response, json_response
+from engine.api.routes_waves import existing_wave
+from engine.errors import IntakeError, WaveError
+from engine.intake import MAX_LINE_BYTES, Intake, Rejection
+from engine.phones import mask_text
+
+routes = web.RouteTableDef()
+
+JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/x-jsonlines",
+                         "application/jsonlines", "application/json-lines"})
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+READ_CHUNK = 1 << 16
+#: Let other requests run at least this often while a big upload is being validated.
+YIELD_EVERY_LINES = 200
+
+
+class BodyLines:
+    """The lines of a request body as they arrive (``\\n``-separated, the last may lack it)."""
+
+    def __init__(self, content: StreamReader, max_bytes: int, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.content = content
+        self.max_bytes = max_bytes
+        self.max_line_bytes = max_line_bytes
+        self.bytes_read = 0
+        self.lines_read = 0
+        self.too_large = False
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        pending = b""
+        skipping = False  # inside a line already reported as too long
+        while True:
+            chunk = await self.content.readany()
+            if not chunk:
+                break
+            self.bytes_read += len(chunk)
+            if self.bytes_read > self.max_bytes:
+                self.too_large = True
+                return
+            parts = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
+            pending = parts.pop()
+            for line in parts:
+                if skipping:
+                    skipping = False
+                    continue
+                self.lines_read += 1
+                yield line
+                if self.lines_read % YIELD_EVERY_LINES == 0:
+                    await asyncio.sleep(0)
+            if len(pending) > self.max_line_bytes:
+                if not skipping:
+                    # Handed on truncated, one byte over the limit: the intake rejects it by number.
+                    self.lines_read += 1
+                    yield pending[: self.max_line_bytes + 1]
+                skipping = True
+                pending = b""
+        if pending and not skipping:
+            self.lines_read += 1
+            yield pending
+
+
+def upload_format(request: web.Request) -> str:
+    fmt = request.query.get("format")
+    if fmt:
+        if fmt not in ("jsonl", "csv"):
+            raise ApiError(400, "format must be jsonl or csv")
+        return fmt
+    ctype = request.content_type
+    if ctype in JSONL_TYPES:
+        return "jsonl"
+    if ctype in CSV_TYPES:
+        return "csv"
+    raise ApiError(415, "send Content-Type application/x-ndjson (JSON Lines) or text/csv, or ?format=jsonl|csv")
+
+
+@routes.post("/api/v1/waves/{wave_id}/tasks")
+@allow(Perm.UPLOAD, "tasks.upload")
+async def upload_tasks(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    opts = request.app[OPTIONS]
+    wave_id = request.match_info["wave_id"]
+    audit_note(request, "tasks.upload", wave_id)
+    length = request.content_length
+    if length is not None and length > opts.max_upload_bytes:
+        return _closing(error_response(413, f"upload over {opts.max_upload_bytes} bytes"))
+    fmt = upload_format(request)
+    await existing_wave(ctx, wave_id)
+    listed: list[dict[str, object]] = []
+
+    def on_reject(r: Rejection) -> None:
+        if len(listed) < opts.rejections_listed:
+            listed.append({"line": r.line_no, "reason": mask_text(r.reason)})
+
+    body = BodyLines(request.content, opts.max_upload_bytes)
+    started = time.monotonic()
+    try:
+        report = await Intake(ctx).load(wave_id, body.lines(), fmt, on_reject)
+    except WaveError as exc:
+        raise ApiError(409, str(exc)) from None
+    except IntakeError as exc:
+        raise ApiError(400, exc.reason) from None
+    seconds = time.monotonic() - started
+    answer = {
+        "wave_id": wave_id, "format": fmt, "lines": body.lines_read, "bytes": body.bytes_read,
+        "accepted": report.accepted, "already_loaded": report.duplicates, "rejected": report.rejected,
+        "rejections": listed, "rejections_truncated": report.rejected > len(listed),
+        "seconds": round(seconds, 3),
+    }
+    audit_note(request, "tasks.upload", wave_id, format=fmt, lines=body.lines_read, accepted=report.accepted,
+               already_loaded=report.duplicates, rejected=report.rejected, too_large=body.too_large)
+    if body.too_large:
+        return _closing(error_response(
+            413, f"upload over {opts.max_upload_bytes} bytes: loading stopped after line {body.lines_read}",
+            extra={k: v for k, v in answer.items() if k != "wave_id"}))
+    return json_response(answer)
+
+
+def _closing(response: web.Response) -> web.Response:
+    response.force_close()  # the rest of the body is not read: close rather than drain it
+    return response
