@@ -44,7 +44,7 @@ async def main() -> None:
     p.add_argument("--outcome", default="delivered")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--late-after", type=float)
-    p.add_argument("--lease-s", type=float, default=2.0)
+    p.add_argument("--lease-s", type=float, default=5.0)
     p.add_argument("--clock", default="")
     p.add_argument("--cluster", action="store_true")
     args = p.parse_args()

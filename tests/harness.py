@@ -29,7 +29,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "redis": {"url": redis_url},
         "scenarios_dir": str(ROOT / "scenarios"),
-        "dispatcher": {"lease_s": 2.0, "idle_poll_s": 0.05, "drain_grace_s": 2.0},
+        "dispatcher": {"lease_s": 5.0, "idle_poll_s": 0.05, "drain_grace_s": 2.0},
         "log": {"json": False},
     }
     for key, value in overrides.items():
@@ -109,7 +109,7 @@ async def results(redis: aioredis.Redis, wave_id: str) -> list[dict[str, Any]]:
 
 def spawn_dispatcher(redis_url: str, record: Path, *, clock: ScaledClock | None = None, channel: str = "sms",
                      rate_per_s: float = 100_000, outcome: str = "delivered", delay_s: float = 0.0,
-                     late_after_s: float | None = None, lease_s: float = 2.0, max_concurrent: int = 100_000,
+                     late_after_s: float | None = None, lease_s: float = 5.0, max_concurrent: int = 100_000,
                      cluster: bool = False) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "tests.dispatcher_proc", "--redis", redis_url, "--record", str(record),
             "--channel", channel, "--rate", str(rate_per_s), "--outcome", outcome, "--delay", str(delay_s),
