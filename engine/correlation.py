@@ -11,7 +11,6 @@ report it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from engine.batching import MicroBatcher
 from engine.context import Context
 from engine.finisher import Finisher
 from engine.models import Attempt, Task
-from engine.outcomes import Channel, Outcome
+from engine.outcomes import Outcome
 
 if TYPE_CHECKING:
     from engine.dispatcher import Job
@@ -38,6 +37,7 @@ class Correlation:
         self.ttl_s = ctx.settings.redis.correlation_ttl_s
         self.unknown_ids = 0
         self.events = 0
+        self.failures = 0
         self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
         self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
         self._accept: MicroBatcher[str, tuple[str, int, str, int, int], bool] = MicroBatcher(self._run_accept)
@@ -73,15 +73,23 @@ class Correlation:
         return await self._accept.call(wave_id, item)
 
     async def on_event(self, event: LateEvent | InboundEvent) -> None:
-        """The connectors' one callback for late events (the :class:`EventSink`)."""
-        self.events += 1
+        """The connectors' one callback for late events (the :class:`EventSink`).
+
+        A connector's reader must keep reading whatever happens here, so failures are logged
+        and counted; the attempt's lease recovery ends it if its event was lost."""
         try:
-            if isinstance(event, InboundEvent):
-                await self._inbound(event)
-            else:
-                await self._late(event)
+            await self.record(event)
         except Exception:
+            self.failures += 1
             log.exception("late event for %s could not be recorded", event.channel)
+
+    async def record(self, event: LateEvent | InboundEvent) -> None:
+        """Record an event or raise: the webhook endpoints answer 503 then, so the provider resends."""
+        self.events += 1
+        if isinstance(event, InboundEvent):
+            await self._inbound(event)
+        else:
+            await self._late(event)
 
     async def _late(self, event: LateEvent) -> None:
         name = keys.correlation(event.channel, event.correlation_id)
@@ -135,5 +143,3 @@ def correlation_value(raw: str) -> dict[str, Any]:
     return {"wave_id": wave_id, "task_id": task_id, "attempt": int(attempt), "parts": int(parts),
             "policy": policy}
 
-
-__all__ = ["Channel", "Correlation", "correlation_value", "json"]
