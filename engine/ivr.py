@@ -1,0 +1,504 @@
+"""IVR scripts (the ``ivr:`` block of a scenario) and their compilation to Asterisk dialplan.
+
+A script is a list of steps run in order on the answered call — ``play`` prompt files,
+``say_amount`` (the debt in roubles and kopecks, Russian), ``say_digits`` (an account number),
+``menu`` (keys → operator, payment details by SMS, promise to pay, repeat, opt out) — with an
+optional answering-machine check first (``amd``). ``compile_dialplan`` turns every scenario's
+script into one context ``[volna-<name>]`` (``ops/asterisk/extensions_volna.conf``); the AMI
+connector originates calls into ``<context>,s,1`` (:func:`ivr_entry`) with the channel
+variables of :func:`channel_variables`.
+
+The dialplan reports what happens with ``UserEvent`` s the connector turns into the attempt's
+data (``connectors/ami/calls.py`` holds the same names):
+``VolnaStep`` (``Step``), ``VolnaKey`` (``Digit``), ``VolnaAction`` (``Action``),
+``VolnaAmd`` (``Status``), ``VolnaQueue`` (``Status`` = ``QUEUESTATUS`` when no operator took
+the call) and ``VolnaEnd`` (``Seconds`` listened), each with ``Call: ${VOLNA_CALL}`` and
+``Task: ${VOLNA_TASK}``. The operator option is offered (its prompt played, its key honoured)
+only when ``${VOLNA_CONV_OK}`` is ``1`` — the core says whether the debtor's conversation cap
+has room. Prompt names are sound files without extension, looked up in the channel language.
+
+Example (``scenarios/soft_reminder.yaml``)::
+
+    ivr:
+      max_duration_s: 180
+      amd: {on_machine: hangup}
+      operator: {queue: debt-operators, timeout_s: 60}
+      steps:
+        - {id: greeting, play: [volna/greeting-soft]}
+        - id: amount
+          say_amount: {var: amount, before: [volna/your-debt-is]}
+        - id: main
+          menu:
+            options:
+              - {key: "1", action: operator, prompt: [volna/press-1-operator]}
+              - {key: "2", action: sms_payment_details, prompt: [volna/press-2-sms], confirm: [volna/sms-sent]}
+              - {key: "3", action: promise_to_pay, prompt: [volna/press-3-promise], confirm: [volna/thanks]}
+              - {key: "0", action: repeat, prompt: [volna/press-0-repeat]}
+              - {key: "9", action: opt_out, prompt: [volna/press-9-optout], confirm: [volna/optout-done]}
+      goodbye: [volna/goodbye]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+
+from engine.errors import ConfigError
+
+Prompt = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]{1,120}$")]
+StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=32)]
+Key = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*"]
+MenuAction = Literal["operator", "sms_payment_details", "promise_to_pay", "repeat", "opt_out"]
+
+#: UserEvent names (``connectors/ami/calls.py`` reads them; ``simulators/ami`` mimics them).
+EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
+    "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
+)
+_RESERVED_LABELS = frozenset({"start", "end", "machine"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluralPrompts(_Model):
+    """The unit word in Russian's three plural forms: 1 рубль, 2 рубля, 5 рублей."""
+
+    one: Prompt
+    few: Prompt
+    many: Prompt
+
+
+class AmountSpec(_Model):
+    var: str = "amount"
+    before: list[Prompt] = Field(default_factory=list)
+    after: list[Prompt] = Field(default_factory=list)
+    roubles: PluralPrompts = PluralPrompts(one="volna/rubl", few="volna/rublya", many="volna/rubley")
+    kopecks: PluralPrompts = PluralPrompts(one="volna/kopeyka", few="volna/kopeyki", many="volna/kopeek")
+
+
+class DigitsSpec(_Model):
+    var: str = "account"
+    before: list[Prompt] = Field(default_factory=list)
+
+
+class MenuOption(_Model):
+    key: Key
+    action: MenuAction
+    #: "Press 1 to …" — played in the menu only when the option is offered.
+    prompt: list[Prompt] = Field(default_factory=list)
+    #: Played after the choice ("the payment details are on their way").
+    confirm: list[Prompt] = Field(default_factory=list)
+
+
+class MenuSpec(_Model):
+    intro: list[Prompt] = Field(default_factory=list)
+    options: list[MenuOption] = Field(min_length=1)
+    #: Seconds to wait for a key after the prompts.
+    timeout_s: int = Field(default=5, ge=1, le=60)
+    #: Times the menu is offered when no key or a wrong key is pressed.
+    attempts: int = Field(default=2, ge=1, le=5)
+    invalid: list[Prompt] = Field(default_factory=lambda: ["volna/invalid-key"])
+    #: After a choice (other than operator and repeat): go on with the next step, or end the call.
+    after_choice: Literal["next", "end"] = "end"
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> MenuSpec:
+        keys = [o.key for o in self.options]
+        if len(set(keys)) != len(keys):
+            raise ValueError("menu keys must be unique")
+        return self
+
+
+class PlayStep(_Model):
+    id: StepId
+    play: list[Prompt] = Field(min_length=1)
+
+
+class SayAmountStep(_Model):
+    id: StepId
+    say_amount: AmountSpec
+
+
+class SayDigitsStep(_Model):
+    id: StepId
+    say_digits: DigitsSpec
+
+
+class MenuStep(_Model):
+    id: StepId
+    menu: MenuSpec
+
+
+_KINDS = ("play", "say_amount", "say_digits", "menu")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return next((k for k in _KINDS if k in type(value).model_fields), None)
+    found = [k for k in _KINDS if isinstance(value, Mapping) and k in value]
+    return found[0] if len(found) == 1 else None
+
+
+Step = Annotated[
+    Annotated[PlayStep, Tag("play")] | Annotated[SayAmountStep, Tag("say_amount")]
+    | Annotated[SayDigitsStep, Tag("say_digits")] | Annotated[MenuStep, Tag("menu")],
+    Discriminator(_step_kind, custom_error_type="step_kind",
+                  custom_error_message="a step has exactly one of play, say_amount, say_digits, menu"),
+]
+
+
+class AmdSettings(_Model):
+    """``AMD()`` on answer; a machine ends the call (``answered_machine``) or hears ``message``."""
+
+    on_machine: Literal["hangup", "message"] = "hangup"
+    message: list[Prompt] = Field(default_factory=list)
+    #: ``AMD(initialSilence,greeting,afterGreetingSilence,totalAnalysisTime)``; unset = amd.conf.
+    initial_silence_ms: int | None = Field(default=None, ge=100, le=10000)
+    greeting_ms: int | None = Field(default=None, ge=100, le=10000)
+    after_greeting_silence_ms: int | None = Field(default=None, ge=100, le=10000)
+    total_analysis_ms: int | None = Field(default=None, ge=500, le=20000)
+
+
+class OperatorSettings(_Model):
+    queue: str = Field(pattern=r"^[A-Za-z0-9_\-.]{1,64}$")
+    timeout_s: int = Field(default=60, ge=5, le=600)
+    #: Played when no operator took the call.
+    unavailable: list[Prompt] = Field(default_factory=lambda: ["volna/operator-busy"])
+
+
+class IvrScript(_Model):
+    language: str = Field(default="ru", pattern=r"^[a-z]{2}(_[A-Z]{2})?$")
+    #: Dialplan context; default ``volna-<scenario name>``.
+    context: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,79}$")
+    #: The call is hung up after this long in the dialplan (and by the connector, as a backstop).
+    max_duration_s: int = Field(default=300, ge=10, le=3600)
+    #: Ringing time before ``no_answer``; unset = the connector's ``ring_timeout_s``.
+    ring_timeout_s: int | None = Field(default=None, ge=5, le=120)
+    amd: AmdSettings | None = None
+    operator: OperatorSettings | None = None
+    steps: list[Step] = Field(min_length=1)
+    goodbye: list[Prompt] = Field(default_factory=list)
+    #: How many times "repeat" may restart the script.
+    max_repeats: int = Field(default=2, ge=0, le=5)
+    #: Task vars handed to the dialplan as ``VOLNA_<NAME>`` besides the ones the steps use.
+    variables: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IvrScript:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError("step ids must be unique")
+        if _RESERVED_LABELS & set(ids):
+            raise ValueError(f"step ids {sorted(_RESERVED_LABELS)} are reserved")
+        wants_operator = any(isinstance(s, MenuStep) and any(o.action == "operator" for o in s.menu.options)
+                             for s in self.steps)
+        if wants_operator and self.operator is None:
+            raise ValueError("a menu offers the operator: set operator.queue")
+        for name in [*self.variables, *(v for _, v, _ in self._var_uses())]:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", name):
+                raise ValueError(f"task var name {name!r} cannot be a channel variable")
+        return self
+
+    def _var_uses(self) -> list[tuple[str, str, str]]:
+        """``(step id, task var, kind)`` of every step that reads a task var."""
+        out = []
+        for s in self.steps:
+            if isinstance(s, SayAmountStep):
+                out.append((s.id, s.say_amount.var, "amount"))
+            elif isinstance(s, SayDigitsStep):
+                out.append((s.id, s.say_digits.var, "digits"))
+        return out
+
+
+class ScenarioLike(Protocol):
+    name: str
+    ivr: Any
+
+
+# ---- what the connector needs ------------------------------------------------------------------
+
+
+def var_name(name: str) -> str:
+    return "VOLNA_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+def context_name(scenario_name: str, script: IvrScript) -> str:
+    return script.context or "volna-" + re.sub(r"[^A-Za-z0-9_\-]", "_", scenario_name)
+
+
+def script_of(scenario: ScenarioLike) -> IvrScript | None:
+    """The scenario's script as an :class:`IvrScript` (validating a plain ``dict``)."""
+    raw = scenario.ivr
+    if raw is None or isinstance(raw, IvrScript):
+        return raw
+    try:
+        return IvrScript.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"ivr.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"scenario {scenario.name}: invalid IVR script:\n  " + "\n  ".join(lines)) from None
+
+
+def ivr_entry(scenario: ScenarioLike) -> tuple[str, str, int] | None:
+    """``(Context, Exten, Priority)`` the calls of this scenario are originated into."""
+    script = script_of(scenario)
+    return None if script is None else (context_name(scenario.name, script), "s", 1)
+
+
+def split_amount(value: Any) -> tuple[int, int]:
+    """``"1 234,5"`` → ``(1234, 50)``: roubles and kopecks (half-up); ``ValueError`` if not an amount."""
+    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    try:
+        amount = Decimal(text).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not an amount") from None
+    if not amount.is_finite() or amount < 0 or amount >= 10**12:
+        raise ValueError(f"{value!r} is not an amount")
+    kopecks = int(amount * 100)
+    return kopecks // 100, kopecks % 100
+
+
+def plural_form(n: int) -> Literal["one", "few", "many"]:
+    """Russian plural category of ``n``: 1, 21 → one; 2–4, 22 → few; 0, 5–20, 11–14 → many."""
+    if n % 10 == 1 and n % 100 != 11:
+        return "one"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return "few"
+    return "many"
+
+
+def channel_variables(script: IvrScript, task_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The task's values as ``VOLNA_<NAME>``; an amount also as ``_RUB``/``_KOP`` and their unit prompts.
+
+    ``ValueError`` when a var a step reads is missing or malformed (nothing should be dialled).
+    """
+    out: dict[str, str] = {}
+    for name in script.variables:
+        if task_vars.get(name) is not None:
+            out[var_name(name)] = str(task_vars[name])
+    for step_id, name, kind in script._var_uses():
+        value = task_vars.get(name)
+        if value is None or str(value).strip() == "":
+            raise ValueError(f"step {step_id}: task var {name!r} is missing")
+        base = var_name(name)
+        out[base] = str(value)
+        if kind == "amount":
+            spec = next(s.say_amount for s in script.steps if isinstance(s, SayAmountStep) and s.id == step_id)
+            rub, kop = split_amount(value)
+            out |= {f"{base}_RUB": str(rub), f"{base}_KOP": f"{kop}",
+                    f"{base}_RUB_UNIT": getattr(spec.roubles, plural_form(rub)),
+                    f"{base}_KOP_UNIT": getattr(spec.kopecks, plural_form(kop))}
+        elif not re.fullmatch(r"[0-9]{1,40}", str(value).strip()):
+            raise ValueError(f"step {step_id}: task var {name!r} is not digits")
+    return out
+
+
+# ---- the compiler ------------------------------------------------------------------------------
+
+
+class _Exten:
+    """``exten => <name>,1,…`` then `` same => n(label),…`` lines."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: list[str] = []
+
+    def __call__(self, app: str, label: str | None = None) -> None:
+        prio = "n" if self.lines else "1"
+        if label:
+            prio = f"{prio}({label})"
+        self.lines.append(f"exten => {self.name},{prio},{app}" if not self.lines else f" same => {prio},{app}")
+
+
+def _files(prompts: list[str]) -> str:
+    return "&".join(prompts)
+
+
+def _event(name: str, extra: str = "") -> str:
+    return f"UserEvent({name},Call: ${{VOLNA_CALL}},Task: ${{VOLNA_TASK}}{extra})"
+
+
+def _label(step_id: str, key: str) -> str:
+    return f"{step_id}__k{'star' if key == '*' else key}"
+
+
+def compile_context(context: str, scenario_name: str, script: IvrScript) -> list[str]:
+    """The dialplan lines of one scenario's context."""
+    s = _Exten("s")
+    s(f"NoOp(Volna {scenario_name}: task ${{VOLNA_TASK}} attempt ${{VOLNA_ATTEMPT}})")
+    s("Set(VOLNA_T0=${EPOCH})")
+    s(f"Set(CHANNEL(language)={script.language})")
+    s(f"Set(TIMEOUT(absolute)={script.max_duration_s})")
+    s("Set(VOLNA_REPEATS=0)")
+    s("Answer()")
+    if script.amd is not None:
+        a = script.amd
+        args = [a.initial_silence_ms, a.greeting_ms, a.after_greeting_silence_ms, a.total_analysis_ms]
+        while args and args[-1] is None:
+            args.pop()
+        s(f"AMD({','.join('' if v is None else str(v) for v in args)})")
+        s(_event(EV_AMD, ",Status: ${AMDSTATUS},Cause: ${AMDCAUSE}"))
+        s('GotoIf($["${AMDSTATUS}" = "MACHINE"]?machine)')
+    s("NoOp(start)", label="start")
+    for i, step in enumerate(script.steps):
+        after = script.steps[i + 1].id if i + 1 < len(script.steps) else "end"
+        s(_event(EV_STEP, f",Step: {step.id}"), label=step.id)
+        if isinstance(step, PlayStep):
+            s(f"Playback({_files(step.play)})")
+        elif isinstance(step, SayAmountStep):
+            _say_amount(s, step.id, step.say_amount)
+        elif isinstance(step, SayDigitsStep):
+            if step.say_digits.before:
+                s(f"Playback({_files(step.say_digits.before)})")
+            s(f"SayDigits(${{{var_name(step.say_digits.var)}}})")
+        else:
+            _menu(s, step.id, step.menu, script, after)
+    s(f"Playback({_files(script.goodbye)})" if script.goodbye else "NoOp(end)", label="end")
+    s("Hangup()")
+    if script.amd is not None:
+        message = script.amd.message if script.amd.on_machine == "message" else []
+        s(f"Playback({_files(message)})" if message else "NoOp(machine)", label="machine")
+        s("Hangup()")
+    h = _Exten("h")
+    h(_event(EV_END, ",Seconds: $[${EPOCH} - ${VOLNA_T0}]"))
+    return [f"[{context}]", f"; scenario {scenario_name}", *s.lines, *h.lines]
+
+
+def _say_amount(s: _Exten, step_id: str, spec: AmountSpec) -> None:
+    base = var_name(spec.var)
+    if spec.before:
+        s(f"Playback({_files(spec.before)})")
+    s(f"GotoIf($[${{{base}_RUB}} = 0 & ${{{base}_KOP}} > 0]?{step_id}__kop)")
+    s(f"SayNumber(${{{base}_RUB}})")
+    s(f"Playback(${{{base}_RUB_UNIT}})")
+    s(f"GotoIf($[${{{base}_KOP}} = 0]?{step_id}__end)", label=f"{step_id}__kop")
+    s(f"SayNumber(${{{base}_KOP}},f)")
+    s(f"Playback(${{{base}_KOP_UNIT}})")
+    s(f"Playback({_files(spec.after)})" if spec.after else "NoOp()", label=f"{step_id}__end")
+
+
+def _menu(s: _Exten, step_id: str, menu: MenuSpec, script: IvrScript, after: str) -> None:
+    read = f"{step_id}__read"
+    s("Set(VOLNA_TRIES=0)")
+    s("Set(VOLNA_TRIES=$[${VOLNA_TRIES} + 1])", label=read)
+    offered = [p for o in menu.options if o.action != "operator" for p in o.prompt]
+    everything = [p for o in menu.options for p in o.prompt]
+    tail = f",1,,1,{menu.timeout_s})"
+    if offered != everything:
+        s(f'GotoIf($["${{VOLNA_CONV_OK}}" = "1"]?{step_id}__op)')
+        s(f"Read(VOLNA_DIGIT,{_files([*menu.intro, *offered])}{tail}")
+        s(f"Goto({step_id}__got)")
+        s(f"Read(VOLNA_DIGIT,{_files([*menu.intro, *everything])}{tail}", label=f"{step_id}__op")
+    else:
+        s(f"Read(VOLNA_DIGIT,{_files([*menu.intro, *everything])}{tail}")
+    s(f'GotoIf($["${{VOLNA_DIGIT}}" = ""]?{step_id}__none)', label=f"{step_id}__got")
+    s(_event(EV_KEY, f",Step: {step_id},Digit: ${{VOLNA_DIGIT}}"))
+    for o in menu.options:
+        if o.action == "operator":  # honoured only when offered
+            s(f'GotoIf($["${{VOLNA_DIGIT}}${{VOLNA_CONV_OK}}" = "{o.key}1"]?{_label(step_id, o.key)})')
+        else:
+            s(f'GotoIf($["${{VOLNA_DIGIT}}" = "{o.key}"]?{_label(step_id, o.key)})')
+    if menu.invalid:
+        s(f"Playback({_files(menu.invalid)})")
+    s(f"GotoIf($[${{VOLNA_TRIES}} < {menu.attempts}]?{read})", label=f"{step_id}__none")
+    s(f"Goto({after})")
+    for o in menu.options:
+        label = _label(step_id, o.key)
+        if o.action == "repeat":
+            s("Set(VOLNA_REPEATS=$[${VOLNA_REPEATS} + 1])", label=label)
+            s(f"GotoIf($[${{VOLNA_REPEATS}} > {script.max_repeats}]?end:start)")
+            continue
+        s(_event(EV_ACTION, f",Action: {o.action}"), label=label)
+        if o.action == "operator":
+            assert script.operator is not None
+            s(f"Queue({script.operator.queue},,,,{script.operator.timeout_s})")
+            s(_event(EV_QUEUE, ",Status: ${QUEUESTATUS}"))
+            if script.operator.unavailable:
+                s(f"Playback({_files(script.operator.unavailable)})")
+            s("Goto(end)")
+            continue
+        if o.confirm:
+            s(f"Playback({_files(o.confirm)})")
+        s(f"Goto({after if menu.after_choice == 'next' and o.action != 'opt_out' else 'end'})")
+
+
+def compile_dialplan(scenarios: Mapping[str, ScenarioLike]) -> str:
+    """``extensions_volna.conf``: one context per scenario with an IVR script, in name order."""
+    parts = [
+        "; Volna IVR dialplan: generated by `volna scenarios compile` from scenarios/*.yaml.",
+        "; Do not edit: change the scenario's `ivr:` block and compile again.",
+        "; #include it from extensions.conf; calls are originated into <context>,s,1.",
+    ]
+    seen: dict[str, str] = {}
+    for name in sorted(scenarios):
+        scenario = scenarios[name]
+        script = script_of(scenario)
+        if script is None:
+            continue
+        context = context_name(scenario.name, script)
+        if context in seen:
+            raise ConfigError(f"scenarios {seen[context]} and {scenario.name} compile to one context {context}")
+        seen[context] = scenario.name
+        parts += ["", *compile_context(context, scenario.name, script)]
+    return "\n".join(parts) + "\n"
+
+
+MANAGER_CONF_SAMPLE = """\
+; AMI account of the Volna dispatcher (connectors/ami) — a sample: merge it into
+; /etc/asterisk/manager.conf and replace CHANGE_ME by a long random secret
+; (e.g. `openssl rand -hex 24`). Give Volna the same secret in a file readable only by
+; the dispatcher: [[channels.ivr.connector.servers]] secret_file = "/etc/volna/ami-secret".
+; Never commit the real secret.
+
+[general]
+enabled = yes
+port = 5038
+; only the dispatcher hosts need AMI: bind to an internal address
+bindaddr = 127.0.0.1
+displayconnects = no
+authtimeout = 5
+authlimit = 50
+
+[volna]
+secret = CHANGE_ME
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+; events Volna reads: call (Newchannel, Newstate, DialEnd, OriginateResponse, Hangup) and
+; user (the scenario UserEvents); it also logs in with "Events: call,user" so VarSet and
+; Newexten (about half of all events) are never sent
+read = call,user
+; Originate (originate), Hangup (call), CoreShowChannels (reporting)
+write = originate,call,reporting
+; a busy dispatcher may be slow to read for a moment: do not drop it after 100 ms
+writetimeout = 1000
+"""
+
+
+def write_dialplan(scenarios: Mapping[str, ScenarioLike], out_dir: Path) -> list[Path]:
+    """Write ``extensions_volna.conf`` (replaced atomically) and, when absent, a sample ``manager.conf``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [_write_atomic(out_dir / "extensions_volna.conf", compile_dialplan(scenarios))]
+    manager = out_dir / "manager.conf"
+    if not manager.exists():
+        written.append(_write_atomic(manager, MANAGER_CONF_SAMPLE))
+    return written
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
