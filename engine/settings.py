@@ -192,7 +192,8 @@ _SECRET_WORDS = ("password", "token", "secret")
 def _has_secrets(node: Any) -> bool:
     if isinstance(node, dict):
         return any(
-            (any(w in str(k).lower() for w in _SECRET_WORDS) and bool(v) and not str(k).endswith("_file"))
+            (any(w in str(k).lower() for w in _SECRET_WORDS) and isinstance(v, str) and bool(v)
+             and not str(k).endswith("_file"))
             or _has_secrets(v)
             for k, v in node.items()
         )
