@@ -1,0 +1,155 @@
+"""The AMI simulator's knobs and counters (``sim.knobs``, ``sim.stats``, ``GET /stats``)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Outcomes a simulated call can take (``Knobs.by_number`` values).
+OUTCOMES = ("answered", "machine", "busy", "no_answer", "congestion", "invalid", "rejected", "failed")
+
+#: UserEvent names the dialplan compiler emits (engine/ivr.py) — duplicated on purpose.
+EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
+    "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
+)
+
+
+@dataclass
+class Knobs:
+    """Read per call / per action: a test may change them while the simulator runs."""
+
+    seed: int = 1
+    username: str = "volna"
+    secret: str = "sim-secret"
+    banner: str = "Asterisk Call Manager/11.0.0"
+    # ---- outcome mix (shares of all calls; the rest are answered by a person) ----
+    busy_share: float = 0.0
+    no_answer_share: float = 0.0
+    congestion_share: float = 0.0
+    invalid_share: float = 0.0
+    rejected_share: float = 0.0
+    failed_share: float = 0.0
+    machine_share: float = 0.0
+    #: Dialled digits → outcome (one of :data:`OUTCOMES`), overriding the mix.
+    by_number: dict[str, str] = field(default_factory=dict)
+    # ---- timing ----
+    ring_min_s: float = 0.05
+    ring_max_s: float = 0.2
+    talk_min_s: float = 0.1
+    talk_max_s: float = 0.4
+    #: Ringing before ``no_answer``; 0 = the Originate's ``Timeout``.
+    no_answer_s: float = 0.0
+    #: Delay of the "Originate successfully queued" response.
+    queue_latency_s: float = 0.0
+    # ---- the IVR as the debtor hears it ----
+    #: Key → share of answered calls pressing it (the rest press nothing), e.g. ``"1:0.1,2:0.2,9:0.05"``.
+    key_mix: str = "1:0.1,2:0.2,9:0.05"
+    #: Dialled digits → keys pressed, overriding the mix.
+    keys_by_number: dict[str, str] = field(default_factory=dict)
+    key_actions: str = "1:operator,2:sms_payment_details,3:promise_to_pay,9:opt_out"
+    steps: str = "greeting,amount,main"
+    amd: bool = False
+    operator_available: bool = True
+    # ---- capacity ----
+    #: Simultaneous calls; beyond it a call fails with congestion (cause 34). 0 = no limit.
+    channel_limit: int = 0
+    #: Originates per calendar second; beyond it congestion (cause 42). 0 = no limit.
+    cps_limit: float = 0.0
+    # ---- load and faults ----
+    #: ``VarSet``/``Newexten`` (dialplan class) events per answered call, like a real dialplan.
+    event_burst: int = 0
+    #: Vary the order of OriginateResponse / Newstate / DialEnd / Hangup (a real Asterisk does).
+    shuffle: bool = True
+    #: Close every AMI connection once, right after the N-th Originate was queued (0 = never).
+    drop_after_originates: int = 0
+    # ---- inbound calls ----
+    inbound_per_s: float = 0.0
+    inbound_context: str = "from-debtors"
+    inbound_did: str = "84950000000"
+    inbound_numbers: str = "89161234567"
+
+    def shares(self) -> list[tuple[str, float]]:
+        return [("busy", self.busy_share), ("no_answer", self.no_answer_share),
+                ("congestion", self.congestion_share), ("invalid", self.invalid_share),
+                ("rejected", self.rejected_share), ("failed", self.failed_share),
+                ("machine", self.machine_share)]
+
+    def keys(self) -> list[tuple[str, float]]:
+        return _pairs(self.key_mix, float)
+
+    def actions(self) -> dict[str, str]:
+        return dict(_pairs(self.key_actions, str))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pairs(text: str, cast: Any) -> list[tuple[str, Any]]:
+    out = []
+    for item in text.split(","):
+        key, sep, value = item.strip().partition(":")
+        if sep:
+            out.append((key.strip(), cast(value.strip())))
+    return out
+
+
+@dataclass
+class SimStats:
+    originates: int = 0
+    #: Dialled digits → Originates (a number dialled twice for one attempt shows here).
+    per_number: Counter[str] = field(default_factory=Counter)
+    #: ChannelId → Originates.
+    per_channel_id: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    concurrent: int = 0
+    concurrent_high: int = 0
+    max_originates_per_s: int = 0
+    channel_limit_hits: int = 0
+    cps_limit_hits: int = 0
+    events_sent: int = 0
+    connections: int = 0
+    logins: int = 0
+    login_failures: int = 0
+    drops: int = 0
+    hangup_actions: int = 0
+    inbound_calls: int = 0
+    malformed_lines: int = 0
+    _second: int = -1
+    _in_second: int = 0
+
+    def originate(self, now: float, digits: str, channel_id: str) -> int:
+        """Counts one Originate; returns how many came in this calendar second so far."""
+        self.originates += 1
+        self.per_number[digits] += 1
+        if channel_id:
+            self.per_channel_id[channel_id] += 1
+        second = math.floor(now)
+        if second != self._second:
+            self._second, self._in_second = second, 0
+        self._in_second += 1
+        self.max_originates_per_s = max(self.max_originates_per_s, self._in_second)
+        return self._in_second
+
+    def call_started(self) -> None:
+        self.concurrent += 1
+        self.concurrent_high = max(self.concurrent_high, self.concurrent)
+
+    def call_ended(self, outcome: str) -> None:
+        self.concurrent -= 1
+        self.outcomes[outcome] += 1
+
+    def duplicates(self) -> dict[str, int]:
+        return {k: v for k, v in self.per_number.items() if v > 1}
+
+    def to_json(self, *, per_number: bool = False) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k not in
+               ("per_number", "per_channel_id")}
+        out["outcomes"] = dict(self.outcomes)
+        out["numbers"] = len(self.per_number)
+        out["numbers_dialled_twice"] = len(self.duplicates())
+        out["channel_ids_twice"] = sum(1 for v in self.per_channel_id.values() if v > 1)
+        if per_number:
+            out["per_number"] = dict(self.per_number)
+        return out
