@@ -1,0 +1,342 @@
+"""IVR robocalls through Asterisk AMI: one session per server, its trunks as pacing targets.
+
+``send`` writes one ``Originate`` (``Async: true``; ``ChannelId``/``OtherChannelId``/``ActionID``
+from the attempt key, :func:`connectors.ami.calls.call_ids`) into the scenario's context and
+answers ``Accepted(correlation_id=<ChannelId>, hold_slot=True)`` as soon as Asterisk says
+"Originate successfully queued" — never waiting for the call. Writing the Originate is the
+point of no return: a lost answer raises :class:`ConnectorError` (the core records
+``unknown`` unless ``resend_unconfirmed``) and the call is still followed, silently, so its
+trunk slot is freed when it ends. The same attempt sent again while its call is still up is
+answered ``Accepted`` for that call, without a second Originate.
+
+The final outcome comes from the call's events (:mod:`connectors.ami.calls`) as a
+``LateEvent(final=True)`` with the keys pressed, steps, AMD verdict, seconds and menu actions.
+
+**Several dispatcher processes on one Asterisk** all see every event. Each process reports the
+calls it originated *and* (``follow_foreign = true``, the default) every Volna call it saw
+from its first event — same ``correlation_id``, same data; the core's correlation records the
+first and ignores the rest. So a call still gets its outcome when its originating process died.
+After a lost AMI connection a process reconciles only its own calls (``CoreShowChannels``): a
+call that vanished meanwhile ends ``unknown`` (what was known is kept in the data); calls of
+other processes are dropped on a lost connection (their originator, or another process,
+reports them). A call past ring time + the script's ``max_duration_s`` + ``hangup_margin_s``
+is hung up with the ``Hangup`` action.
+
+**Inbound calls**: a ``Newchannel`` in one of ``inbound_contexts`` (and ``inbound_dids`` when
+set) with a caller id becomes ``InboundEvent(phone=<E.164>)``; every process seeing it emits it,
+``data["call_id"]`` (``<server>:<Uniqueid>``) lets the core count it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.ami.calls import CallTracker, Finished, call_ids
+from connectors.ami.message import Message, variable
+from connectors.ami.session import AmiSession, NotConnected
+from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
+from connectors.base import Accepted, Connector, Final, InboundEvent, LateEvent, Retry, SendRequest, SendResult, Target
+from engine.errors import ConfigError, ConnectorError, IntakeError
+from engine.ivr import channel_variables, context_name, script_of
+from engine.models import Task
+from engine.outcomes import Channel, Outcome
+from engine.phones import mask, normalize
+
+log = logging.getLogger("connectors.ami")
+
+
+@dataclass
+class _Server:
+    settings: ServerSettings
+    session: AmiSession
+    tracker: CallTracker
+    ticker: asyncio.Task[None] | None = None
+
+
+@dataclass
+class _Trunk:
+    settings: TrunkSettings
+    server: str
+    #: Own calls on this trunk from Originate until their final event (the local guard).
+    active: int = 0
+    high_water: int = 0
+
+
+@dataclass
+class AmiCounters:
+    originates: int = 0
+    accepted: int = 0
+    refused: int = 0
+    unconfirmed: int = 0
+    finals: int = 0
+    foreign_finals: int = 0
+    vanished: int = 0
+    inbound: int = 0
+    hangups_sent: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class AmiConnector(Connector):
+    channel = Channel.IVR
+
+    def __init__(self, settings: AmiSettings, *, resend_unconfirmed: bool = False,
+                 rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.resend_unconfirmed = resend_unconfirmed
+        self.counters = AmiCounters()
+        self._rng = rng or random.Random()
+        self._servers: dict[str, _Server] = {}
+        self._trunks: dict[str, _Trunk] = {}
+        self._rr = 0
+        self._emits: set[asyncio.Task[None]] = set()
+        self._inbound_contexts = frozenset(settings.inbound_contexts)
+        self._inbound_dids = frozenset(settings.inbound_dids)
+        for server in settings.servers:
+            tracker = CallTracker(prefix=settings.channel_id_prefix, follow_foreign=settings.follow_foreign,
+                                  settle_s=settings.settle_s, hangup_wait_s=settings.hangup_wait_s)
+            self._servers[server.name] = _Server(server, self._session(server, tracker), tracker)
+            for trunk in server.trunks:
+                self._trunks[trunk.name] = _Trunk(trunk, server.name)
+
+    @classmethod
+    def from_config(cls, raw: dict[str, Any], *, resend_unconfirmed: bool = False) -> AmiConnector:
+        try:
+            settings = AmiSettings.model_validate(raw)
+        except ValidationError as exc:
+            lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise ConfigError("channels.ivr.connector:\n  " + "\n  ".join(lines)) from None
+        return cls(settings, resend_unconfirmed=resend_unconfirmed)
+
+    def _session(self, server: ServerSettings, tracker: CallTracker) -> AmiSession:
+        s = self.settings
+
+        def on_event(msg: Message) -> None:
+            self._on_event(server.name, tracker, msg)
+
+        async def on_ready() -> None:
+            await self._reconcile(server.name)
+
+        return AmiSession(
+            server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=tracker.connection_lost,
+            action_timeout_s=s.action_timeout_s, connect_timeout_s=s.connect_timeout_s,
+            ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
+            reconnect_min_s=s.reconnect_min_s, reconnect_max_s=s.reconnect_max_s, rng=self._rng,
+        )
+
+    # ---- targets ----------------------------------------------------------------------------
+
+    def targets(self) -> list[Target]:
+        return [Target(t.settings.name, t.settings.rate_per_s, t.settings.max_concurrent)
+                for t in self._trunks.values()]
+
+    def healthy(self, target: str) -> bool:
+        trunk = self._trunks.get(target)
+        return trunk is not None and self._servers[trunk.server].session.ready
+
+    def route(self, task: Task) -> str:
+        """Round robin over the trunks whose server is logged in (the first trunk when none is)."""
+        names = [name for name, t in self._trunks.items() if self._servers[t.server].session.ready]
+        if not names:
+            return next(iter(self._trunks))
+        self._rr += 1
+        return names[self._rr % len(names)]
+
+    def trunk_high_water(self, target: str) -> int:
+        return self._trunks[target].high_water
+
+    def session(self, server: str) -> AmiSession:
+        return self._servers[server].session
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        for srv in self._servers.values():
+            await srv.session.start()
+            srv.ticker = asyncio.create_task(self._tick(srv), name=f"ami-tick-{srv.settings.name}")
+        await asyncio.gather(*(s.session.wait_ready(self.settings.connect_timeout_s)
+                               for s in self._servers.values()))
+        for name, srv in self._servers.items():
+            if not srv.session.ready:
+                log.warning("AMI %s not connected yet; its trunks stay unhealthy until it is", name)
+
+    async def close(self) -> None:
+        for srv in self._servers.values():
+            if srv.ticker is not None:
+                srv.ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await srv.ticker
+                srv.ticker = None
+            await srv.session.close()
+        if self._emits:
+            _, pending = await asyncio.wait(set(self._emits), timeout=5.0)
+            for task in pending:
+                task.cancel()
+
+    # ---- send -------------------------------------------------------------------------------
+
+    async def send(self, request: SendRequest) -> SendResult:
+        s = self.settings
+        trunk = self._trunks.get(request.target)
+        if trunk is None:
+            return Final(Outcome.ERROR, provider_text=f"no AMI trunk {request.target!r}")
+        srv = self._servers[trunk.server]
+        if not srv.session.ready:
+            return Retry(s.retry_delay_s, f"AMI {trunk.server} not connected")
+        scenario = request.scenario
+        try:
+            script = script_of(scenario) if scenario is not None else None
+            if script is None:
+                return Final(Outcome.ERROR, provider_text="scenario has no ivr script")
+            variables = channel_variables(script, request.task.vars)
+        except (ConfigError, ValueError) as exc:
+            return Final(Outcome.ERROR, provider_text=str(exc))
+        call_id, other_id, action_id = call_ids(request.attempt.key, s.channel_id_prefix)
+        if call_id in srv.tracker.calls:  # the same attempt again while its call is up: no second call
+            return Accepted(correlation_id=call_id, hold_slot=True, data={"duplicate": True})
+        if s.local_guard and trunk.active >= trunk.settings.max_concurrent:
+            return Retry(min(s.retry_delay_s, 1.0), f"trunk {trunk.settings.name} full")
+        ring_s = float(script.ring_timeout_s or s.ring_timeout_s)
+        number = format_number(request.task.phone, trunk.settings.number_format)
+        headers = [
+            ("Channel", trunk.settings.dial.format(number=number)),
+            ("Context", context_name(scenario.name, script)), ("Exten", "s"), ("Priority", "1"),
+            ("Timeout", str(int(ring_s * 1000))), ("Async", "true"),
+            ("ChannelId", call_id), ("OtherChannelId", other_id),
+        ]
+        if trunk.settings.caller_id:
+            headers.append(("CallerID", trunk.settings.caller_id))
+        values = {"VOLNA_TASK": request.task.task_id, "VOLNA_ATTEMPT": str(request.attempt.number),
+                  "VOLNA_CALL": call_id, "VOLNA_CONV_OK": bool(request.extras.get("conversation_allowed")),
+                  **variables}
+        headers += [("Variable", variable(k, v)) for k, v in values.items()]
+        final_after_s = ring_s + script.max_duration_s + s.hangup_margin_s
+        now = asyncio.get_running_loop().time()
+        call = srv.tracker.register(call_id, other_id, action_id, now=now, deadline=now + final_after_s,
+                                    trunk=trunk.settings.name)
+        trunk.active += 1
+        trunk.high_water = max(trunk.high_water, trunk.active)
+        self.counters.originates += 1
+        try:
+            # Point of no return: once written, this Originate may place a call.
+            reply = await srv.session.action("Originate", headers, action_id=action_id)
+        except NotConnected:
+            self._release(srv.tracker.forget(call_id))
+            return Retry(s.retry_delay_s, f"AMI {trunk.server} not connected")
+        except (ConnectorError, asyncio.CancelledError) as exc:
+            call.silent = True  # the core records this attempt unknown; follow the call only to free its slot
+            self.counters.unconfirmed += 1
+            log.warning("Originate to %s unconfirmed: %s", mask(request.task.phone), exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise ConnectorError(f"Originate unconfirmed: {exc}") from None
+        if reply.get("Response") == "Success":
+            self.counters.accepted += 1
+            return Accepted(correlation_id=call_id, hold_slot=True,
+                            final_timeout_s=final_after_s + s.hangup_wait_s + s.settle_s + 5.0,
+                            data={"server": trunk.server, "trunk": trunk.settings.name})
+        self._release(srv.tracker.forget(call_id))
+        self.counters.refused += 1
+        return Final(Outcome.FAILED, provider_code="originate_error", provider_text=reply.get("Message") or None)
+
+    def _release(self, call: Any) -> None:
+        if call is not None and call.own and call.trunk in self._trunks:
+            self._trunks[call.trunk].active -= 1
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def _on_event(self, server: str, tracker: CallTracker, msg: Message) -> None:
+        if self._inbound_contexts and msg.get("Event") == "Newchannel" \
+                and msg.get("Context") in self._inbound_contexts:
+            self._inbound(server, msg)
+        finished = tracker.handle(msg, asyncio.get_running_loop().time())
+        if finished is not None:
+            self._finished(finished)
+
+    def _inbound(self, server: str, msg: Message) -> None:
+        did = msg.get("Exten", "")
+        if self._inbound_dids and did not in self._inbound_dids:
+            return
+        raw = msg.get("CallerIDNum", "")
+        if not raw or raw == "<unknown>":
+            return
+        try:
+            phone = normalize(raw)
+        except IntakeError:
+            log.info("inbound call from an unparsable caller id %s", mask(raw))
+            return
+        self.counters.inbound += 1
+        self._spawn_emit(InboundEvent(channel=Channel.IVR, phone=phone, data={
+            "call_id": f"{server}:{msg.get('Uniqueid', '')}", "did": did, "context": msg.get("Context", ""),
+            "server": server,
+        }))
+
+    def _finished(self, f: Finished) -> None:
+        if f.call.own:
+            self._release(f.call)
+        if f.call.silent:
+            return
+        self.counters.finals += 1
+        if not f.call.own:
+            self.counters.foreign_finals += 1
+        if f.data.get("vanished"):
+            self.counters.vanished += 1
+        self.counters.outcomes[f.outcome.value] = self.counters.outcomes.get(f.outcome.value, 0) + 1
+        self._spawn_emit(LateEvent(channel=Channel.IVR, correlation_id=f.call.call_id, outcome=f.outcome, final=True,
+                                   provider_code=f.provider_code, provider_text=f.provider_text, data=f.data,
+                                   actions=f.actions))
+
+    def _spawn_emit(self, event: LateEvent | InboundEvent) -> None:
+        task = asyncio.create_task(self._emit_safely(event))
+        self._emits.add(task)
+        task.add_done_callback(self._emits.discard)
+
+    async def _emit_safely(self, event: LateEvent | InboundEvent) -> None:
+        try:
+            await self.emit(event)
+        except Exception:
+            log.exception("event sink failed for an IVR event")
+
+    # ---- time and reconnects ----------------------------------------------------------------
+
+    async def _tick(self, srv: _Server) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            finished, hangups = srv.tracker.tick(loop.time())
+            for f in finished:
+                self._finished(f)
+            for call in hangups:
+                self.counters.hangups_sent += 1
+                log.info("call %s past its max duration: hanging up", call.call_id)
+                self._spawn_hangup(srv.session, call.channel)
+
+    def _spawn_hangup(self, session: AmiSession, channel: str) -> None:
+        async def hangup() -> None:
+            with contextlib.suppress(ConnectorError):
+                await session.action("Hangup", [("Channel", channel), ("Cause", "16")])
+
+        task = asyncio.create_task(hangup())
+        self._emits.add(task)
+        task.add_done_callback(self._emits.discard)
+
+    async def _reconcile(self, server: str) -> None:
+        """After (re)login: own calls that lived through the gap and are gone now end ``unknown``."""
+        srv = self._servers[server]
+        if not any(c.gap for c in srv.tracker.calls.values()):
+            return
+        try:
+            items = await srv.session.list_action("CoreShowChannels", timeout_s=self.settings.action_timeout_s * 2)
+        except ConnectorError as exc:
+            log.warning("AMI %s: CoreShowChannels failed (%s); calls are reconciled on the next login", server, exc)
+            return
+        present = {m.get("Uniqueid", "") for m in items}
+        for f in srv.tracker.reconcile(present, asyncio.get_running_loop().time()):
+            self._finished(f)

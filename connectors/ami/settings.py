@@ -1,0 +1,156 @@
+"""Typed settings of the AMI connector (``[channels.ivr.connector]``).
+
+Several Asterisk servers, each with its AMI account and its trunks; every trunk is a pacing
+target (``Target(name, rate_per_s, max_concurrent)``) — keep trunk names unique engine-wide.
+The secret is given inline or, better, as ``secret_file`` (read at each login, so a rotated
+secret is picked up on the next reconnect).
+
+Example (every key with its default, except the required ones)::
+
+    [channels.ivr]
+    resend_unconfirmed = false     # an Originate whose answer was lost is `unknown`, never re-sent
+    [channels.ivr.connector]
+    ring_timeout_s = 30.0          # Originate Timeout (a scenario's ivr.ring_timeout_s wins)
+    hangup_margin_s = 30.0         # past ring + the script's max_duration_s: Hangup action
+    events = "call,user"           # Login Events mask: no VarSet/Newexten on the wire
+    channel_id_prefix = "volna"    # ChannelId = <prefix>-<20 hex of the attempt key>
+    follow_foreign = true          # also report calls other dispatcher processes originated
+    local_guard = true             # never more than max_concurrent own calls on a trunk
+    action_timeout_s = 5.0         # every AMI action (Originate's "queued" answer included)
+    connect_timeout_s = 5.0
+    ping_interval_s = 10.0
+    ping_timeout_s = 5.0           # no Pong in time: the link is dead, reconnect
+    reconnect_min_s = 0.5          # backoff doubles up to reconnect_max_s, with jitter
+    reconnect_max_s = 30.0
+    settle_s = 1.0                 # wait for a missing piece (other leg, response) after hang-up
+    hangup_wait_s = 10.0           # after our Hangup action, give up waiting for the Hangup event
+    retry_delay_s = 5.0            # Retry(delay_s) while a server is down or a trunk is full
+    inbound_contexts = ["from-debtors"]   # Newchannel here from a caller id → InboundEvent
+    inbound_dids = []              # only these Exten (DIDs); empty = any
+    [[channels.ivr.connector.servers]]
+    name = "ast1"
+    host = "10.0.0.5"
+    port = 5038
+    username = "volna"
+    secret_file = "/etc/volna/ami-secret"
+    auth = "md5"                   # Challenge/MD5 login; "plain" sends the secret
+    [[channels.ivr.connector.servers.trunks]]
+    name = "ast1-trunk-a"
+    dial = "PJSIP/{number}@trunk-a"
+    number_format = "national_8"   # e164 (+79161234567), e164_digits (79161234567), national_8 (89161234567)
+    caller_id = '"Volna" <84950000000>'
+    rate_per_s = 10.0
+    max_concurrent = 30
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from engine.errors import ConfigError
+
+_NAME = r"^[A-Za-z0-9._:\-]{1,64}$"
+
+NumberFormat = Literal["e164", "e164_digits", "national_8"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrunkSettings(_Model):
+    name: str = Field(pattern=_NAME)
+    #: Originate ``Channel``, with ``{number}`` (``PJSIP/{number}@trunk-a``, ``Local/{number}@debtors``).
+    dial: str = Field(min_length=3, max_length=200)
+    number_format: NumberFormat = "e164"
+    caller_id: str | None = Field(default=None, max_length=120)
+    rate_per_s: float = Field(default=10.0, gt=0)
+    max_concurrent: int = Field(default=30, ge=1)
+
+    @field_validator("dial")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        if fields != ["number"] or "/" not in value or any(c in value for c in "\r\n,"):
+            raise ValueError("dial must be like 'PJSIP/{number}@trunk' with {number} exactly once")
+        return value
+
+    @field_validator("caller_id")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("caller_id must be one line")
+        return value
+
+
+def format_number(e164: str, fmt: NumberFormat) -> str:
+    """``+79161234567`` as the trunk wants it; ``national_8`` dials abroad as ``810…``."""
+    digits = e164.lstrip("+")
+    if fmt == "e164":
+        return "+" + digits
+    if fmt == "e164_digits":
+        return digits
+    return "8" + digits[1:] if digits.startswith("7") else "810" + digits
+
+
+class ServerSettings(_Model):
+    name: str = Field(pattern=_NAME)
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=80)
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    auth: Literal["md5", "plain"] = "md5"
+    trunks: list[TrunkSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> ServerSettings:
+        if self.secret is None and self.secret_file is None:
+            raise ValueError(f"servers.{self.name}: secret or secret_file is required")
+        return self
+
+    def read_secret(self) -> str:
+        if self.secret_file is not None:
+            try:
+                return self.secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"servers.{self.name}.secret_file {self.secret_file}: {exc.strerror}") from None
+        return self.secret.get_secret_value() if self.secret is not None else ""
+
+
+class AmiSettings(_Model):
+    servers: list[ServerSettings] = Field(min_length=1)
+    ring_timeout_s: float = Field(default=30.0, ge=1, le=300)
+    hangup_margin_s: float = Field(default=30.0, ge=0)
+    events: str = Field(default="call,user", pattern=r"^[a-z,]+$")
+    channel_id_prefix: str = Field(default="volna", pattern=r"^[a-z][a-z0-9]{0,15}$")
+    follow_foreign: bool = True
+    local_guard: bool = True
+    action_timeout_s: float = Field(default=5.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    ping_interval_s: float = Field(default=10.0, gt=0)
+    ping_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    settle_s: float = Field(default=1.0, ge=0)
+    hangup_wait_s: float = Field(default=10.0, gt=0)
+    tick_s: float = Field(default=0.25, gt=0, le=5)
+    retry_delay_s: float = Field(default=5.0, gt=0)
+    inbound_contexts: list[str] = Field(default_factory=list)
+    inbound_dids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AmiSettings:
+        servers = [s.name for s in self.servers]
+        trunks = [t.name for s in self.servers for t in s.trunks]
+        if len(set(servers)) != len(servers):
+            raise ValueError("servers: names must be unique")
+        if len(set(trunks)) != len(trunks):
+            raise ValueError("trunks: names must be unique")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is below reconnect_min_s")
+        return self
