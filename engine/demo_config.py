@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 # Demo-only credentials of the bundled simulators (never a real account's).
-SIM_SMPP_PASSWORD = "sim-pass"  # noqa: S105
-SIM_AMI_SECRET = "sim-secret"  # noqa: S105
+SIM_SMPP_PASSWORD = "sim-pass"
+SIM_AMI_SECRET = "sim-secret"
 
 
 def demo_config(redis_url: str, ports: dict[str, int], clock_spec: str, scenarios: Path) -> dict[str, Any]:

@@ -102,7 +102,9 @@ class DemoRun:
         """After a stop, wait for calls and messages in flight to end (or be recovered)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            leased = sum(int((await ctx.waves.counts(w)).get("leased", 0)) for w in self.wave_ids)
+            leased = 0
+            for wave_id in self.wave_ids:
+                leased += int((await ctx.waves.counts(wave_id)).get("leased", 0))
             if leased == 0:
                 return
             await asyncio.sleep(0.5)
@@ -111,7 +113,7 @@ class DemoRun:
         from engine import results
 
         path = self.out / f"results-{self.day.isoformat()}.jsonl"
-        with path.open("w", encoding="utf-8") as fh:  # noqa: ASYNC230 - the demo's own CLI loop
+        with path.open("w", encoding="utf-8") as fh:
             await results.export(ctx.redis, self.wave_ids, fh, "jsonl", kinds={"result", "inbound"})
         return path
 
