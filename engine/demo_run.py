@@ -64,7 +64,7 @@ class DemoRun:
             start += count
             await ctx.waves.create(wave_id, "demo-utilities", self.day, by="demo")
 
-            async def lines(chunk=chunk, channel=channel, scenario=scenario, cascade=cascade):  # type: ignore[no-untyped-def]
+            async def lines(chunk=chunk, channel=channel, scenario=scenario, cascade=cascade):
                 for i, d in enumerate(chunk):
                     yield task_line(d, task_id=f"{channel}-{i}", channel=channel, scenario=scenario,
                                     cascade=cascade).encode()
