@@ -213,7 +213,8 @@ def cmd_sim(argv: list[str]) -> int:
     if not argv or argv[0] not in ("smsc", "ami", "gateway"):
         print("usage: volna sim smsc|ami|gateway [options]", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"simulators.{argv[0]}")
+    # Each simulator package runs as ``python -m simulators.<name>``; its __main__ has main(argv).
+    module = importlib.import_module(f"simulators.{argv[0]}.__main__")
     return int(module.main(argv[1:]) or 0)
 
 
