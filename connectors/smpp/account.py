@@ -1,0 +1,321 @@
+"""One SMSC account: its binds kept up, the window shared out, throttled submits re-sent, receipts read.
+
+* Each bind slot has a supervisor task: bind, wait until the connection ends, bind again after
+  an exponential backoff with jitter (``reconnect_min_s`` doubling up to ``reconnect_max_s``,
+  each wait drawn from [d/2, d]); the password file is re-read at every bind.
+* :meth:`SmppAccount.submit` takes a window slot on a bound bind (round-robin over those with
+  room; FIFO wait, up to ``window_wait_s``, when none has), waits for the bind's
+  :class:`~connectors.smpp.throttle.AdaptiveRate`, writes the PDU and waits for the answer.
+  ``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL`` mean the SMSC did not take the message: the same body
+  is sent again (new sequence number, any bind) after a jittered, doubling delay, for at most
+  ``throttle.budget_s``; the bind's rate is cut meanwhile.
+* What may be retried is decided by what reached the wire: :class:`NotSent` (nothing did) vs
+  :class:`~connectors.smpp.bind.BindLost` / :class:`~connectors.smpp.bind.ResponseTimeout`
+  (the submit_sm was written; the SMSC may have the message).
+* ``deliver_sm`` / ``data_sm`` are always answered, on the bind they came on: a receipt after
+  the sink took it (``ESME_RX_T_APPN`` if the sink raised, so the SMSC delivers it again); an
+  unreadable PDU, a receipt without id/state or a mobile-originated message at once with
+  ``ESME_ROK`` (sending it again would not make it readable), logged and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from connectors.smpp import pdu
+from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
+from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
+from connectors.smpp.settings import AccountSettings
+from connectors.smpp.stats import SmppStats
+from engine.errors import ConnectorError
+from engine.phones import mask
+
+log = logging.getLogger("connectors.smpp")
+
+ReceiptSink = Callable[[Receipt], Awaitable[None]]
+
+
+class NotSent(ConnectorError):
+    """Nothing reached the SMSC (no bind with room in time, throttled past the budget)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SmppAccount:
+    def __init__(self, settings: AccountSettings, *, on_receipt: ReceiptSink, stats: SmppStats) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.stats = stats
+        self._on_receipt = on_receipt
+        ton, npi, addr = settings.source()
+        self.head = pdu.SubmitHead(settings.service_type, ton, npi, addr).encode()
+        self.validity = pdu.relative_validity(settings.validity_s) if settings.validity_s else ""
+        if settings.bind_mode == "transceiver":
+            roles = ["transceiver"] * settings.binds
+        else:
+            roles = ["transmitter"] * settings.binds + ["receiver"] * settings.receiver_binds
+        self._roles = roles
+        self.binds: list[SmppBind | None] = [None] * len(roles)
+        self._tx_slots = [i for i, role in enumerate(roles) if role != "receiver"]
+        self._rr = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._attempted: set[int] = set()
+        self._changed = asyncio.Event()
+        self._closing = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, wait_s: float) -> None:
+        """Start every bind; return once each tried once (or after ``wait_s``): never raises."""
+        if self._supervisors:
+            return
+        self._closing = False
+        self._supervisors = [
+            asyncio.create_task(self._supervise(i), name=f"smpp-{self.name}-{i}") for i in range(len(self.binds))
+        ]
+        deadline = time.monotonic() + wait_s
+        while len(self._attempted) < len(self.binds) and time.monotonic() < deadline:
+            await self._wait_change(deadline)
+
+    async def stop(self) -> None:
+        """Two phases: stop taking submits and drain each bind (deadline), then cancel what is left."""
+        self._closing = True
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+        binds = [b for b in self.binds if b is not None]
+        await asyncio.gather(*(b.close(self.settings.drain_timeout_s) for b in binds), return_exceptions=True)
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        self._supervisors = []
+        if self._deliveries:
+            await asyncio.wait(set(self._deliveries), timeout=1.0)
+            for task in list(self._deliveries):
+                task.cancel()
+
+    async def wait_bound(self, timeout_s: float, count: int | None = None) -> None:
+        """Wait until ``count`` binds (default: all) are bound; ``TimeoutError`` otherwise."""
+        want = len(self.binds) if count is None else count
+        deadline = time.monotonic() + timeout_s
+        while sum(1 for b in self.binds if b is not None and b.state is BindState.BOUND) < want:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"account {self.name}: {want} binds not bound within {timeout_s}s")
+            await self._wait_change(deadline)
+
+    async def _wait_change(self, deadline: float) -> None:
+        self._changed.clear()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    @property
+    def healthy(self) -> bool:
+        """A transmitting bind is bound."""
+        return any((b := self.binds[i]) is not None and b.state is BindState.BOUND for i in self._tx_slots)
+
+    async def _supervise(self, slot: int) -> None:
+        s = self.settings
+        failures = 0
+        while not self._closing:
+            bind = SmppBind(s, self._roles[slot], slot, self, self.stats)
+            self.binds[slot] = bind
+            try:
+                await bind.open()
+            except BindError as exc:
+                self.stats.bind_failures += 1
+                failures += 1
+                level = logging.ERROR if isinstance(exc, BindRefused) else logging.WARNING
+                log.log(level, "%s (attempt %d)", exc, failures)
+                self._attempted.add(slot)
+                self._changed.set()
+                await asyncio.sleep(self._backoff_s(failures))
+                continue
+            except asyncio.CancelledError:
+                bind.abort("cancelled")
+                raise
+            self.stats.binds += 1
+            failures = 0
+            self._attempted.add(slot)
+            self._changed.set()
+            await bind.wait_closed()
+            if not self._closing:
+                await asyncio.sleep(self._backoff_s(1))
+
+    def _backoff_s(self, failures: int) -> float:
+        s = self.settings
+        ceiling = min(s.reconnect_max_s, s.reconnect_min_s * 2 ** min(failures - 1, 30))
+        return ceiling * (0.5 + random.random() / 2)
+
+    # ---- BindListener ----------------------------------------------------------------------
+
+    def on_state(self, bind: SmppBind, state: BindState) -> None:
+        self._changed.set()
+        if state is BindState.BOUND:
+            while self._waiters:
+                fut = self._waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+
+    def on_delivery(self, bind: SmppBind, command_id: int, seq: int, body: bytes) -> None:
+        resp_id = command_id | pdu.RESP
+        try:
+            delivery = pdu.decode_delivery(command_id, body)
+            if not delivery.is_receipt:
+                self.stats.mo_ignored += 1
+                log.info("bind %s: mobile-originated message from %s ignored", bind.name,
+                         mask("+" + delivery.source_addr))
+                bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
+                return
+            receipt = receipt_from_delivery(delivery, submit_id_base=self.settings.submit_id_base,
+                                            receipt_id_base=self.settings.receipt_id_base)
+        except ReceiptError as exc:
+            self.stats.receipts_unparsed += 1
+            log.warning("bind %s: receipt seq %d unusable: %s", bind.name, seq, exc)
+            bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
+            return
+        except pdu.MalformedPdu as exc:
+            self.stats.malformed_pdus += 1
+            log.warning("bind %s: malformed PDU 0x%08X seq %d (%d octets): %s", bind.name, command_id, seq,
+                        len(body), exc)
+            bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
+            return
+        task = asyncio.create_task(self._deliver(bind, resp_id, seq, receipt))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, bind: SmppBind, resp_id: int, seq: int, receipt: Receipt) -> None:
+        status = pdu.ESME_ROK
+        try:
+            await self._on_receipt(receipt)
+        except Exception:
+            self.stats.receipt_sink_errors += 1
+            status = pdu.ESME_RX_T_APPN
+            log.exception("bind %s: receipt for %s not taken; the SMSC will deliver it again",
+                          bind.name, receipt.message_id)
+        bind.respond(resp_id, seq, status, b"\x00")
+
+    # ---- the window ------------------------------------------------------------------------
+
+    def _pick(self) -> SmppBind | None:
+        slots = self._tx_slots
+        n = len(slots)
+        for k in range(n):
+            i = (self._rr + k) % n
+            bind = self.binds[slots[i]]
+            if bind is not None and bind.state is BindState.BOUND and bind.outstanding < bind.window:
+                self._rr = i + 1
+                bind.outstanding += 1
+                bind.idle.clear()
+                return bind
+        return None
+
+    async def _acquire(self) -> SmppBind:
+        """A window slot on a bound bind (FIFO among waiters); :class:`NotSent` after ``window_wait_s``."""
+        if not self._waiters and not self._closing:
+            bind = self._pick()
+            if bind is not None:
+                return bind
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.window_wait_s
+        while True:
+            if self._closing:
+                raise NotSent(f"account {self.name} is closing", 1.0)
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await fut
+            except TimeoutError:
+                self._abandon(fut)
+                raise NotSent(f"account {self.name}: no bound bind with window room within "
+                              f"{self.settings.window_wait_s}s", 1.0) from None
+            except BaseException:
+                self._abandon(fut)
+                raise
+            if self._closing:
+                raise NotSent(f"account {self.name} is closing", 1.0)
+            bind = self._pick()
+            if bind is not None:
+                return bind
+
+    def _abandon(self, fut: asyncio.Future[None]) -> None:
+        """A waiter leaves (timeout, cancellation): hand a wake-up it got on to the next one."""
+        if fut.done() and not fut.cancelled():
+            self._wake_one()
+        else:
+            fut.cancel()
+            try:
+                self._waiters.remove(fut)
+            except ValueError:
+                pass
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def _release(self, bind: SmppBind) -> None:
+        bind.outstanding -= 1
+        if not bind.outstanding:
+            bind.idle.set()
+        if self._waiters and bind.state is BindState.BOUND:
+            self._wake_one()
+
+    # ---- submit ----------------------------------------------------------------------------
+
+    async def submit(self, body: bytes) -> tuple[int, str]:
+        """``(command_status, message_id)`` of one submit_sm body, re-sent while throttled.
+
+        :class:`NotSent` when the SMSC never got it; :class:`~connectors.smpp.bind.BindLost`,
+        :class:`~connectors.smpp.bind.ResponseTimeout` (``ConnectorError``) when it may have.
+        """
+        throttle = self.settings.throttle
+        started = time.monotonic()
+        backoff = throttle.retry_min_s
+        while True:
+            bind = await self._acquire()
+            try:
+                delay = bind.rate.delay()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    if bind.state is not BindState.BOUND:
+                        continue  # nothing written: another bind, or the wait for one
+                # ---- point of no return: once written, the SMSC may have the message ----
+                _, status, resp = await bind.submit(body)
+            finally:
+                self._release(bind)
+            if status == pdu.ESME_RTHROTTLED or status == pdu.ESME_RMSGQFUL:
+                self.stats.throttled += 1
+                bind.rate.on_throttled()
+                wait_s = backoff * (0.5 + random.random() / 2)
+                if time.monotonic() - started + wait_s > throttle.budget_s:
+                    raise NotSent(f"account {self.name}: {pdu.status_text(status)} for {throttle.budget_s}s",
+                                  throttle.retry_max_s)
+                await asyncio.sleep(wait_s)
+                backoff = min(throttle.retry_max_s, backoff * 2)
+                continue
+            if status != pdu.ESME_ROK:
+                self.stats.refused += 1
+                return status, ""
+            bind.rate.on_accepted()
+            self.stats.accepted += 1
+            message_id = pdu.read_c_string(resp)[0].strip() if resp else ""
+            if not message_id:
+                self.stats.malformed_pdus += 1
+                raise pdu.MalformedPdu(f"bind {bind.name}: submit_sm_resp OK without a message_id")
+            return status, message_id
