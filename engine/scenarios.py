@@ -8,12 +8,13 @@ outcomes count towards the debtor's contact caps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import ConfigError
+from engine.ivr import IvrScript
 from engine.outcomes import Channel, Outcome
 from engine.templates import check_template
 
@@ -77,7 +78,7 @@ class Scenario(_Model):
     ivr_cap_class: CapClass = "message"
     messages: Messages = Messages()
     #: The IVR script (steps, menus); compiled to dialplan by ``volna scenarios compile``.
-    ivr: dict[str, Any] | None = None
+    ivr: IvrScript | None = None
     retry: list[RetryRule] = Field(default_factory=list)
     cascade: list[CascadeRule] = Field(default_factory=list)
     #: Which outcomes count towards the caps, per channel; others release the reserved slot.

@@ -231,3 +231,16 @@ def test_scenario_model_carries_a_script() -> None:
 
     scenario = Scenario.model_validate({"name": "soft_reminder", "ivr": yaml.safe_load(SOFT_REMINDER)})
     assert compile_dialplan({"soft_reminder": scenario}).count("[volna-soft_reminder]") == 1
+
+
+def test_shipped_scenarios_compile_to_the_committed_dialplan(tmp_path: Path) -> None:
+    """`volna scenarios compile` of scenarios/ gives ops/asterisk/extensions_volna.conf, which lints."""
+    from engine.scenarios import load_scenarios
+
+    root = Path(__file__).resolve().parent.parent
+    scenarios = load_scenarios(root / "scenarios")
+    assert all(s.ivr is not None for s in scenarios.values())
+    compiled = compile_dialplan(scenarios)
+    assert compiled == (root / "ops" / "asterisk" / "extensions_volna.conf").read_text(encoding="utf-8")
+    (tmp_path / "extensions_volna.conf").write_text(compiled, encoding="utf-8")
+    assert _only_amd_missing(_lint(tmp_path, "extensions_volna.conf")) == []
