@@ -239,3 +239,22 @@ def test_call_ids_are_stable_and_distinct() -> None:
     assert a == call_ids("w1:t1:1")
     assert a[0].startswith("volna-") and a[1] == a[0] + "-2" and a[2] == f"{a[0]}/w1:t1:1"
     assert call_ids("w1:t1:2")[0] != a[0]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_transcript_outcome_in_a_process_that_did_not_originate(name: str) -> None:
+    """Another dispatcher's call: found by the ChannelId prefix and the ActionID's ChannelId part."""
+    cid, other, aid = call_ids(f"w1:t{name}:1")
+    renamed = []
+    for msg in _messages(name):
+        msg = {k: v.replace(f"oa-raw-{name}", aid).replace(f"raw-{name}-2", other).replace(f"raw-{name}", cid)
+               for k, v in msg.items()}
+        renamed.append(msg)
+    tracker = CallTracker(settle_s=1.0)
+    done = [f for f in (tracker.handle(m, 1.0) for m in renamed) if f is not None]
+    done += tracker.tick(3.0)[0]
+    outcome, code, text, dtmf = EXPECTED[name]
+    assert len(done) == 1 and not done[0].call.own and done[0].call.call_id == cid
+    assert (done[0].outcome, done[0].provider_code, done[0].provider_text) == (outcome, code, text)
+    assert done[0].data["dtmf"] == dtmf
+    assert not CallTracker(follow_foreign=False).handle(renamed[2], 1.0)

@@ -170,7 +170,8 @@ class CallTracker:
         self.calls[call.call_id] = call
         self._by_uid[call.call_id] = call
         self._by_uid[call.other_id] = call
-        self._by_action[call.action_id] = call
+        if call.action_id:
+            self._by_action[call.action_id] = call
 
     def _remove(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
@@ -245,10 +246,13 @@ class CallTracker:
     def _originate_response(self, msg: Message, now: float) -> Finished | None:
         action_id = msg.get("ActionID", "")
         call = self._by_action.get(action_id)
-        if call is None:
-            call = self._foreign(action_id.partition("/")[0], action_id, now)
+        if call is None:  # another process's call: its ActionID starts with the ChannelId
+            call_id = action_id.partition("/")[0]
+            call = self.calls.get(call_id) or self._foreign(call_id, action_id, now)
             if call is None:
                 return None
+            call.action_id = action_id
+            self._by_action[action_id] = call
         call.response = msg.get("Response")
         try:
             call.reason = int(msg.get("Reason", ""))
