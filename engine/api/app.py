@@ -53,6 +53,8 @@ class ApiOptions:
     heartbeat_s: float = 15.0
     #: XREAD block of a results feed (below the Redis client's socket timeout).
     feed_block_ms: int = 2000
+    #: Batches a live client may have queued before it falls back to catching up from Redis.
+    feed_queue_batches: int = 64
     #: Rejected lines listed in an upload's answer (the total is always counted).
     rejections_listed: int = 1000
     readiness_timeout_s: float = 1.0
@@ -266,7 +268,8 @@ def make_app(
 
 
 async def _feeds(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[CTX].redis, block_ms=app[OPTIONS].feed_block_ms)
+    opts = app[OPTIONS]
+    hub = Hub(app[CTX].redis, block_ms=opts.feed_block_ms, queue_batches=opts.feed_queue_batches)
     app[HUB] = hub
     yield
     await hub.stop()

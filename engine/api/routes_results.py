@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from engine.api.app import CTX, HUB, OPTIONS, allow
 from engine.api.auth import Perm
@@ -100,16 +102,11 @@ async def results_stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         })
         await response.prepare(request)
-        cursor = upto if start == "now" else start
         try:
             await response.write(f"retry: {RETRY_MS}\n: following {wave_id}\n\n".encode())
-            while not sub.closed:
-                cursor = await _catch_up(request, response, stream, cursor, upto, kinds)
-                cursor = await _live(response, sub, cursor, kinds, opts.heartbeat_s)
-                if sub.closed:
-                    break
-                upto = sub.resync()
-        except (ConnectionResetError, ConnectionError):
+            await pump(request.app[CTX].redis, response, stream, sub, upto if start == "now" else start, upto,
+                       kinds, opts.heartbeat_s)
+        except ConnectionError:
             pass  # the client left; it resumes with Last-Event-ID
         except asyncio.CancelledError:
             raise
@@ -120,10 +117,28 @@ async def results_stream(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def _catch_up(request: web.Request, response: web.StreamResponse, stream: str, cursor: str, upto: str,
+class EventSink(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+
+async def pump(redis: Redis, out: EventSink, stream: str, sub: Subscriber, cursor: str, upto: str,
+               kinds: frozenset[str] | None, heartbeat_s: float) -> None:
+    """Send everything after ``cursor``, once, until the subscriber is closed.
+
+    ``upto`` is where the subscriber's queue begins: Redis serves ``(cursor, upto]``, the
+    queue what follows; after an overflow the queue is drained, and Redis serves the gap.
+    """
+    while not sub.closed:
+        cursor = await _catch_up(redis, out, stream, cursor, upto, kinds)
+        cursor = await _live(out, sub, cursor, kinds, heartbeat_s)
+        if sub.closed:
+            return
+        upto = sub.resync()
+
+
+async def _catch_up(redis: Redis, out: EventSink, stream: str, cursor: str, upto: str,
                     kinds: frozenset[str] | None) -> str:
     """Send what lies after ``cursor`` up to ``upto`` (inclusive), straight from Redis."""
-    redis = request.app[CTX].redis
     while id_key(cursor) < id_key(upto):
         page = await redis.xrange(stream, min=f"({cursor}", max=upto, count=CATCH_UP_PAGE)
         if not page:
@@ -131,12 +146,12 @@ async def _catch_up(request: web.Request, response: web.StreamResponse, stream: 
         entries = [Entry.of(stream_id, fields) for stream_id, fields in page]
         payload = _event_bytes(entries, kinds)
         if payload:
-            await response.write(payload)
+            await out.write(payload)
         cursor = entries[-1].stream_id
     return cursor if id_key(cursor) >= id_key(upto) else upto
 
 
-async def _live(response: web.StreamResponse, sub: Subscriber, cursor: str, kinds: frozenset[str] | None,
+async def _live(out: EventSink, sub: Subscriber, cursor: str, kinds: frozenset[str] | None,
                 heartbeat_s: float) -> str:
     """Send the feed's batches until the subscriber closes or overflowed (and its queue is drained)."""
     last = id_key(cursor)
@@ -146,7 +161,7 @@ async def _live(response: web.StreamResponse, sub: Subscriber, cursor: str, kind
         try:
             batch = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
         except TimeoutError:
-            await response.write(b": keep-alive\n\n")
+            await out.write(b": keep-alive\n\n")
             continue
         if batch is None or sub.closed:
             return cursor
@@ -154,5 +169,5 @@ async def _live(response: web.StreamResponse, sub: Subscriber, cursor: str, kind
         if fresh:
             payload = _event_bytes(fresh, kinds)
             if payload:
-                await response.write(payload)
+                await out.write(payload)
             cursor, last = fresh[-1].stream_id, fresh[-1].key

@@ -55,10 +55,11 @@ class BodyLines:
             chunk = await self.content.readany()
             if not chunk:
                 break
-            self.bytes_read += len(chunk)
-            if self.bytes_read > self.max_bytes:
+            room = self.max_bytes - self.bytes_read
+            if len(chunk) > room:  # past the cap: the whole lines below it still load
                 self.too_large = True
-                return
+                chunk = chunk[:room]
+            self.bytes_read += len(chunk)
             parts = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
             pending = parts.pop()
             for line in parts:
@@ -76,6 +77,8 @@ class BodyLines:
                     yield pending[: self.max_line_bytes + 1]
                 skipping = True
                 pending = b""
+            if self.too_large:
+                return
         if pending and not skipping:
             self.lines_read += 1
             yield pending

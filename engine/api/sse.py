@@ -25,6 +25,8 @@ from engine.keys import WaveKeys
 
 log = logging.getLogger("engine.api.sse")
 
+STOP_TIMEOUT_S = 5.0
+
 
 def id_key(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
@@ -85,6 +87,7 @@ class Feed:
     last_id: str = "0-0"
     subscribers: set[Subscriber] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    stopping: bool = False
 
     async def start(self) -> None:
         last = await self.redis.xrevrange(self.stream, count=1)
@@ -93,13 +96,15 @@ class Feed:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self.stopping:
             try:
                 answer = await self.redis.xread({self.stream: self.last_id}, count=self.count, block=self.block_ms)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: keep the clients (they get heartbeats), retry
+                if self.stopping:  # redis-py may turn our cancel into a connection error
+                    return
                 failures += 1
                 if failures == 1 or failures % 60 == 0:
                     log.warning("results feed of %s: %s (retrying)", self.stream, exc)
@@ -114,10 +119,11 @@ class Feed:
                     sub.offer(batch)
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.task is not None:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self.task, STOP_TIMEOUT_S)
 
 
 class Hub:
@@ -148,11 +154,10 @@ class Hub:
             yield sub, start
         finally:
             sub.closed = True
-            async with self._lock:
-                feed.subscribers.discard(sub)
-                if not feed.subscribers and self._feeds.get(wave_id) is feed:
-                    del self._feeds[wave_id]
-                    await feed.stop()
+            feed.subscribers.discard(sub)
+            if not feed.subscribers and self._feeds.get(wave_id) is feed:
+                del self._feeds[wave_id]  # a new subscriber from now on starts a new feed
+                await feed.stop()
 
     def close_all(self) -> None:
         """Shutdown: every client's response ends (each reconnects elsewhere with Last-Event-ID)."""
