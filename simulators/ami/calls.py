@@ -159,6 +159,11 @@ class CallRunner:
                 self.emit(start)
                 await self._congestion(c.cause or (1 if c.outcome == "invalid" else 34))
                 return
+            if c.outcome in ("busy", "rejected"):  # refused before ringing (7001)
+                self.emit(start)
+                await asyncio.sleep(self.rng.uniform(k.ring_min_s, k.ring_max_s) / 2)
+                self._busy(17 if c.outcome == "busy" else 21)
+                return
             start += [self._state(self.legs[0], 5), self._dial("DialState", "RINGING")]
             self.emit(start)
             if c.outcome == "no_answer":
@@ -166,9 +171,6 @@ class CallRunner:
                 self._no_answer()
                 return
             await asyncio.sleep(self.rng.uniform(k.ring_min_s, k.ring_max_s))
-            if c.outcome in ("busy", "rejected"):
-                self._busy(17 if c.outcome == "busy" else 21)
-                return
             await self._answered()
         except asyncio.CancelledError:
             self._abort()
