@@ -197,3 +197,15 @@ def deliver_sm_body(source: str, destination: str, esm_class: int, data_coding: 
         bytes((0, 0, data_coding, 0, len(short_message))), short_message,
         tlvs,
     ))
+
+
+def data_sm_body(source: str, destination: str, esm_class: int, data_coding: int, tlvs: bytes) -> bytes:
+    src_ton, src_npi = (1, 1) if source.isdigit() else (5, 0)
+    dst_ton, dst_npi = (1, 1) if destination.isdigit() else (5, 0)
+    return b"".join((
+        b"\x00",
+        bytes((src_ton, src_npi)), cstr(source),
+        bytes((dst_ton, dst_npi)), cstr(destination),
+        bytes((esm_class, 0, data_coding)),
+        tlvs,
+    ))

@@ -46,6 +46,10 @@ class Knobs:
     #: Which bound receiver/transceiver of the system_id gets a receipt: "round_robin", "same"
     #: (the session that submitted, if it can receive) or "other" (any other, if there is one).
     receipt_routing: str = "round_robin"
+    #: Receipts as "deliver_sm" (text + TLVs) or "data_sm" (message_payload + TLVs).
+    receipt_command: str = "deliver_sm"
+    #: A receipt answered with an error status is sent again after this long (at most 5 times).
+    receipt_retry_s: float = 1.0
     # ---- faults ----
     #: Close a session after it sent this many PDUs (bind included) without answering the last
     #: ones: the messages are accepted, the client never learns. 0 = never.
@@ -89,6 +93,8 @@ class SmscStats:
     broken_parts: int = 0
     udh_ref_bits: Counter[int] = field(default_factory=Counter)
     receipts_sent: int = 0
+    #: Receipts delivered on another session than the one the message came in on.
+    receipts_on_other_session: int = 0
     receipts_acked: int = 0
     receipts_nacked: int = 0
     #: Receipts waiting for a receiver of their system_id to bind.
@@ -99,6 +105,8 @@ class SmscStats:
     generic_nacks_sent: int = 0
     dropped_sessions: int = 0
     garbage_sent: int = 0
+    #: Garbage the client answered (deliver_sm_resp to a bad deliver_sm, generic_nack to an unknown command).
+    garbage_answered: int = 0
 
     @property
     def messages(self) -> int:

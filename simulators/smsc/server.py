@@ -281,7 +281,10 @@ class SmscSimulator:
             self._waiting.setdefault(receipt.system_id, deque()).append(receipt)
             self.stats.receipts_waiting += 1
             return
-        session.deliver(receipt, self._receipt_body(receipt))
+        if self.knobs.receipt_command == "data_sm":
+            session.deliver(receipt, codec.DATA_SM, self._receipt_data_sm(receipt))
+        else:
+            session.deliver(receipt, codec.DELIVER_SM, self._receipt_body(receipt))
 
     def _flush_waiting(self, system_id: str) -> None:
         waiting = self._waiting.pop(system_id, None)
@@ -289,23 +292,35 @@ class SmscSimulator:
             self.stats.receipts_waiting -= 1
             asyncio.get_running_loop().call_soon(self._send_receipt, waiting.popleft(), None)
 
-    def _receipt_body(self, r: PendingReceipt) -> bytes:
+    def _receipt_text(self, r: PendingReceipt) -> str:
+        """SMPP 3.4 Appendix B: ``id:… sub:… dlvr:… submit date:… done date:… stat:… err:… text:…``."""
         k = self.knobs
         fmt = k.id_format if k.receipt_id_format == "same" else k.receipt_id_format
-        state, err = STATES[r.stat]
-        now = datetime.now()
         excerpt = "".join(ch for ch in r.text if ch.isascii() and (ch.isalnum() or ch == " "))
-        text = (f"id:{self._format_id(r.number, fmt)} sub:001 dlvr:{'001' if r.stat == 'DELIVRD' else '000'} "
-                f"submit date:{r.submitted_at:%y%m%d%H%M} done date:{now:%y%m%d%H%M} stat:{r.stat} err:{err} "
-                f"text:{excerpt}")
-        tlvs = b""
-        if k.receipt_tlvs:
-            tlvs = (codec.tlv(codec.TLV_RECEIPTED_MESSAGE_ID, codec.cstr(self._format_id(r.number, k.id_format)))
-                    + codec.tlv(codec.TLV_MESSAGE_STATE, bytes((state,))))
-            if r.stat != "DELIVRD":
-                tlvs += codec.tlv(codec.TLV_NETWORK_ERROR_CODE, bytes((3, 0, int(err))))
+        return (f"id:{self._format_id(r.number, fmt)} sub:001 dlvr:{'001' if r.stat == 'DELIVRD' else '000'} "
+                f"submit date:{r.submitted_at:%y%m%d%H%M} done date:{datetime.now():%y%m%d%H%M} "
+                f"stat:{r.stat} err:{STATES[r.stat][1]} text:{excerpt}")
+
+    def _receipt_tlvs(self, r: PendingReceipt) -> bytes:
+        state, err = STATES[r.stat]
+        tlvs = (codec.tlv(codec.TLV_RECEIPTED_MESSAGE_ID, codec.cstr(self._format_id(r.number, self.knobs.id_format)))
+                + codec.tlv(codec.TLV_MESSAGE_STATE, bytes((state,))))
+        if r.stat != "DELIVRD":
+            tlvs += codec.tlv(codec.TLV_NETWORK_ERROR_CODE, bytes((3, 0, int(err))))
+        return tlvs
+
+    def _receipt_body(self, r: PendingReceipt) -> bytes:
+        text = self._receipt_text(r)
         short_message = gsm_encode(text) or text.encode("ascii", errors="replace")
+        tlvs = self._receipt_tlvs(r) if self.knobs.receipt_tlvs else b""
         return codec.deliver_sm_body(r.source, r.destination, codec.ESM_RECEIPT, 0, short_message, tlvs)
+
+    def _receipt_data_sm(self, r: PendingReceipt) -> bytes:
+        text = self._receipt_text(r).encode("ascii", errors="replace")
+        tlvs = codec.tlv(codec.TLV_MESSAGE_PAYLOAD, text)
+        if self.knobs.receipt_tlvs:
+            tlvs += self._receipt_tlvs(r)
+        return codec.data_sm_body(r.source, r.destination, codec.ESM_RECEIPT, 0, tlvs)
 
     # ---- HTTP ----------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ class SmscSession(asyncio.Protocol):
         #: Receipts sent and not yet answered, by our sequence number.
         self.receipts_out: dict[int, PendingReceipt] = {}
         self.muted = False
+        #: Sequence numbers of garbage PDUs we sent (to count the client's answers).
+        self.garbage_seqs: set[int] = set()
 
     @property
     def can_receive(self) -> bool:
@@ -128,7 +130,11 @@ class SmscSession(asyncio.Protocol):
             self.server.unregister(self)
             self.mode = None
             self.close()
-        elif cmd == (codec.DELIVER_SM | codec.RESP):
+        elif cmd == (codec.DELIVER_SM | codec.RESP) or cmd == (codec.DATA_SM | codec.RESP):
+            if seq in self.garbage_seqs:
+                self.garbage_seqs.discard(seq)
+                self.stats.garbage_answered += 1
+                return
             receipt = self.receipts_out.pop(seq, None)
             if receipt is None:
                 return
@@ -136,9 +142,12 @@ class SmscSession(asyncio.Protocol):
                 self.stats.receipts_acked += 1
             else:
                 self.stats.receipts_nacked += 1
-                self.server.requeue_receipt(receipt, delay_s=1.0)
+                self.server.requeue_receipt(receipt, delay_s=self.knobs.receipt_retry_s)
         elif cmd == codec.GENERIC_NACK:
             self.stats.generic_nacks_received += 1
+            if seq in self.garbage_seqs:
+                self.garbage_seqs.discard(seq)
+                self.stats.garbage_answered += 1
         elif cmd & codec.RESP:
             pass  # enquire_link_resp, unbind_resp
         else:
@@ -205,22 +214,27 @@ class SmscSession(asyncio.Protocol):
 
     # ---- outgoing ------------------------------------------------------------------------
 
-    def deliver(self, receipt: PendingReceipt, body: bytes) -> None:
+    def deliver(self, receipt: PendingReceipt, command_id: int, body: bytes) -> None:
         seq = self.next_seq()
         self.receipts_out[seq] = receipt
         self.stats.receipts_sent += 1
-        self.write(codec.pack(codec.DELIVER_SM, seq, body))
+        if receipt.origin is not None and receipt.origin is not self:
+            self.stats.receipts_on_other_session += 1
+        self.write(codec.pack(command_id, seq, body))
 
     def send_garbage(self, kind: str) -> None:
         self.stats.garbage_sent += 1
+        seq = self.next_seq()
         if kind == "unknown_command":
-            data = codec.pack(0x00000777, self.next_seq(), b"\x01\x02\x03")
+            self.garbage_seqs.add(seq)
+            data = codec.pack(0x00000777, seq, b"\x01\x02\x03")
         elif kind == "bad_body":
-            data = codec.pack(codec.DELIVER_SM, self.next_seq(), b"\x00\x01\x01\x37\x39")
+            self.garbage_seqs.add(seq)
+            data = codec.pack(codec.DELIVER_SM, seq, b"\x00\x01\x01\x37\x39")
         elif kind == "stray_response":
             data = codec.pack(codec.SUBMIT_SM | codec.RESP, 0x7FFFFFF0, codec.cstr("999999"))
         elif kind == "bad_length":
-            data = codec.HEADER.pack(7, codec.SUBMIT_SM, 0, self.next_seq())
+            data = codec.HEADER.pack(7, codec.SUBMIT_SM, 0, seq)
         else:
             raise ValueError(f"garbage_kind must be one of {GARBAGE_KINDS}")
         log.info("session %s: sending garbage (%s)", self.system_id, kind)
