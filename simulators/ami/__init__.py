@@ -6,7 +6,7 @@ test ``async with AmiSimulator(Knobs(...)) as sim``; ``sim.stats`` (and ``GET /s
 and the most Originates in one second. Never imports ``engine`` or ``connectors``.
 """
 
-from simulators.ami.__main__ import main
+from simulators.ami.cli import main
 from simulators.ami.knobs import OUTCOMES, Knobs, SimStats
 from simulators.ami.server import AmiSimulator
 

@@ -1,0 +1,238 @@
+"""AMI benchmark: what one dispatcher process sustains against the AMI simulator.
+
+    .venv/bin/python load/bench_ami.py                     # parser, hot path, end to end (sim in its own process)
+    .venv/bin/python load/bench_ami.py --calls 6000 --events on --burst 20   # parse VarSet/Newexten too
+
+1. **parser** — our :class:`connectors.ami.message.AmiParser` vs panoramisk's
+   ``AMIProtocol.data_received`` (+ ``Message.from_line``) on Asterisk 22 capture bytes.
+2. **hot path** — bytes → parser → session dispatch → call tracker → final outcome, per event,
+   with 1 000 calls in flight; then a cProfile of the same run (top functions by own time).
+3. **end to end** — the connector over TCP against ``python -m simulators.ami`` in another
+   process, 1 000 calls kept in flight: Originates/s, AMI events/s received and handled,
+   send→"queued" latency p50/p99, this process's CPU, and a check that every accepted call
+   ended with exactly one final event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from connectors.ami import AmiConnector  # noqa: E402
+from connectors.ami.calls import CallTracker, call_ids  # noqa: E402
+from connectors.ami.message import AmiParser  # noqa: E402
+from connectors.base import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
+from load._common import percentile  # noqa: E402
+from tests.test_ami_support import config, request  # noqa: E402
+
+TRANSCRIPTS = ROOT.parent / "shared" / "asterisk-22-transcripts"
+CAPTURES = ("7000", "7001", "7002", "7003", "7004", "7005", "9999")
+
+
+def _capture_stream(calls: int) -> tuple[bytes, list[tuple[str, str, str]]]:
+    """``calls`` capture replays (ids renamed to Volna call ids), CRLF, as Asterisk sends them."""
+    texts = {n: (TRANSCRIPTS / f"{n}.txt").read_text().split("\n", 1)[1].split("\n\n", 2)[2] for n in CAPTURES}
+    parts, ids = [], []
+    for i in range(calls):
+        name = CAPTURES[i % len(CAPTURES)]
+        cid, other, aid = call_ids(f"bench:t{i}:1")
+        ids.append((cid, other, aid))
+        text = texts[name].replace(f"oa-raw-{name}", aid).replace(f"raw-{name}-2", other)
+        parts.append(text.replace(f"raw-{name}", cid).rstrip("\n") + "\n\n")
+    return "".join(parts).replace("\n", "\r\n").encode(), ids
+
+
+def _chunks(data: bytes, size: int = 65536) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def bench_parser(calls: int) -> None:
+    data, _ = _capture_stream(calls)
+    chunks = _chunks(data)
+    t = time.perf_counter()
+    parser = AmiParser(expect_banner=False)
+    n = sum(len(parser.feed(c)) for c in chunks)
+    ours = n / (time.perf_counter() - t)
+
+    from panoramisk.ami_protocol import AMIProtocol
+
+    class _Transport:
+        def write(self, data: bytes) -> None: ...
+
+    proto = AMIProtocol()
+    proto.connection_made(_Transport())
+    proto.version = "11.0.0"
+    count = [0]
+    proto.handle_message = lambda m: count.__setitem__(0, count[0] + 1)  # type: ignore[method-assign]
+    t = time.perf_counter()
+    for c in chunks:
+        proto.data_received(c)
+    theirs = count[0] / (time.perf_counter() - t)
+    assert count[0] == n
+    print(f"parser     {n} messages: ours {ours:,.0f} msg/s, panoramisk {theirs:,.0f} msg/s "
+          f"(×{ours / theirs:.1f}, panoramisk timed without its handle_message: the pending-action lookup "
+          f"and the fnmatch dispatch of every event)")
+
+
+def _hot_path(data: list[bytes], ids: list[tuple[str, str, str]]) -> tuple[int, int]:
+    tracker = CallTracker(settle_s=0.0)
+    for cid, other, aid in ids:
+        tracker.register(cid, other, aid, now=0.0, deadline=1e9)
+    parser = AmiParser(expect_banner=False)
+    events = finals = 0
+    for chunk in data:
+        for msg in parser.feed(chunk):
+            if "Event" in msg:
+                events += 1
+                if tracker.handle(msg, 1.0) is not None:
+                    finals += 1
+    finals += len(tracker.tick(2.0)[0])
+    return events, finals
+
+
+def bench_hot_path(calls: int) -> None:
+    data, ids = _capture_stream(calls)
+    chunks = _chunks(data)
+    t = time.perf_counter()
+    events, finals = _hot_path(chunks, ids)
+    dt = time.perf_counter() - t
+    assert finals == calls, (finals, calls)
+    print(f"hot path   {events} events of {calls} calls → {finals} outcomes: {events / dt:,.0f} events/s "
+          f"({dt / events * 1e6:.1f} µs/event: parse + correlate + classify)")
+    prof = cProfile.Profile()
+    prof.enable()
+    _hot_path(chunks, ids)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(8)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip() and ("{" in ln or ".py" in ln)]
+    print("           profile (own time):")
+    for ln in lines[:8]:
+        print("            ", ln.strip()[:110])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of another process (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst: int, talk_s: float) -> None:
+    port = _free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "simulators.ami", "--port", str(port), "--log-level", "WARNING",
+         "--ring-min-s", str(talk_s / 4), "--ring-max-s", str(talk_s * 3 / 4),
+         "--talk-min-s", str(talk_s / 2), "--talk-max-s", str(talk_s * 3 / 2),
+         "--key-mix", "1:0.1,2:0.2,9:0.05", "--busy-share", "0.1", "--no-answer-share", "0.05",
+         "--no-answer-s", str(talk_s / 2), "--event-burst", str(burst), "--shuffle", "true"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sim.stdout is not None
+        await asyncio.wait_for(asyncio.to_thread(sim.stdout.readline), 20)
+        cfg = config(port, events=events_mask, trunk={"max_concurrent": concurrency, "rate_per_s": 10_000},
+                     settle_s=0.5, ring_timeout_s=5.0, action_timeout_s=10.0)
+        conn = AmiConnector.from_config(cfg)
+        waiting: dict[str, asyncio.Future[LateEvent]] = {}
+        finals: dict[str, int] = {}
+
+        async def sink(event: LateEvent | InboundEvent) -> None:
+            if isinstance(event, LateEvent):
+                finals[event.correlation_id] = finals.get(event.correlation_id, 0) + 1
+                fut = waiting.pop(event.correlation_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(event)
+
+        conn.bind_events(sink)
+        latencies: list[tuple[float, float]] = []  # (sent at, send→queued)
+        slots = asyncio.Semaphore(concurrency)
+        loop = asyncio.get_running_loop()
+
+        async def one(i: int) -> None:
+            async with slots:
+                req = request(i, wave="bench")
+                while True:
+                    t0 = time.perf_counter()
+                    result = await conn.send(req)
+                    if not isinstance(result, Retry):
+                        break
+                    await asyncio.sleep(0.05)
+                latencies.append((t0, time.perf_counter() - t0))
+                assert isinstance(result, Accepted), result
+                fut = loop.create_future()
+                waiting[result.correlation_id] = fut
+                if result.correlation_id in finals:  # the final event came before we started waiting
+                    return
+                await asyncio.wait_for(fut, 60)
+
+        async with conn:
+            session = conn.session("ast1")
+            ev0, cpu0, sim0, t0 = session.events, _cpu(), _proc_cpu(sim.pid), time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(calls)))
+            elapsed, cpu, events = time.perf_counter() - t0, _cpu() - cpu0, session.events - ev0
+            sim_cpu = _proc_cpu(sim.pid) - sim0
+        assert len(finals) == calls and set(finals.values()) == {1}, "every call exactly one final event"
+        print(f"end to end {calls} calls, {concurrency} in flight, Events: {events_mask}, burst {burst}: "
+              f"{calls / elapsed:,.0f} originates/s, {events / elapsed:,.0f} AMI events/s received and handled "
+              f"({events} in {elapsed:.1f} s)")
+        first = sorted(latencies)[concurrency - 1][0] if calls > concurrency else float("inf")
+        steady = [d for at, d in latencies if at > first] or [d for _, d in latencies]
+        burst_l = [d for at, d in latencies if at <= first]
+        print(f"           send→queued p50 {percentile(steady, 0.5) * 1e3:.1f} ms, p99 "
+              f"{percentile(steady, 0.99) * 1e3:.1f} ms in steady state (the opening burst of {len(burst_l)}: "
+              f"p50 {percentile(burst_l, 0.5) * 1e3:.0f} ms, p99 {percentile(burst_l, 0.99) * 1e3:.0f} ms)")
+        print(f"           CPU: this process {cpu:.1f} s ({cpu / elapsed:.0%} of one core, "
+              f"{events / max(cpu, 1e-9):,.0f} events per CPU s, all of the connector's work included), "
+              f"simulator {sim_cpu:.1f} s ({sim_cpu / elapsed:.0%}); "
+              f"outcomes {dict(sorted(conn.counters.outcomes.items()))}")
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        if sim.stdout is not None:
+            sim.stdout.close()
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calls", type=int, default=4000, help="end-to-end calls")
+    p.add_argument("--concurrency", type=int, default=1000)
+    p.add_argument("--events", default="call,user", help="the connector's Login Events mask")
+    p.add_argument("--burst", type=int, default=0, help="VarSet/Newexten per answered call (dialplan class)")
+    p.add_argument("--talk-s", type=float, default=2.0, help="mean talk time; ring time is half of it")
+    p.add_argument("--skip-e2e", action="store_true")
+    args = p.parse_args()
+    bench_parser(3000)
+    bench_hot_path(3000)
+    if not args.skip_e2e:
+        asyncio.run(bench_end_to_end(args.calls, args.concurrency, args.events, args.burst, args.talk_s))
+
+
+if __name__ == "__main__":
+    main()
