@@ -27,10 +27,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.models import Attempt, Task
 from engine.outcomes import Channel, Outcome
+
+if TYPE_CHECKING:
+    from engine.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,9 @@ class Connector(ABC):
     channel: Channel
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash only if True.
     resend_unconfirmed: bool = False
+    #: The process's metrics, set by the runner before ``open`` (None when run alone): report
+    #: sessions with ``self.metrics.set_connections(kind, target, up, configured)`` (grafana/METRICS.md).
+    metrics: Metrics | None = None
 
     def __init__(self) -> None:
         self._sink: EventSink | None = None

@@ -182,7 +182,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if metrics_port is not None:
             from engine.metrics import serve_metrics
 
-            await serve_metrics(metrics_port)
+            server = await serve_metrics(metrics_port, ctx.metrics.registry)
+            try:
+                await runner.run(stop)
+            finally:
+                await server.close()
+            return 0
         await runner.run(stop)
         return 0
 
@@ -249,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the dispatcher (one loop per channel)")
     run.add_argument("--channels", help="comma-separated: ivr,sms,viber,whatsapp")
-    run.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+    run.add_argument("--metrics-port", type=int,
+                     help="serve /metrics on this port, all interfaces (one port per process; default: off)")
     run.set_defaults(handler=cmd_run)
 
     stop = sub.add_parser("stoplist", help="the stop-list: add, remove, list, import")

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from engine.caps import Caps
 from engine.clock import Clock
+from engine.metrics import Metrics
 from engine.pacing import Pacer
 from engine.scenarios import Scenario, load_scenarios
 from engine.settings import Settings
@@ -38,6 +39,8 @@ class Context:
     owner: str = field(default_factory=process_id)
     #: wave id → (campaign, day); immutable once a wave exists, so cached for good.
     _wave_days: dict[str, tuple[str, date]] = field(default_factory=dict)
+    #: This process's Prometheus metrics (its own registry; see grafana/METRICS.md).
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -81,11 +81,14 @@ class Correlation:
             await self.record(event)
         except Exception:
             self.failures += 1
+            self.ctx.metrics.late_event(event.channel, "failed")
+            self.ctx.metrics.error("late_event")
             log.exception("late event for %s could not be recorded", event.channel)
 
     async def record(self, event: LateEvent | InboundEvent) -> None:
         """Record an event or raise: the webhook endpoints answer 503 then, so the provider resends."""
         self.events += 1
+        self.ctx.metrics.late_event(event.channel)
         if isinstance(event, InboundEvent):
             await self._inbound(event)
         else:
@@ -101,6 +104,8 @@ class Correlation:
             raw = await self._lookup.call("c", name)
         if raw is None:
             self.unknown_ids += 1
+            self.ctx.metrics.late_event(event.channel, "unknown_id")
+            self.ctx.metrics.error("unknown_correlation")
             log.warning("event for unknown %s id %s", event.channel, event.correlation_id)
             return
         wave_id, task_id, attempt_s, parts_s, policy = raw.split("|")

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -55,6 +55,8 @@ class Job:
     window: tuple[int, int] = (0, 0)
     #: The send slot granted by pacing (``time.monotonic()``), 0 when the target is unpaced.
     slot_at: float = 0.0
+    #: When it was claimed (``time.monotonic()``), for the claim→send latency.
+    claimed_mono: float = field(default_factory=time.monotonic)
 
 
 class ChannelLoop:
@@ -125,6 +127,7 @@ class ChannelLoop:
             if answer.claimed:
                 claimed_any = True
                 room -= len(answer.claimed)
+                self.ctx.metrics.claimed(self.channel, len(answer.claimed))
                 jobs = [self._job(wave_id, c) for c in answer.claimed]
                 for job in jobs:
                     self.inflight[job.attempt.key] = job
@@ -174,7 +177,9 @@ class ChannelLoop:
                 by_target.setdefault(job.target, []).append(job)
             await asyncio.gather(*(self._pace_and_send(wave_id, t, js) for t, js in by_target.items()))
         except Exception:
-            log.exception("batch of wave %s failed; leases will be recovered", wave_id)
+            self.ctx.metrics.error("batch")
+            log.exception("batch of wave %s failed; leases will be recovered", wave_id,
+                          extra={"wave": wave_id, "channel": self.channel})
             for job in jobs:
                 if job.phase == "claimed":
                     self._done(job)
@@ -264,7 +269,7 @@ class ChannelLoop:
             items.append((job.task.debtor_id, cap_class, day, job.attempt.key))
         answers = await self.ctx.caps.reserve_many(items, ask_conversation=self.channel is Channel.IVR)
         keep, ends = [], []
-        for job, answer in zip(jobs, answers, strict=True):
+        for job, answer, item in zip(jobs, answers, items, strict=True):
             if answer.granted:
                 job.reserved = True
                 if self.channel is Channel.IVR and job.request is not None:
@@ -274,6 +279,7 @@ class ChannelLoop:
                     )
                 keep.append(job)
             else:
+                self.ctx.metrics.cap_hit(item[1], self.channel)
                 ends.append(self._end(job, Outcome.SKIPPED_CAP))
         if ends:
             await asyncio.gather(*ends)
@@ -302,6 +308,7 @@ class ChannelLoop:
                     target, limits, [j.attempt.key for j in pending], self.settings.lease_s
                 )
                 if granted == 0:
+                    self.ctx.metrics.pacing_wait(target, "concurrency", _SLOT_POLL_S)
                     await asyncio.sleep(_SLOT_POLL_S)
                     continue
             chunk, pending = pending[:granted], pending[granted:]
@@ -314,6 +321,7 @@ class ChannelLoop:
             else:
                 times = await self.ctx.pacer.rate_slots(target, limits, len(chunk))
                 if not times:
+                    self.ctx.metrics.pacing_wait(target, "rate", _SLOT_POLL_S)
                     await asyncio.sleep(_SLOT_POLL_S)
                     continue
             now_group: list[Job] = []
@@ -322,10 +330,12 @@ class ChannelLoop:
                 job.slot_at = at
                 # Jobs whose slots fall within 2 ms are begun together (one round trip).
                 if at - group_at > 0.002:
+                    self.ctx.metrics.pacing_wait(target, "rate", group_at - time.monotonic())
                     await self.ctx.pacer.sleep_until(group_at)
                     await self._begin(wave_id, target, now_group, limits)
                     now_group, group_at = [], at
                 now_group.append(job)
+            self.ctx.metrics.pacing_wait(target, "rate", group_at - time.monotonic())
             await self.ctx.pacer.sleep_until(group_at)
             await self._begin(wave_id, target, now_group, limits)
             chunk = chunk[len(times):]
@@ -374,6 +384,7 @@ class ChannelLoop:
         if limits is not None:
             await self._on_time(job, limits)
         job.phase = "wire"
+        started = self.ctx.metrics.sending(self.channel, job.target, job.claimed_mono)
         try:
             # Connectors time out their own network waits (SendResult or an exception), so no
             # per-send timer here: at thousands of sends per second it would cost more than the send.
@@ -385,11 +396,17 @@ class ChannelLoop:
             raise
         except Exception as exc:
             job.phase = "recording"
+            self.ctx.metrics.answered(self.channel, job.target, "error", started)
+            self.ctx.metrics.error("send")
             log.warning("send failed for task %s attempt %d to %s: %s", job.task.task_id,
-                        job.attempt.number, mask(job.task.phone), exc)
+                        job.attempt.number, mask(job.task.phone), exc,
+                        extra={"wave": job.attempt.wave_id, "task": job.task.task_id,
+                               "attempt": job.attempt.number, "channel": self.channel, "target": job.target})
             await self._unconfirmed(job, f"{type(exc).__name__}: {exc}", slotted)
             return
         job.phase = "recording"
+        # accepted | final | retry
+        self.ctx.metrics.answered(self.channel, job.target, type(result).__name__.lower(), started)
         await self._record(job, result, slotted)
 
     async def _on_time(self, job: Job, limits: Limits) -> None:
@@ -423,6 +440,7 @@ class ChannelLoop:
 
     async def _accepted(self, job: Job, result: Accepted, slotted: bool) -> None:
         ctx = self.ctx
+        ctx.metrics.accepted(job.attempt.key)
         wait_s = result.final_timeout_s
         scenario = job.request.scenario if job.request else None
         if scenario is not None and self.channel in MESSAGE_CHANNELS:
@@ -494,7 +512,8 @@ class ChannelLoop:
                 try:
                     await self.ctx.waves.store(wave_id).renew(now, self.ctx.owner, until, ids)
                 except Exception as exc:
-                    log.warning("lease renewal failed for wave %s: %s", wave_id, exc)
+                    self.ctx.metrics.error("lease_renewal")
+                    log.warning("lease renewal failed for wave %s: %s", wave_id, exc, extra={"wave": wave_id})
 
     def stop_claiming(self) -> None:
         self._claiming = False

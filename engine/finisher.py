@@ -76,6 +76,11 @@ class Finisher:
         result = await self._finalize.call(task.wave_id, item)
         if not result.applied:
             return False
+        ctx.metrics.finished(attempt.channel, outcome.value, nxt is None, attempt.key, provider_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("attempt ended", extra={"wave": task.wave_id, "task": task.task_id, "attempt": attempt.number,
+                                              "channel": attempt.channel, "outcome": outcome.value,
+                                              "final": nxt is None, "provider_code": provider_code})
         await self._after(task, attempt, outcome, result, actions, day, reserved, scenario is not None
                           and scenario.counts(attempt.channel, outcome))
         return True
@@ -112,7 +117,8 @@ class Finisher:
         elif action in ("promise_to_pay", "repeat"):
             pass  # recorded in the result's data; the planner acts on it
         else:
-            log.warning("unknown scenario action", extra={"action": action, "task": task.task_id})
+            log.warning("unknown scenario action", extra={"action": action, "wave": task.wave_id,
+                                                          "task": task.task_id, "attempt": attempt.number})
 
     async def drain(self) -> None:
         await self._finalize.drain()

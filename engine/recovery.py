@@ -93,5 +93,6 @@ class Recovery:
             try:
                 await self.sweep()
             except Exception:
+                self.ctx.metrics.error("recovery")
                 log.exception("lease recovery pass failed")
             await asyncio.sleep(interval_s)

@@ -43,12 +43,14 @@ class Runner:
         async with AsyncExitStack() as stack:
             for connector in self.connectors:
                 connector.bind_events(self.correlation.on_event)
+                connector.metrics = self.ctx.metrics
                 await stack.enter_async_context(connector)
             await self.states.start()
             stack.push_async_callback(self.states.stop)
             self.loops = [
                 ChannelLoop(self.ctx, c, self.finisher, self.correlation, self.states) for c in self.connectors
             ]
+            await stack.enter_async_context(self.ctx.metrics.refresher(self.ctx, self.loops))
             tasks = [asyncio.create_task(loop.run(), name=f"loop-{loop.channel}") for loop in self.loops]
             interval = max(self.ctx.settings.dispatcher.lease_s / 3, 0.2)
             recovery = asyncio.create_task(self.recovery.run(interval), name="recovery")
