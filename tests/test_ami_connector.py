@@ -13,7 +13,8 @@ from connectors.ami.calls import call_ids
 from connectors.base import Accepted, Final, Retry
 from engine.errors import ConfigError
 from engine.outcomes import Outcome
-from tests.test_ami_support import config, digits, fast_knobs, request, running, wait_for
+from simulators.ami import AmiSimulator
+from tests.test_ami_support import Sink, config, digits, fast_knobs, request, running, wait_for
 
 
 async def test_answered_call_reports_keys_steps_and_actions() -> None:
@@ -210,3 +211,27 @@ async def test_inbound_call_from_a_debtor() -> None:
         (ev,) = sink.inbound
         assert ev.phone == "+79161234567" and ev.data["did"] == "84950000000"
         assert ev.data["call_id"].startswith("ast1:") and sink.late == []
+
+
+async def test_two_servers_round_robin_and_failover() -> None:
+    async with AmiSimulator(fast_knobs()) as sim1, AmiSimulator(fast_knobs()) as sim2:
+        cfg = config(sim1.port)
+        second = {**cfg["servers"][0], "name": "ast2", "port": sim2.port,
+                  "trunks": [{**cfg["servers"][0]["trunks"][0], "name": "trunk-b"}]}
+        cfg["servers"].append(second)
+        conn = AmiConnector.from_config(cfg)
+        sink = Sink()
+        conn.bind_events(sink)
+        async with conn:
+            assert [t.name for t in conn.targets()] == ["trunk-a", "trunk-b"]
+            routed = [conn.route(request(i).task) for i in range(4)]
+            assert sorted(routed) == ["trunk-a", "trunk-a", "trunk-b", "trunk-b"]
+            for i, target in enumerate(routed):
+                assert isinstance(await conn.send(request(i, target=target)), Accepted)
+            await wait_for(lambda: len(sink.late) == 4)
+            assert sim1.stats.originates == 2 and sim2.stats.originates == 2
+            sim2.knobs.secret = "rotated"
+            sim2.drop_connections()
+            await wait_for(lambda: not conn.healthy("trunk-b"))
+            assert {conn.route(request(i).task) for i in range(4)} == {"trunk-a"}
+            assert isinstance(await conn.send(request(9, target="trunk-b")), Retry)
