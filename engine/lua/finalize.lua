@@ -34,9 +34,16 @@ for i, item in ipairs(items) do
   end
   if not ok then
     if st and guard == '' and outcome ~= '' then
-      -- A duplicate or an event for an attempt already superseded: keep it, change nothing.
-      emit(record('late', id, st, outcome, false, payload))
-      count('late', 1)
+      if (st.s == 'f' and st.a == attempt and st.out == outcome) or (st.pa == attempt and st.po == outcome) then
+        -- The same outcome again (several processes see one Asterisk's events, a provider
+        -- resends a webhook): recorded once already.
+        count('duplicate', 1)
+      else
+        -- News about an attempt already ended or superseded (a read after delivered, a
+        -- delivery after the SMS fallback went out): keep it, change nothing.
+        emit(record('late', id, st, outcome, false, payload))
+        count('late', 1)
+      end
     end
     out[#out + 1] = 0; out[#out + 1] = ''; out[#out + 1] = 0
   else
@@ -68,7 +75,8 @@ for i, item in ipairs(items) do
     else
       local ch, natt, score = string.match(nxt, '([^|]+)|([^|]+)|([^|]+)')
       redis.call('ZADD', Q[ch], score, id)
-      new = {s = 'q', a = tonumber(natt), c = ch, p = st.p, d = st.d}
+      -- pa/po: the attempt just ended and its outcome, to tell a duplicate of it from news.
+      new = {s = 'q', a = tonumber(natt), c = ch, p = st.p, d = st.d, pa = attempt, po = outcome}
       count('queued', 1)
     end
     seen[id] = new

@@ -6,7 +6,8 @@
 -- Task state JSON (hash KEYS[3]): s = q (queued) | l (leased) | f (final);
 --   a attempt, c channel, p priority, ph phase of a lease (claimed | sending | accepted),
 --   o owner process, cid correlation id, tg pacing target, hs holds a target slot,
---   ca/sa/aa claimed/sent/accepted at (ms), out final outcome, d debtor id.
+--   ca/sa/aa claimed/sent/accepted at (ms), out final outcome, d debtor id,
+--   pa/po the previous attempt and its outcome (while a retry or cascade waits).
 local Q = {ivr = KEYS[8], sms = KEYS[9], viber = KEYS[10], whatsapp = KEYS[11]}
 local MAXLEN = ARGV[1]
 local NOW = tonumber(ARGV[2])

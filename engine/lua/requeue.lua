@@ -12,7 +12,7 @@ for _, item in ipairs(cjson.decode(ARGV[3])) do
   if ok then
     redis.call('ZREM', KEYS[5], id)
     redis.call('ZADD', Q[st.c], string.format('%.0f', item[3]), id)
-    setst(id, {s = 'q', a = attempt, c = st.c, p = st.p, d = st.d})
+    setst(id, {s = 'q', a = attempt, c = st.c, p = st.p, d = st.d, pa = st.pa, po = st.po})
     count('leased', -1)
     count('queued', 1)
     out[#out + 1] = 1
