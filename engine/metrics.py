@@ -63,6 +63,8 @@ _WEBHOOK_POST_VERDICT = {200: "accepted", 400: "malformed", 401: "unsigned", 403
 WAVE_RETENTION_DAYS = 1
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
+#: Phases of an attempt in a dispatcher loop (``engine.dispatcher.Job.phase``).
+_PHASES = ("claimed", "sending", "wire", "recording")
 _CAUSE = re.compile(r"cause=(\d{1,3})\b")
 
 
@@ -296,7 +298,8 @@ class _Live(Collector):
         for loop in self.m._loops:
             channel = str(loop.channel)
             loops.add_metric([channel], 1)
-            counts: dict[tuple[str, str], int] = {}
+            # Zeros for every target and phase, so a rate or a sum has a series from the start.
+            counts: dict[tuple[str, str], int] = {(t, p): 0 for t in loop.targets for p in _PHASES}
             for job in list(loop.inflight.values()):
                 key = (job.target or "-", job.phase)
                 counts[key] = counts.get(key, 0) + 1
