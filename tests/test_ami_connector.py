@@ -10,6 +10,7 @@ import pytest
 
 from connectors.ami import AmiConnector
 from connectors.ami.calls import call_ids
+from connectors.ami.settings import format_number
 from connectors.base import Accepted, Final, Retry
 from engine.errors import ConfigError
 from engine.outcomes import Outcome
@@ -133,7 +134,7 @@ async def test_wire_contract_of_login_and_originate() -> None:
 
     server = await asyncio.start_server(fake_asterisk, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    cfg = config(port, trunk={"dial": "PJSIP/{number}@trunk-a", "number_format": "national_8",
+    cfg = config(port, close_drain_s=0, trunk={"dial": "PJSIP/{number}@trunk-a", "number_format": "national_8",
                               "caller_id": '"Volna" <84950000000>'})
     conn = AmiConnector.from_config(cfg)
     req = request(7, amount="1 521,01", conv_ok=False)
@@ -183,6 +184,12 @@ def test_config_errors() -> None:
         AmiConnector.from_config(config(1, trunk={"dial": "PJSIP/trunk-a"}))
     with pytest.raises(ConfigError, match="secret"):
         AmiConnector.from_config(config(1, server={"secret": None}))
+    for alias, fmt in (("+7…", "e164"), ("7…", "e164_digits"), ("8…", "national_8"), ("8", "national_8")):
+        trunk = AmiConnector.from_config(config(1, trunk={"number_format": alias}))._trunks["trunk-a"]
+        assert trunk.settings.number_format == fmt
+    assert [format_number("+79161234567", f) for f in ("e164", "e164_digits", "national_8")] == [
+        "+79161234567", "79161234567", "89161234567"]
+    assert format_number("+375291234567", "national_8") == "810375291234567"
     conn = AmiConnector.from_config(config(1), resend_unconfirmed=True)
     assert conn.resend_unconfirmed is True
     assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [("trunk-a", 20.0, 50)]

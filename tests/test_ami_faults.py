@@ -95,7 +95,7 @@ async def test_a_call_outlives_its_originating_process() -> None:
         sink = Sink()
         survivor.bind_events(sink)
         async with survivor:
-            dying = AmiConnector.from_config(config(sim.port))
+            dying = AmiConnector.from_config(config(sim.port, close_drain_s=0))
             async with dying:
                 result = await dying.send(request(1))
             assert isinstance(result, Accepted)  # the originating process is gone now
@@ -173,12 +173,21 @@ async def test_dead_link_is_detected_by_ping() -> None:
         await wait_for(lambda: conn.healthy("trunk-a"), 3.0)
 
 
-async def test_close_drains_and_never_hangs() -> None:
-    async with AmiSimulator(fast_knobs()) as sim:
+async def test_close_drains_own_calls_then_stops() -> None:
+    async with AmiSimulator(fast_knobs(talk_min_s=0.3, talk_max_s=0.3)) as sim:
         conn = AmiConnector.from_config(config(sim.port))
+        sink = Sink()
+        conn.bind_events(sink)
         async with conn:
             await conn.send(request(1))
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(sim.idle(), 2.0)
+        assert len(sink.late) == 1  # reported before the session closed
         assert not conn.healthy("trunk-a")
         assert isinstance(await conn.send(request(2)), Retry)
+        long = AmiConnector.from_config(config(sim.port, close_drain_s=0.2))
+        async with long:
+            sim.knobs.talk_min_s = sim.knobs.talk_max_s = 30
+            await long.send(request(3))
+            t0 = asyncio.get_running_loop().time()
+        assert asyncio.get_running_loop().time() - t0 < 2.0  # the drain has a deadline
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sim.idle(), 0.1)

@@ -62,7 +62,7 @@ def config(port: int, **overrides: Any) -> dict[str, Any]:
               "trunks": [trunk], **overrides.pop("server", {})}
     return {"servers": [server], "ring_timeout_s": 2.0, "settle_s": 0.2, "tick_s": 0.05,
             "reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "action_timeout_s": 2.0,
-            "connect_timeout_s": 2.0, "hangup_wait_s": 1.0, **overrides}
+            "connect_timeout_s": 2.0, "hangup_wait_s": 1.0, "close_drain_s": 1.0, **overrides}
 
 
 class Sink:

@@ -97,6 +97,7 @@ class AmiConnector(Connector):
         self._trunks: dict[str, _Trunk] = {}
         self._rr = 0
         self._emits: set[asyncio.Task[None]] = set()
+        self._no_own_calls = asyncio.Event()
         self._inbound_contexts = frozenset(settings.inbound_contexts)
         self._inbound_dids = frozenset(settings.inbound_dids)
         for server in settings.servers:
@@ -168,6 +169,10 @@ class AmiConnector(Connector):
                 log.warning("AMI %s not connected yet; its trunks stay unhealthy until it is", name)
 
     async def close(self) -> None:
+        """Drain (own calls in flight may end within ``close_drain_s``), then log off and stop."""
+        if any(t.active for t in self._trunks.values()) and self.settings.close_drain_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_own_calls.wait(), self.settings.close_drain_s)
         for srv in self._servers.values():
             if srv.ticker is not None:
                 srv.ticker.cancel()
@@ -198,12 +203,15 @@ class AmiConnector(Connector):
             variables = channel_variables(script, request.task.vars)
         except (ConfigError, ValueError) as exc:
             return Final(Outcome.ERROR, provider_text=str(exc))
+        ring_s = float(script.ring_timeout_s or s.ring_timeout_s)
+        final_after_s = ring_s + script.max_duration_s + s.hangup_margin_s
+        final_timeout_s = final_after_s + s.hangup_wait_s + s.settle_s + 5.0
         call_id, other_id, action_id = call_ids(request.attempt.key, s.channel_id_prefix)
         if call_id in srv.tracker.calls:  # the same attempt again while its call is up: no second call
-            return Accepted(correlation_id=call_id, hold_slot=True, data={"duplicate": True})
+            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
+                            data={"duplicate": True})
         if s.local_guard and trunk.active >= trunk.settings.max_concurrent:
             return Retry(min(s.retry_delay_s, 1.0), f"trunk {trunk.settings.name} full")
-        ring_s = float(script.ring_timeout_s or s.ring_timeout_s)
         number = format_number(request.task.phone, trunk.settings.number_format)
         headers = [
             ("Channel", trunk.settings.dial.format(number=number)),
@@ -217,11 +225,11 @@ class AmiConnector(Connector):
                   "VOLNA_CALL": call_id, "VOLNA_CONV_OK": bool(request.extras.get("conversation_allowed")),
                   **variables}
         headers += [("Variable", variable(k, v)) for k, v in values.items()]
-        final_after_s = ring_s + script.max_duration_s + s.hangup_margin_s
         now = asyncio.get_running_loop().time()
         call = srv.tracker.register(call_id, other_id, action_id, now=now, deadline=now + final_after_s,
                                     trunk=trunk.settings.name)
         trunk.active += 1
+        self._no_own_calls.clear()
         trunk.high_water = max(trunk.high_water, trunk.active)
         self.counters.originates += 1
         try:
@@ -239,8 +247,7 @@ class AmiConnector(Connector):
             raise ConnectorError(f"Originate unconfirmed: {exc}") from None
         if reply.get("Response") == "Success":
             self.counters.accepted += 1
-            return Accepted(correlation_id=call_id, hold_slot=True,
-                            final_timeout_s=final_after_s + s.hangup_wait_s + s.settle_s + 5.0,
+            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
                             data={"server": trunk.server, "trunk": trunk.settings.name})
         self._release(srv.tracker.forget(call_id))
         self.counters.refused += 1
@@ -249,6 +256,8 @@ class AmiConnector(Connector):
     def _release(self, call: Any) -> None:
         if call is not None and call.own and call.trunk in self._trunks:
             self._trunks[call.trunk].active -= 1
+            if not any(t.active for t in self._trunks.values()):
+                self._no_own_calls.set()
 
     # ---- events -----------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ Example (every key with its default, except the required ones)::
     settle_s = 1.0                 # wait for a missing piece (other leg, response) after hang-up
     hangup_wait_s = 10.0           # after our Hangup action, give up waiting for the Hangup event
     retry_delay_s = 5.0            # Retry(delay_s) while a server is down or a trunk is full
+    tick_s = 0.25                  # timers: settle, max duration, hang-up wait
+    close_drain_s = 5.0            # on close, wait for own calls in flight to end
     inbound_contexts = ["from-debtors"]   # Newchannel here from a caller id → InboundEvent
     inbound_dids = []              # only these Exten (DIDs); empty = any
     [[channels.ivr.connector.servers]]
@@ -66,10 +68,18 @@ class TrunkSettings(_Model):
     name: str = Field(pattern=_NAME)
     #: Originate ``Channel``, with ``{number}`` (``PJSIP/{number}@trunk-a``, ``Local/{number}@debtors``).
     dial: str = Field(min_length=3, max_length=200)
+    #: ``e164`` (+79161234567), ``e164_digits`` (79161234567), ``national_8`` (89161234567); the
+    #: spellings ``"+7…"``, ``"7…"`` and ``"8…"`` are accepted too.
     number_format: NumberFormat = "e164"
     caller_id: str | None = Field(default=None, max_length=120)
     rate_per_s: float = Field(default=10.0, gt=0)
     max_concurrent: int = Field(default=30, ge=1)
+
+    @field_validator("number_format", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        aliases = {"+7": "e164", "7": "e164_digits", "8": "national_8"}
+        return aliases.get(str(value).rstrip(".…x"), value) if isinstance(value, str) else value
 
     @field_validator("dial")
     @classmethod
@@ -139,6 +149,9 @@ class AmiSettings(_Model):
     settle_s: float = Field(default=1.0, ge=0)
     hangup_wait_s: float = Field(default=10.0, gt=0)
     tick_s: float = Field(default=0.25, gt=0, le=5)
+    #: On close, wait this long for own calls in flight to end (and report them); the rest are
+    #: reported by the processes following them, or end ``unknown`` at the core's final timeout.
+    close_drain_s: float = Field(default=5.0, ge=0)
     retry_delay_s: float = Field(default=5.0, gt=0)
     inbound_contexts: list[str] = Field(default_factory=list)
     inbound_dids: list[str] = Field(default_factory=list)
