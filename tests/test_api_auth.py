@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -69,13 +70,13 @@ async def test_roles(redis: aioredis.Redis, redis_url: str) -> None:
     t = await tokens(redis, "viewer", "planner", "manager", "admin")
     line = json.dumps(task(1)) + "\n"
     async with api_client(ctx, "admin") as api:
-        async def status(role: str, method: str, path: str, **kw: object) -> int:
-            return (await api.as_(t[role]).call(method, path, **kw)).status  # type: ignore[arg-type]
+        async def status(role: str, method: str, path: str, **kw: Any) -> int:
+            return (await api.as_(t[role]).call(method, path, **kw)).status
 
         upload = {"data": line, "headers": {"Content-Type": "application/x-ndjson"}}
         stop_entry = {"json_body": {"kind": "debtor", "value": "D-1", "reason": "paid"}}
         # (method, path, kwargs) → roles that may
-        matrix = [
+        matrix: list[tuple[str, str, dict[str, Any], set[str]]] = [
             ("GET", "/api/v1/waves", {}, {"viewer", "planner", "manager", "admin"}),
             ("GET", "/api/v1/results?wave=w1", {}, {"viewer", "planner", "manager", "admin"}),
             ("POST", "/api/v1/waves/w1/tasks", upload, {"planner", "admin"}),

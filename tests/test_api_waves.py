@@ -170,6 +170,7 @@ async def test_wave_view_while_running(redis: aioredis.Redis, redis_url: str) ->
     async with api_client(ctx, "viewer") as api:
         async with running(ctx, [RecordingConnector(channel=Channel.SMS)]):
             await wait_until(lambda: _final(ctx, 65))
+            await wait_until(lambda: _completed(ctx))
         view = (await api.get("/api/v1/waves/w1")).body
     assert view["counts"]["total"] == 65 and view["outcomes"] == {"delivered": 60, "window_missed": 5}
     assert view["channels"]["sms"]["rate_per_min"] == 65.0 and view["rate_per_min"] > 0
@@ -180,6 +181,10 @@ async def test_wave_view_while_running(redis: aioredis.Redis, redis_url: str) ->
     assert not kamchatka["open_now"] and kamchatka["opens_at_ms"] == NOON_MSK + 11 * 3600_000
     assert view["history"]["running_at"] >= NOON_MSK and view["history"]["running_by"] == "cli"
     assert view["state"] == "completed" and view["actions"] == []
+
+
+async def _completed(ctx: Context) -> bool:
+    return (await ctx.waves.get("w1")).state == "completed"
 
 
 async def _final(ctx: Context, n: int) -> bool:

@@ -58,13 +58,13 @@ def check_id(value: str, what: str) -> str:
 
 def check_stream_id(value: str, what: str) -> str:
     if not _STREAM_ID.match(value):
-        raise ApiError(400, f"{what} is not a stream id (milliseconds-sequence, e.g. 1764579600000-0)")
+        raise ApiError(400, f"{what} is not a stream id (<milliseconds>-<sequence>, as in an event's id)")
     return value
 
 
 def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -105,7 +105,8 @@ async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     try:
-        return model.model_validate(data)
+        # Strict: a date is a "YYYY-MM-DD" string, not a number of seconds; no number passes for a string.
+        return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise ApiError(400, validation_message(exc)) from None
 

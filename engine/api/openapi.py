@@ -18,6 +18,7 @@ from engine.outcomes import Channel
 from engine.stoplist import StopReason
 from engine.waves import WaveState
 
+STREAM_SINCE_PATTERN = "^(now|" + STREAM_ID_PATTERN[1:-1] + ")$"
 JSON = "application/json"
 Schema = dict[str, Any]
 
@@ -63,6 +64,12 @@ def responses(ok: int, schema: Schema, *errors: int, description: str = "OK") ->
     for code in sorted({401, 503, *errors}):
         out[str(code)] = {"$ref": f"#/components/responses/E{code}"}
     return out
+
+
+def linked(resp: dict[str, Any], ok: int, links: dict[str, tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """Add OpenAPI links to the success answer: what a client (or a stateful test) can call next."""
+    resp[str(ok)]["links"] = {name: {"operationId": op, "parameters": params} for name, (op, params) in links.items()}
+    return resp
 
 
 def json_body(schema: Schema) -> dict[str, Any]:
@@ -187,7 +194,7 @@ SINCE = query("since", {"type": "string", "pattern": STREAM_ID_PATTERN},
               "Stream id: records after it (exclusive); absent = from the start")
 _KIND = "(dispatched|result|late|inbound)"
 KIND = query("kind", {"type": "string", "pattern": f"^{_KIND}(,{_KIND})*$"}, "Only these kinds (comma-separated)")
-WAVE_Q = query("wave", STR, "The wave", required=True)
+WAVE_Q = query("wave", {"type": "string", "minLength": 1}, "The wave", required=True)
 STOP_KIND = path_param("kind", {"type": "string", "enum": ["debtor", "phone"]})
 STOP_VALUE = path_param("value", {"type": "string", "minLength": 1, "maxLength": 128},
                         "A debtor id, or a phone in any form (looked up as E.164)")
@@ -210,7 +217,9 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "createCampaign", "tags": ["campaigns"], "summary": "Create a campaign",
                  "description": "Roles: planner, manager, admin",
                  "requestBody": json_body(ref("CampaignIn")),
-                 "responses": responses(201, ref("Campaign"), 400, 403, 409, 413, 415, description="Created")},
+                 "responses": linked(responses(201, ref("Campaign"), 400, 403, 409, 413, 415, description="Created"),
+                                     201, {"GetCampaign": ("getCampaign",
+                                                           {"campaign_id": "$response.body#/campaign_id"})})},
     },
     "/api/v1/campaigns/{campaign_id}": {
         "get": {"operationId": "getCampaign", "tags": ["campaigns"], "summary": "A campaign and its waves",
@@ -226,7 +235,9 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "createWave", "tags": ["waves"], "summary": "Create a wave",
                  "description": "Roles: planner, manager, admin. The campaign is registered if new.",
                  "requestBody": json_body(ref("WaveIn")),
-                 "responses": responses(201, ref("WaveView"), 400, 403, 409, 413, 415, description="Created")},
+                 "responses": linked(responses(201, ref("WaveView"), 400, 403, 409, 413, 415, description="Created"),
+                                     201, {f"{op[0].upper()}{op[1:]}": (op, {"wave_id": "$response.body#/wave_id"})
+                                           for op in ("getWave", "uploadTasks", *(f"{a}Wave" for a in ACTIONS))})},
     },
     "/api/v1/waves/{wave_id}": {
         "get": {"operationId": "getWave", "tags": ["waves"],
@@ -268,7 +279,9 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "addStop", "tags": ["stoplist"], "summary": "Put a debtor or a phone on the list",
                  "description": "Roles: manager, admin",
                  "requestBody": json_body(ref("StopIn")),
-                 "responses": responses(201, ref("StopEntry"), 400, 403, 413, 415, description="Added")},
+                 "responses": linked(responses(201, ref("StopEntry"), 400, 403, 413, 415, description="Added"), 201, {
+                     name: (op, {"kind": "$response.body#/kind", "value": "$response.body#/value"})
+                     for name, op in (("GetStop", "getStop"), ("RemoveStop", "removeStop"))})},
     },
     "/api/v1/stoplist/{kind}/{value}": {
         "get": {"operationId": "getStop", "tags": ["stoplist"], "summary": "Look an entry up",
@@ -291,7 +304,8 @@ PATHS: dict[str, Any] = {
             "description": "`id:` the stream id, `data:` the record JSON; comments as heartbeats. Resumes after "
                            "the `Last-Event-ID` header; else after `since` (`now`: new records only); else from "
                            "the start.",
-            "parameters": [WAVE_Q, {**SINCE, "schema": {"type": "string"}}, KIND,
+            "parameters": [WAVE_Q, {**SINCE, "schema": {"type": "string", "pattern": STREAM_SINCE_PATTERN},
+                                     "description": "Stream id (exclusive), or `now` for new records only"}, KIND,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
                             "schema": {"type": "string", "pattern": STREAM_ID_PATTERN}}],
             "responses": {
@@ -306,7 +320,8 @@ PATHS: dict[str, Any] = {
                 "description": "Role: admin", "responses": responses(200, ref("TokenList"), 403)},
         "post": {"operationId": "createToken", "tags": ["auth"], "summary": "A new token, shown once",
                  "description": "Role: admin", "requestBody": json_body(ref("TokenIn")),
-                 "responses": responses(201, ref("TokenCreated"), 400, 403, 413, 415, description="Created")},
+                 "responses": linked(responses(201, ref("TokenCreated"), 400, 403, 413, 415, description="Created"),
+                                     201, {"RevokeToken": ("revokeToken", {"token_id": "$response.body#/token_id"})})},
     },
     "/api/v1/tokens/{token_id}": {
         "delete": {"operationId": "revokeToken", "tags": ["auth"], "summary": "Revoke a token",

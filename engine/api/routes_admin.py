@@ -66,7 +66,7 @@ async def delete_token(request: web.Request) -> web.Response:
 @allow(Perm.ADMIN)
 async def get_audit(request: web.Request) -> web.Response:
     """Audit records after ``since`` (a stream id), oldest first; ``next`` is the cursor."""
-    since = request.query.get("since") or None
+    since = request.query.get("since")
     if since is not None:
         check_stream_id(since, "since")
     limit = int_query(request, "limit", 100, 1, 1000)

@@ -36,7 +36,7 @@ RETRY_MS = 2000
 
 def kinds_query(request: web.Request) -> frozenset[str] | None:
     raw = request.query.get("kind")
-    if not raw:
+    if raw is None:
         return None
     kinds = frozenset(k.strip() for k in raw.split(",") if k.strip())
     unknown = kinds - KINDS
@@ -58,7 +58,7 @@ async def results_page(request: web.Request) -> web.Response:
     """A page of records after ``since``; ``next`` is the cursor for the following page."""
     ctx = request.app[CTX]
     wave_id = await wave_query(request)
-    since = request.query.get("since") or None
+    since = request.query.get("since")
     if since is not None:
         check_stream_id(since, "since")
     limit = int_query(request, "limit", 1000, 1, 10_000)
@@ -92,9 +92,11 @@ async def results_stream(request: web.Request) -> web.StreamResponse:
     opts = request.app[OPTIONS]
     wave_id = await wave_query(request)
     kinds = kinds_query(request)
-    start = request.headers.get("Last-Event-ID", "").strip() or request.query.get("since") or "0"
+    resume = request.headers.get("Last-Event-ID", "").strip()  # empty: no last event (the SSE spec)
+    since = request.query.get("since")
+    start = resume or (since if since is not None else "0")
     if start != "now":
-        check_stream_id(start, "Last-Event-ID" if "Last-Event-ID" in request.headers else "since")
+        check_stream_id(start, "Last-Event-ID" if resume else "since")
     stream = WaveKeys(wave_id).results
     async with request.app[HUB].subscribe(wave_id) as (sub, upto):
         response = web.StreamResponse(headers={

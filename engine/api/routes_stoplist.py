@@ -57,7 +57,7 @@ def _shown(kind: str, value: str) -> str:
 async def list_stoplist(request: web.Request) -> web.Response:
     """A page of entries of one kind (``kind``, default debtor); ``next`` is the cursor, null at the end."""
     ctx = request.app[CTX]
-    kind = _kind(request.query.get("kind") or "debtor")
+    kind = _kind(request.query.get("kind", "debtor"))
     count = int_query(request, "limit", 500, 1, 5000)
     cursor = int_query(request, "cursor", 0, 0, 2**63 - 1)
     key = keys.STOP_DEBTORS if kind == "debtor" else keys.STOP_PHONES

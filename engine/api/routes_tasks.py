@@ -14,6 +14,7 @@ file again, split, and nothing is doubled). The connection is closed rather than
 from __future__ import annotations
 
 import asyncio
+import csv
 import time
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,7 @@ from engine.api.auth import Perm
 from engine.api.http import ApiError, error_response, json_response
 from engine.api.routes_waves import existing_wave
 from engine.errors import IntakeError, WaveError
-from engine.intake import MAX_LINE_BYTES, Intake, Rejection
+from engine.intake import MAX_LINE_BYTES, CsvLines, Intake, Rejection
 from engine.phones import mask_text
 
 routes = web.RouteTableDef()
@@ -84,9 +85,34 @@ class BodyLines:
             yield pending
 
 
+async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The same lines, once the first non-empty one proved a CSV header with a task_id column (else 400).
+
+    A file without that header is refused whole: every line of it would be rejected anyway.
+    """
+    head: list[bytes] = []
+    async for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    header = head[-1] if head else b""
+    try:
+        CsvLines().parse(header.decode("utf-8").strip())
+    except (IntakeError, UnicodeDecodeError, csv.Error, StopIteration):
+        raise ApiError(400, "a CSV upload starts with a header line naming its columns, task_id among them") from None
+
+    async def chained() -> AsyncIterator[bytes]:
+        for line in head:
+            yield line
+        async for line in lines:
+            yield line
+
+    return chained()
+
+
 def upload_format(request: web.Request) -> str:
     fmt = request.query.get("format")
-    if fmt:
+    if fmt is not None:
         if fmt not in ("jsonl", "csv"):
             raise ApiError(400, "format must be jsonl or csv")
         return fmt
@@ -118,8 +144,11 @@ async def upload_tasks(request: web.Request) -> web.StreamResponse:
 
     body = BodyLines(request.content, opts.max_upload_bytes)
     started = time.monotonic()
+    lines = body.lines()
+    if fmt == "csv":
+        lines = await csv_with_header(lines)
     try:
-        report = await Intake(ctx).load(wave_id, body.lines(), fmt, on_reject)
+        report = await Intake(ctx).load(wave_id, lines, fmt, on_reject)
     except WaveError as exc:
         raise ApiError(409, str(exc)) from None
     except IntakeError as exc:

@@ -90,16 +90,16 @@ def _campaign(raw: str) -> dict[str, Any]:
 @allow(Perm.READ)
 async def list_waves(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    day = request.query.get("day") or None
+    day = request.query.get("day")
     if day is not None:
         try:
             date.fromisoformat(day)
         except ValueError:
             raise ApiError(400, "day must be a date, YYYY-MM-DD") from None
-    state = request.query.get("state") or None
+    state = request.query.get("state")
     if state is not None and state not in {s.value for s in WaveState}:
         raise ApiError(400, f"state must be one of {', '.join(s.value for s in WaveState)}")
-    waves = await wave_summaries(ctx, day=day, campaign=request.query.get("campaign") or None, state=state)
+    waves = await wave_summaries(ctx, day=day, campaign=request.query.get("campaign"), state=state)
     return json_response({"waves": waves, "now_ms": ctx.clock.now_ms()})
 
 
