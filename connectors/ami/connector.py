@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.ami.calls import CallTracker, Finished, call_ids
+from connectors.ami.calls import Call, CallTracker, Finished, call_ids
 from connectors.ami.message import Message, variable
 from connectors.ami.session import AmiSession, NotConnected
 from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
@@ -253,7 +253,7 @@ class AmiConnector(Connector):
         self.counters.refused += 1
         return Final(Outcome.FAILED, provider_code="originate_error", provider_text=reply.get("Message") or None)
 
-    def _release(self, call: Any) -> None:
+    def _release(self, call: Call | None) -> None:
         if call is not None and call.own and call.trunk in self._trunks:
             self._trunks[call.trunk].active -= 1
             if not any(t.active for t in self._trunks.values()):

@@ -1,8 +1,11 @@
 """One AMI connection to one Asterisk, kept up: login, actions with timeouts, events, reconnect.
 
-Why not panoramisk's ``Manager`` as is — its traps, and what this session does instead
-(the codec is :mod:`connectors.ami.message`; panoramisk stays the reference it is tested
-against in ``tests/test_ami_codec.py``):
+Decision: a thin asyncio client of our own instead of wrapping panoramisk's ``Manager``.
+Wrapping it would have meant overriding its protocol's ``data_received``/``handle_message``/
+``close``, its manager's ``connection_made``/``connection_lost``/``ping`` and its awaiting-actions
+queue — every moving part — and still depending on its private attributes. panoramisk stays a
+dependency as the reference our codec is checked against (``tests/test_ami_codec.py``, and
+``load/bench_ami.py`` times both parsers). Its traps, and what this session does instead:
 
 * **An async Originate's future resolves only on OriginateResponse** (and can hang when that
   never comes, gawel/panoramisk #37, #119, PR #88), so awaiting it would hold a dispatcher for
