@@ -1,0 +1,227 @@
+"""The verdicts of a chaos run, from what Redis says (results stream, task states, counts) and what
+the peers received (every send with its arrival time). Pure: no I/O, testable on made-up data.
+
+=================  ================================================================================
+one_final          every loaded task (follow-ups included) has exactly one ``final`` result record,
+                   its state is final with that outcome, and the counters agree (guarantee 1)
+at_most_once       a peer got each attempt at most once; on a channel with ``resend_unconfirmed``
+                   at most as often as the attempt was dispatched (each resend has its own
+                   ``dispatched`` record); no send without a ``dispatched`` record (guarantee 4)
+caps               per debtor, the attempts that reached a peer and count towards the caps (their
+                   recorded outcome is counted by the scenario, or ``unknown``, or none was
+                   recorded) stay within the day's cap of their class (guarantee 3)
+windows            every send arrived while the window was open in every candidate zone of its
+                   task, at engine time (guarantee 2): checked here with zoneinfo alone, 08:00–20:00
+                   local on the wave's day (a working day), not with the engine's calendar
+=================  ================================================================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.ami.calls import call_ids
+from engine.zones import task_zones
+from tests.chaos.world import WireSend
+
+OPEN, CLOSE = time(8, 0), time(20, 0)
+SHOWN = 8  # examples listed per failed invariant
+
+
+@dataclass
+class Verdict:
+    name: str
+    ok: bool
+    summary: str
+    examples: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"{'PASS' if self.ok else 'FAIL'}  {self.name:<13} {self.summary}"
+        return [head, *(f"        {e}" for e in self.examples[:SHOWN])]
+
+
+@dataclass
+class Observed:
+    wave_id: str
+    day: date
+    tasks: dict[str, dict[str, Any]]
+    states: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    records: list[dict[str, Any]]
+    wire: list[WireSend]
+    #: Channels whose connector resends unconfirmed attempts.
+    resend: frozenset[str]
+    #: channel → outcomes that keep a cap slot used (the scenario's ``caps_count``).
+    counting: dict[str, frozenset[str]]
+    #: cap class → the day's limit.
+    day_caps: dict[str, int]
+
+
+AttemptKey = tuple[str, int]  # (task id, attempt number)
+
+
+@dataclass
+class _Index:
+    dispatched: Counter[AttemptKey]
+    channel_of: dict[AttemptKey, str]
+    result_of: dict[AttemptKey, dict[str, Any]]
+    by_call_id: dict[str, AttemptKey]
+    by_task_channel: dict[tuple[str, str], list[AttemptKey]]
+
+
+def _index(o: Observed) -> _Index:
+    dispatched: Counter[AttemptKey] = Counter()
+    channel_of: dict[AttemptKey, str] = {}
+    result_of: dict[AttemptKey, dict[str, Any]] = {}
+    for r in o.records:
+        key = (r["task_id"], int(r["attempt"]))
+        if r["kind"] == "dispatched":
+            dispatched[key] += 1
+            channel_of[key] = r["channel"]
+        elif r["kind"] == "result":
+            result_of.setdefault(key, r)
+            channel_of.setdefault(key, r["channel"])
+    by_call_id = {call_ids(f"{o.wave_id}:{t}:{a}")[0]: (t, a) for (t, a), ch in channel_of.items() if ch == "ivr"}
+    by_task_channel: dict[tuple[str, str], list[AttemptKey]] = defaultdict(list)
+    for key in sorted(dispatched):
+        by_task_channel[(key[0], channel_of[key])].append(key)
+    return _Index(dispatched, channel_of, result_of, by_call_id, by_task_channel)
+
+
+def _attempts_of(send: WireSend, o: Observed, ix: _Index) -> list[AttemptKey]:
+    """The attempt(s) a send belongs to; several only for a messenger task sent on one channel twice."""
+    if send.channel == "ivr":
+        key = ix.by_call_id.get(send.ref)
+        return [key] if key else []
+    if send.channel == "sms":
+        _, task, attempt = send.ref.rsplit(":", 2)
+        return [(task, int(attempt))]
+    return list(ix.by_task_channel.get((send.ref, send.channel), []))
+
+
+def check(o: Observed) -> list[Verdict]:
+    ix = _index(o)
+    return [one_final(o), at_most_once(o, ix), caps(o, ix), windows(o, ix)]
+
+
+def one_final(o: Observed) -> Verdict:
+    finals: Counter[str] = Counter()
+    outcome: dict[str, str] = {}
+    for r in o.records:
+        if r["kind"] == "result" and r.get("final"):
+            finals[r["task_id"]] += 1
+            outcome[r["task_id"]] = r.get("outcome", "")
+    bad: list[str] = []
+    missing = [t for t in o.tasks if finals[t] == 0]
+    twice = [t for t, n in finals.items() if n > 1]
+    stray = [t for t in finals if t not in o.tasks]
+    bad += [f"{t}: no final result (state {o.states.get(t)})" for t in missing[:SHOWN]]
+    bad += [f"{t}: {finals[t]} final results" for t in twice[:SHOWN]]
+    bad += [f"{t}: a final result for a task never loaded" for t in stray[:SHOWN]]
+    wrong_state = [t for t in o.tasks if o.states.get(t, {}).get("s") != "f"
+                   or (finals[t] == 1 and o.states[t].get("out") != outcome[t])]
+    bad += [f"{t}: state {o.states.get(t)} vs final {outcome.get(t)}" for t in wrong_state[:SHOWN]]
+    c = o.counts
+    expect = {"total": len(o.tasks), "final": len(o.tasks), "queued": 0, "leased": 0}
+    off = {k: (c.get(k, 0), v) for k, v in expect.items() if c.get(k, 0) != v}
+    if off:
+        bad.append("counters (got, want): " + ", ".join(f"{k} {g}≠{w}" for k, (g, w) in off.items()))
+    summary = (f"{len(o.tasks)} tasks, {sum(finals.values())} final results; missing {len(missing)}, "
+               f"twice {len(twice)}, state mismatches {len(wrong_state)}")
+    return Verdict("one_final", not bad, summary, bad)
+
+
+def at_most_once(o: Observed, ix: _Index) -> Verdict:
+    per_attempt: Counter[AttemptKey] = Counter()
+    per_group: Counter[tuple[AttemptKey, ...]] = Counter()
+    unreported: list[str] = []
+    for send in o.wire:
+        keys = tuple(_attempts_of(send, o, ix))
+        if not keys:
+            unreported.append(f"{send.channel} {send.ref or '?'} to {send.number}: no dispatched record")
+        elif len(keys) == 1:
+            per_attempt[keys[0]] += 1
+        else:
+            per_group[keys] += 1
+    bad = list(unreported)
+    resent = 0
+    for key, n in per_attempt.items():
+        channel = ix.channel_of.get(key, "?")
+        allowed = ix.dispatched[key] if channel in o.resend else 1
+        if n > 1 and channel in o.resend and n <= allowed:
+            resent += n - 1
+        if n > allowed:
+            bad.append(f"{channel} {key[0]} attempt {key[1]}: on the wire {n}×, dispatched {ix.dispatched[key]}×")
+    for keys, n in per_group.items():
+        channel = ix.channel_of.get(keys[0], "?")
+        allowed = sum(ix.dispatched[k] for k in keys) if channel in o.resend else len(keys)
+        if n > allowed:
+            bad.append(f"{channel} {keys[0][0]} attempts {[k[1] for k in keys]}: on the wire {n}×, allowed {allowed}")
+    by_channel = Counter(s.channel for s in o.wire)
+    summary = (f"{len(o.wire)} sends ({', '.join(f'{k} {v}' for k, v in sorted(by_channel.items()))}); "
+               f"{resent} reported resends; {len(unreported)} unreported; {len(bad) - len(unreported)} over")
+    return Verdict("at_most_once", not bad, summary, bad)
+
+
+def _reached(o: Observed, ix: _Index) -> set[AttemptKey]:
+    reached: set[AttemptKey] = set()
+    for send in o.wire:
+        reached.update(_attempts_of(send, o, ix))
+    return reached
+
+
+def cap_class(result: dict[str, Any] | None) -> str:
+    actions = ((result or {}).get("data") or {}).get("actions") or []
+    return "conversation" if "operator" in actions else "message"
+
+
+def caps(o: Observed, ix: _Index) -> Verdict:
+    used: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key in sorted(_reached(o, ix)):
+        task = o.tasks.get(key[0])
+        if task is None:
+            continue
+        result = ix.result_of.get(key)
+        channel = ix.channel_of.get(key, task["channel"])
+        outcome = (result or {}).get("outcome")
+        if outcome is None or outcome == "unknown" or outcome in o.counting.get(channel, frozenset()):
+            used[(task["debtor_id"], cap_class(result))].append(f"{key[0]}/{key[1]} {channel} {outcome}")
+    bad = [f"{debtor} {klass}: {len(items)} > {o.day_caps[klass]}: {'; '.join(items)}"
+           for (debtor, klass), items in sorted(used.items()) if len(items) > o.day_caps[klass]]
+    debtors = {t["debtor_id"] for t in o.tasks.values()}
+    at_cap = sum(1 for (_, klass), items in used.items() if len(items) == o.day_caps[klass])
+    summary = f"{len(debtors)} debtors, {at_cap} at a day cap, {len(bad)} over"
+    return Verdict("caps", not bad, summary, bad)
+
+
+def local_open(at_ms: int, zones: Iterable[str], day: date) -> bool:
+    for zone in zones:
+        local = datetime.fromtimestamp(at_ms / 1000, ZoneInfo(zone))
+        if local.date() != day or not OPEN <= local.time() < CLOSE:
+            return False
+    return True
+
+
+def windows(o: Observed, ix: _Index) -> Verdict:
+    bad: list[str] = []
+    checked = 0
+    for send in o.wire:
+        keys = _attempts_of(send, o, ix)
+        if not keys or send.engine_ms is None:
+            continue
+        task = o.tasks.get(keys[0][0])
+        if task is None:
+            continue
+        zones = task_zones(task.get("tz"), task.get("region"), task["phone"])
+        checked += 1
+        if not local_open(send.engine_ms, zones, o.day):
+            at = datetime.fromtimestamp(send.engine_ms / 1000, ZoneInfo(zones[0])).strftime("%Y-%m-%d %H:%M:%S")
+            bad.append(f"{send.channel} {keys[0][0]}/{keys[0][1]} at {at} {zones[0]}"
+                       f"{f' (+{len(zones) - 1} zones)' if len(zones) > 1 else ''}")
+    summary = f"{checked} sends checked against their zones' windows, {len(bad)} outside"
+    return Verdict("windows", not bad, summary, bad)
