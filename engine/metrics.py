@@ -329,6 +329,9 @@ class Refresher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        # Stopped loops and an old snapshot must not be reported as if still true.
+        self.m._loops = []
+        self.m._snapshot = []
 
     async def _run(self) -> None:
         failures = 0

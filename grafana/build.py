@@ -114,8 +114,8 @@ def overview() -> Board:
     b.stat("Queued", f"sum(max by (wave, channel) (volna_queue_depth{{{CHANNEL}, {WAVE}}}))")
     b.stat("Eligible now", f"sum(max by (wave, channel) (volna_queue_eligible{{{CHANNEL}, {WAVE}}}))")
     b.stat("Error ratio (final outcomes)",
-           f'sum(rate(volna_tasks_finished_total{{final="true", outcome=~"error|unknown|failed", {CHANNEL}}}[{RI}]))'
-           f' / clamp_min(sum(rate(volna_tasks_finished_total{{final="true", {CHANNEL}}}[{RI}])), 1e-9)',
+           f'(sum(rate(volna_tasks_finished_total{{final="true", outcome=~"error|unknown|failed", {CHANNEL}}}[{RI}]))'
+           f' or vector(0)) / clamp_min(sum(rate(volna_tasks_finished_total{{final="true", {CHANNEL}}}[{RI}])), 1e-9)',
            unit="percentunit")
     b.stat("Zones with the window open", "sum(max by (zone) (volna_window_open))")
     b.row("Throughput and outcomes")
