@@ -59,7 +59,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
 TOKEN_PREFIX = "vln_"
 #: What a bearer token may look like (anything else is refused before hashing).
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z0-9А-Яа-яЁё][A-Za-z0-9А-Яа-яЁё ._@:-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 #: A token's public id: the first characters of its digest (enough to tell tokens apart).
 ID_CHARS = 16
@@ -98,7 +98,8 @@ def check_role(role: str) -> Role:
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise VolnaError("a token name is 1-64 letters, digits, spaces or ._@:- and starts with a letter or digit")
+        raise VolnaError("a token name is 1-64 Latin or Cyrillic letters, digits, spaces or ._@:-, "
+                         "and starts with a letter or digit")
     return name
 
 
