@@ -1,7 +1,10 @@
-"""``python -m simulators.ami``: see :mod:`simulators.ami.cli`."""
+"""``python -m simulators.ami``; ``main(argv)`` (from :mod:`simulators.ami.cli`) for ``volna sim ami``."""
 
 import sys
 
 from simulators.ami.cli import main
 
-sys.exit(main())
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
