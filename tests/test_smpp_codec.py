@@ -246,13 +246,37 @@ def test_decode_data_sm() -> None:
     assert d.is_receipt and d.short_message == b"id:7 stat:UNDELIV err:001"
 
 
-@pytest.mark.parametrize("body", [b"", b"\x00\x01", b"\x00\x01\x01\x37\x39", bytes(40) + b"\xff\xff\x00\x09abc"])
+def _good_deliver() -> bytes:
+    return _smpplib_deliver(source_addr="79161234567", destination_addr="Volna", esm_class=4,
+                            short_message=b"id:1 stat:DELIVRD", receipted_message_id="1", message_state=2)
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"\x00\x01", b"\x00\x01\x01\x37\x39",  # cut inside the mandatory fields
+    b"x" * 30,  # a C-string without its NUL (smpplib would re-read from offset 0)
+    bytes(33) + b"\x05ab",  # short_message longer than the body
+    bytes(33) + b"\xff\xff\x00\x09abc",  # TLV longer than the body
+    _good_deliver()[:-1],  # the last TLV cut by one octet
+    bytes(33) + b"\x04\x27",  # half a TLV header
+])
 def test_decode_malformed(body: bytes) -> None:
-    try:
-        d = pdu.decode_delivery(pdu.DELIVER_SM, body)
-    except pdu.MalformedPdu:
-        return
-    assert not d.receipted_message_id  # whatever smpplib made of it, nothing usable
+    with pytest.raises(pdu.MalformedPdu):
+        pdu.decode_delivery(pdu.DELIVER_SM, body)
+
+
+@pytest.mark.parametrize("extra", [
+    b"\x14\x00\x00\x02ab",  # a vendor TLV
+    b"\x00\x17\x00\x04\x00\x00\x00\x10",  # qos_time_to_live: known to smpplib, not for deliver_sm (KeyError)
+])
+def test_decode_other_tlvs_are_skipped(extra: bytes) -> None:
+    d = pdu.decode_delivery(pdu.DELIVER_SM, _good_deliver() + extra)
+    assert d.receipted_message_id == "1" and d.message_state == 2
+
+
+def test_decode_rejects_wrong_tlv_length() -> None:
+    body = _smpplib_deliver(source_addr="7", destination_addr="V", esm_class=4, short_message=b"x")
+    with pytest.raises(pdu.MalformedPdu, match="0x0427"):
+        pdu.decode_delivery(pdu.DELIVER_SM, body + b"\x04\x27\x00\x02\x00\x02")
 
 
 def test_decode_rejects_other_commands() -> None:

@@ -4,11 +4,12 @@
   an exponential backoff with jitter (``reconnect_min_s`` doubling up to ``reconnect_max_s``,
   each wait drawn from [d/2, d]); the password file is re-read at every bind.
 * :meth:`SmppAccount.submit` takes a window slot on a bound bind (round-robin over those with
-  room; FIFO wait, up to ``window_wait_s``, when none has), waits for the bind's
-  :class:`~connectors.smpp.throttle.AdaptiveRate`, writes the PDU and waits for the answer.
+  room; FIFO wait, up to ``window_wait_s``, when none has), waits for the account's
+  :class:`~connectors.smpp.throttle.AdaptiveRate` (no wait unless the SMSC throttled), writes
+  the PDU and waits for the answer.
   ``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL`` mean the SMSC did not take the message: the same body
   is sent again (new sequence number, any bind) after a jittered, doubling delay, for at most
-  ``throttle.budget_s``; the bind's rate is cut meanwhile.
+  ``throttle.budget_s``; the account's rate is cut meanwhile (AIMD) and recovers after.
 * What may be retried is decided by what reached the wire: :class:`NotSent` (nothing did) vs
   :class:`~connectors.smpp.bind.BindLost` / :class:`~connectors.smpp.bind.ResponseTimeout`
   (the submit_sm was written; the SMSC may have the message).
@@ -32,6 +33,7 @@ from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.stats import SmppStats
+from connectors.smpp.throttle import AdaptiveRate
 from engine.errors import ConnectorError
 from engine.phones import mask
 
@@ -71,6 +73,12 @@ class SmppAccount:
         self._attempted: set[int] = set()
         self._changed = asyncio.Event()
         self._closing = False
+        self.rate = AdaptiveRate(
+            settings.rate_per_s,
+            decrease=settings.throttle.decrease,
+            recovery=settings.throttle.recovery,
+            floor_per_s=settings.throttle.floor_per_s,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -287,21 +295,25 @@ class SmppAccount:
         throttle = self.settings.throttle
         started = time.monotonic()
         backoff = throttle.retry_min_s
+        rate = self.rate
         while True:
             bind = await self._acquire()
             try:
-                delay = bind.rate.delay()
+                # Paced while holding the window slot: at most binds × window submits have a
+                # time reserved, so a cut applies to every submit not reserved yet.
+                delay = rate.delay()
                 if delay > 0:
                     await asyncio.sleep(delay)
                     if bind.state is not BindState.BOUND:
                         continue  # nothing written: another bind, or the wait for one
                 # ---- point of no return: once written, the SMSC may have the message ----
+                sent_at = rate.now()
                 _, status, resp = await bind.submit(body)
             finally:
                 self._release(bind)
             if status == pdu.ESME_RTHROTTLED or status == pdu.ESME_RMSGQFUL:
                 self.stats.throttled += 1
-                bind.rate.on_throttled()
+                rate.on_throttled(sent_at)
                 wait_s = backoff * (0.5 + random.random() / 2)
                 if time.monotonic() - started + wait_s > throttle.budget_s:
                     raise NotSent(f"account {self.name}: {pdu.status_text(status)} for {throttle.budget_s}s",
@@ -312,7 +324,7 @@ class SmppAccount:
             if status != pdu.ESME_ROK:
                 self.stats.refused += 1
                 return status, ""
-            bind.rate.on_accepted()
+            rate.on_accepted()
             self.stats.accepted += 1
             message_id = pdu.read_c_string(resp)[0].strip() if resp else ""
             if not message_id:

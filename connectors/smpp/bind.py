@@ -30,7 +30,6 @@ from typing import Protocol
 from connectors.smpp import pdu
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.stats import SmppStats
-from connectors.smpp.throttle import AdaptiveRate
 from engine.errors import ConfigError, ConnectorError
 
 log = logging.getLogger("connectors.smpp")
@@ -86,12 +85,6 @@ class SmppBind(asyncio.Protocol):
         self.idle = asyncio.Event()
         self.idle.set()
         self.state = BindState.CONNECTING
-        self.rate = AdaptiveRate(
-            settings.rate_per_s,
-            decrease=settings.throttle.decrease,
-            recovery=settings.throttle.recovery,
-            floor_per_s=settings.throttle.floor_per_s,
-        )
         self.last_rx = time.monotonic()
         self._listener = listener
         self._stats = stats

@@ -349,15 +349,70 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# Mandatory fields before the TLVs: ("c", max octets with the NUL) or ("o", octets).
+_DELIVER_SM_LAYOUT: Final = (("c", 6), ("o", 2), ("c", 21), ("o", 2), ("c", 21), ("o", 3), ("c", 17), ("c", 17),
+                             ("o", 5))
+_DATA_SM_LAYOUT: Final = (("c", 6), ("o", 2), ("c", 21), ("o", 2), ("c", 21), ("o", 3))
+
+
+#: The TLVs a receipt is read from, with their fixed length (``None``: any); others are dropped
+#: before smpplib sees the body (it raises ``KeyError`` on a TLV it knows but not for this command,
+#: e.g. ``qos_time_to_live`` in a deliver_sm, and reads integer TLVs by type, not by length).
+_RECEIPT_TLVS: Final = {0x001E: None, 0x0423: 3, 0x0424: None, 0x0427: 1}
+
+
+def check_layout(command_id: int, body: bytes) -> bytes:
+    """Walk the mandatory fields and the TLV framing by hand; the body with only the TLVs we read.
+
+    smpplib does not check: a C-string without its NUL makes its parser jump back to offset 0
+    (``find`` returns -1) and read the body again as something else; a TLV's length is ignored
+    for integer TLVs. So a garbage body could come out as a plausible PDU.
+    """
+    layout = _DELIVER_SM_LAYOUT if command_id == DELIVER_SM else _DATA_SM_LAYOUT
+    pos = 0
+    size = len(body)
+    for kind, n in layout:
+        if kind == "c":
+            end = body.find(b"\x00", pos, pos + n)
+            if end < 0:
+                raise MalformedPdu(f"C-string at offset {pos} not terminated within {n} octets")
+            pos = end + 1
+        else:
+            pos += n
+            if pos > size:
+                raise MalformedPdu(f"body ends at {size}, mandatory fields need {pos}")
+    if command_id == DELIVER_SM:
+        pos += body[pos - 1]  # sm_length
+        if pos > size:
+            raise MalformedPdu("short_message runs past the body")
+    kept = [body[:pos]]
+    while pos < size:
+        if size - pos < 4:
+            raise MalformedPdu("truncated TLV header")
+        tag = int.from_bytes(body[pos : pos + 2], "big")
+        length = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        end = pos + 4 + length
+        if end > size:
+            raise MalformedPdu(f"TLV 0x{tag:04X} runs past the body")
+        if tag in _RECEIPT_TLVS:
+            want = _RECEIPT_TLVS[tag]
+            if want is not None and length != want:
+                raise MalformedPdu(f"TLV 0x{tag:04X} has {length} octets, not {want}")
+            kept.append(body[pos:end])
+        pos = end
+    return b"".join(kept)
+
+
 def decode_delivery(command_id: int, body: bytes) -> Delivery:
-    """A ``deliver_sm`` / ``data_sm`` body; :class:`MalformedPdu` when smpplib cannot read it."""
+    """A ``deliver_sm`` / ``data_sm`` body; :class:`MalformedPdu` when it cannot be read."""
     import smpplib.command
 
     name = _SMPPLIB_NAMES.get(command_id)
     if name not in ("deliver_sm", "data_sm"):
         raise MalformedPdu(f"not a deliver_sm/data_sm: 0x{command_id:08X}")
+    body = check_layout(command_id, body)
     try:
-        pdu: Any = smpplib.command.factory(name, sequence=0, allow_unknown_opt_params=True)
+        pdu: Any = smpplib.command.factory(name, sequence=0)
         pdu.parse_params(body)
         short_message = pdu.short_message if name == "deliver_sm" else None
         payload = pdu.message_payload

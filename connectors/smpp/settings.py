@@ -41,8 +41,8 @@ Every key with its default, except the required ones::
     retry_min_s = 0.05                # first re-send of a throttled submit_sm (doubles, jittered)
     retry_max_s = 2.0
     budget_s = 30.0                   # past it a throttled first part is handed back as Retry
-    decrease = 0.5                    # AIMD: the bind's rate × this on ESME_RTHROTTLED / RMSGQFUL
-    recovery = 0.1                    # … and + this share of rate_per_s per second without one
+    decrease = 0.7                    # AIMD: the account's rate × this on ESME_RTHROTTLED / RMSGQFUL
+    recovery = 0.1                    # … and + this share of the last capacity per second without one
     floor_per_s = 1.0
     [channels.sms.connector.accounts.tls]
     enabled = false
@@ -85,12 +85,13 @@ class TlsSettings(_Model):
 
 
 class ThrottleSettings(_Model):
-    """ESME_RTHROTTLED (0x58) / ESME_RMSGQFUL (0x14): the same PDU again later, the bind slower."""
+    """ESME_RTHROTTLED (0x58) / ESME_RMSGQFUL (0x14): the same PDU again later, the account slower
+    (:mod:`connectors.smpp.throttle`)."""
 
     retry_min_s: float = Field(default=0.05, gt=0)
     retry_max_s: float = Field(default=2.0, gt=0)
     budget_s: float = Field(default=30.0, ge=0)
-    decrease: float = Field(default=0.5, gt=0, lt=1)
+    decrease: float = Field(default=0.7, gt=0, lt=1)
     recovery: float = Field(default=0.1, gt=0)
     floor_per_s: float = Field(default=1.0, gt=0)
 
