@@ -131,9 +131,10 @@ function el(tag, attrs = {}, ...children) {
 
 const num = (n) => Number(n ?? 0).toLocaleString(S.lang === "ru" ? "ru-RU" : "en-GB");
 
-function fmtTime(ms, zone) {
+function fmtTime(ms, zone, seconds = false) {
   if (ms === null || ms === undefined) return "";
   const opts = { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" };
+  if (seconds) opts.second = "2-digit";
   if (zone) opts.timeZone = zone;
   try {
     return new Intl.DateTimeFormat(S.lang === "ru" ? "ru-RU" : "en-GB", opts).format(new Date(ms));
@@ -218,8 +219,11 @@ async function loadWaves() {
   const day = $("day").value;
   const body = await api(`/api/v1/waves${day ? `?day=${encodeURIComponent(day)}` : ""}`);
   S.waves = body.waves;
-  $("updated").textContent = t("updated", { time: fmtTime(Date.now()) });
-  if (!S.selected && S.waves.length) selectWave(S.waves[0].wave_id, false);
+  $("updated").textContent = t("updated", { time: new Date().toLocaleTimeString(S.lang === "ru" ? "ru-RU" : "en-GB") });
+  if (!S.selected && S.waves.length) {
+    const live = S.waves.find((w) => w.state === "running" || w.state === "paused");
+    selectWave((live || S.waves[0]).wave_id, false);
+  }
   renderWaves();
 }
 
@@ -487,7 +491,7 @@ function onBlock(f, block) {
   const feed = $("feed");
   const what = record.outcome ? t(`outcome.${record.outcome}`) : "";
   feed.prepend(el("li", {
-    text: `${fmtTime(record.finished_at || record.sent_at || record.claimed_at)} ${record.task_id} `
+    text: `${fmtTime(record.finished_at || record.sent_at || record.claimed_at, null, true)} ${record.task_id} `
       + `${t(`channel.${record.channel}`)} ${t(`kind.${record.kind}`)} ${what}`.trim(),
   }));
   while (feed.children.length > FEED_SIZE) feed.lastChild.remove();
