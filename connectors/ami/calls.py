@@ -37,13 +37,10 @@ from typing import Any
 
 from connectors.ami.message import Message
 from connectors.ami.outcomes import Verdict, classify
+from engine.ivr import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP
 from engine.outcomes import Outcome
 
-#: UserEvent names, shared with the dialplan compiler (``engine/ivr.py``) and duplicated by the
-#: simulator (which must not import us).
-EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
-    "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
-)
+#: UserEvent names come from the dialplan compiler (the simulator duplicates them: it must not import us).
 USER_EVENTS = (EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END)
 #: Menu actions the core acts on (``LateEvent.actions``).
 ACTIONS = ("sms_payment_details", "opt_out", "operator", "promise_to_pay")
