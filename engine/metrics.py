@@ -45,6 +45,7 @@ from prometheus_client.registry import Collector
 
 from engine import keys
 from engine.keys import CHANNEL_ORDER, WaveKeys
+from engine.outcomes import Outcome
 
 if TYPE_CHECKING:
     from engine.context import Context
@@ -136,8 +137,15 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
         self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
         self.info.labels(_version()).set(1)
+        # Series start at 0: a counter first seen after it rose would hide that rise from rate().
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
+        for channel in map(str, CHANNEL_ORDER):
+            for outcome in Outcome:
+                for final in ("true", "false"):
+                    self.tasks_finished.labels(channel, outcome.value, final)
+            for result in ("received", "unknown_id", "failed"):
+                self.late_events.labels(channel, result)
         self._children: dict[tuple[Any, ...], Any] = {}
         self._accepted: OrderedDict[str, float] = OrderedDict()
         self._loops: list[LoopView] = []
@@ -265,6 +273,20 @@ class Metrics:
     def watch(self, loops: Sequence[LoopView]) -> None:
         """Report in-flight attempts, loops and targets of these dispatcher loops."""
         self._loops = list(loops)
+        for loop in loops:
+            channel = str(loop.channel)
+            self.tasks_claimed.labels(channel)
+            for cap_class in ("conversation", "message"):
+                self.caps_hit.labels(cap_class, channel)
+            for hist in (self.claim_to_send, self.send_to_accepted, self.accepted_to_final):
+                hist.labels(channel)
+            for target in loop.targets:
+                self.tasks_sent.labels(channel, target)
+                for result in ("accepted", "final", "retry", "error"):
+                    self.send_results.labels(channel, target, result)
+                for limit in ("rate", "concurrency"):
+                    self.pacing_waits.labels(target, limit)
+                    self.pacing_wait_seconds.labels(target, limit)
 
     def refresher(self, ctx: Context, loops: Sequence[LoopView] = ()) -> Refresher:
         """The background reader of Redis (an async context manager); ``loops`` as :meth:`watch`."""

@@ -171,6 +171,9 @@ class Observed:
             assert resp.status == 200, resp.status
             return await resp.text()
 
+    async def start(self) -> None:
+        await self.ctx.waves.change("w1", "start")
+
     async def settled(self, timeout_s: float = 60.0) -> None:
         """Every task final except the parked ones, nothing in flight."""
         async def done() -> bool:
@@ -180,7 +183,10 @@ class Observed:
 
 
 @contextlib.asynccontextmanager
-async def observed_engine(redis_url: str, *, refresh_s: float = 0.2) -> AsyncIterator[Observed]:
+async def observed_engine(redis_url: str, *, refresh_s: float = 0.2, start: bool = True,
+                          sms_rate_per_s: float = 20.0) -> AsyncIterator[Observed]:
+    """The engine and the API running, the wave loaded (and started unless ``start=False``:
+    then :meth:`Observed.start` starts it, e.g. once a scraper is watching)."""
     redis = make_redis(RedisSettings(url=redis_url))
     api_redis = make_redis(RedisSettings(url=redis_url))
     clock = ScaledClock(NOON_MSK)
@@ -189,10 +195,10 @@ async def observed_engine(redis_url: str, *, refresh_s: float = 0.2) -> AsyncIte
     api_ctx = context(settings, clock, api_redis)
     ctx.metrics.refresh_s = api_ctx.metrics.refresh_s = refresh_s
     try:
-        await load_wave(ctx, "w1", DAY, wave_rows())
+        await load_wave(ctx, "w1", DAY, wave_rows(), start=start)
         await redis.xgroup_create(WaveKeys("w1").results, "planner", id="0", mkstream=True)
         connectors = {ch: MeteredConnector(ch) for ch in (Channel.SMS, Channel.IVR, Channel.WHATSAPP, Channel.VIBER)}
-        connectors[Channel.SMS].rate_per_s = 20.0
+        connectors[Channel.SMS].rate_per_s = sms_rate_per_s
         api_correlation = Correlation(api_ctx, Finisher(api_ctx))
         app = web.Application()
         app.router.add_get("/metrics", api_ctx.metrics.handler())
