@@ -138,7 +138,7 @@ async def test_data_sm_and_sar_and_udh16_reassembly() -> None:
             assert status == 0
         c.close()
         assert sim.stats.per_text == {"via data sm": 1, "ФФФЖЖЖ": 1, "sar-joined": 1}
-        assert sim.stats.udh_ref_bits == {16: 2}
+        assert sim.stats.udh_ref_bits == {16: 2} and sim.stats.sar_parts == 2
 
 
 async def test_receipts_wait_for_a_receiver_then_round_robin() -> None:

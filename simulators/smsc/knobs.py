@@ -92,6 +92,8 @@ class SmscStats:
     #: Parts that end or start inside a character (GSM escape, surrogate pair, odd UCS-2).
     broken_parts: int = 0
     udh_ref_bits: Counter[int] = field(default_factory=Counter)
+    #: Parts concatenated with the sar_* TLVs instead of a UDH.
+    sar_parts: int = 0
     receipts_sent: int = 0
     #: Receipts delivered on another session than the one the message came in on.
     receipts_on_other_session: int = 0

@@ -186,13 +186,16 @@ class SmscSimulator:
             t = message.tlvs
             concat = Concat(int.from_bytes(t[codec.TLV_SAR_MSG_REF_NUM], "big"),
                             t.get(codec.TLV_SAR_TOTAL_SEGMENTS, b"\x01")[0],
-                            t.get(codec.TLV_SAR_SEGMENT_SEQNUM, b"\x01")[0], 16)
+                            t.get(codec.TLV_SAR_SEGMENT_SEQNUM, b"\x01")[0], 0)
         if part_is_broken(message.data_coding, payload):
             self.stats.broken_parts += 1
         if concat is None or concat.total <= 1:
             self._count(message.destination, decode(message.data_coding, payload), 1)
         else:
-            self.stats.udh_ref_bits[concat.ref_bits] += 1
+            if concat.ref_bits:
+                self.stats.udh_ref_bits[concat.ref_bits] += 1
+            else:
+                self.stats.sar_parts += 1
             joined = self.reassembler.add((system_id, message.source, message.destination), concat,
                                           message.data_coding, payload)
             if joined is not None:

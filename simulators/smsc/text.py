@@ -83,7 +83,7 @@ class Concat:
     ref: int
     total: int
     seq: int
-    ref_bits: int
+    ref_bits: int  # 8 or 16 (UDH IE 0x00 / 0x08); 0 for the sar_* TLVs
 
 
 def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
