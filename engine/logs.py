@@ -23,10 +23,21 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = mask_text(str(value)) if isinstance(value, str) else value
+                entry[key] = _masked(value)
         if record.exc_info:
             entry["exc"] = mask_text(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=lambda v: mask_text(str(v)))
+
+
+def _masked(value: object) -> object:
+    """Strings masked wherever they sit in an ``extra`` value (a dict of provider data, a list)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    return value
 
 
 class MaskingFormatter(logging.Formatter):

@@ -92,7 +92,8 @@ class MeteredConnector(Connector):
         cid = f"m-{key.replace(':', '-')}"
         http = self.channel in (Channel.WHATSAPP, Channel.VIBER)
         if how == "raise":
-            raise ConnectionError("peer reset the connection")
+            # Connector errors may well quote the number: the log formatter masks it.
+            raise ConnectionError(f"peer reset the connection while sending to {request.task.phone}")
         if how == "retry" and key not in self._retried:
             self._retried.add(key)
             if self.metrics is not None:
