@@ -65,6 +65,8 @@ OPTIONS = web.AppKey("options", ApiOptions)
 AUDIT = web.AppKey("audit", Audit)
 HUB = web.AppKey("hub", Hub)
 READINESS = web.AppKey("readiness", dict[str, ReadinessCheck])
+#: Per-channel rates by wave, briefly cached: every open console asks for them every few seconds.
+RATES = web.AppKey("rates", dict[str, tuple[float, dict[str, float]]])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUDIT_ENTRY = web.RequestKey("audit_entry", AuditEntry)
@@ -244,6 +246,7 @@ def make_app(
     app[OPTIONS] = opts
     app[AUDIT] = Audit(ctx.redis)
     app[READINESS] = dict(readiness or {})
+    app[RATES] = {}
     app.cleanup_ctx.append(_feeds)
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_security_headers)

@@ -131,7 +131,7 @@ async def pump(redis: Redis, out: EventSink, stream: str, sub: Subscriber, curso
     queue what follows; after an overflow the queue is drained, and Redis serves the gap.
     """
     while not sub.closed:
-        cursor = await _catch_up(redis, out, stream, cursor, upto, kinds)
+        cursor = await _catch_up(redis, out, stream, cursor, upto, kinds, sub)
         cursor = await _live(out, sub, cursor, kinds, heartbeat_s)
         if sub.closed:
             return
@@ -139,9 +139,9 @@ async def pump(redis: Redis, out: EventSink, stream: str, sub: Subscriber, curso
 
 
 async def _catch_up(redis: Redis, out: EventSink, stream: str, cursor: str, upto: str,
-                    kinds: frozenset[str] | None) -> str:
+                    kinds: frozenset[str] | None, sub: Subscriber) -> str:
     """Send what lies after ``cursor`` up to ``upto`` (inclusive), straight from Redis."""
-    while id_key(cursor) < id_key(upto):
+    while id_key(cursor) < id_key(upto) and not sub.closed:
         page = await redis.xrange(stream, min=f"({cursor}", max=upto, count=CATCH_UP_PAGE)
         if not page:
             break
@@ -150,7 +150,7 @@ async def _catch_up(redis: Redis, out: EventSink, stream: str, cursor: str, upto
         if payload:
             await out.write(payload)
         cursor = entries[-1].stream_id
-    return cursor if id_key(cursor) >= id_key(upto) else upto
+    return cursor if id_key(cursor) >= id_key(upto) or sub.closed else upto
 
 
 async def _live(out: EventSink, sub: Subscriber, cursor: str, kinds: frozenset[str] | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from typing import Any
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.api.app import CTX, OPTIONS, allow, audit_note, principal
+from engine.api.app import CTX, OPTIONS, RATES, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ID_PATTERN, ApiError, json_response, read_json
 from engine.context import Context
@@ -27,6 +28,7 @@ CONTROL_ACTIONS = ("start", "pause", "resume", "stop")
 RATE_WINDOW_MS = 60_000
 #: At most this many records are read for it; past that the rate is scaled from the span read.
 RATE_SAMPLE = 5000
+RATE_CACHE_S = 2.0
 
 
 class CampaignIn(BaseModel):
@@ -121,7 +123,7 @@ async def create_wave(request: web.Request) -> web.Response:
 async def get_wave(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     wave_id = await existing_wave(ctx, request.match_info["wave_id"])
-    return json_response(await wave_view(ctx, wave_id))
+    return json_response(await wave_view(ctx, wave_id, request.app[RATES]))
 
 
 @routes.post(r"/api/v1/waves/{wave_id}/{action:(start|pause|resume|stop)}")
@@ -148,13 +150,14 @@ async def existing_wave(ctx: Context, wave_id: str) -> str:
     return wave_id
 
 
-async def wave_view(ctx: Context, wave_id: str) -> dict[str, Any]:
+async def wave_view(ctx: Context, wave_id: str, cache: dict[str, tuple[float, dict[str, float]]] | None = None
+                    ) -> dict[str, Any]:
     """``engine.status.status_view`` plus per-channel rates and the actions the state allows."""
     try:
         view = await status_view(ctx.waves, wave_id, ctx.windows)
     except WaveError:
         raise ApiError(404, f"no wave {wave_id!r}") from None
-    rates = await channel_rates(ctx.redis, wave_id)
+    rates = await cached_rates(ctx, wave_id, cache)
     for channel, info in view["channels"].items():
         info["rate_per_min"] = rates.get(channel, 0.0)
     view["actions"] = allowed_actions(view["state"])
@@ -164,6 +167,21 @@ async def wave_view(ctx: Context, wave_id: str) -> dict[str, Any]:
 
 def allowed_actions(state: str) -> list[str]:
     return [a for a in CONTROL_ACTIONS if state in {s.value for s in TRANSITIONS[a][0]}]
+
+
+async def cached_rates(ctx: Context, wave_id: str, cache: dict[str, tuple[float, dict[str, float]]] | None
+                       ) -> dict[str, float]:
+    if cache is None:
+        return await channel_rates(ctx.redis, wave_id)
+    now = time.monotonic()
+    hit = cache.get(wave_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rates = await channel_rates(ctx.redis, wave_id)
+    if len(cache) > 1000:
+        cache.clear()
+    cache[wave_id] = (now + RATE_CACHE_S, rates)
+    return rates
 
 
 async def channel_rates(redis: Redis, wave_id: str) -> dict[str, float]:
