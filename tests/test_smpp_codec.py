@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import Any
 
 import pytest
 import smpplib.smpp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.smpp import pdu
+from connectors.smpp import delivery, pdu
 from connectors.smpp.gsm import DC_GSM, DC_UCS2, decode_gsm, decode_text, encode_text, gsm_septets
 from connectors.smpp.segments import (
     ESM_UDHI,
@@ -229,21 +230,43 @@ def _smpplib_deliver(**fields: object) -> bytes:
     return data[16:]
 
 
-def test_decode_deliver_sm_with_tlvs() -> None:
+DECODERS = [delivery.decode_delivery, delivery.decode_delivery_smpplib]
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+def test_decode_deliver_sm_with_tlvs(decode: Any) -> None:
     body = _smpplib_deliver(source_addr="79161234567", destination_addr="Volna", esm_class=4, data_coding=0,
                             short_message=b"id:42 stat:DELIVRD err:000", receipted_message_id="2A",
                             message_state=2)
-    d = pdu.decode_delivery(pdu.DELIVER_SM, body)
+    d = decode(pdu.DELIVER_SM, body)
     assert d.is_receipt and d.receipted_message_id == "2A" and d.message_state == 2
     assert d.source_addr == "79161234567" and d.short_message.startswith(b"id:42")
 
 
-def test_decode_data_sm() -> None:
+@pytest.mark.parametrize("decode", DECODERS)
+def test_decode_data_sm(decode: Any) -> None:
     p = smpplib.smpp.make_pdu("data_sm", sequence=0, source_addr="79161234567", destination_addr="Volna",
                               esm_class=4, data_coding=0, message_payload=b"id:7 stat:UNDELIV err:001")
     p.sequence = 3
-    d = pdu.decode_delivery(pdu.DATA_SM, p.generate()[16:])
+    d = decode(pdu.DATA_SM, p.generate()[16:])
     assert d.is_receipt and d.short_message == b"id:7 stat:UNDELIV err:001"
+
+
+@settings(max_examples=60, deadline=None)
+@given(source=st.text(alphabet="0123456789", max_size=15), esm=st.integers(0, 255), dc=st.sampled_from([0, 3, 8]),
+       message=st.binary(max_size=160), receipted=st.none() | st.text(alphabet="0123456789ABCDEF", min_size=1,
+                                                                        max_size=20),
+       state=st.none() | st.integers(1, 8))
+def test_hand_decoder_agrees_with_smpplib(source: str, esm: int, dc: int, message: bytes, receipted: str | None,
+                                          state: int | None) -> None:
+    fields: dict[str, Any] = {"source_addr": source, "destination_addr": "Volna", "esm_class": esm, "data_coding": dc,
+                              "short_message": message}
+    if receipted is not None:
+        fields["receipted_message_id"] = receipted
+    if state is not None:
+        fields["message_state"] = state
+    body = _smpplib_deliver(**fields)
+    assert delivery.decode_delivery(pdu.DELIVER_SM, body) == delivery.decode_delivery_smpplib(pdu.DELIVER_SM, body)
 
 
 def _good_deliver() -> bytes:
@@ -251,34 +274,37 @@ def _good_deliver() -> bytes:
                             short_message=b"id:1 stat:DELIVRD", receipted_message_id="1", message_state=2)
 
 
+@pytest.mark.parametrize("decode", DECODERS)
 @pytest.mark.parametrize("body", [
     b"", b"\x00\x01", b"\x00\x01\x01\x37\x39",  # cut inside the mandatory fields
-    b"x" * 30,  # a C-string without its NUL (smpplib would re-read from offset 0)
+    b"x" * 30,  # a C-string without its NUL (smpplib alone would re-read from offset 0)
     bytes(33) + b"\x05ab",  # short_message longer than the body
     bytes(33) + b"\xff\xff\x00\x09abc",  # TLV longer than the body
     _good_deliver()[:-1],  # the last TLV cut by one octet
     bytes(33) + b"\x04\x27",  # half a TLV header
 ])
-def test_decode_malformed(body: bytes) -> None:
+def test_decode_malformed(decode: Any, body: bytes) -> None:
     with pytest.raises(pdu.MalformedPdu):
-        pdu.decode_delivery(pdu.DELIVER_SM, body)
+        decode(pdu.DELIVER_SM, body)
 
 
+@pytest.mark.parametrize("decode", DECODERS)
 @pytest.mark.parametrize("extra", [
     b"\x14\x00\x00\x02ab",  # a vendor TLV
     b"\x00\x17\x00\x04\x00\x00\x00\x10",  # qos_time_to_live: known to smpplib, not for deliver_sm (KeyError)
 ])
-def test_decode_other_tlvs_are_skipped(extra: bytes) -> None:
-    d = pdu.decode_delivery(pdu.DELIVER_SM, _good_deliver() + extra)
+def test_decode_other_tlvs_are_skipped(decode: Any, extra: bytes) -> None:
+    d = decode(pdu.DELIVER_SM, _good_deliver() + extra)
     assert d.receipted_message_id == "1" and d.message_state == 2
 
 
 def test_decode_rejects_wrong_tlv_length() -> None:
     body = _smpplib_deliver(source_addr="7", destination_addr="V", esm_class=4, short_message=b"x")
     with pytest.raises(pdu.MalformedPdu, match="0x0427"):
-        pdu.decode_delivery(pdu.DELIVER_SM, body + b"\x04\x27\x00\x02\x00\x02")
+        delivery.decode_delivery(pdu.DELIVER_SM, body + b"\x04\x27\x00\x02\x00\x02")
 
 
 def test_decode_rejects_other_commands() -> None:
-    with pytest.raises(pdu.MalformedPdu):
-        pdu.decode_delivery(pdu.SUBMIT_SM, b"")
+    for decode in DECODERS:
+        with pytest.raises(pdu.MalformedPdu):
+            decode(pdu.SUBMIT_SM, b"")

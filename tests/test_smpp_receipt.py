@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.smpp.pdu import DATA_SM, DELIVER_SM, Delivery
+from connectors.smpp.delivery import Delivery
+from connectors.smpp.pdu import DATA_SM, DELIVER_SM
 from connectors.smpp.receipt import (
     ReceiptError,
     canonical_id,

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 
 from connectors.smpp import pdu
 from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
+from connectors.smpp.delivery import decode_delivery
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.stats import SmppStats
@@ -180,7 +181,7 @@ class SmppAccount:
     def on_delivery(self, bind: SmppBind, command_id: int, seq: int, body: bytes) -> None:
         resp_id = command_id | pdu.RESP
         try:
-            delivery = pdu.decode_delivery(command_id, body)
+            delivery = decode_delivery(command_id, body)
             if not delivery.is_receipt:
                 self.stats.mo_ignored += 1
                 log.info("bind %s: mobile-originated message from %s ignored", bind.name,

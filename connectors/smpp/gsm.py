@@ -17,6 +17,7 @@ the ones GSM lacks to a sentinel) followed by ``isascii()``: both run in C.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -68,6 +69,11 @@ def _build_translation() -> dict[int, str]:
 _TO_SEPTETS: Final = _build_translation()
 _FROM_SEPTETS: Final = {septet: char for septet, char in enumerate(BASIC_TABLE) if septet != ESC}
 _FROM_EXTENSION: Final = {code: char for char, code in EXTENSION_TABLE.items()}
+#: ``str.translate`` table of octets (read as Latin-1) → characters; the high bit is ignored.
+_DECODE: Final = {octet: _FROM_SEPTETS.get(octet & 0x7F, " ") for octet in range(256)}
+#: Quick test for a character outside the alphabet (a Cyrillic text fails on its first letter).
+_NOT_GSM_RE: Final = re.compile("[^" + re.escape("".join(ch for ch in BASIC_TABLE if ch != "\x1b")
+                                                  + "".join(EXTENSION_TABLE)) + "]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,8 @@ class EncodedText:
 
 def gsm_septets(text: str) -> bytes | None:
     """``text`` as unpacked GSM 03.38 septets, or ``None`` when a character is not in the alphabet."""
+    if not text.isascii() and _NOT_GSM_RE.search(text):
+        return None
     septets = text.translate(_TO_SEPTETS)
     if not septets.isascii():
         return None
@@ -101,6 +109,8 @@ def encode_text(text: str) -> EncodedText:
 
 def decode_gsm(septets: bytes) -> str:
     """Unpacked septets → text (the inverse of :func:`gsm_septets`; a lone trailing escape is dropped)."""
+    if ESC not in septets:
+        return septets.decode("latin-1").translate(_DECODE)
     out: list[str] = []
     escaped = False
     for septet in septets:

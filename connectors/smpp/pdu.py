@@ -8,8 +8,10 @@ What goes through smpplib 2.2.4 and what does not (measured, see ``load/bench_sm
   ~45 fields (most of them empty TLVs) per PDU, about 25 µs against 2 µs here. Tests check
   both give the same octets (:func:`encode_submit_sm_smpplib` is kept for that).
 * ``submit_sm_resp`` is a header and one C-string: read by hand (:func:`read_c_string`).
-* ``deliver_sm`` / ``data_sm`` (receipts, with their TLVs) and the bind PDUs go through smpplib
-  (:func:`decode_delivery`, :func:`encode_bind`): adequate at receipt rates, and it knows the TLVs.
+* ``deliver_sm`` / ``data_sm``: read by hand too, in :mod:`connectors.smpp.delivery` (smpplib
+  took 70–200 µs a receipt, the largest cost per message; its reader is kept there as the
+  reference the tests compare against).
+* bind PDUs are built by smpplib (:func:`encode_bind`): rare, and adequate.
 
 smpplib traps handled here: a ``sequence=`` keyword given to its constructors is silently
 ignored (the property already reads the dummy client's 0), so it is set afterwards; parsing
@@ -103,11 +105,6 @@ STATUS_NAMES: Final = {
     ESME_RTHROTTLED: "ESME_RTHROTTLED",
     ESME_RX_T_APPN: "ESME_RX_T_APPN",
 }
-
-# ---- esm_class ------------------------------------------------------------------------------
-#: Message type bits 2–5 of ``esm_class`` on deliver_sm/data_sm: 0x04 = SMSC delivery receipt.
-ESM_TYPE_MASK: Final = 0x3C
-ESM_DELIVERY_RECEIPT: Final = 0x04
 
 
 class MalformedPdu(ProtocolError):
@@ -317,121 +314,3 @@ def read_bind_resp(body: bytes) -> str:
 def encode_deliver_sm_resp(seq: int, status: int = ESME_ROK, command_id: int = DELIVER_SM_RESP) -> bytes:
     """``deliver_sm_resp`` / ``data_sm_resp``: an empty ``message_id``."""
     return encode_pdu(command_id, seq, b"\x00", status)
-
-
-# ---- deliver_sm / data_sm (through smpplib) -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What the connector uses from a ``deliver_sm`` or ``data_sm``."""
-
-    command_id: int
-    esm_class: int
-    source_addr: str
-    destination_addr: str
-    data_coding: int
-    short_message: bytes
-    receipted_message_id: str | None = None
-    message_state: int | None = None
-    network_error_code: bytes | None = None
-
-    @property
-    def is_receipt(self) -> bool:
-        return (self.esm_class & ESM_TYPE_MASK) == ESM_DELIVERY_RECEIPT
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("ascii", errors="replace")
-    return str(value)
-
-
-# Mandatory fields before the TLVs: ("c", max octets with the NUL) or ("o", octets).
-_DELIVER_SM_LAYOUT: Final = (("c", 6), ("o", 2), ("c", 21), ("o", 2), ("c", 21), ("o", 3), ("c", 17), ("c", 17),
-                             ("o", 5))
-_DATA_SM_LAYOUT: Final = (("c", 6), ("o", 2), ("c", 21), ("o", 2), ("c", 21), ("o", 3))
-
-
-#: The TLVs a receipt is read from, with their fixed length (``None``: any); others are dropped
-#: before smpplib sees the body (it raises ``KeyError`` on a TLV it knows but not for this command,
-#: e.g. ``qos_time_to_live`` in a deliver_sm, and reads integer TLVs by type, not by length).
-_RECEIPT_TLVS: Final = {0x001E: None, 0x0423: 3, 0x0424: None, 0x0427: 1}
-
-
-def check_layout(command_id: int, body: bytes) -> bytes:
-    """Walk the mandatory fields and the TLV framing by hand; the body with only the TLVs we read.
-
-    smpplib does not check: a C-string without its NUL makes its parser jump back to offset 0
-    (``find`` returns -1) and read the body again as something else; a TLV's length is ignored
-    for integer TLVs. So a garbage body could come out as a plausible PDU.
-    """
-    layout = _DELIVER_SM_LAYOUT if command_id == DELIVER_SM else _DATA_SM_LAYOUT
-    pos = 0
-    size = len(body)
-    for kind, n in layout:
-        if kind == "c":
-            end = body.find(b"\x00", pos, pos + n)
-            if end < 0:
-                raise MalformedPdu(f"C-string at offset {pos} not terminated within {n} octets")
-            pos = end + 1
-        else:
-            pos += n
-            if pos > size:
-                raise MalformedPdu(f"body ends at {size}, mandatory fields need {pos}")
-    if command_id == DELIVER_SM:
-        pos += body[pos - 1]  # sm_length
-        if pos > size:
-            raise MalformedPdu("short_message runs past the body")
-    kept = [body[:pos]]
-    while pos < size:
-        if size - pos < 4:
-            raise MalformedPdu("truncated TLV header")
-        tag = int.from_bytes(body[pos : pos + 2], "big")
-        length = int.from_bytes(body[pos + 2 : pos + 4], "big")
-        end = pos + 4 + length
-        if end > size:
-            raise MalformedPdu(f"TLV 0x{tag:04X} runs past the body")
-        if tag in _RECEIPT_TLVS:
-            want = _RECEIPT_TLVS[tag]
-            if want is not None and length != want:
-                raise MalformedPdu(f"TLV 0x{tag:04X} has {length} octets, not {want}")
-            kept.append(body[pos:end])
-        pos = end
-    return b"".join(kept)
-
-
-def decode_delivery(command_id: int, body: bytes) -> Delivery:
-    """A ``deliver_sm`` / ``data_sm`` body; :class:`MalformedPdu` when it cannot be read."""
-    import smpplib.command
-
-    name = _SMPPLIB_NAMES.get(command_id)
-    if name not in ("deliver_sm", "data_sm"):
-        raise MalformedPdu(f"not a deliver_sm/data_sm: 0x{command_id:08X}")
-    body = check_layout(command_id, body)
-    try:
-        pdu: Any = smpplib.command.factory(name, sequence=0)
-        pdu.parse_params(body)
-        short_message = pdu.short_message if name == "deliver_sm" else None
-        payload = pdu.message_payload
-        message = bytes(short_message or payload or b"")
-        receipted = pdu.receipted_message_id
-        state = pdu.message_state
-        nec = pdu.network_error_code
-        return Delivery(
-            command_id=command_id,
-            esm_class=int(pdu.esm_class or 0),
-            source_addr=_text(pdu.source_addr),
-            destination_addr=_text(pdu.destination_addr),
-            data_coding=int(pdu.data_coding or 0),
-            short_message=message,
-            receipted_message_id=(_text(receipted).strip("\x00 ") or None) if receipted is not None else None,
-            message_state=int(state) if state is not None else None,
-            network_error_code=bytes(nec) if isinstance(nec, bytes | bytearray) else None,
-        )
-    except MalformedPdu:
-        raise
-    except Exception as exc:  # smpplib: struct.error, IndexError, KeyError, UnknownCommandError, …
-        raise MalformedPdu(f"{name} body unreadable: {type(exc).__name__}") from None

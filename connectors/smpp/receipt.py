@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from connectors.base import LateEvent
+from connectors.smpp.delivery import Delivery
 from connectors.smpp.gsm import decode_text
-from connectors.smpp.pdu import Delivery, MalformedPdu
+from connectors.smpp.pdu import MalformedPdu
 from engine.outcomes import Channel, Outcome
 
 IdBase = Literal["text", "dec", "hex"]

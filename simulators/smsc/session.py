@@ -33,6 +33,7 @@ class SmscSession(asyncio.Protocol):
         #: Receipts sent and not yet answered, by our sequence number.
         self.receipts_out: dict[int, PendingReceipt] = {}
         self.muted = False
+        self._out: list[bytes] = []
         #: Sequence numbers of garbage PDUs we sent (to count the client's answers).
         self.garbage_seqs: set[int] = set()
 
@@ -49,8 +50,17 @@ class SmscSession(asyncio.Protocol):
         return self._seq
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.muted and not self.transport.is_closing():
-            self.transport.write(data)
+        """Queued; what a turn of the event loop queued goes out in one write."""
+        if self.muted:
+            return
+        self._out.append(data)
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.muted and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def respond(self, cmd: int, seq: int, status: int = codec.ROK, body: bytes = b"") -> None:
         self.write(codec.pack(cmd, seq, body, status))
@@ -60,6 +70,7 @@ class SmscSession(asyncio.Protocol):
             if abort:
                 self.transport.abort()
             else:
+                self.flush()
                 self.transport.close()
 
     # ---- asyncio.Protocol ----------------------------------------------------------------
