@@ -292,8 +292,9 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
         print(f"           send→queued p50 {percentile(steady, 0.5) * 1e3:.1f} ms, p99 "
               f"{percentile(steady, 0.99) * 1e3:.1f} ms in steady state (the opening burst of {len(burst_l)}: "
               f"p50 {percentile(burst_l, 0.5) * 1e3:.0f} ms, p99 {percentile(burst_l, 0.99) * 1e3:.0f} ms)")
-        print(f"           CPU: this process {cpu:.1f} s ({cpu / elapsed:.0%} of one core, "
-              f"{events / max(cpu, 1e-9):,.0f} events per CPU s, all of the connector's work included), "
+        print(f"           CPU: this process {cpu:.1f} s ({cpu / elapsed:.0%} of one core; {cpu / calls * 1e3:.2f} ms "
+              f"per call → {calls / max(cpu, 1e-9):,.0f} originates and {events / max(cpu, 1e-9):,.0f} events per "
+              f"CPU s, all of the connector's work and the driver's included), "
               f"simulator {sim_cpu:.1f} s ({sim_cpu / elapsed:.0%}); "
               f"outcomes {dict(sorted(conn.counters.outcomes.items()))}")
         print(f"           GC ({gc_mode}): {gc_clock.runs} collections, {gc_clock.total_s:.2f} s, "
