@@ -31,17 +31,19 @@ import contextlib
 import logging
 import re
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from engine import keys
 from engine.keys import CHANNEL_ORDER, WaveKeys
@@ -82,6 +84,63 @@ class LoopView(Protocol):
     def connector(self) -> Any: ...
 
 
+class FastCounter:
+    """A labelled counter for the hot path: a dict increment, no lock (one event loop updates
+    and collects it); exposed like a ``prometheus_client`` counter."""
+
+    __slots__ = ("doc", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], n: float = 1) -> None:
+        self.values[key] = self.values.get(key, 0) + n
+
+    def touch(self, key: tuple[str, ...]) -> None:
+        """Make the series exist at 0."""
+        self.values.setdefault(key, 0)
+
+    def family(self) -> Metric:
+        fam = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in self.values.items():
+            fam.add_metric(list(key), value)
+        return fam
+
+
+class FastHistogram:
+    """A labelled histogram for the hot path: one bisect and two list updates per observation."""
+
+    __slots__ = ("bounds", "doc", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name, self.doc, self.labels, self.bounds = name, doc, list(labels), tuple(buckets)
+        #: Per series: a count per bucket (not cumulative), the +Inf bucket, then the sum.
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = [0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, value)] += 1
+        row[-1] += value
+
+    def touch(self, key: tuple[str, ...]) -> None:
+        if key not in self.values:
+            self.values[key] = [0] * (len(self.bounds) + 2)
+
+    def family(self) -> Metric:
+        fam = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        for key, row in self.values.items():
+            total, buckets = 0.0, []
+            for le, n in zip(les, row[:-1], strict=True):
+                total += n
+                buckets.append((le, total))
+            fam.add_metric(list(key), buckets, sum_value=row[-1])
+        return fam
+
+
 class Metrics:
     def __init__(self, *, refresh_s: float = 5.0, process: bool = True) -> None:
         self.refresh_s = refresh_s
@@ -89,26 +148,43 @@ class Metrics:
         if process:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
         ch, tg = ["channel"], ["channel", "target"]
-        self.tasks_claimed = Counter("volna_tasks_claimed", "Attempts claimed from wave queues", ch, registry=r)
-        self.tasks_sent = Counter("volna_tasks_sent", "Attempts handed to the connector (past begin-send: the "
-                                  "point of no return)", tg, registry=r)
-        self.send_results = Counter("volna_send_results", "Connector answers to a send: accepted, final, retry "
-                                    "(nothing reached the peer), error (may have reached it)",
-                                    [*tg, "result"], registry=r)
-        self.tasks_finished = Counter("volna_tasks_finished", "Attempts ended with an outcome (counted once, by "
-                                      "the process that recorded it); final=false: a retry or cascade follows",
-                                      ["channel", "outcome", "final"], registry=r)
-        self.caps_hit = Counter("volna_caps_hit", "Attempts refused by a per-debtor contact cap",
-                                ["cap_class", "channel"], registry=r)
-        self.pacing_waits = Counter("volna_pacing_waits", "Times a send waited for its target's rate or "
-                                    "concurrency limit", ["target", "limit"], registry=r)
-        self.pacing_wait_seconds = Counter("volna_pacing_wait_seconds", "Seconds sends spent waiting for their "
-                                           "target's limits", ["target", "limit"], registry=r)
-        self.late_events = Counter("volna_late_events", "Late events (receipts, hang-ups, webhooks) received, "
-                                   "with no known attempt (unknown_id), or not recorded (failed)",
-                                   ["channel", "result"], registry=r)
-        self.hangup_causes = Counter("volna_call_hangup_causes", "Ended IVR attempts by Q.850 hang-up cause",
-                                     ["cause"], registry=r)
+        # The hot path (per attempt): dict-backed, collected at scrape time.
+        self.tasks_claimed = FastCounter("volna_tasks_claimed", "Attempts claimed from wave queues", ch)
+        self.tasks_sent = FastCounter("volna_tasks_sent", "Attempts handed to the connector (past begin-send: "
+                                      "the point of no return)", tg)
+        self.send_results = FastCounter("volna_send_results", "Connector answers to a send: accepted, final, "
+                                        "retry (nothing reached the peer), error (may have reached it)",
+                                        [*tg, "result"])
+        self.tasks_finished = FastCounter("volna_tasks_finished", "Attempts ended with an outcome (counted once, "
+                                          "by the process that recorded it); final=false: a retry or cascade "
+                                          "follows", ["channel", "outcome", "final"])
+        self.caps_hit = FastCounter("volna_caps_hit", "Attempts refused by a per-debtor contact cap",
+                                    ["cap_class", "channel"])
+        self.pacing_waits = FastCounter("volna_pacing_waits", "Times a send waited for its target's rate or "
+                                        "concurrency limit", ["target", "limit"])
+        self.pacing_wait_seconds = FastCounter("volna_pacing_wait_seconds", "Seconds sends spent waiting for "
+                                               "their target's limits", ["target", "limit"])
+        self.late_events = FastCounter("volna_late_events", "Late events (receipts, hang-ups, webhooks) "
+                                       "received, with no known attempt (unknown_id), or not recorded (failed)",
+                                       ["channel", "result"])
+        self.hangup_causes = FastCounter("volna_call_hangup_causes", "Ended IVR attempts by Q.850 hang-up cause",
+                                         ["cause"])
+        self.claim_to_send = FastHistogram(
+            "volna_claim_to_send_seconds", "From claim to the connector call (gates and pacing)", ch,
+            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.send_to_accepted = FastHistogram(
+            "volna_send_to_accepted_seconds", "The connector's answer time: the gateway's acceptance (or a "
+            "synchronous outcome)", ch,
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.accepted_to_final = FastHistogram(
+            "volna_accepted_to_final_seconds", "From acceptance to the final event (receipt, hang-up), seen by "
+            "the process that accepted the attempt", ch,
+            (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
+        self._fast: list[FastCounter | FastHistogram] = [
+            self.tasks_claimed, self.tasks_sent, self.send_results, self.tasks_finished, self.caps_hit,
+            self.pacing_waits, self.pacing_wait_seconds, self.late_events, self.hangup_causes,
+            self.claim_to_send, self.send_to_accepted, self.accepted_to_final]
+        # Per request or per state change: prometheus_client's own.
         self.webhook_requests = Counter("volna_webhook_requests", "Webhook requests by provider and verdict",
                                         ["provider", "verdict"], registry=r)
         self.errors = Counter("volna_errors", "Errors by kind (each also logged)", ["kind"], registry=r)
@@ -124,17 +200,6 @@ class Metrics:
         self.gateway_responses = Counter("volna_gateway_responses", "HTTP gateway answers by status class "
                                          "(2xx, 3xx, 4xx, 429, 5xx, timeout, connect_error)",
                                          ["target", "status"], registry=r)
-        self.claim_to_send = Histogram(
-            "volna_claim_to_send_seconds", "From claim to the connector call (gates and pacing)", ch, registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-        self.send_to_accepted = Histogram(
-            "volna_send_to_accepted_seconds", "The connector's answer time: the gateway's acceptance (or a "
-            "synchronous outcome)", ch, registry=r,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.accepted_to_final = Histogram(
-            "volna_accepted_to_final_seconds", "From acceptance to the final event (receipt, hang-up), seen by "
-            "the process that accepted the attempt", ch, registry=r,
-            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
         self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
         self.info.labels(_version()).set(1)
         # Series start at 0: a counter first seen after it rose would hide that rise from rate().
@@ -143,16 +208,17 @@ class Metrics:
         for channel in map(str, CHANNEL_ORDER):
             for outcome in Outcome:
                 for final in ("true", "false"):
-                    self.tasks_finished.labels(channel, outcome.value, final)
+                    self.tasks_finished.touch((channel, outcome.value, final))
             for result in ("received", "unknown_id", "failed"):
-                self.late_events.labels(channel, result)
+                self.late_events.touch((channel, result))
         self._children: dict[tuple[Any, ...], Any] = {}
         self._accepted: OrderedDict[str, float] = OrderedDict()
         self._loops: list[LoopView] = []
         self._snapshot: list[Metric] = []
         r.register(_Live(self))
 
-    # ---- the dispatcher's hot path (labelled children cached: a dict lookup per call) ----------
+    # ---- the dispatcher's hot path ------------------------------------------------------------
+    # ``channel`` may be a ``Channel`` (a StrEnum hashes by its name, not its value): str() it.
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -162,21 +228,23 @@ class Metrics:
         return child
 
     def claimed(self, channel: str, n: int) -> None:
-        self._child(self.tasks_claimed, channel).inc(n)
+        self.tasks_claimed.inc((str(channel),), n)
 
     def sending(self, channel: str, target: str, claimed_mono: float) -> float:
         """A send begins now; returns the monotonic start for :meth:`answered`."""
         now = time.monotonic()
-        self._child(self.tasks_sent, channel, target).inc()
+        channel = str(channel)
+        self.tasks_sent.inc((channel, target))
         if claimed_mono:
-            self._child(self.claim_to_send, channel).observe(max(now - claimed_mono, 0.0))
+            self.claim_to_send.observe((channel,), max(now - claimed_mono, 0.0))
         return now
 
     def answered(self, channel: str, target: str, result: str, started: float) -> None:
         """``result``: accepted, final, retry or error (the connector raised)."""
-        self._child(self.send_results, channel, target, result).inc()
+        channel = str(channel)
+        self.send_results.inc((channel, target, result))
         if result != "error":
-            self._child(self.send_to_accepted, channel).observe(time.monotonic() - started)
+            self.send_to_accepted.observe((channel,), time.monotonic() - started)
 
     def accepted(self, attempt_key: str) -> None:
         self._accepted[attempt_key] = time.monotonic()
@@ -185,26 +253,28 @@ class Metrics:
 
     def finished(self, channel: str, outcome: str, final: bool, attempt_key: str = "",
                  provider_code: str | None = None) -> None:
-        self._child(self.tasks_finished, channel, outcome, "true" if final else "false").inc()
-        at = self._accepted.pop(attempt_key, None)
-        if at is not None:
-            self._child(self.accepted_to_final, channel).observe(time.monotonic() - at)
-        if channel == "ivr" and provider_code:
+        channel = str(channel)
+        self.tasks_finished.inc((channel, outcome, "true" if final else "false"))
+        if self._accepted:
+            at = self._accepted.pop(attempt_key, None)
+            if at is not None:
+                self.accepted_to_final.observe((channel,), time.monotonic() - at)
+        if provider_code and channel == "ivr":
             m = _CAUSE.search(provider_code)
             if m and int(m.group(1)) < 128:
-                self._child(self.hangup_causes, m.group(1)).inc()
+                self.hangup_causes.inc((m.group(1),))
 
     def cap_hit(self, cap_class: str, channel: str) -> None:
-        self._child(self.caps_hit, cap_class, channel).inc()
+        self.caps_hit.inc((cap_class, str(channel)))
 
     def pacing_wait(self, target: str, limit: str, seconds: float) -> None:
         """``limit``: rate or concurrency. Waits of zero or less are not waits."""
         if seconds > 0:
-            self._child(self.pacing_waits, target, limit).inc()
-            self._child(self.pacing_wait_seconds, target, limit).inc(seconds)
+            self.pacing_waits.inc((target, limit))
+            self.pacing_wait_seconds.inc((target, limit), seconds)
 
     def late_event(self, channel: str, result: str = "received") -> None:
-        self._child(self.late_events, channel, result).inc()
+        self.late_events.inc((str(channel), result))
 
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()
@@ -275,18 +345,18 @@ class Metrics:
         self._loops = list(loops)
         for loop in loops:
             channel = str(loop.channel)
-            self.tasks_claimed.labels(channel)
+            self.tasks_claimed.touch((channel,))
             for cap_class in ("conversation", "message"):
-                self.caps_hit.labels(cap_class, channel)
+                self.caps_hit.touch((cap_class, channel))
             for hist in (self.claim_to_send, self.send_to_accepted, self.accepted_to_final):
-                hist.labels(channel)
+                hist.touch((channel,))
             for target in loop.targets:
-                self.tasks_sent.labels(channel, target)
+                self.tasks_sent.touch((channel, target))
                 for result in ("accepted", "final", "retry", "error"):
-                    self.send_results.labels(channel, target, result)
+                    self.send_results.touch((channel, target, result))
                 for limit in ("rate", "concurrency"):
-                    self.pacing_waits.labels(target, limit)
-                    self.pacing_wait_seconds.labels(target, limit)
+                    self.pacing_waits.touch((target, limit))
+                    self.pacing_wait_seconds.touch((target, limit))
 
     def refresher(self, ctx: Context, loops: Sequence[LoopView] = ()) -> Refresher:
         """The background reader of Redis (an async context manager); ``loops`` as :meth:`watch`."""
@@ -330,6 +400,8 @@ class _Live(Collector):
             for name in loop.targets:
                 healthy.add_metric([channel, name], 1 if loop.connector.healthy(name) else 0)
         yield from (inflight, loops, healthy)
+        for fast in self.m._fast:
+            yield fast.family()
         yield from self.m._snapshot
 
 
