@@ -124,6 +124,9 @@ async def test_token_admin_api(redis: aioredis.Redis, redis_url: str) -> None:
         assert (await api.delete(f"/api/v1/tokens/{made.body['token_id']}")).status == 200
         assert (await api.as_(made.body["token"]).get("/api/v1/whoami")).status == 401
         assert (await api.delete(f"/api/v1/tokens/{made.body['token_id']}")).status == 404
+        me = (await api.get("/api/v1/whoami")).body
+        own = await api.delete(f"/api/v1/tokens/{me['token_id']}")
+        assert own.status == 409 and "another admin token" in own.body["error"]
         audit = await api.get("/api/v1/audit")
         whats = [(r["what"], r["status"]) for r in audit.body["records"]]
         assert ("token.create", 201) in whats and ("token.revoke", 200) in whats

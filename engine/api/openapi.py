@@ -325,8 +325,9 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/tokens/{token_id}": {
         "delete": {"operationId": "revokeToken", "tags": ["auth"], "summary": "Revoke a token",
-                   "description": "Role: admin", "parameters": [path_param("token_id")],
-                   "responses": responses(200, ref("TokenRevoked"), 403, 404)},
+                   "description": "Role: admin. Not the token making the call (409).",
+                   "parameters": [path_param("token_id")],
+                   "responses": responses(200, ref("TokenRevoked"), 403, 404, 409)},
     },
     "/api/v1/audit": {
         "get": {"operationId": "audit", "tags": ["auth"], "summary": "The audit stream, oldest first",

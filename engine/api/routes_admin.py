@@ -6,7 +6,17 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.app import AUDIT, CTX, OPTIONS, allow, audit_note, principal
-from engine.api.auth import NAME_PATTERN, ROLE_PERMS, Perm, Role, create_token, digest, list_tokens, revoke_token
+from engine.api.auth import (
+    ID_CHARS,
+    NAME_PATTERN,
+    ROLE_PERMS,
+    Perm,
+    Role,
+    create_token,
+    digest,
+    list_tokens,
+    revoke_token,
+)
 from engine.api.http import ApiError, check_stream_id, int_query, json_response, read_json
 
 routes = web.RouteTableDef()
@@ -57,6 +67,8 @@ async def post_token(request: web.Request) -> web.Response:
 async def delete_token(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
     audit_note(request, "token.revoke", token_id)
+    if len(token_id) >= ID_CHARS and principal(request).token_id.startswith(token_id[:ID_CHARS]):
+        raise ApiError(409, "this is the token making the call: revoke it with another admin token")
     if not await revoke_token(request.app[CTX].redis, token_id):
         raise ApiError(404, "no such token")
     return json_response({"token_id": token_id, "revoked": True})
