@@ -5,8 +5,8 @@
 
 * The simulator runs in its own process (``python -m simulators.smsc``: no throttling, no
   latency, a receipt for every message at once), so the figures are the connector's.
-* Sends are ``--concurrency`` at a time (the core's pacing would hold them to the account's
-  ``rate_per_s``; here nothing does); all requests are built before the clock starts.
+* ``--concurrency`` workers call ``send`` back to back (the core's pacing would hold them to the
+  account's ``rate_per_s``; here nothing does); all requests are built before the clock starts.
 * ``submit→resp`` is measured per PDU, from the write of the submit_sm to its submit_sm_resp
   (the bind's ``submit`` is wrapped), so it excludes the wait for a window slot.
 * receipts/s: receipts the sink got, over the time from the first send to the last receipt.
@@ -110,26 +110,29 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
                 all_in.set()
 
     conn.bind_events(sink)
-    gate = asyncio.Semaphore(concurrency)
     accepted = 0
 
-    async def one(req: SendRequest) -> None:
+    async def worker(queue: Iterator[SendRequest]) -> None:
         nonlocal accepted
-        async with gate:
+        for req in queue:
             result = await conn.send(req)
-        accepted += isinstance(result, Accepted)
+            accepted += isinstance(result, Accepted)  # not `+= await …`: that reads before the await
+
+    async def push(batch: list[SendRequest]) -> None:
+        queue = iter(batch)
+        await asyncio.gather(*(worker(queue) for _ in range(concurrency)))
 
     async with conn:
         await conn.wait_bound(10.0)
         want_receipts = 500
-        await asyncio.gather(*(one(r) for r in requests[n:]))  # warm up
+        await push(requests[n:])  # warm up
         await asyncio.wait_for(all_in.wait(), 30)
         rtts.clear()
         accepted = receipts = 0
         all_in.clear()
         want_receipts = n
         cpu0, t0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(one(r) for r in requests[:n]))
+        await push(requests[:n])
         sent_s = time.perf_counter() - t0
         await asyncio.wait_for(all_in.wait(), 120)
         cpu = time.process_time() - cpu0

@@ -232,8 +232,12 @@ class SmppAccount:
         return None
 
     async def _acquire(self) -> SmppBind:
-        """A window slot on a bound bind (FIFO among waiters); :class:`NotSent` after ``window_wait_s``."""
-        if not self._waiters and not self._closing:
+        """A window slot on a bound bind (FIFO among waiters); :class:`NotSent` after ``window_wait_s``.
+
+        A waiter's deadline is a plain timer callback (cheaper than ``asyncio.timeout`` with
+        thousands waiting); waiters that left stay in the queue, done, and are skipped.
+        """
+        if not self._live_waiters() and not self._closing:
             bind = self._pick()
             if bind is not None:
                 return bind
@@ -244,32 +248,33 @@ class SmppAccount:
                 raise NotSent(f"account {self.name} is closing", 1.0)
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.append(fut)
+            timer = loop.call_at(deadline, self._expire_waiter, fut)
             try:
-                async with asyncio.timeout_at(deadline):
-                    await fut
-            except TimeoutError:
-                self._abandon(fut)
-                raise NotSent(f"account {self.name}: no bound bind with window room within "
-                              f"{self.settings.window_wait_s}s", 1.0) from None
-            except BaseException:
-                self._abandon(fut)
+                await fut
+            except NotSent:
                 raise
+            except BaseException:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self._wake_one()  # we were woken but will not use the slot: pass it on
+                raise
+            finally:
+                timer.cancel()
             if self._closing:
                 raise NotSent(f"account {self.name} is closing", 1.0)
             bind = self._pick()
             if bind is not None:
                 return bind
 
-    def _abandon(self, fut: asyncio.Future[None]) -> None:
-        """A waiter leaves (timeout, cancellation): hand a wake-up it got on to the next one."""
-        if fut.done() and not fut.cancelled():
-            self._wake_one()
-        else:
-            fut.cancel()
-            try:
-                self._waiters.remove(fut)
-            except ValueError:
-                pass
+    def _expire_waiter(self, fut: asyncio.Future[None]) -> None:
+        if not fut.done():
+            fut.set_exception(NotSent(f"account {self.name}: no bound bind with window room within "
+                                      f"{self.settings.window_wait_s}s", 1.0))
+
+    def _live_waiters(self) -> bool:
+        waiters = self._waiters
+        while waiters and waiters[0].done():
+            waiters.popleft()
+        return bool(waiters)
 
     def _wake_one(self) -> None:
         while self._waiters:

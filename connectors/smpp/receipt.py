@@ -81,9 +81,25 @@ def canonical_id(raw: str, base: IdBase) -> str:
         return text
 
 
+#: The Appendix B layout as most SMSCs write it: one regex call instead of a scan.
+_STANDARD = re.compile(
+    r"id:(?P<id>\S*) sub:(?P<sub>\S*) dlvr:(?P<dlvr>\S*) submit date:(?P<submit>\d*) "
+    r"done date:(?P<done>\d*) stat:(?P<stat>\S*) err:(?P<err>\S*)(?: text:(?P<text>.*))?\Z",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def parse_receipt_text(text: str) -> dict[str, str]:
     """``id:… stat:…`` → ``{"id": …, "stat": …}`` (keys lower-case; ``text`` takes the rest)."""
-    out: dict[str, str] = {}
+    standard = _STANDARD.match(text)
+    if standard is not None:
+        g = standard.groupdict()
+        out = {"id": g["id"], "sub": g["sub"], "dlvr": g["dlvr"], "submit date": g["submit"],
+               "done date": g["done"], "stat": g["stat"], "err": g["err"]}
+        if g["text"] is not None:
+            out["text"] = g["text"].strip()
+        return out
+    out = {}
     matches = list(_KEY.finditer(text))
     for i, match in enumerate(matches):
         key = match.group(1).lower()
