@@ -194,10 +194,12 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--profile", action="store_true", help="cProfile the connector side")
     p.add_argument("--micro", action="store_true", help="also time the codec paths per PDU")
+    p.add_argument("--smsc-port", type=int, help="use a simulator already running on this port (system_id "
+                                                  "bench, password secret) instead of starting one")
     args = p.parse_args()
-    port = free_port()
+    port = args.smsc_port or free_port()
     profiler = cProfile.Profile() if args.profile else None
-    with simulator(port):
+    with contextlib.nullcontext() if args.smsc_port else simulator(port):
         if profiler:
             profiler.enable()
         figures = asyncio.run(run(port, args.messages, args.concurrency, args.binds, args.window))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from simulators.smsc.text import Concat, Reassembler, decode, gsm_encode, part_i
 
 log = logging.getLogger("simulators.smsc")
 
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9 ]")
 #: stat word → (message_state TLV value, err)
 STATES = {"DELIVRD": (2, "000"), "EXPIRED": (3, "003"), "UNDELIV": (5, "001"), "REJECTD": (8, "002")}
 
@@ -299,7 +301,7 @@ class SmscSimulator:
         """SMPP 3.4 Appendix B: ``id:… sub:… dlvr:… submit date:… done date:… stat:… err:… text:…``."""
         k = self.knobs
         fmt = k.id_format if k.receipt_id_format == "same" else k.receipt_id_format
-        excerpt = "".join(ch for ch in r.text if ch.isascii() and (ch.isalnum() or ch == " "))
+        excerpt = _NOT_PLAIN.sub("", r.text)
         return (f"id:{self._format_id(r.number, fmt)} sub:001 dlvr:{'001' if r.stat == 'DELIVRD' else '000'} "
                 f"submit date:{r.submitted_at:%y%m%d%H%M} done date:{datetime.now():%y%m%d%H%M} "
                 f"stat:{r.stat} err:{STATES[r.stat][1]} text:{excerpt}")

@@ -7,6 +7,7 @@ where the parts meet); the message is still reassembled from the joined octets.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -29,7 +30,14 @@ _GSM_REVERSE: dict[str, bytes] = {ch: bytes((code,)) for code, ch in _GSM_CODES.
 _GSM_REVERSE.update({ch: bytes((0x1B, code)) for code, ch in _GSM_EXT.items()})
 
 
+#: Octet → character for text without escapes (the fast path of :func:`gsm_decode`).
+_GSM_PLAIN = {octet: _GSM_CODES.get(octet & 0x7F, "?") for octet in range(256)}
+_ASCII_SAME = re.compile(r"[^A-Za-z0-9 :.,]")  # characters whose GSM code is their ASCII code
+
+
 def gsm_decode(septets: bytes) -> str:
+    if 0x1B not in septets:
+        return septets.decode("latin-1").translate(_GSM_PLAIN)
     chars: list[str] = []
     i = 0
     while i < len(septets):
@@ -45,6 +53,8 @@ def gsm_decode(septets: bytes) -> str:
 
 def gsm_encode(text: str) -> bytes | None:
     """Unpacked septets (for receipt texts), or None when a character has no GSM code."""
+    if not _ASCII_SAME.search(text):
+        return text.encode("ascii")
     out = bytearray()
     for ch in text:
         code = _GSM_REVERSE.get(ch)
@@ -71,6 +81,8 @@ def part_is_broken(data_coding: int, payload: bytes) -> bool:
             return False
         first, last = payload[0], payload[-2]
         return 0xDC <= first <= 0xDF or 0xD8 <= last <= 0xDB
+    if 0x1B not in payload:
+        return False
     # Walk the escape pairs from the start: an escape in the last octet has lost its code.
     i = 0
     while i < len(payload):
