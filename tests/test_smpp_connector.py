@@ -13,7 +13,7 @@ from connectors.smpp.bind import BindState
 from engine.errors import ConnectorError
 from engine.outcomes import Outcome
 from simulators.smsc import Knobs, SmscSimulator
-from tests.test_smpp_support import TARGET, account, phone, request, running, until
+from tests.test_smpp_support import TARGET, Events, account, phone, request, running, until
 
 # ---- (1) text: alphabets, parts, reassembly ----------------------------------------------------
 
@@ -334,3 +334,62 @@ async def test_routes_and_targets() -> None:
             assert conn.route(request(3, "x").task) == conn.route(request(3, "y").task)
             unknown = await conn.send(request(1, "x", target="nope"))
             assert isinstance(unknown, Final) and unknown.outcome is Outcome.ERROR
+
+
+async def test_window_full_past_window_wait_is_retry() -> None:
+    knobs = Knobs(submit_latency_min_s=0.5, submit_latency_max_s=0.5)
+    async with running(knobs, window=1, window_wait_s=0.1) as (sim, conn, _):
+        first, second = await asyncio.gather(conn.send(request(1, "slot")), conn.send(request(2, "no slot")))
+        assert isinstance(first, Accepted)
+        assert isinstance(second, Retry) and "window room" in second.reason
+        assert sim.stats.per_text == {"slot": 1}  # the second never reached the wire
+
+
+async def test_cancelled_send_frees_its_slot() -> None:
+    knobs = Knobs(submit_latency_min_s=0.2, submit_latency_max_s=0.2)
+    async with running(knobs, window=1) as (sim, conn, _):
+        waiting_for_resp = asyncio.create_task(conn.send(request(1, "cancelled in flight")))
+        waiting_for_slot = asyncio.create_task(conn.send(request(2, "cancelled waiting")))
+        third = asyncio.create_task(conn.send(request(3, "goes through")))
+        await asyncio.sleep(0.05)
+        waiting_for_resp.cancel()
+        waiting_for_slot.cancel()
+        assert isinstance(await third, Accepted)
+        assert sim.stats.per_text == {"cancelled in flight": 1, "goes through": 1}
+        assert conn.accounts[TARGET].binds[0] is not None and conn.accounts[TARGET].binds[0].outstanding == 0
+        assert conn.stats.unexpected_responses == 0  # the late answer to the cancelled one is dropped quietly
+
+
+async def test_receipts_before_the_sink_is_bound_are_delivered_again() -> None:
+    async with SmscSimulator(Knobs(receipt_retry_s=0.05)) as sim:
+        conn = SmppConnector.from_config({"accounts": [account(sim.port)]})
+        async with conn:
+            await conn.wait_bound()
+            result = await conn.send(request(1, "early receipt"))
+            assert isinstance(result, Accepted)
+            await until(lambda: sim.stats.receipts_nacked >= 1)
+            events = Events()
+            conn.bind_events(events)
+            (event,) = await events.wait_for(1)
+            assert event.correlation_id == result.correlation_id
+
+
+async def test_tls(tmp_path: Any) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    async with SmscSimulator(ssl_context=server_ctx) as sim:
+        raw = account(sim.port, tls={"enabled": True, "ca_file": str(cert), "server_hostname": "localhost"})
+        async with SmppConnector.from_config({"accounts": [raw]}) as conn:
+            await conn.wait_bound()
+            assert isinstance(await conn.send(request(1, "over TLS")), Accepted)
+        # without our CA the handshake fails: the bind never comes up
+        raw = account(sim.port, tls={"enabled": True, "server_hostname": "localhost"}, connect_timeout_s=1.0)
+        async with SmppConnector.from_config({"accounts": [raw]}) as conn:
+            assert not conn.healthy(TARGET) and conn.stats.bind_failures >= 1

@@ -209,6 +209,11 @@ class SmppAccount:
         status = pdu.ESME_ROK
         try:
             await self._on_receipt(receipt)
+        except ConnectorError as exc:
+            self.stats.receipt_sink_errors += 1
+            status = pdu.ESME_RX_T_APPN
+            log.warning("bind %s: receipt for %s not taken (%s); the SMSC will deliver it again",
+                        bind.name, receipt.message_id, exc)
         except Exception:
             self.stats.receipt_sink_errors += 1
             status = pdu.ESME_RX_T_APPN

@@ -27,7 +27,10 @@ the ``Final`` (with ``data["accepted_parts"]``), an unconfirmed or unsendable la
 ``ConnectorError`` (``unknown``).
 
 Receipts (on any bind of the account) become :class:`~connectors.base.LateEvent` through
-:meth:`Connector.emit`; the core correlates them by message id.
+:meth:`Connector.emit`; the core correlates them by message id. A receipt is answered after the
+sink returned (``ESME_RX_T_APPN`` if it raised or none is bound yet: the SMSC delivers it again),
+so a crash never acknowledges a receipt nobody recorded; the sink sees a receipt at least once.
+Mobile-originated deliver_sm (not receipts) are answered and ignored (counted in ``stats``).
 
 Usage::
 
@@ -191,5 +194,9 @@ class SmppConnector(Connector):
     # ---- receipts ----------------------------------------------------------------------------
 
     async def _on_receipt(self, receipt: Receipt) -> None:
+        if self._sink is None:
+            # Not wired yet (binds come up in open(), before bind_events): refuse it for now, the
+            # SMSC delivers it again (ESME_RX_T_APPN), rather than answer OK and lose it.
+            raise ConnectorError("no event sink bound yet")
         self.stats.receipts += 1
         await self.emit(receipt.to_event())

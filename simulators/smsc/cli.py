@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import ssl
 from collections.abc import Sequence
 
 from simulators.smsc.knobs import Knobs
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=2775)
     parser.add_argument("--http-port", type=int, default=None, help="serve GET /stats here (0 = a free port)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--tls-cert", help="serve SMPP over TLS with this certificate (PEM) …")
+    parser.add_argument("--tls-key", help="… and this private key (PEM)")
     parser.add_argument("--account", type=_account, action="append", dest="accounts_list",
                         metavar="SYSTEM_ID:PASSWORD")
     for f in dataclasses.fields(Knobs):
@@ -80,6 +83,11 @@ async def _serve(sim: SmscSimulator) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sim = SmscSimulator(knobs_from_args(args), host=args.host, port=args.port, http_port=args.http_port)
+    ssl_context = None
+    if args.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    sim = SmscSimulator(knobs_from_args(args), host=args.host, port=args.port, http_port=args.http_port,
+                        ssl_context=ssl_context)
     asyncio.run(_serve(sim))
     return 0

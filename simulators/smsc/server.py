@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import re
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ class SmscSimulator:
     """
 
     def __init__(self, knobs: Knobs | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 http_port: int | None = None) -> None:
+                 http_port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.knobs = knobs or Knobs()
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.http_port = http_port
@@ -70,7 +72,8 @@ class SmscSimulator:
 
     async def start(self) -> SmscSimulator:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SmscSession(self), self.host, self.port)
+        self._server = await loop.create_server(lambda: SmscSession(self), self.host, self.port,
+                                                ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.http_port is not None:
             app = web.Application()
