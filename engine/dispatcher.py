@@ -383,6 +383,20 @@ class ChannelLoop:
         slotted = limits is not None
         if limits is not None:
             await self._on_time(job, limits)
+        if not self.states.is_running(job.attempt.wave_id):
+            # Paused or stopped while this send waited for its slot: it never leaves.
+            job.phase = "recording"
+            try:
+                if self.states.states.get(job.attempt.wave_id) == "paused":
+                    await self._requeue_one(job, 0.0)
+                else:
+                    await self.finisher.finish(job.task, job.attempt, Outcome.CANCELLED, reserved=job.reserved,
+                                               provider_text="wave no longer running before the send")
+                if slotted:
+                    await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
+            finally:
+                self._done(job)
+            return
         job.phase = "wire"
         started = self.ctx.metrics.sending(self.channel, job.target, job.claimed_mono)
         try:

