@@ -50,12 +50,19 @@ class AccessLog(AbstractAccessLogger):
 
 
 def default_extras(ctx: Context) -> Mapping[str, Any]:
-    """What this process serves beside the API: nothing yet.
+    """What ``volna api`` serves beside the API: the messengers' webhooks and ``/metrics``.
 
-    The core wires the messengers' webhooks (``engine.webhooks.webhook_routes`` with a sink
-    into correlation), connector readiness and ``/metrics`` here; see ``make_app``.
+    Webhook events go into the core's correlation in this process (``Correlation.record``
+    raises on failure, so the endpoint answers 503 and the provider resends); a channel
+    without webhook secrets configured gets no route.
     """
-    return {}
+    from engine.correlation import Correlation
+    from engine.finisher import Finisher
+    from engine.webhooks import WebhookSecrets, webhook_routes
+
+    correlation = Correlation(ctx, Finisher(ctx))
+    routes = webhook_routes(correlation.record, WebhookSecrets.from_settings(ctx.settings))
+    return {"webhooks": ctx.metrics.meter_webhooks(routes), "metrics": ctx.metrics.handler()}
 
 
 async def serve(settings: Settings, host: str, port: int, *, extras: Extras = default_extras,
