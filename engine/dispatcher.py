@@ -383,11 +383,15 @@ class ChannelLoop:
         slotted = limits is not None
         if limits is not None:
             await self._on_time(job, limits)
-        if not self.states.is_running(job.attempt.wave_id):
-            # Paused or stopped while this send waited for its slot: it never leaves.
+        window_closed = self.ctx.clock.now_ms() >= job.window[1]
+        if window_closed or not self.states.is_running(job.attempt.wave_id):
+            # Paused or stopped, or past the window's end, while this send waited: it never leaves.
             job.phase = "recording"
             try:
-                if self.states.states.get(job.attempt.wave_id) == "paused":
+                if window_closed:
+                    await self.finisher.finish(job.task, job.attempt, Outcome.WINDOW_MISSED, reserved=job.reserved,
+                                               provider_text="the window closed before the send")
+                elif self.states.states.get(job.attempt.wave_id) == "paused":
                     await self._requeue_one(job, 0.0)
                 else:
                     await self.finisher.finish(job.task, job.attempt, Outcome.CANCELLED, reserved=job.reserved,
