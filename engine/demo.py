@@ -24,7 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from engine.clock import ScaledClock
-from engine.demo_config import demo_config, write_config
+from engine.demo_config import SIM_AMI_SECRET, SIM_SMPP_PASSWORD, demo_config, write_config
 from engine.localredis import RedisServer, free_port
 from engine.windows import DayType, WindowCalendar
 
@@ -130,17 +130,20 @@ async def run_demo(args: argparse.Namespace) -> int:
             config_path = write_config(config, workdir / "volna.toml")
             procs.start("sim-smsc", [py, "-m", "simulators.smsc", "--port", str(ports["smsc"]),
                                      "--http-port", str(ports["smsc_http"]), "--receipt-delay-max-s", "2",
-                                     "--invalid-prefix", "7999"])
+                                     "--account", f"volna:{SIM_SMPP_PASSWORD}", "--invalid-prefix", "7999",
+                                     "--undelivered-share", "0.05", "--log-level", "WARNING"])
             procs.start("sim-ami", [py, "-m", "simulators.ami", "--port", str(ports["ami"]),
                                     "--http-port", str(ports["ami_http"]), "--busy-share", "0.12",
                                     "--no-answer-share", "0.18", "--machine-share", "0.05",
                                     "--invalid-share", "0.03", "--talk-min-s", "1", "--talk-max-s", "4",
-                                    "--ring-min-s", "0.5", "--ring-max-s", "3", "--no-answer-s", "5"])
+                                    "--ring-min-s", "0.5", "--ring-max-s", "3", "--no-answer-s", "5",
+                                    "--secret", SIM_AMI_SECRET, "--log-level", "WARNING"])
             procs.start("sim-gateway", [py, "-m", "simulators.gateway", "--port", str(ports["gateway"]),
                                         "--no-account-share", "0.3",
                                         "--viber-webhook-url", f"http://127.0.0.1:{ports['api']}/webhooks/viber",
                                         "--whatsapp-webhook-url",
-                                        f"http://127.0.0.1:{ports['api']}/webhooks/whatsapp"])
+                                        f"http://127.0.0.1:{ports['api']}/webhooks/whatsapp",
+                                        "--log-level", "WARNING"])
             for name in ("smsc", "ami", "gateway"):
                 await wait_port(ports[name])
             env = {"VOLNA_LOG__JSON": "true"}

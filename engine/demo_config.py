@@ -24,7 +24,7 @@ def demo_config(redis_url: str, ports: dict[str, int], clock_spec: str, scenario
                 "ring_timeout_s": 8.0, "inbound_contexts": ["from-debtors"],
                 "servers": [{"name": "sim-ast", "host": "127.0.0.1", "port": ports["ami"], "username": "volna",
                              "secret": SIM_AMI_SECRET, "auth": "md5",
-                             "trunks": [{"name": "sim-trunk", "dial": "Local/{number}@debtors",
+                             "trunks": [{"name": "sim-trunk", "dial": "Local/{number}@debtor-sim",
                                          "number_format": "national_8", "rate_per_s": 150.0,
                                          "max_concurrent": 400}]}],
             }},

@@ -46,8 +46,10 @@ class DemoRun:
                 await ctx.waves.change(wave_id, "start", by="demo")
             finished = await self._watch(ctx)
             for wave_id in self.wave_ids:
-                if not finished and (await ctx.waves.get(wave_id)).state.value in ("running", "paused"):
-                    await ctx.waves.change(wave_id, "stop", by="demo")
+                # The demo's time is up: pause (the rest of the day — retries an hour later,
+                # tasks not reached yet — stays queued and could be resumed), never cancel.
+                if not finished and (await ctx.waves.get(wave_id)).state.value == "running":
+                    await ctx.waves.change(wave_id, "pause", by="demo")
             await self._settle(ctx)
             path = await self._export(ctx)
             await self._report(ctx, path)
@@ -130,9 +132,13 @@ class DemoRun:
             if dtmf:
                 keys[str(dtmf)[0]] += 1
         total = sum(finals.values())
+        waiting = 0
+        for wave_id in self.wave_ids:
+            waiting += int((await ctx.waves.counts(wave_id)).get("queued", 0))
         reached = finals["answered"] + finals["delivered"] + finals["read"]
         print("\n=== Volna demo: the day's report ===")
-        print(f"debtors {self.args.debtors}, tasks {total}, results exported to {path}")
+        print(f"debtors {self.args.debtors}: {total} tasks ended, {waiting} still queued for later today "
+              f"(retries, tasks not reached yet); results exported to {path}")
         print(f"reached (answered or delivered): {reached} ({reached / max(total, 1):.0%})")
         print(f"  calls answered by a person: {attempts['ivr:answered']}, by a machine: "
               f"{attempts['ivr:answered_machine']}, busy: {attempts['ivr:busy']}, "
