@@ -86,7 +86,7 @@ def _index(o: Observed) -> _Index:
         elif r["kind"] == "result":
             result_of.setdefault(key, r)
             channel_of.setdefault(key, r["channel"])
-    by_call_id = {call_ids(f"{o.wave_id}:{t}:{a}")[0]: (t, a) for (t, a), ch in channel_of.items() if ch == "ivr"}
+    by_call_id = {call_ids(f"{o.wave_id}:{t}:{a}")[0]: (t, a) for (t, a) in dispatched if channel_of[(t, a)] == "ivr"}
     by_task_channel: dict[tuple[str, str], list[AttemptKey]] = defaultdict(list)
     for key in sorted(dispatched):
         by_task_channel[(key[0], channel_of[key])].append(key)
@@ -100,7 +100,7 @@ def _attempts_of(send: WireSend, o: Observed, ix: _Index) -> list[AttemptKey]:
         return [key] if key else []
     if send.channel == "sms":
         _, task, attempt = send.ref.rsplit(":", 2)
-        return [(task, int(attempt))]
+        return [(task, int(attempt))] if ix.dispatched[(task, int(attempt))] else []
     return list(ix.by_task_channel.get((send.ref, send.channel), []))
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 from connectors.base import Connector, Final, SendRequest, SendResult, Target
@@ -31,6 +33,7 @@ from engine.runner import Runner
 from engine.settings import load_settings
 
 SMS_TARGET = "sms-double"
+log = logging.getLogger("tests.chaos.proc")
 
 
 class SmsDouble(Connector):
@@ -59,6 +62,22 @@ class SmsDouble(Connector):
         return Final(Outcome.DELIVERED, provider_code="double")
 
 
+def dump_state(runner: Runner) -> None:
+    """SIGUSR1: what each channel loop holds (the chaos run asks before it judges, for post-mortems)."""
+    tasks = {t.get_name(): t for t in asyncio.all_tasks()}
+    for ch_loop in runner.loops:
+        task = tasks.get(f"loop-{ch_loop.channel}")
+        if task is None:
+            state = "gone (finished)"
+        elif task.done():
+            state = f"finished: {task.exception()!r}" if not task.cancelled() else "cancelled"
+        else:
+            state = "running"
+        phases = Counter(job.phase for job in ch_loop.inflight.values())
+        log.warning("state of loop %s: %s; inflight %d/%d %s; work %d", ch_loop.channel, state,
+                    len(ch_loop.inflight), ch_loop.max_inflight, dict(phases), len(ch_loop._work))
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--config", required=True)
@@ -83,8 +102,10 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    runner = Runner(ctx, connectors)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: dump_state(runner))
     try:
-        await Runner(ctx, connectors).run(stop)
+        await runner.run(stop)
     finally:
         await redis.aclose()
         os.close(fd)

@@ -285,6 +285,7 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         await world.ami.idle(10.0)
         await asyncio.sleep(1.0)
         crashed = world.fleet.crashed()
+        await world.fleet.dump_all()
         await world.fleet.stop_all()
         await correlation.drain()
         await finisher.drain()

@@ -345,6 +345,13 @@ class Fleet:
     async def kill_all(self) -> None:
         await asyncio.gather(*(self.kill(i) for i in range(self.n)))
 
+    async def dump_all(self) -> None:
+        """Each live process logs what its channel loops hold (SIGUSR1)."""
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.5)
+
     async def stop_all(self) -> None:
         """SIGTERM (a graceful drain), then SIGKILL what is still there after 20 s."""
         alive = [p for p in self.procs if p is not None and p.poll() is None]
