@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import pytest
 import yaml
 
-from tests.test_metrics import grafana_to_promql
+from tests.test_metrics import grafana_to_promql, promql
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -65,6 +64,7 @@ def test_a_dashboard_is_well_formed(name: str) -> None:
         mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not mine & cells, f"{p['title']} overlaps another panel"
         cells |= mine
+    promql_parser = promql()
     variables = {v["name"] for v in board["templating"]["list"]}
     for v in board["templating"]["list"]:
         assert v["datasource"]["uid"] == DATASOURCES["datasources"][0]["uid"]
