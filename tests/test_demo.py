@@ -1,0 +1,35 @@
+"""`volna demo` with small numbers: every process starts, the waves run, the report comes, all stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import ROOT
+
+
+def test_demo_small(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # its own private Redis
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "demo", "--debtors", "300", "--minutes", "0.75", "--no-live",
+         "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "=== Volna demo: the day's report ===" in out
+    assert "console: http://127.0.0.1:" in out and "token: " in out
+    for line in ("reached (answered or delivered)", "keys pressed", "invalid numbers found", "skipped: by caps"):
+        assert line in out
+    exported = list(tmp_path.glob("results-*.jsonl"))
+    assert len(exported) == 1
+    records = [json.loads(line) for line in exported[0].read_text(encoding="utf-8").splitlines()]
+    assert {r["channel"] for r in records} >= {"ivr", "sms", "viber"}
+    finals = [r for r in records if r.get("final")]
+    assert len({r["task_id"] + r["wave_id"] for r in finals}) == len(finals)
+    # Every child process was stopped: none of their logs ends with a traceback.
+    for log in tmp_path.glob("*.log"):
+        assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")[-2000:], log.name
