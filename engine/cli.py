@@ -187,9 +187,9 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 await runner.run(stop)
             finally:
                 await server.close()
-            return 0
+            return 1 if runner.failed else 0
         await runner.run(stop)
-        return 0
+        return 1 if runner.failed else 0
 
     return await with_context(settings, body)
 

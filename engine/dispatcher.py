@@ -88,6 +88,7 @@ class ChannelLoop:
         #: Running work: batch processing (no job) and sends (their job, to see the phase).
         self._work: dict[asyncio.Task[None], Job | None] = {}
         self._rr = 0
+        self._backoff_s = 0.0
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -101,7 +102,16 @@ class ChannelLoop:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._room.wait(), 0.5)
                     continue
-                claimed_any, next_ms = await self._claim_round(room)
+                try:
+                    claimed_any, next_ms = await self._claim_round(room)
+                except Exception as exc:
+                    # Redis away (a restart loading a big AOF) or a bug in one round: the loop
+                    # lives on, with a capped backoff, and claims again when Redis answers.
+                    self._backoff_s = min(max(self._backoff_s * 2, 0.5), 5.0)
+                    log.warning("claim round failed (%s); retrying in %.1f s", exc, self._backoff_s)
+                    await asyncio.sleep(self._backoff_s)
+                    continue
+                self._backoff_s = 0.0
                 if not claimed_any and self._claiming:
                     await self._idle(next_ms)
         finally:
@@ -381,25 +391,23 @@ class ChannelLoop:
         its grace period); once the answer is in, the bookkeeping always runs to the end."""
         assert job.request is not None
         slotted = limits is not None
-        if limits is not None:
-            await self._on_time(job, limits)
-        window_closed = self.ctx.clock.now_ms() >= job.window[1]
-        if window_closed or not self.states.is_running(job.attempt.wave_id):
-            # Paused or stopped, or past the window's end, while this send waited: it never leaves.
+        try:
+            go = await self._before_wire(job, limits)
+        except Exception as exc:
+            # Nothing went out: the same attempt goes back to the queue. If even that fails
+            # (Redis away), let go of the job so its lease expires and recovery decides.
+            log.warning("attempt %s failed before the wire: %s", job.attempt.key, exc)
             job.phase = "recording"
             try:
-                if window_closed:
-                    await self.finisher.finish(job.task, job.attempt, Outcome.WINDOW_MISSED, reserved=job.reserved,
-                                               provider_text="the window closed before the send")
-                elif self.states.states.get(job.attempt.wave_id) == "paused":
-                    await self._requeue_one(job, 0.0)
-                else:
-                    await self.finisher.finish(job.task, job.attempt, Outcome.CANCELLED, reserved=job.reserved,
-                                               provider_text="wave no longer running before the send")
+                await self._requeue_one(job, 1.0)
                 if slotted:
                     await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
+            except Exception as again:
+                log.warning("could not requeue %s (%s): its lease will expire", job.attempt.key, again)
             finally:
                 self._done(job)
+            return
+        if not go:
             return
         job.phase = "wire"
         started = self.ctx.metrics.sending(self.channel, job.target, job.claimed_mono)
@@ -427,15 +435,43 @@ class ChannelLoop:
         self.ctx.metrics.answered(self.channel, job.target, type(result).__name__.lower(), started)
         await self._record(job, result, slotted)
 
+    async def _before_wire(self, job: Job, limits: Limits | None) -> bool:
+        """The last checks before the wire; False when the attempt ended or went back instead."""
+        if limits is not None:
+            await self._on_time(job, limits)
+        window_closed = self.ctx.clock.now_ms() >= job.window[1]
+        if not window_closed and self.states.is_running(job.attempt.wave_id):
+            return True
+        # Paused or stopped, or past the window's end, while this send waited: it never leaves.
+        job.phase = "recording"
+        try:
+            if window_closed:
+                await self.finisher.finish(job.task, job.attempt, Outcome.WINDOW_MISSED, reserved=job.reserved,
+                                           provider_text="the window closed before the send")
+            elif self.states.states.get(job.attempt.wave_id) == "paused":
+                await self._requeue_one(job, 0.0)
+            else:
+                await self.finisher.finish(job.task, job.attempt, Outcome.CANCELLED, reserved=job.reserved,
+                                           provider_text="wave no longer running before the send")
+            if limits is not None:
+                await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
+        finally:
+            self._done(job)
+        return False
+
     async def _on_time(self, job: Job, limits: Limits) -> None:
-        """Use the slot only while it is fresh; a stalled process takes a new one."""
-        while time.monotonic() - job.slot_at > _SLOT_LATE_S:
+        """A slot used late is traded once for a fresh one (a stalled process must not fire its
+        backlog at once); after that the send goes however late this wake-up is, so a loaded
+        machine slows down but never stops sending."""
+        if time.monotonic() - job.slot_at <= _SLOT_LATE_S:
+            return
+        slots: list[float] = []
+        while not slots:
             slots = await self.ctx.pacer.rate_slots(job.target, limits, 1)
             if not slots:
                 await asyncio.sleep(_SLOT_POLL_S)
-                continue
-            job.slot_at = slots[0]
-            await self.ctx.pacer.sleep_until(job.slot_at)
+        job.slot_at = slots[0]
+        await self.ctx.pacer.sleep_until(job.slot_at)
 
     async def _record(self, job: Job, result: Accepted | Final | Retry, slotted: bool) -> None:
         try:

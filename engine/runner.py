@@ -38,6 +38,8 @@ class Runner:
         self.states = WaveStates(ctx.redis)
         self.loops: list[ChannelLoop] = []
         self.started = asyncio.Event()
+        #: A channel loop ended on its own: the process must exit non-zero (its supervisor restarts it).
+        self.failed = False
 
     async def run(self, stop: asyncio.Event) -> None:
         async with AsyncExitStack() as stack:
@@ -56,7 +58,7 @@ class Runner:
             recovery = asyncio.create_task(self.recovery.run(interval), name="recovery")
             self.started.set()
             log.info("dispatcher %s running: %s", self.ctx.owner, ", ".join(c.channel for c in self.connectors))
-            await stop.wait()
+            await self._until_stop_or_failure(stop, tasks)
             log.info("stopping: no new claims, draining in-flight work")
             for loop in self.loops:
                 loop.stop_claiming()
@@ -69,3 +71,17 @@ class Runner:
             await self.finisher.drain()
             await self.correlation.drain()
         log.info("dispatcher %s stopped", self.ctx.owner)
+
+    async def _until_stop_or_failure(self, stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
+        """Wait for the stop signal; a loop that ends before it is a failure worth a restart."""
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if stopping not in done:
+            self.failed = True
+            for task in done:
+                exc = task.exception() if not task.cancelled() else None
+                log.error("channel loop %s ended on its own (%r): stopping the process", task.get_name(), exc)
+

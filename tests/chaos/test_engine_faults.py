@@ -1,9 +1,9 @@
 """Faults the chaos runs ran into, each reduced to one deterministic test against the real engine.
 
-Every test here failed when it was written (the engine bug is described in its docstring and
-in the chaos README section). They are ``xfail(strict=True)`` so ``make test`` stays usable
-while the fix is pending: the moment the engine is fixed they pass, strict xfail turns that
-into a failure, and the marker must go — the test then guards the fix.
+Every test here failed when it was written (the engine bug is described in its docstring);
+the engine is fixed (engine/dispatcher.py: one slot trade per send, a claim round that
+survives Redis errors, requeue on a failure before the wire; engine/runner.py: a loop that
+ends on its own stops the process with a non-zero exit) and each test now guards its fix.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def _all_final(ctx: Context, wave_id: str, n: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: ChannelLoop._on_time forfeits late slots forever (livelock)")
+
 async def test_a_process_whose_wakeups_run_late_still_sends(
     redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,7 +63,7 @@ async def test_a_process_whose_wakeups_run_late_still_sends(
     assert len(connector.sent) == 20
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a channel loop dies when a claim fails (Redis outage)")
+
 @pytest.mark.timeout(90)
 async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_retries(tmp_path: Path) -> None:
     """redis-py retries a failed command 10 times (about 3 s of backoff). A Redis restart that
@@ -95,8 +95,6 @@ async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_r
         server.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: an error between begin_send and the wire leaves the attempt "
-                                       "leased forever")
 async def test_an_error_between_begin_send_and_the_wire_does_not_hold_the_attempt(
     redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
