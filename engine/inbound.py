@@ -23,10 +23,14 @@ log = logging.getLogger("engine.inbound")
 
 
 async def record_inbound(ctx: Context, finisher: Finisher, event: InboundEvent) -> int:
-    """Returns in how many waves the caller was found."""
+    """Returns in how many waves the caller was found (0 for a call another process recorded)."""
     del finisher
     found = 0
     now = ctx.clock.now_ms()
+    call_id = str(event.data.get("call_id") or "")
+    # Every dispatcher sharing an Asterisk sees the call: the first to claim its id records it.
+    if call_id and not await ctx.redis.set(f"volna:inbound:{call_id}", "1", nx=True, ex=86400):
+        return 0
     for wave_id in sorted(await ctx.waves.running()):
         store = ctx.waves.store(wave_id)
         debtor_id = await store.debtor_of(event.phone)
