@@ -1,7 +1,10 @@
-"""``python -m simulators.smsc``: see :mod:`simulators.smsc.cli`."""
+"""``python -m simulators.smsc`` (and ``volna sim smsc``, which calls :func:`main`): see :mod:`simulators.smsc.cli`."""
 
 import sys
 
 from simulators.smsc.cli import main
 
-sys.exit(main())
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
