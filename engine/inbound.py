@@ -14,6 +14,7 @@ import logging
 from connectors.base import InboundEvent
 from engine.context import Context
 from engine.finisher import Finisher
+from engine import keys
 from engine.keys import WaveKeys
 from engine.models import Task
 from engine.outcomes import Channel, Outcome
@@ -29,7 +30,7 @@ async def record_inbound(ctx: Context, finisher: Finisher, event: InboundEvent) 
     now = ctx.clock.now_ms()
     call_id = str(event.data.get("call_id") or "")
     # Every dispatcher sharing an Asterisk sees the call: the first to claim its id records it.
-    if call_id and not await ctx.redis.set(f"volna:inbound:{call_id}", "1", nx=True, ex=86400):
+    if call_id and not await ctx.redis.set(keys.inbound_call(call_id), "1", nx=True, ex=86400):
         return 0
     for wave_id in sorted(await ctx.waves.running()):
         store = ctx.waves.store(wave_id)

@@ -117,6 +117,11 @@ def correlation(channel: Channel | str, correlation_id: str) -> str:
     return f"{PREFIX}:corr:{channel}:{correlation_id}"
 
 
+def inbound_call(call_id: str) -> str:
+    """String with a TTL: the first process to set it records that inbound call."""
+    return f"{PREFIX}:inbound:{call_id}"
+
+
 def debtor_tag(debtor_id: str) -> str:
     return f"{PREFIX}:{{d:{debtor_id}}}"
 

@@ -19,9 +19,17 @@ import redis.asyncio as aioredis
 from engine.clock import ScaledClock
 from engine.redis_conn import make_redis
 from engine.settings import RedisSettings
-from tests.harness import context, final_count, load_wave, make_settings, read_records, results, spawn_dispatcher
+from tests.harness import (
+    context,
+    final_count,
+    load_wave,
+    make_settings,
+    read_records,
+    results,
+    spawn_dispatcher,
+    wait_until,
+)
 from tests.harness import task as make_task
-from tests.harness import wait_until
 from tests.redis_cluster import RedisClusterServers
 
 DAY = date(2026, 12, 1)
