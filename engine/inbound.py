@@ -12,9 +12,9 @@ import json
 import logging
 
 from connectors.base import InboundEvent
+from engine import keys
 from engine.context import Context
 from engine.finisher import Finisher
-from engine import keys
 from engine.keys import WaveKeys
 from engine.models import Task
 from engine.outcomes import Channel, Outcome
