@@ -37,7 +37,6 @@ async def _all_final(ctx: Context, wave_id: str, n: int) -> bool:
         return False
 
 
-
 async def test_a_process_whose_wakeups_run_late_still_sends(
     redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,7 +46,7 @@ async def test_a_process_whose_wakeups_run_late_still_sends(
     and each forfeited slot also burns the target's shared rate. Seen in the chaos run (seed 103,
     2 000 tasks): both dispatchers alive, ~120 attempts stuck in ``sending``, the wave never ends.
 
-    Fix: forfeit a stale slot at most once per send (then send at the new slot however late the
+    Fixed (516fd9e): forfeit a stale slot at most once per send (then send at the new slot however late the
     wake-up), or judge lateness against the loop's own lag; never loop unboundedly.
     """
 
@@ -63,7 +62,6 @@ async def test_a_process_whose_wakeups_run_late_still_sends(
     assert len(connector.sent) == 20
 
 
-
 @pytest.mark.timeout(90)
 async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_retries(tmp_path: Path) -> None:
     """redis-py retries a failed command 10 times (about 3 s of backoff). A Redis restart that
@@ -73,7 +71,7 @@ async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_r
     again: the process stays up, renews nothing, claims nothing — the wave stalls until someone
     restarts the process. Guarantee 1 promises the opposite.
 
-    Fix: in ``ChannelLoop.run``, catch ``RedisError``/``OSError`` (and log any other ``Exception``)
+    Fixed (516fd9e): in ``ChannelLoop.run``, catch ``RedisError``/``OSError`` (and log any other ``Exception``)
     around one claim round, sleep with a capped backoff (0.5 s doubling to 5 s) and go on; and let
     ``Runner.run`` end the process (non-zero exit) if a loop task ever finishes on its own, so a
     supervisor restarts it instead of leaving a zombie.
@@ -105,7 +103,7 @@ async def test_an_error_between_begin_send_and_the_wire_does_not_hold_the_attemp
     long as the process lives. Nothing reached the wire, yet no other process may recover the
     attempt and the wave never completes; the job also takes a place of ``max_inflight``.
 
-    Fix: in ``_send``, run ``_on_time`` inside the ``try``/``finally`` that ends in ``_done(job)``;
+    Fixed (516fd9e): in ``_send``, run ``_on_time`` inside the ``try``/``finally`` that ends in ``_done(job)``;
     on an exception before ``connector.send`` put the attempt back in the queue (requeue, same
     attempt: nothing went out), and if even that fails, ``_done`` it so the lease expires and
     recovery decides.
