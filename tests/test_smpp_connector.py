@@ -393,3 +393,21 @@ async def test_tls(tmp_path: Any) -> None:
         raw = account(sim.port, tls={"enabled": True, "server_hostname": "localhost"}, connect_timeout_s=1.0)
         async with SmppConnector.from_config({"accounts": [raw]}) as conn:
             assert not conn.healthy(TARGET) and conn.stats.bind_failures >= 1
+
+
+async def test_reports_binds_and_throttling_to_metrics() -> None:
+    from engine.metrics import Metrics
+
+    metrics = Metrics(process=False)
+    async with SmscSimulator(Knobs(tps_limit=0.001, tps_burst=1.0)) as sim:
+        conn = SmppConnector.from_config({"accounts": [account(
+            sim.port, binds=2, throttle={"retry_min_s": 0.01, "retry_max_s": 0.02, "budget_s": 0.1})]})
+        conn.metrics = metrics
+        async with conn:
+            await conn.wait_bound()
+            assert metrics.connections_up.labels("smpp", TARGET)._value.get() == 2
+            assert metrics.connections_configured.labels("smpp", TARGET)._value.get() == 2
+            await conn.send(request(1, "token"))
+            assert isinstance(await conn.send(request(2, "throttled")), Retry)
+            assert metrics.throttled_total.labels("smpp", TARGET)._value.get() >= 1
+        assert metrics.connections_up.labels("smpp", TARGET)._value.get() == 0

@@ -27,6 +27,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from connectors.smpp import pdu
 from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
@@ -39,6 +40,9 @@ from engine.errors import ConnectorError
 from engine.phones import mask
 
 log = logging.getLogger("connectors.smpp")
+
+if TYPE_CHECKING:
+    from engine.metrics import Metrics
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
 
@@ -74,6 +78,8 @@ class SmppAccount:
         self._attempted: set[int] = set()
         self._changed = asyncio.Event()
         self._closing = False
+        #: The process's metrics (set by the connector from ``Connector.metrics``), or None.
+        self.metrics: Metrics | None = None
         self.rate = AdaptiveRate(
             settings.rate_per_s,
             decrease=settings.throttle.decrease,
@@ -170,8 +176,14 @@ class SmppAccount:
 
     # ---- BindListener ----------------------------------------------------------------------
 
+    def report_connections(self) -> None:
+        if self.metrics is not None:
+            up = sum(1 for b in self.binds if b is not None and b.state is BindState.BOUND)
+            self.metrics.set_connections("smpp", self.name, up, len(self.binds))
+
     def on_state(self, bind: SmppBind, state: BindState) -> None:
         self._changed.set()
+        self.report_connections()
         if state is BindState.BOUND:
             while self._waiters:
                 fut = self._waiters.popleft()
@@ -324,6 +336,8 @@ class SmppAccount:
                 self._release(bind)
             if status == pdu.ESME_RTHROTTLED or status == pdu.ESME_RMSGQFUL:
                 self.stats.throttled += 1
+                if self.metrics is not None:
+                    self.metrics.throttled("smpp", self.name)
                 rate.on_throttled(sent_at)
                 wait_s = backoff * (0.5 + random.random() / 2)
                 if time.monotonic() - started + wait_s > throttle.budget_s:

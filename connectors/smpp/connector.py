@@ -126,6 +126,9 @@ class SmppConnector(Connector):
     async def open(self) -> None:
         """Start every bind; returns once each tried once. An SMSC that is down is retried in the
         background (``healthy`` is False meanwhile), never an error here."""
+        for account in self.accounts.values():
+            account.metrics = self.metrics
+            account.report_connections()
         await asyncio.gather(*(
             acc.start(acc.settings.connect_timeout_s + 1.0) for acc in self.accounts.values()
         ))
