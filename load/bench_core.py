@@ -59,9 +59,11 @@ async def run(n: int, batch: int) -> dict[str, float]:
         ctx = Context.build(settings, clock, redis)
         await redis.flushdb()
         await ctx.waves.create("bench", "c1", DAY)
+        mem0 = (await redis.info("memory"))["used_memory"]
         t0 = time.perf_counter()
         report = await Intake(ctx).load("bench", lines(n))
         intake_s = time.perf_counter() - t0
+        bytes_per_task = ((await redis.info("memory"))["used_memory"] - mem0) / n
         assert report.accepted == n, report.as_dict()
         trips = RoundTrips()
         trips.install()
@@ -87,6 +89,7 @@ async def run(n: int, batch: int) -> dict[str, float]:
         "tasks": n, "intake_tasks_per_s": n / intake_s, "tasks_per_s": n / dispatch_s,
         "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
         "round_trips_per_task": used / n, "peak_rss_mb": peak_rss_mb(),
+        "redis_bytes_per_queued_task": bytes_per_task,
         "engine_cpu_us_per_task": engine_cpu_s / n * 1e6, "redis_cpu_us_per_task": redis_busy_s / n * 1e6,
     }
 
@@ -122,6 +125,7 @@ def main() -> None:
     print(f"  claim→result      p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms")
     print(f"  Redis round trips {figures['round_trips_per_task']:10.3f} per task")
     print(f"  peak RSS          {figures['peak_rss_mb']:10.1f} MB")
+    print(f"  Redis memory      {figures['redis_bytes_per_queued_task']:10.0f} bytes per queued task")
     eng, red = figures["engine_cpu_us_per_task"], figures["redis_cpu_us_per_task"]
     print(f"  CPU per task      engine {eng:.0f} µs, redis {red:.0f} µs"
           f" (each on its own core: {1e6 / max(eng, red):.0f} tasks/s)")
