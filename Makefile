@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench load clean system-deps
+.PHONY: venv test lint demo bench load chaos clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ demo: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	$(BIN)/python load/bench_all.py
+
+# Against a running `volna api`: LOCUST_HOST=http://127.0.0.1:8080 VOLNA_TOKEN=... make load
+LOCUST_HOST ?= http://127.0.0.1:8080
+LOAD_TIME ?= 60s
+load: $(STAMP)
+	$(BIN)/locust -f load/locustfile.py --headless --host $(LOCUST_HOST) -u 50 -r 10 -t $(LOAD_TIME) --only-summary
+
+chaos: $(STAMP) system-deps
+	$(BIN)/python load/chaos.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
