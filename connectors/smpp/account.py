@@ -72,7 +72,9 @@ class SmppAccount:
         self.binds: list[SmppBind | None] = [None] * len(roles)
         self._tx_slots = [i for i, role in enumerate(roles) if role != "receiver"]
         self._rr = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Sends waiting for a window slot: (deadline on the loop clock, future), FIFO.
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._sweeper: asyncio.Task[None] | None = None
         self._supervisors: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._attempted: set[int] = set()
@@ -97,6 +99,7 @@ class SmppAccount:
         self._supervisors = [
             asyncio.create_task(self._supervise(i), name=f"smpp-{self.name}-{i}") for i in range(len(self.binds))
         ]
+        self._sweeper = asyncio.create_task(self._sweep_waiters(), name=f"smpp-{self.name}-waiters")
         deadline = time.monotonic() + wait_s
         while len(self._attempted) < len(self.binds) and time.monotonic() < deadline:
             await self._wait_change(deadline)
@@ -104,10 +107,13 @@ class SmppAccount:
     async def stop(self) -> None:
         """Two phases: stop taking submits and drain each bind (deadline), then cancel what is left."""
         self._closing = True
-        for fut in self._waiters:
+        for _, fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         binds = [b for b in self.binds if b is not None]
         await asyncio.gather(*(b.close(self.settings.drain_timeout_s) for b in binds), return_exceptions=True)
         for task in self._supervisors:
@@ -186,7 +192,7 @@ class SmppAccount:
         self.report_connections()
         if state is BindState.BOUND:
             while self._waiters:
-                fut = self._waiters.popleft()
+                _, fut = self._waiters.popleft()
                 if not fut.done():
                     fut.set_result(None)
 
@@ -251,8 +257,9 @@ class SmppAccount:
     async def _acquire(self) -> SmppBind:
         """A window slot on a bound bind (FIFO among waiters); :class:`NotSent` after ``window_wait_s``.
 
-        A waiter's deadline is a plain timer callback (cheaper than ``asyncio.timeout`` with
-        thousands waiting); waiters that left stay in the queue, done, and are skipped.
+        Deadlines are enforced by one sweeper per account (:meth:`_sweep_waiters`), not a timer
+        per waiter: with thousands waiting, per-waiter timers cost more than the sends.
+        Waiters that left stay in the queue, done, and are skipped.
         """
         if not self._live_waiters() and not self._closing:
             bind = self._pick()
@@ -264,8 +271,7 @@ class SmppAccount:
             if self._closing:
                 raise NotSent(f"account {self.name} is closing", 1.0)
             fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(fut)
-            timer = loop.call_at(deadline, self._expire_waiter, fut)
+            self._waiters.append((deadline, fut))
             try:
                 await fut
             except NotSent:
@@ -274,28 +280,35 @@ class SmppAccount:
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     self._wake_one()  # we were woken but will not use the slot: pass it on
                 raise
-            finally:
-                timer.cancel()
             if self._closing:
                 raise NotSent(f"account {self.name} is closing", 1.0)
             bind = self._pick()
             if bind is not None:
                 return bind
 
-    def _expire_waiter(self, fut: asyncio.Future[None]) -> None:
-        if not fut.done():
-            fut.set_exception(NotSent(f"account {self.name}: no bound bind with window room within "
-                                      f"{self.settings.window_wait_s}s", 1.0))
+    async def _sweep_waiters(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick_s = min(1.0, max(0.02, self.settings.window_wait_s / 4))
+        while True:
+            await asyncio.sleep(tick_s)
+            if not self._waiters:
+                continue
+            now = loop.time()
+            for deadline, fut in self._waiters:
+                if deadline <= now and not fut.done():
+                    fut.set_exception(NotSent(f"account {self.name}: no bound bind with window room within "
+                                              f"{self.settings.window_wait_s}s", 1.0))
+            self._live_waiters()
 
     def _live_waiters(self) -> bool:
         waiters = self._waiters
-        while waiters and waiters[0].done():
+        while waiters and waiters[0][1].done():
             waiters.popleft()
         return bool(waiters)
 
     def _wake_one(self) -> None:
         while self._waiters:
-            fut = self._waiters.popleft()
+            _, fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
                 return
