@@ -11,6 +11,7 @@ report it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.correlation")
 
+#: (task id, attempt, correlation id, lease until ms, holds slot 0/1, data to keep for the result).
+AcceptItem = tuple[str, int, str, int, int, dict[str, Any]]
+
 _UNKNOWN_RETRY_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -40,7 +44,7 @@ class Correlation:
         self.failures = 0
         self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
         self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
-        self._accept: MicroBatcher[str, tuple[str, int, str, int, int], bool] = MicroBatcher(self._run_accept)
+        self._accept: MicroBatcher[str, AcceptItem, bool] = MicroBatcher(self._run_accept)
         self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
 
     async def _mget(self, _: str, names: list[str]) -> list[str | None]:
@@ -52,7 +56,7 @@ class Correlation:
     async def _hmget_tasks(self, wave_id: str, ids: list[str]) -> list[str | None]:
         return list(await self.ctx.redis.hmget(keys.WaveKeys(wave_id).tasks, ids))
 
-    async def _run_accept(self, wave_id: str, items: list[tuple[str, int, str, int, int]]) -> list[bool]:
+    async def _run_accept(self, wave_id: str, items: list[AcceptItem]) -> list[bool]:
         return await self.ctx.waves.store(wave_id).accept(self.ctx.clock.now_ms(), items)
 
     async def _run_register(self, _: str, items: list[tuple[str, str]]) -> list[bool]:
@@ -63,13 +67,15 @@ class Correlation:
 
     async def register(self, job: Job, accepted: Accepted) -> None:
         ids = (accepted.correlation_id, *accepted.part_ids)
+        # The attempt's keys, then what the acceptance said (parts, trunk): a receipt that beats
+        # the acceptance's own bookkeeping still carries it into the result.
         value = "|".join([job.attempt.wave_id, job.task.task_id, str(job.attempt.number), str(len(ids)),
-                          accepted.parts_policy])
+                          accepted.parts_policy, json.dumps(accepted.data, separators=(",", ":"))])
         await asyncio.gather(*(
             self._register.call("r", (keys.correlation(job.attempt.channel, cid), value)) for cid in ids
         ))
 
-    async def accept(self, wave_id: str, item: tuple[str, int, str, int, int]) -> bool:
+    async def accept(self, wave_id: str, item: AcceptItem) -> bool:
         return await self._accept.call(wave_id, item)
 
     async def on_event(self, event: LateEvent | InboundEvent) -> None:
@@ -108,7 +114,7 @@ class Correlation:
             self.ctx.metrics.error("unknown_correlation")
             log.warning("event for unknown %s id %s", event.channel, event.correlation_id)
             return
-        wave_id, task_id, attempt_s, parts_s, policy = raw.split("|")
+        wave_id, task_id, attempt_s, parts_s, policy, accepted_json = [*raw.split("|", 5), "{}"][:6]
         task_json = await self._tasks.call(wave_id, task_id)
         if task_json is None:
             return
@@ -129,7 +135,7 @@ class Correlation:
             outcome = Outcome(worst)
         await self.finisher.finish(
             task, attempt, outcome, provider_code=event.provider_code, provider_text=event.provider_text,
-            data=event.data, actions=event.actions,
+            data={**json.loads(accepted_json or "{}"), **event.data}, actions=event.actions,
         )
 
     async def _inbound(self, event: InboundEvent) -> None:
@@ -144,7 +150,7 @@ class Correlation:
 
 
 def correlation_value(raw: str) -> dict[str, Any]:
-    wave_id, task_id, attempt, parts, policy = raw.split("|")
+    wave_id, task_id, attempt, parts, policy = raw.split("|", 5)[:5]
     return {"wave_id": wave_id, "task_id": task_id, "attempt": int(attempt), "parts": int(parts),
             "policy": policy}
 

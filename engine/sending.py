@@ -146,7 +146,7 @@ class Sending(LoopBase):
         applied = await self.correlation.accept(
             job.attempt.wave_id,
             (job.task.task_id, job.attempt.number, result.correlation_id,
-             now + engine_ms(ctx.clock, wait_s), int(result.hold_slot and slotted)),
+             now + engine_ms(ctx.clock, wait_s), int(result.hold_slot and slotted), dict(result.data)),
         )
         if slotted:
             if result.hold_slot and applied:

@@ -133,9 +133,9 @@ class WaveStore:
         return raw[0], [bool(int(x)) for x in raw[1:]]
 
     async def accept(
-        self, now_ms: int, items: list[tuple[str, int, str, int, int]], client: Any = None
+        self, now_ms: int, items: list[tuple[str, int, str, int, int, dict[str, Any]]], client: Any = None
     ) -> list[bool]:
-        """(id, attempt, correlation id, lease until ms, holds slot)."""
+        """(id, attempt, correlation id, lease until ms, holds slot, data kept for the final result)."""
         return [bool(int(x)) for x in await self._run("accept", now_ms, [_dumps(items)], client)]
 
     async def finalize(self, now_ms: int, items: list[FinalizeItem], client: Any = None) -> list[Finalized]:
