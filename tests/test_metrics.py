@@ -60,7 +60,7 @@ def rule_queries() -> list[tuple[str, str]]:
 
 
 def promql() -> Any:
-    """``promql_parser``, a dev dependency (pyproject: ``promql-parser>=0.5``): a test that needs it
+    """``promql_parser``, a dev dependency (pyproject: ``promql-parser>=0.12``): a test that needs it
     says so and skips when it is missing."""
     return pytest.importorskip("promql_parser", reason="promql-parser is not installed (pip install promql-parser)")
 
