@@ -47,6 +47,9 @@ def test_one_cut_per_round_trip() -> None:
     rate.on_throttled(early)  # answers to submits written before the cut: no new cut
     assert rate.cuts == 1
     clock.t += 0.05
+    rate.on_throttled(rate.now())  # written after the cut, but within guard_s of it
+    assert rate.cuts == 1
+    clock.t += 0.1
     rate.on_throttled(rate.now())
     assert rate.cuts == 2 and rate.rate_per_s == pytest.approx(25.0, rel=0.1)
 

@@ -42,7 +42,7 @@ Every key with its default, except the required ones::
     retry_max_s = 2.0
     budget_s = 30.0                   # past it a throttled first part is handed back as Retry
     decrease = 0.7                    # AIMD: the account's rate × this on ESME_RTHROTTLED / RMSGQFUL
-    recovery = 0.1                    # … and + this share of the last capacity per second without one
+    recovery = 0.25                   # … and + this share of the last capacity per second without one
     floor_per_s = 1.0
     [channels.sms.connector.accounts.tls]
     enabled = false
@@ -92,7 +92,7 @@ class ThrottleSettings(_Model):
     retry_max_s: float = Field(default=2.0, gt=0)
     budget_s: float = Field(default=30.0, ge=0)
     decrease: float = Field(default=0.7, gt=0, lt=1)
-    recovery: float = Field(default=0.1, gt=0)
+    recovery: float = Field(default=0.25, gt=0)
     floor_per_s: float = Field(default=1.0, gt=0)
 
 

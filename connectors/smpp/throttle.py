@@ -11,8 +11,9 @@ lower than configured, or shared with other clients):
 
 * **decrease** — the first cut sets the rate to what the SMSC really accepted over the last
   second (the configured ceiling says nothing about the SMSC); later ones multiply the rate
-  by ``decrease``. At most one cut per round trip: a throttled answer to a submit written
-  before the last cut says nothing new (as TCP cuts once per window of data);
+  by ``decrease``. At most one cut per round trip — a throttled answer to a submit written
+  before the last cut says nothing new (as TCP cuts once per window of data) — and per
+  ``guard_s`` (with several processes on one account, the others' bursts would cascade cuts);
 * **pacing** — while below the ceiling, submits are spaced by ``1 / rate``, the first a full
   interval after a cut (the SMSC's bucket is empty right then);
 * **additive increase** — every second without a throttle adds ``recovery ×`` the rate the
@@ -43,6 +44,7 @@ class AdaptiveRate:
         "cuts",
         "decrease",
         "floor_per_s",
+        "guard_s",
         "rate_per_s",
         "recovery",
     )
@@ -52,8 +54,9 @@ class AdaptiveRate:
         ceiling_per_s: float,
         *,
         decrease: float = 0.7,
-        recovery: float = 0.1,
+        recovery: float = 0.25,
         floor_per_s: float = 1.0,
+        guard_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ceiling_per_s = ceiling_per_s
@@ -61,6 +64,7 @@ class AdaptiveRate:
         self.decrease = decrease
         self.recovery = recovery
         self.floor_per_s = min(floor_per_s, ceiling_per_s)
+        self.guard_s = guard_s
         self.cuts = 0
         self._clock = clock
         self._next_at = 0.0
@@ -101,6 +105,8 @@ class AdaptiveRate:
         if sent_at < self._last_cut:
             return
         now = self._clock()
+        if now - self._last_cut < self.guard_s:
+            return
         base = self.rate_per_s
         accepted = self.accepted_per_s(now) if base >= self.ceiling_per_s else 0.0
         if 0 < accepted < base:
@@ -134,3 +140,8 @@ class AdaptiveRate:
         if elapsed > 0:
             self.rate_per_s = min(self.ceiling_per_s, self.rate_per_s + self._step_per_s2 * elapsed)
             self._last_rise = now
+
+
+# Measured against the simulator (two connectors on one account, SMSC limit 100/s, 1 200 UCS-2
+# parts): recovery 0.1 → 67 parts/s; 0.25 → 70–76 parts/s, ~10 % of parts throttled once;
+# 0.5 → 90 parts/s but 15 % throttled. One connector alone: 120 messages at ~100/s, ~12 throttled.
