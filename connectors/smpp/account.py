@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
 
+#: A bind that stayed up this long before it was lost reconnects after the shortest backoff.
+_STABLE_BIND_S = 30.0
+
 
 class NotSent(ConnectorError):
     """Nothing reached the SMSC (no bind with room in time, throttled past the budget)."""
@@ -111,15 +114,14 @@ class SmppAccount:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
         binds = [b for b in self.binds if b is not None]
         await asyncio.gather(*(b.close(self.settings.drain_timeout_s) for b in binds), return_exceptions=True)
-        for task in self._supervisors:
+        tasks = [*self._supervisors, *([self._sweeper] if self._sweeper is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._supervisors = []
+        self._sweeper = None
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=1.0)
             for task in list(self._deliveries):
@@ -168,12 +170,15 @@ class SmppAccount:
                 bind.abort("cancelled")
                 raise
             self.stats.binds += 1
-            failures = 0
             self._attempted.add(slot)
             self._changed.set()
+            bound_at = time.monotonic()
             await bind.wait_closed()
+            # A bind that held a while starts the backoff over; one the SMSC keeps dropping
+            # right after the bind backs off like a refused one.
+            failures = 1 if time.monotonic() - bound_at > _STABLE_BIND_S else failures + 1
             if not self._closing:
-                await asyncio.sleep(self._backoff_s(1))
+                await asyncio.sleep(self._backoff_s(failures))
 
     def _backoff_s(self, failures: int) -> float:
         s = self.settings
