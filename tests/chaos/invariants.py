@@ -94,13 +94,11 @@ def _index(o: Observed) -> _Index:
 
 
 def _attempts_of(send: WireSend, o: Observed, ix: _Index) -> list[AttemptKey]:
-    """The attempt(s) a send belongs to; several only for a messenger task sent on one channel twice."""
+    """The attempt(s) a send belongs to: a call by its ChannelId; a message by its task (the text
+    carries the task id) and channel — several attempts when a task used that channel twice."""
     if send.channel == "ivr":
         key = ix.by_call_id.get(send.ref)
         return [key] if key else []
-    if send.channel == "sms":
-        _, task, attempt = send.ref.rsplit(":", 2)
-        return [(task, int(attempt))] if ix.dispatched[(task, int(attempt))] else []
     return list(ix.by_task_channel.get((send.ref, send.channel), []))
 
 

@@ -58,6 +58,8 @@ class Options:
     redis_restarts: int = 1
     ami_drops: int = 2
     gateway_bursts: int = 4
+    #: SMSC faults: sessions dropped with submits unanswered, garbage PDUs.
+    smsc_faults: int = 3
     clock_jump: bool = True
     #: Engine minutes the clock jumps forward.
     jump_min: int = 10
@@ -66,7 +68,7 @@ class Options:
 @dataclass(frozen=True)
 class Fault:
     at_s: float
-    kind: str  # kill | redis | ami_drop | burst | jump
+    kind: str  # kill | redis | ami_drop | burst | smsc_drop | smsc_garbage | jump
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -84,6 +86,7 @@ class Plan:
     rates: dict[str, float]
     ami_seed: int
     gateway_seed: int
+    smsc_seed: int
 
     @property
     def seed(self) -> int:
@@ -102,7 +105,8 @@ def make_plan(options: Options) -> Plan:
     counts = {ch: sum(1 for r in rows if r["channel"] == ch) for ch in CHANNELS}
     # Rates that would finish each channel's first attempts in about ``duration_s``.
     rates = {ch: max(5.0, round(n * 1.3 / options.duration_s, 1)) for ch, n in counts.items()}
-    return Plan(options, fsync, rows, faults, start_ms, rates, rng.getrandbits(31), rng.getrandbits(31))
+    return Plan(options, fsync, rows, faults, start_ms, rates, rng.getrandbits(31), rng.getrandbits(31),
+                rng.getrandbits(31))
 
 
 def _tasks(rng: random.Random, n_tasks: int) -> list[dict[str, Any]]:
@@ -163,4 +167,11 @@ def _faults(rng: random.Random, o: Options) -> list[Fault]:
         faults.append(Fault(round(rng.uniform(0.05, 0.9) * d, 2), "burst", {
             "provider": rng.choice(("whatsapp", "viber")), "count": rng.randint(10, 60),
             "status": rng.choice((429, 429, 500, 503))}))
+    for _ in range(o.smsc_faults):
+        at = round(rng.uniform(0.1, 0.9) * d, 2)
+        if rng.random() < 0.5:
+            faults.append(Fault(at, "smsc_drop"))
+        else:
+            faults.append(Fault(at, "smsc_garbage", {"kind": rng.choice(
+                ("unknown_command", "bad_body", "stray_response", "bad_length"))}))
     return sorted(faults, key=lambda f: f.at_s)

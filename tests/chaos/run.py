@@ -36,6 +36,7 @@ from engine.settings import Settings, load_settings
 from engine.webhooks import WebhookSecrets, webhook_routes
 from simulators.ami import AmiSimulator
 from simulators.gateway import GatewaySimulator
+from simulators.smsc import SmscSimulator
 from tests.chaos.invariants import Observed, Verdict, check
 from tests.chaos.plan import CAMPAIGN, DAY, SCENARIO, WAVE, Fault, Options, Plan, make_plan
 from tests.chaos.world import (
@@ -43,11 +44,13 @@ from tests.chaos.world import (
     GatewayTap,
     JumpClock,
     RedisNode,
+    SmscTap,
     TimedAmiStats,
     WireSend,
     ami_knobs,
     gateway_knobs,
     make_config,
+    smsc_knobs,
     write_config,
     write_scenarios,
 )
@@ -109,11 +112,18 @@ class World:
         self.gateway = GatewaySimulator(gateway_knobs(plan.gateway_seed))
         self.tap = GatewayTap()
         self.gateway.app.middlewares.append(self.tap.middleware)
+        self.smsc = SmscSimulator(smsc_knobs(plan.smsc_seed, plan.rates["sms"]))
+        self.smsc_tap = SmscTap(self.smsc)
         self.config_path = workdir / "volna.toml"
         self.config: dict[str, Any] = {}
         self.fleet = Fleet(plan.options.processes, self.config_path, workdir, plan.seed)
         self.lock = asyncio.Lock()  # a jump and a restart never interleave
         self.events: list[str] = []
+        #: Processes that exited on their own (a crash, a loop that gave up): restarted, and judged.
+        self.crashes: list[str] = []
+        #: … and those that refused to start while Redis was down (known: see test_engine_faults).
+        self.refused_starts: list[str] = []
+        self.progress: list[str] = []
         self.t0 = 0.0
         self._restarts: set[asyncio.Task[None]] = set()
 
@@ -149,6 +159,18 @@ class World:
             self.ami.drop_connections()
         elif fault.kind == "burst":
             self.gateway.burst(p["provider"], p["count"], p["status"], 0.3 if p["status"] == 429 else None)
+        elif fault.kind == "smsc_drop":
+            # The sessions that send a PDU next: that PDU is taken but never answered, the session
+            # aborted (a submit accepted, the client never learns).
+            knobs, before = self.smsc.knobs, self.smsc.stats.dropped_sessions
+            knobs.drop_after_pdus, knobs.drop_times = 1, 0
+            for _ in range(50):  # until a session dropped (at most a second)
+                await asyncio.sleep(0.02)
+                if self.smsc.stats.dropped_sessions > before:
+                    break
+            knobs.drop_after_pdus = 0
+        elif fault.kind == "smsc_garbage":
+            self.smsc.inject_garbage(p["kind"])
         elif fault.kind == "jump":
             await self.jump(p["by_min"] * 60_000)
 
@@ -168,6 +190,15 @@ class World:
             self.config["clock"] = self.clock.spec()
             write_config(self.config_path, self.config)
             self.fleet.start_all()
+
+    async def reap(self) -> None:
+        async with self.lock:
+            for exit_ in self.fleet.reap():
+                if not exit_.ran and self.redis_node.down_near(exit_.started, exit_.ended):
+                    self.refused_starts.append(exit_.describe())
+                    continue
+                self.crashes.append(exit_.describe())
+                self.log(f"[chaos] process crashed: {exit_.describe()}")
 
     async def settle(self) -> None:
         """After the faults: every restart done, Redis up, every process running."""
@@ -238,8 +269,9 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(world.ami)
         await stack.enter_async_context(world.gateway)
+        await stack.enter_async_context(world.smsc)
         world.config = make_config(plan, redis_url=world.redis_node.url, ami_port=world.ami.port,
-                                   gateway_url=world.gateway.url, secrets_dir=secrets,
+                                   smsc_port=world.smsc.port, gateway_url=world.gateway.url, secrets_dir=secrets,
                                    scenarios_dir=workdir / "scenarios", clock_spec=world.clock.spec())
         write_config(world.config_path, world.config)
         settings = load_settings(world.config_path)
@@ -269,8 +301,13 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         player = asyncio.create_task(world.play(done))
         deadline = world.t0 + timeout_s
         counts: dict[str, int] | None = None
-        while time.monotonic() < deadline:
+        next_sample = world.t0
+        while time.monotonic() < deadline and len(world.crashes) < 10:
+            await world.reap()
             counts = await _progress(ctx)
+            if counts and time.monotonic() >= next_sample:
+                world.progress.append(f"{time.monotonic() - world.t0:.0f}s:{counts.get('final', 0)}")
+                next_sample += 5.0
             if _finished(counts) and (player.done() or time.monotonic() - world.t0 > 2.0):
                 break
             if player.done() and player.exception() is not None:
@@ -283,15 +320,16 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         # Quiet down: webhooks and calls still under way reach the engine, then the processes drain.
         await world.gateway.wait_webhooks(15.0)
         await world.ami.idle(10.0)
+        world.smsc.knobs.receipts = False
         await asyncio.sleep(1.0)
-        crashed = world.fleet.crashed()
+        await world.reap()
         await world.fleet.dump_all()
         await world.fleet.stop_all()
         await correlation.drain()
         await finisher.drain()
         observed = await _observe(world, ctx, settings)
-        report.verdicts = check(observed)
-        report.facts = _facts(world, observed, crashed)
+        report.verdicts = [*check(observed), _processes(world)]
+        report.facts = _facts(world, observed)
 
 
 async def _observe(world: World, ctx: Context, settings: Settings) -> Observed:
@@ -302,13 +340,8 @@ async def _observe(world: World, ctx: Context, settings: Settings) -> Observed:
     states = {k: json.loads(v) for k, v in (await redis.hgetall(wk.state)).items()}
     counts = await ctx.waves.counts(WAVE)
     clock = world.clock
-    wire = [WireSend(s.channel, s.number, s.real_s, s.ref, clock.engine_ms_at(s.real_s))
-            for s in [*world.ami.stats.sends, *world.tap.sends]]  # type: ignore[attr-defined]
-    for path in world.fleet.records:
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):  # a line cut by SIGKILL
-                r = json.loads(line)
-                wire.append(WireSend("sms", r["phone"].lstrip("+"), r["real"], r["attempt"], r["engine_ms"]))
+    sends = [*world.ami.stats.sends, *world.tap.sends, *world.smsc_tap.sends]  # type: ignore[attr-defined]
+    wire = [WireSend(s.channel, s.number, s.real_s, s.ref, clock.engine_ms_at(s.real_s)) for s in sends]
     scenario = ctx.scenarios[SCENARIO]
     counting = {ch.value: frozenset(o.value for o in outs) for ch, outs in scenario.caps_count.items()}
     resend = frozenset(ch.value for ch, section in settings.channels.items() if section.resend_unconfirmed)
@@ -316,18 +349,29 @@ async def _observe(world: World, ctx: Context, settings: Settings) -> Observed:
                     {"message": settings.caps.message.day, "conversation": settings.caps.conversation.day})
 
 
-def _facts(world: World, o: Observed, crashed: list[str]) -> dict[str, Any]:
+def _processes(world: World) -> Verdict:
+    """No dispatcher exits on its own: a crash, or a loop that ended (``volna run`` exits non-zero)."""
+    n = len(world.crashes)
+    return Verdict("processes", n == 0, f"{world.fleet.incarnations} started, {world.fleet.kills} killed by the "
+                                        f"run, {n} exited on their own; {len(world.refused_starts)} refused to "
+                                        f"start while Redis was down", list(world.crashes))
+
+
+def _facts(world: World, o: Observed) -> dict[str, Any]:
     finals = Counter(r.get("outcome") for r in o.records if r["kind"] == "result" and r.get("final"))
     kinds = Counter(r["kind"] for r in o.records)
     stats = world.gateway.stats
+    smsc = world.smsc.stats
     return {
+        "final results over time": " ".join(world.progress),
         "outcomes": dict(finals.most_common()),
         "records": dict(kinds),
-        "processes": f"{world.fleet.incarnations} started, {world.fleet.kills} killed; crashed on their own: "
-                     f"{crashed or 'none'}",
         "redis": f"{world.redis_node.restarts} restarts (appendfsync {world.plan.appendfsync})",
         "ami": f"{world.ami.stats.originates} originates, {world.ami.stats.drops} drops, "
                f"{world.ami.stats.logins} logins",
         "gateway": f"refused {dict(world.tap.refused)}, webhooks {dict(stats.webhook_statuses)}, "
                    f"failed {dict(stats.webhooks_failed)}",
+        "smsc": f"{smsc.submits} submits, {smsc.messages} messages, throttled {smsc.throttled}, binds "
+                f"{sum(smsc.binds.values())}, dropped sessions {smsc.dropped_sessions}, garbage {smsc.garbage_sent} "
+                f"(answered {smsc.garbage_answered}), receipts {smsc.receipts_sent} (nacked {smsc.receipts_nacked})",
     }

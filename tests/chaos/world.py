@@ -32,6 +32,8 @@ from engine.localredis import RedisServer, free_port
 from simulators.ami import Knobs as AmiKnobs
 from simulators.ami.knobs import SimStats as AmiStats
 from simulators.gateway import Knobs as GatewayKnobs
+from simulators.smsc import Knobs as SmscKnobs
+from simulators.smsc import SmscSimulator
 from tests.chaos.plan import SCENARIO, Plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +106,7 @@ class Secrets:
     verify_token: str = "verify-me"
     callback_token: str = "sim-callback-token"
     hmac_secret: str = "sim-hmac-secret"
+    smpp: str = "chaospw"  # SMPP 3.4: at most 8 characters
 
 
 def scenario_yaml() -> str:
@@ -116,7 +119,7 @@ messages:
   sms: "{creditor}: по л/с {account} долг {amount:money}. Оплата до {due_date}: {pay_url}"
   viber: "{creditor} ({address}): по л/с {account} долг {amount:money}. {pay_url}"
   whatsapp: {name: debt_reminder_soft, language: ru, body_params: [creditor, account, amount]}
-  sms_details: "Реквизиты {creditor}: л/с {account}, {amount:money}. {pay_url}"
+  sms_details: "Реквизиты {creditor}: л/с {account}-sms-details, {amount:money}. {pay_url}"
 ivr:
   max_duration_s: 10
   operator: {queue: debt-operators}
@@ -144,11 +147,12 @@ cascade:
 """
 
 
-def make_config(plan: Plan, *, redis_url: str, ami_port: int, gateway_url: str, secrets_dir: Path,
+def make_config(plan: Plan, *, redis_url: str, ami_port: int, smsc_port: int, gateway_url: str, secrets_dir: Path,
                 scenarios_dir: Path, clock_spec: str) -> dict[str, Any]:
     s = Secrets()
     files = {}
-    for name in ("ami", "wa_token", "viber_password", "app_secret", "verify_token", "callback_token", "hmac_secret"):
+    for name in ("ami", "wa_token", "viber_password", "app_secret", "verify_token", "callback_token", "hmac_secret",
+                 "smpp"):
         path = secrets_dir / name
         path.write_text(getattr(s, name) + "\n")
         path.chmod(0o600)
@@ -162,8 +166,8 @@ def make_config(plan: Plan, *, redis_url: str, ami_port: int, gateway_url: str, 
         "clock": clock_spec,
         "redis": {"url": redis_url},
         "dispatcher": {"lease_s": 3.0, "idle_poll_s": 0.1, "drain_grace_s": 2.0, "batch_size": 100},
-        "log": {"json": False, "level": "WARNING"},
-        "pacing": {"sms-double": {"rate_per_s": rates["sms"] * 1.5, "max_concurrent": 200}},
+        # engine.runner at INFO: its "running" line tells a crash at start-up from one later.
+        "log": {"json": False, "level": "WARNING", "components": {"engine.runner": "INFO"}},
         "channels": {
             "ivr": {"connector": {
                 "servers": [{"name": "ast1", "port": ami_port, "username": "volna", "secret_file": files["ami"],
@@ -173,7 +177,15 @@ def make_config(plan: Plan, *, redis_url: str, ami_port: int, gateway_url: str, 
                 "ring_timeout_s": 2.0, "settle_s": 0.2, "tick_s": 0.05, "reconnect_min_s": 0.05,
                 "reconnect_max_s": 0.5, "action_timeout_s": 2.0, "connect_timeout_s": 2.0, "hangup_wait_s": 1.0,
                 "hangup_margin_s": 0.0, "retry_delay_s": 1.0}},
-            "sms": {"resend_unconfirmed": True},
+            # Resent when unconfirmed: every resend must be reported (a dispatched record of its own).
+            "sms": {"resend_unconfirmed": True, "connector": {
+                "final_timeout_s": 12.0,
+                "accounts": [{"name": "smsc-chaos", "host": "127.0.0.1", "port": smsc_port, "system_id": "volna",
+                              "password_file": files["smpp"], "binds": 2, "window": 10,
+                              "rate_per_s": rates["sms"], "enquire_link_s": 1.0, "response_timeout_s": 2.0,
+                              "connect_timeout_s": 1.0, "window_wait_s": 2.0, "reconnect_min_s": 0.05,
+                              "reconnect_max_s": 0.5, "drain_timeout_s": 1.0,
+                              "throttle": {"retry_min_s": 0.02, "retry_max_s": 0.3, "budget_s": 3.0}}]}},
             "whatsapp": {"connector": {
                 "base_url": gateway_url, "http": http, "app_secret_file": files["app_secret"],
                 "verify_token_file": files["verify_token"],
@@ -198,6 +210,9 @@ class RedisNode:
     def __init__(self, directory: Path, appendfsync: str) -> None:
         self.server = RedisServer(appendonly=True, appendfsync=appendfsync, port=free_port(), directory=directory)
         self.restarts = 0
+        #: (down, up) in ``time.time()`` of every restart; the one under way.
+        self.outages: list[tuple[float, float]] = []
+        self.down_since: float | None = None
 
     @property
     def url(self) -> str:
@@ -207,10 +222,18 @@ class RedisNode:
         self.server.start()
 
     async def restart(self, down_s: float, how: str = "kill") -> None:
+        self.down_since = time.time()
         await asyncio.to_thread(self.server.stop, kill=how == "kill")
         await asyncio.sleep(down_s)
         await asyncio.to_thread(self.server.start)
+        self.outages.append((self.down_since, time.time()))
+        self.down_since = None
         self.restarts += 1
+
+    def down_near(self, start: float, end: float, margin_s: float = 5.0) -> bool:
+        """Whether Redis was down at some moment of [start, end] (give or take the client's retries)."""
+        outages = [*self.outages, *([(self.down_since, time.time())] if self.down_since is not None else [])]
+        return any(down - margin_s <= end and start <= up + margin_s for down, up in outages)
 
     def stop(self) -> None:
         self.server.stop()
@@ -226,7 +249,7 @@ class WireSend:
     channel: str
     number: str  # digits
     real_s: float
-    #: AMI: the ChannelId; messengers: the task id (from the rendered text); SMS: the attempt key.
+    #: AMI: the ChannelId; SMS and messengers: the task id (from the rendered text).
     ref: str
     engine_ms: int | None = None
 
@@ -275,7 +298,21 @@ class GatewayTap:
         return response
 
 
-_TASK_ID = re.compile(r"\bT[0-9]{6}\b")
+class SmscTap:
+    """Every whole message the SMSC stores (parts joined), with its arrival time (wraps ``_count``)."""
+
+    def __init__(self, sim: SmscSimulator) -> None:
+        self.sends: list[WireSend] = []
+        original = sim._count
+
+        def count(destination: str, text: str, parts: int) -> None:
+            self.sends.append(WireSend("sms", destination, time.time(), _task_ref(text.encode())))
+            original(destination, text, parts)
+
+        sim._count = count  # type: ignore[method-assign]
+
+
+_TASK_ID = re.compile(r"\bT[0-9]{6}(?:-sms-details)?")
 
 
 def _task_ref(body: bytes) -> str:
@@ -290,6 +327,13 @@ def ami_knobs(seed: int) -> AmiKnobs:
                     key_mix="1:0.04,2:0.05,3:0.05,9:0.02")
 
 
+def smsc_knobs(seed: int, rate_per_s: float) -> SmscKnobs:
+    return SmscKnobs(seed=seed, accounts={"volna": Secrets.smpp}, receipt_delay="uniform",
+                     receipt_delay_min_s=0.02, receipt_delay_max_s=0.5, undelivered_share=0.04,
+                     expired_share=0.01, rejected_share=0.01, tps_limit=rate_per_s * 0.9,
+                     submit_latency_min_s=0.0, submit_latency_max_s=0.02)
+
+
 def gateway_knobs(seed: int) -> GatewayKnobs:
     return GatewayKnobs(seed=seed, no_account_share=0.15, delivered_min_s=0.02, delivered_max_s=0.3,
                         read_share=0.3, read_min_s=0.05, read_max_s=0.3, duplicate_share=0.05,
@@ -298,6 +342,23 @@ def gateway_knobs(seed: int) -> GatewayKnobs:
 
 
 # ---- the dispatcher processes --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exit:
+    """A dispatcher process that exited on its own."""
+
+    pid: int
+    code: int
+    last_line: str
+    log: str
+    started: float
+    ended: float
+    #: It had logged "dispatcher … running" (its start-up was over).
+    ran: bool
+
+    def describe(self) -> str:
+        return f"pid {self.pid} exited with {self.code}: {self.last_line} ({self.log})"
 
 
 @dataclass
@@ -311,23 +372,23 @@ class Fleet:
     procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     incarnations: int = 0
     kills: int = 0
+    log_of: dict[int, int] = field(default_factory=dict)
+    started_at: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.procs = [None] * self.n
-
-    @property
-    def records(self) -> list[Path]:
-        return sorted(self.workdir.glob("sms-*.jsonl"))
 
     def start(self, i: int) -> None:
         self.incarnations += 1
         k = self.incarnations
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
         env.pop("REDIS_URL", None)
-        args = [sys.executable, "-m", "tests.chaos.proc", "--config", str(self.config),
-                "--record", str(self.workdir / f"sms-{k:03d}.jsonl"), "--seed", str(self.seed * 1000 + k)]
+        args = [sys.executable, "-m", "tests.chaos.proc", "--config", str(self.config)]
         with open(self.workdir / f"proc-{k:03d}.log", "ab") as log:
-            self.procs[i] = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        self.procs[i] = proc
+        self.log_of[proc.pid] = k
+        self.started_at[proc.pid] = time.time()
 
     def start_all(self) -> None:
         for i in range(self.n):
@@ -365,12 +426,17 @@ class Fleet:
                 await asyncio.to_thread(p.wait, 10)
         self.procs = [None] * self.n
 
-    def crashed(self) -> list[str]:
-        """Logs of processes that exited on their own (not by our signals)."""
+    def reap(self) -> list[Exit]:
+        """Restart processes that exited on their own (as a supervisor would); say which and how."""
         out = []
-        for p in self.procs:
-            if p is not None and p.poll() is not None and p.returncode not in (0, -9, -15):
-                out.append(f"pid {p.pid} exited with {p.returncode}")
+        for i, p in enumerate(self.procs):
+            if p is not None and p.poll() is not None:
+                log = self.workdir / f"proc-{self.log_of[p.pid]:03d}.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                tail = text.strip().splitlines()[-1:]
+                out.append(Exit(p.pid, p.returncode, tail[0][:200] if tail else "", log.name,
+                                self.started_at[p.pid], time.time(), " running: " in text))
+                self.start(i)
         return out
 
 
