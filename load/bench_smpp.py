@@ -1,12 +1,14 @@
 """SMPP throughput: messages/s through ``SmppConnector`` to the SMSC simulator, and receipts/s back.
 
-    .venv/bin/python load/bench_smpp.py [--messages 20000] [--concurrency 2000] [--binds 2]
-                                        [--window 100] [--json] [--profile] [--micro]
+    .venv/bin/python load/bench_smpp.py [--messages 20000] [--concurrency 200] [--binds 2]
+                                        [--window 10] [--json] [--profile] [--micro] [--smsc-port N]
 
 * The simulator runs in its own process (``python -m simulators.smsc``: no throttling, no
   latency, a receipt for every message at once), so the figures are the connector's.
 * ``--concurrency`` workers call ``send`` back to back (the core's pacing would hold them to the
-  account's ``rate_per_s``; here nothing does); all requests are built before the clock starts.
+  account's ``rate_per_s``; here nothing does), by default ten times the binds × window, so most
+  of them wait for a window slot; all requests are built before the clock starts.
+* Texts alternate between a Latin (GSM, 1 part) and a Cyrillic (UCS-2, 1 part) reminder.
 * ``submit→resp`` is measured per PDU, from the write of the submit_sm to its submit_sm_resp
   (the bind's ``submit`` is wrapped), so it excludes the wait for a window slot.
 * receipts/s: receipts the sink got, over the time from the first send to the last receipt.
@@ -188,9 +190,9 @@ def micro() -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=20000)
-    p.add_argument("--concurrency", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=200, help="sends in flight (default: 10 × binds × window)")
     p.add_argument("--binds", type=int, default=2)
-    p.add_argument("--window", type=int, default=100)
+    p.add_argument("--window", type=int, default=10)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--profile", action="store_true", help="cProfile the connector side")
     p.add_argument("--micro", action="store_true", help="also time the codec paths per PDU")
