@@ -165,3 +165,33 @@ def test_the_cli_with_redis_down_says_so_clearly(tmp_path: Path, command: list[s
         return
     text = err.decode(errors="replace")
     assert proc.returncode == 2 and "Traceback" not in text and "Redis" in text, text[-800:]
+
+
+@pytest.mark.xfail(strict=True, reason="engine/templates.py: format_money('NaN') raises InvalidOperation, which "
+                                       "fails the whole batch again and again")
+async def test_a_task_whose_amount_is_nan_ends_error_and_spares_its_batch(redis: aioredis.Redis,
+                                                                         redis_url: str) -> None:
+    """Found by tests/test_properties_config.py (``render`` on any vars). ``format_money`` quantizes
+    inside its ``try`` but compares ``amount < 0`` outside it: a quiet NaN (``"NaN"``, or a JSON
+    ``NaN``, which the intake accepts) passes ``quantize`` and the comparison raises
+    ``decimal.InvalidOperation`` — an ``ArithmeticError``, not the ``ValueError`` that
+    ``ChannelLoop._prepare`` (engine/dispatcher.py) turns into ``error``. It escapes ``_process``,
+    the whole batch (up to ``batch_size`` innocent tasks) is dropped to lease recovery, requeued,
+    claimed again with the poison task, and fails again: the wave never completes.
+
+    Fix: in ``format_money`` (engine/templates.py, the ``try`` around ``quantize``) refuse
+    non-finite amounts (``if not amount.is_finite(): raise ValueError(...)``, inside the ``try``);
+    and in ``_prepare``, end one task ``error`` on any ``Exception`` from ``render`` so no single
+    task can fail its batch.
+    """
+    from tests.harness import results
+
+    ctx = context(make_settings(redis_url, dispatcher={"lease_s": 1.0}), ScaledClock(NOON_MSK), redis)
+    rows = [task(n) for n in range(10)]
+    rows[3]["vars"]["amount"] = "NaN"
+    await load_wave(ctx, "w1", DAY, rows)
+    async with running(ctx, [RecordingConnector(rate_per_s=1000)]):
+        await wait_until(lambda: _all_final(ctx, "w1", 10), timeout_s=8)
+    finals = {r["task_id"]: r["outcome"] for r in await results(redis, "w1") if r["kind"] == "result" and r["final"]}
+    assert finals.pop("t3") == "error"
+    assert set(finals.values()) == {"delivered"}
