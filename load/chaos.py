@@ -5,8 +5,9 @@
     .venv/bin/python load/chaos.py --runs 5 --tasks 3000   # five seeds in a row (seed, seed+1, …)
 
 Every run prints its seed, the faults it played, the verdicts and the command that replays
-it; the exit code is 0 only when every run passed. The work directory (process logs, the
-AOF, the SMS records) of a failed run is kept and printed.
+it; the exit code is 0 only when every run passed. The work directory of a failed run (each
+process's log, the AOF, the generated config) is kept and its path printed. The faults and the
+verdicts are described in tests/chaos/README_SECTION.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,19 @@ if str(ROOT) not in sys.path:
 from tests.chaos.plan import Options  # noqa: E402
 from tests.chaos.run import run_chaos  # noqa: E402
 
-DEFAULT_TASKS = 20_000
+HELP = {
+    "tasks": "tasks in the wave (default 20 000)",
+    "processes": "dispatcher processes (default 2)",
+    "appendfsync": "everysec or always (default: the seed picks)",
+    "duration_s": "seconds the wave would take without faults; the faults spread over them (default tasks/120)",
+    "kills": "SIGKILL dispatchers at random moments (default on)",
+    "redis_restarts": "Redis restarts mid-wave (default 1)",
+    "ami_drops": "AMI connections dropped with calls up (default 2)",
+    "gateway_bursts": "bursts of 429/500/503 from the gateway (default 4)",
+    "smsc_faults": "SMSC sessions dropped or garbage PDUs sent (default 3)",
+    "clock_jump": "the clock jumps across a window boundary (default on)",
+    "jump_min": "engine minutes the clock jumps (default 10)",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,10 +55,10 @@ def parser() -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action="store_true", default=default)
+            p.add_argument(flag, dest=f.name, action="store_true", default=default, help=HELP.get(f.name))
             p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false")
         else:
-            p.add_argument(flag, type=type(default), default=DEFAULT_TASKS if f.name == "tasks" else default)
+            p.add_argument(flag, type=type(default), default=default, help=HELP.get(f.name))
     return p
 
 
@@ -53,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     first = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 31)
     values = {f.name: getattr(args, f.name) for f in fields(Options) if f.name != "seed"}
-    if values["duration_s"] == Options(seed=0).duration_s and values["tasks"] > 3000:
-        values["duration_s"] = round(values["duration_s"] * values["tasks"] / 3000, 1)
     failed = []
     for seed in range(first, first + args.runs):
         report = asyncio.run(run_chaos(Options(seed=seed, **values), keep=args.keep, timeout_s=args.timeout))

@@ -14,7 +14,7 @@ tasks constrained to many zones are already closed: they end ``window_missed``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,12 +48,13 @@ class Options:
     """What a run does; everything random in it comes from ``seed``."""
 
     seed: int
-    tasks: int = 3000
+    tasks: int = 20_000
     processes: int = 2
     #: ``everysec`` or ``always``; empty: the seed picks one.
     appendfsync: str = ""
     #: How long the wave would take at the configured rates without faults; faults spread over it.
-    duration_s: float = 25.0
+    #: 0: a rate of 120 tasks/s (at least 10 s).
+    duration_s: float = 0.0
     kills: bool = True
     redis_restarts: int = 1
     ami_drops: int = 2
@@ -94,6 +95,8 @@ class Plan:
 
 
 def make_plan(options: Options) -> Plan:
+    if not options.duration_s:
+        options = replace(options, duration_s=round(max(10.0, options.tasks / 120), 1))
     rng = random.Random(options.seed)
     fsync = options.appendfsync or rng.choice(("everysec", "always"))
     rows = _tasks(random.Random(rng.getrandbits(64)), options.tasks)

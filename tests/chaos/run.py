@@ -245,7 +245,7 @@ async def run_chaos(options: Options, *, workdir: Path | None = None, log: Log =
     root = logging.getLogger()
     root.addHandler(handler)
     try:
-        await _run(world, report, timeout_s or max(120.0, options.duration_s * 6))
+        await _run(world, report, timeout_s or max(120.0, plan.options.duration_s * 6))
     finally:
         root.removeHandler(handler)
         handler.close()
