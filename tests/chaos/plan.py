@@ -94,9 +94,13 @@ class Plan:
         return self.options.seed
 
 
+def auto_duration(tasks: int) -> float:
+    return round(max(10.0, tasks / 120), 1)
+
+
 def make_plan(options: Options) -> Plan:
     if not options.duration_s:
-        options = replace(options, duration_s=round(max(10.0, options.tasks / 120), 1))
+        options = replace(options, duration_s=auto_duration(options.tasks))
     rng = random.Random(options.seed)
     fsync = options.appendfsync or rng.choice(("everysec", "always"))
     rows = _tasks(random.Random(rng.getrandbits(64)), options.tasks)

@@ -38,7 +38,7 @@ from simulators.ami import AmiSimulator
 from simulators.gateway import GatewaySimulator
 from simulators.smsc import SmscSimulator
 from tests.chaos.invariants import Observed, Verdict, check
-from tests.chaos.plan import CAMPAIGN, DAY, SCENARIO, WAVE, Fault, Options, Plan, make_plan
+from tests.chaos.plan import CAMPAIGN, DAY, SCENARIO, WAVE, Fault, Options, Plan, auto_duration, make_plan
 from tests.chaos.world import (
     Fleet,
     GatewayTap,
@@ -77,6 +77,8 @@ class Report:
         args = ["--seed", str(self.plan.seed)]
         for f in fields(Options):
             value = getattr(self.plan.options, f.name)
+            if f.name == "duration_s" and value == auto_duration(self.plan.options.tasks):
+                continue
             if f.name != "seed" and value != getattr(defaults, f.name):
                 flag = "--" + f.name.replace("_", "-")
                 args += [flag] if value is True else [f"--no-{f.name.replace('_', '-')}"] if value is False \

@@ -48,6 +48,14 @@ def test_the_same_seed_gives_the_same_plan() -> None:
     assert a.start_ms + jump.at_s * 1000 < BOUNDARY_MS < a.start_ms + jump.at_s * 1000 + 10 * 60_000
 
 
+def test_the_replay_command_names_only_what_differs() -> None:
+    from tests.chaos.run import Report
+
+    assert Report(make_plan(Options(seed=7))).replay() == ".venv/bin/python load/chaos.py --seed 7"
+    assert Report(make_plan(Options(seed=7, tasks=2000, clock_jump=False))).replay() == \
+        ".venv/bin/python load/chaos.py --seed 7 --tasks 2000 --no-clock-jump"
+
+
 def test_jump_clock_maps_real_time_to_the_spec_in_force() -> None:
     clock = JumpClock(1_000_000)
     before = clock.current.epoch_real_ms / 1000 - 1.0
