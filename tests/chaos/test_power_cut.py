@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.clock import ScaledClock
 from engine.keys import WaveKeys
@@ -100,7 +101,10 @@ async def _cut_power(fsync: str, tmp_path: Path) -> dict[str, Any]:
         survivor = spawn_dispatcher(server.url, records[1], clock=clock, rate_per_s=1000, lease_s=1.0)
         try:
             async def done() -> bool:
-                counts = await ctx.waves.counts("w1")
+                try:
+                    counts = await ctx.waves.counts("w1")
+                except RedisConnectionError:  # a pooled connection to the Redis that was killed
+                    return False
                 return counts.get("final", 0) >= TASKS and counts.get("leased", 0) == 0
 
             await wait_until(done, timeout_s=60)
@@ -130,7 +134,8 @@ async def test_a_power_cut_with_everysec_repeats_only_the_last_second(tmp_path: 
     # … but the last second is gone: some sends repeat, some results the planner had read vanish.
     assert m["sent_twice"] > 0 and m["forgotten"]
     # The damage is bounded by the lost window (plus the sends that were in flight at the cut).
-    assert all(m["cut"] - LOST_S - 0.3 <= at <= m["cut"] for at in m["first_send"].values())
+    # (``cut`` is read just before the kills: a send may land a few ms after it.)
+    assert all(m["cut"] - LOST_S - 0.3 <= at <= m["cut"] + 0.05 for at in m["first_send"].values())
     assert m["sent_twice"] <= 300 * (LOST_S + 0.3)
     print(f"everysec, {LOST_S:.0f} s lost: {m['sent_twice']} of {m['sends']} sends repeated, "
           f"{len(m['forgotten'])} stream records the planner had read are gone "
