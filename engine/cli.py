@@ -15,19 +15,28 @@ from typing import Any
 
 from engine.clock import make_clock
 from engine.context import Context
-from engine.errors import VolnaError
+from engine.errors import StoreUnavailable, VolnaError
 from engine.logs import setup_logging
-from engine.redis_conn import make_redis
+from engine.redis_conn import UNREACHABLE, describe_url, ensure_reachable, make_redis
 from engine.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
-async def with_context(settings: Settings, body: Callable[[Context], Coroutine[Any, Any, int]]) -> int:
+async def with_context(settings: Settings, body: Callable[[Context], Coroutine[Any, Any, int]],
+                       *, wait_for_redis: asyncio.Event | None = None) -> int:
+    """Run ``body`` with a context on a Redis that answered; with ``wait_for_redis`` (a stop event)
+    wait for an unreachable Redis instead of refusing (exit 0 if stopped while waiting)."""
     redis = make_redis(settings.redis)
     try:
+        if not await ensure_reachable(redis, settings.redis, wait=wait_for_redis):
+            return 0
         ctx = Context.build(settings, make_clock(settings.clock), redis)
-        return await body(ctx)
+        try:
+            return await body(ctx)
+        except UNREACHABLE as exc:  # Redis went away under a one-shot command
+            raise StoreUnavailable(f"Redis at {describe_url(settings.redis.url)} is unavailable: "
+                                   f"{type(exc).__name__}") from None
     finally:
         await redis.aclose()
 
@@ -197,7 +206,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         await runner.run(stop)
         return 1 if runner.failed else 0
 
-    return await with_context(settings, body)
+    return await with_context(settings, body, wait_for_redis=stop)
 
 
 # ---- scenarios and simulators ----------------------------------------------------------------

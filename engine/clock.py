@@ -60,8 +60,14 @@ class ScaledClock:
     @classmethod
     def from_spec(cls, spec: str) -> ScaledClock:
         """Parse ``start_ms:speed:epoch_real_ms`` (the form passed to child processes)."""
-        start, speed, epoch = spec.split(":")
-        return cls(int(start), float(speed), int(epoch))
+        parts = spec.split(":")
+        try:
+            start, speed, epoch = int(parts[0]), float(parts[1]), int(parts[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms") from None
+        if len(parts) != 3 or not (0 < speed < 1e9) or start < 0 or epoch < 0:
+            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms (speed > 0)")
+        return cls(start, speed, epoch)
 
     def spec(self) -> str:
         return f"{self.start_ms}:{self.speed}:{self.epoch_real_ms}"

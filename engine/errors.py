@@ -18,6 +18,10 @@ class IntakeError(VolnaError):
         super().__init__(f"line {line_no}: {reason}" if line_no is not None else reason)
 
 
+class StoreFull(IntakeError):
+    """Redis refused a write at ``maxmemory`` (``noeviction``): the batch was not written at all."""
+
+
 class WaveError(VolnaError):
     """A wave operation is not allowed in the wave's current state (or the wave is unknown)."""
 
@@ -28,3 +32,7 @@ class ConnectorError(VolnaError):
 
 class ProtocolError(ConnectorError):
     """Bytes or messages from a peer that do not follow the protocol."""
+
+
+class StoreUnavailable(VolnaError):
+    """Redis cannot be reached (or refuses writes): the message names the server, never its password."""

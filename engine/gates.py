@@ -76,7 +76,7 @@ class Gates(LoopBase):
                     continue
                 try:
                     text = render(template, task.vars)
-                except (KeyError, ValueError) as exc:
+                except Exception as exc:  # one task's bad vars must never fail its batch
                     ends.append(self._end(job, Outcome.ERROR, str(exc).strip("'\"")))
                     continue
             target = self.connector.route(task)

@@ -17,9 +17,10 @@ from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import OutOfMemoryError
 
 from engine.context import Context
-from engine.errors import IntakeError, WaveError
+from engine.errors import IntakeError, StoreFull, WaveError
 from engine.models import Task
 from engine.outcomes import Channel
 from engine.store import TaskRow, eligible_score
@@ -138,7 +139,7 @@ class Intake:
         csv_state = CsvLines() if fmt == "csv" else None
         batch: list[TaskRow] = []
         seen: set[str] = set()
-        line_no = 0
+        line_no = batch_line = 0
         async for raw in lines:
             line_no += 1
             try:
@@ -156,13 +157,15 @@ class Intake:
                 report.duplicates += 1
                 continue
             seen.add(row[0])
+            if not batch:
+                batch_line = line_no
             batch.append(row)
             if len(batch) >= BATCH:
-                await self._flush(wave_id, batch, report)
+                await self._flush(wave_id, batch, report, batch_line)
                 batch = []
                 seen.clear()
         if batch:
-            await self._flush(wave_id, batch, report)
+            await self._flush(wave_id, batch, report, batch_line)
         return report
 
     @staticmethod
@@ -184,9 +187,14 @@ class Intake:
         task = Task.model_validate(obj)
         return task_row(self.ctx, task, day)
 
-    async def _flush(self, wave_id: str, batch: list[TaskRow],
-                     report: IntakeReport) -> None:
-        flags = await self.ctx.waves.store(wave_id).add_tasks(self.ctx.clock.now_ms(), batch)
+    async def _flush(self, wave_id: str, batch: list[TaskRow], report: IntakeReport, first_line: int) -> None:
+        try:
+            flags = await self.ctx.waves.store(wave_id).add_tasks(self.ctx.clock.now_ms(), batch)
+        except OutOfMemoryError:
+            # The script is refused at its first write, so the batch is all or nothing.
+            raise StoreFull(f"Redis is out of memory (maxmemory): {report.accepted} tasks loaded, stopped at "
+                            f"line {first_line}, nothing from there on was written; load the file again "
+                            "once Redis has room (what was loaded is not doubled)") from None
         added = sum(flags)
         report.accepted += added
         report.duplicates += len(flags) - added

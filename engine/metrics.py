@@ -58,9 +58,9 @@ log = logging.getLogger("engine.metrics")
 ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
                "metrics_refresh", "webhook_sink")
 WEBHOOK_VERDICTS = ("accepted", "unsigned", "bad_signature", "too_large", "malformed", "sink_error",
-                    "verify_ok", "verify_refused", "other")
+                    "stalled", "overloaded", "verify_ok", "verify_refused", "other")
 _WEBHOOK_POST_VERDICT = {200: "accepted", 400: "malformed", 401: "unsigned", 403: "bad_signature",
-                         413: "too_large", 503: "sink_error"}
+                         408: "stalled", 413: "too_large", 429: "overloaded", 503: "sink_error"}
 #: Waves whose day is at least this many days before today (engine clock, UTC) and that are
 #: no longer running or paused are not reported: the ``wave`` label stays bounded.
 WAVE_RETENTION_DAYS = 1

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from engine.errors import ConfigError
 from engine.ivr import IvrScript
 from engine.outcomes import Channel, Outcome
+from engine.settings import parse_config_text
 from engine.templates import check_template
 
 CapClass = Literal["conversation", "message"]
@@ -138,12 +139,7 @@ class Scenario(_Model):
 
 
 def load_scenario(path: Path) -> Scenario:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = parse_config_text(path, yaml.safe_load, yaml.YAMLError, "YAML")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a scenario is a mapping at the top level")
     raw.setdefault("name", path.stem)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from engine.clock import ScaledClock
 from engine.errors import ConfigError
 from engine.outcomes import Channel
 
@@ -114,6 +116,24 @@ class ApiSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_upload_bytes: int = Field(default=1 << 30, ge=1024)
+    #: A request body (JSON, webhook) must arrive whole, an upload send something, within this.
+    body_read_timeout_s: float = Field(default=10.0, gt=0)
+    #: Uploads one process serves at once (429 with Retry-After beyond).
+    max_concurrent_uploads: int = Field(default=4, ge=1)
+    #: Lines per second one upload is read at (0 = unpaced).
+    upload_lines_per_s: float = Field(default=20_000.0, ge=0)
+    #: Webhook requests one process handles at once (503 with Retry-After beyond: the provider resends).
+    webhook_max_concurrent: int = Field(default=512, ge=1)
+
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"log level {value!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
 
 
 class LogSettings(_Section):
@@ -121,6 +141,16 @@ class LogSettings(_Section):
     json_format: bool = Field(default=True, alias="json")
     #: Per component, e.g. ``{"connectors.smpp" = "DEBUG"}``.
     components: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return _log_level(value)
+
+    @field_validator("components")
+    @classmethod
+    def _component_levels(cls, value: dict[str, str]) -> dict[str, str]:
+        return {component: _log_level(level) for component, level in value.items()}
 
 
 class Settings(BaseSettings):
@@ -138,9 +168,11 @@ class Settings(BaseSettings):
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
     clock: str = ""
 
-    @field_validator("scenarios_dir")
+    @field_validator("clock")
     @classmethod
-    def _dir(cls, value: Path) -> Path:
+    def _clock(cls, value: str) -> str:
+        if value:
+            ScaledClock.from_spec(value)
         return value
 
     @classmethod
@@ -168,22 +200,39 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             mode = file.stat().st_mode
         except OSError as exc:
             raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        data = parse_config_text(file, lambda text: tomllib.loads(text), tomllib.TOMLDecodeError, "TOML")
         if mode & stat.S_IROTH and _has_secrets(data):
             raise ConfigError(f"{file}: holds secrets and is world-readable; chmod o-r {file}")
     data.update(overrides)
     if "REDIS_URL" in os.environ and "VOLNA_REDIS__URL" not in os.environ:
-        data.setdefault("redis", {})
-        data["redis"] = {**data["redis"], "url": os.environ["REDIS_URL"]}
+        redis = data.setdefault("redis", {})
+        if isinstance(redis, dict):  # anything else is left to the validation, which names the key
+            data["redis"] = {**redis, "url": os.environ["REDIS_URL"]}
     try:
         return Settings(**data)
     except ValidationError as exc:
         where = f"{file}: " if file else ""
         lines = [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def parse_config_text(file: Path, parse: Callable[[str], Any], syntax_error: type[Exception], syntax: str) -> Any:
+    """Read ``file`` as UTF-8 and parse it; every way that can fail is a :class:`ConfigError`
+    naming the file (a cp1251 file from an operator's editor, a file nested thousands deep)."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    try:
+        return parse(text)
+    except syntax_error as exc:
+        raise ConfigError(f"{file}: not valid {syntax}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid {syntax}: nested too deeply") from None
 
 
 _SECRET_WORDS = ("password", "token", "secret")

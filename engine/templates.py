@@ -35,7 +35,10 @@ def check_template(template: str) -> list[str]:
 def format_money(value: Any) -> str:
     """``12345.67`` → ``12 345,67 ₽`` (NBSP as the group separator and before the sign)."""
     try:
-        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        amount = Decimal(str(value))
+        if not amount.is_finite():  # NaN compares by raising, Infinity has no kopecks
+            raise InvalidOperation
+        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         raise ValueError(f"not an amount: {value!r}") from None
     sign = "-" if amount < 0 else ""

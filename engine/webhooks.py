@@ -13,8 +13,10 @@
 
 Answers: 200 once every event is in the sink; 400 not JSON / not a webhook; 401 no
 signature (or token); 403 a wrong one (a body changed after signing is a wrong one);
+408 a body that did not arrive within ``body_read_timeout_s`` (the connection is closed);
 413 a body over ``max_body_bytes`` (``Content-Length`` checked before reading, the read
-capped too); 503 when the sink failed or timed out, so the provider delivers again (the
+capped too); 429 with ``Retry-After`` when ``max_concurrent`` requests are already being
+handled; 503 when the sink failed or timed out, so the provider delivers again (the
 core's finalize is idempotent per attempt, a duplicate is recorded once). Every refusal
 is counted in :class:`WebhookStats`; the endpoint keeps serving through all of it.
 
@@ -43,6 +45,7 @@ from connectors.messengers.webhooks import (
     verify_subscription,
     verify_token,
 )
+from engine.admission import Admission
 from engine.errors import ConfigError
 from engine.outcomes import Channel
 from engine.settings import Settings
@@ -50,6 +53,7 @@ from engine.settings import Settings
 log = logging.getLogger("engine.webhooks")
 
 Sink = Callable[[LateEvent], Awaitable[Any]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 WHATSAPP_SIGNATURE = "X-Hub-Signature-256"
 VOLNA_SIGNATURE = "X-Volna-Signature"
@@ -103,12 +107,14 @@ class WebhookStats:
     bad_signature: int = 0
     too_large: int = 0
     malformed: int = 0
+    stalled: int = 0
+    overloaded: int = 0
     sink_errors: int = 0
     verify_ok: int = 0
     verify_refused: int = 0
 
     def refused(self) -> int:
-        return self.unsigned + self.bad_signature + self.too_large + self.malformed
+        return self.unsigned + self.bad_signature + self.too_large + self.malformed + self.stalled + self.overloaded
 
 
 WEBHOOK_STATS = web.AppKey("webhook_stats", WebhookStats)
@@ -125,6 +131,8 @@ class WebhookEndpoint:
         stats: WebhookStats | None = None,
         max_body_bytes: int = 256 * 1024,
         sink_timeout_s: float = 10.0,
+        body_read_timeout_s: float = 10.0,
+        max_concurrent: int = 512,
         emit_sent: bool = False,
         prefix: str = "/webhooks",
     ) -> None:
@@ -133,6 +141,8 @@ class WebhookEndpoint:
         self.stats = stats if stats is not None else WebhookStats()
         self.max_body_bytes = max_body_bytes
         self.sink_timeout_s = sink_timeout_s
+        self.body_read_timeout_s = body_read_timeout_s
+        self.admission = Admission(max_concurrent)
         self.emit_sent = emit_sent
         self.prefix = prefix.rstrip("/")
 
@@ -140,10 +150,26 @@ class WebhookEndpoint:
         out: list[web.RouteDef] = []
         if self.secrets.whatsapp_app_secrets:
             out += [web.get(f"{self.prefix}/whatsapp", self.whatsapp_verify, allow_head=False),
-                    web.post(f"{self.prefix}/whatsapp", self.whatsapp)]
+                    web.post(f"{self.prefix}/whatsapp", self._admitted("whatsapp", self.whatsapp))]
         if self.secrets.viber_token or self.secrets.viber_hmac_secret:
-            out.append(web.post(f"{self.prefix}/viber", self.viber))
+            out.append(web.post(f"{self.prefix}/viber", self._admitted("viber", self.viber)))
         return out
+
+    def _admitted(self, route: str, handler: Handler) -> Handler:
+        """``handler`` while fewer than ``max_concurrent`` requests are inside, else 429 at once."""
+        async def admitted(request: web.Request) -> web.Response:
+            with self.admission.enter() as inside:
+                if inside:
+                    return await handler(request)
+            self._count(route)
+            self.stats.overloaded += 1
+            _sampled(self.stats.overloaded, "%s webhook refused: %d requests already being handled", route,
+                     self.admission.limit)
+            resp = web.Response(status=429, text="too many requests", headers={"Retry-After": "1"})
+            resp.force_close()  # the body is not read
+            return resp
+
+        return admitted
 
     # ---- handlers ---------------------------------------------------------------------------
 
@@ -194,20 +220,29 @@ class WebhookEndpoint:
     # ---- steps ------------------------------------------------------------------------------
 
     async def _body(self, request: web.Request) -> bytes | web.Response:
-        """The raw body, at most ``max_body_bytes`` (413 past it, before reading when the length is known)."""
+        """The raw body, at most ``max_body_bytes`` (413 past it, before reading when the length is
+        known), whole within ``body_read_timeout_s`` (408 after it)."""
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             return self._too_large()
-        if length is not None:
-            return await request.content.read()  # the parser delivers at most Content-Length bytes
-        chunks = bytearray()
-        while True:
-            chunk = await request.content.read(65536)
-            if not chunk:
-                return bytes(chunks)
-            chunks += chunk
-            if len(chunks) > self.max_body_bytes:
-                return self._too_large()
+        try:
+            async with asyncio.timeout(self.body_read_timeout_s):
+                if length is not None:
+                    return await request.content.read()  # the parser delivers at most Content-Length bytes
+                chunks = bytearray()
+                while True:
+                    chunk = await request.content.read(65536)
+                    if not chunk:
+                        return bytes(chunks)
+                    chunks += chunk
+                    if len(chunks) > self.max_body_bytes:
+                        return self._too_large()
+        except TimeoutError:
+            self.stats.stalled += 1
+            _sampled(self.stats.stalled, "webhook body not received within %.0f s", self.body_read_timeout_s)
+            resp = web.Response(status=408, text="body too slow")
+            resp.force_close()
+            return resp
 
     def _too_large(self) -> web.Response:
         self.stats.too_large += 1

@@ -49,13 +49,7 @@ def _well_formed(messages: list[Message]) -> None:
         assert isinstance(msg, dict) and msg
         for key, value in msg.items():
             assert isinstance(key, str) and isinstance(value, str)
-            # An empty name is possible today (a line ": x"): see test_a_line_without_a_name_is_malformed.
-            assert "\n" not in key and "\r" not in key
-
-
-def _ends_in_newline(text: str) -> bool:
-    """Names that hit the ``$`` bug (see the strict-xfail tests below); kept out of the properties."""
-    return text.endswith("\n")
+            assert key and "\n" not in key and "\r" not in key
 
 
 @FAST
@@ -99,8 +93,7 @@ def test_messages_with_junk_lines_keep_their_good_headers(
 
 
 @FAST
-@given(_token, st.lists(st.tuples(st.text(max_size=8).filter(lambda k: not _ends_in_newline(k)),
-                                  st.text(max_size=16)), max_size=4))
+@given(_token, st.lists(st.tuples(st.text(max_size=8), st.text(max_size=16)), max_size=4))
 def test_serialize_makes_one_action_or_refuses(action: str, headers: list[tuple[str, str]]) -> None:
     """A task variable can never add a header or a second action: ``serialize`` refuses what it
     cannot write as one line, and what it writes parses back as exactly the headers given."""
@@ -127,7 +120,7 @@ _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 @FAST
-@given(st.text(max_size=20).filter(lambda n: not _ends_in_newline(n)),
+@given(st.text(max_size=20),
        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=40)))
 def test_variable_is_one_safe_argument(name: str, value: object) -> None:
     """``Variable: NAME=value`` survives Asterisk's argument splitter as one argument, whatever the
@@ -146,28 +139,23 @@ def test_variable_is_one_safe_argument(name: str, value: object) -> None:
     assert _UNESCAPE.sub(r"\1", text) == re.sub(r"[\x00-\x1f\x7f]", "", expected)
 
 
-# ---- what the properties found ------------------------------------------------------------------
+# ---- what the properties found (each was a fault before its fix) --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/ami/message.py: `$` in _KEY and _VAR_NAME accepts a trailing \\n")
 def test_a_name_with_a_trailing_newline_is_refused() -> None:
-    """``_KEY`` (line 30) and ``_VAR_NAME`` (line 135) are anchored with ``$``, which also matches
-    before a final ``\\n``: ``serialize("Ping", [("A\\n", "v")])`` writes ``A\\n: v`` (a bare line
-    break inside the action, and Asterisk reads LF as a line end) and ``variable("A\\n", 1)``
-    returns ``A\\n=1``. The names come from code and scenarios, not from task data, so nothing is
-    injectable today; the docstrings promise a ``ValueError``. Fix: ``re.fullmatch`` (or ``\\Z``)."""
+    """``$`` also matches before a final ``\n``: ``serialize("Ping", [("A\n", "v")])`` wrote
+    ``A\n: v`` (a bare line break inside the action) and ``variable("A\n", 1)`` returned
+    ``A\n=1``. The names are matched whole now."""
     with pytest.raises(ValueError):
         serialize("Ping", [("A\n", "v")])
     with pytest.raises(ValueError):
         variable("A\n", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/ami/message.py: a line ': x' becomes a header named ''")
 def test_a_line_without_a_name_is_malformed() -> None:
-    """``AmiParser`` counts a line that is not ``Key: Value`` as malformed and skips it, but ``": x"``
-    passes both paths (``line.split(": ", 1)`` and ``line.partition(": ")`` give the name ``""``)
-    and becomes a header with an empty name. Fix: in ``_slow``, treat an empty key from the
-    ``": "`` partition as malformed, and leave the fast path when a line starts with ``": "``."""
+    """A line ``": x"`` used to become a header named ``""``; it is skipped and counted as malformed,
+    on the fast path and on the slow one."""
     parser = AmiParser(expect_banner=False)
     assert parser.feed(b"Event: X\r\n: x\r\n\r\n") == [{"Event": "X"}]
-    assert parser.malformed == 1
+    assert parser.feed(b"Event: Y\r\n: x\r\nBad line\r\n\r\n") == [{"Event": "Y"}]
+    assert parser.malformed == 3

@@ -27,7 +27,7 @@ Message = dict[str, str]
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 _BANNER_BYTES = BANNER_PREFIX.encode()
-_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_KEY = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 class AmiParser:
@@ -74,7 +74,7 @@ class AmiParser:
             lines = block.split("\n")
             try:
                 msg: Message = dict(line.split(": ", 1) for line in lines)
-                if len(msg) != len(lines):
+                if len(msg) != len(lines) or "" in msg:
                     msg = self._slow(lines)
             except ValueError:
                 msg = self._slow(lines)
@@ -96,11 +96,11 @@ class AmiParser:
             key, sep, value = line.partition(": ")
             if not sep:
                 key, sep, value = line.partition(":")
-                if not sep or not key:
-                    if line.strip():
-                        self.malformed += 1
-                    continue
                 value = value.strip()
+            if not sep or not key:  # no colon at all, or no name before it (": x")
+                if line.strip():
+                    self.malformed += 1
+                continue
             if key in msg:
                 msg[key] = f"{msg[key]}\n{value}"
             else:
@@ -116,7 +116,7 @@ def serialize(action: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:
     """
     parts = [f"Action: {action}"]
     for key, value in headers:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):  # fullmatch: `$` would let a trailing newline through
             raise ValueError(f"bad AMI header name {key!r}")
         if "\r" in value or "\n" in value:
             raise ValueError(f"AMI header {key} holds a line break")
@@ -132,7 +132,7 @@ def serialize_message(headers: Iterable[tuple[str, str]]) -> bytes:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ARG_SPECIAL = re.compile(r'([\\,"])')
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 
 
 def variable(name: str, value: object) -> str:
@@ -142,7 +142,7 @@ def variable(name: str, value: object) -> str:
     backslashes are removed as it goes), so ``\\``, ``,`` and ``"`` are backslash-escaped and
     control characters are dropped. ``None`` becomes the empty string, booleans ``1``/``0``.
     """
-    if not _VAR_NAME.match(name):
+    if not _VAR_NAME.fullmatch(name):
         raise ValueError(f"bad channel variable name {name!r}")
     if value is None:
         text = ""

@@ -163,8 +163,10 @@ def _whatsapp_status(item: Any, emit_sent: bool) -> LateEvent | str:
     outcome, final = mapped
     data: dict[str, Any] = {"status": status}
     timestamp = item.get("timestamp")
-    if isinstance(timestamp, str | int) and str(timestamp).isdigit():
-        data["provider_time_ms"] = int(timestamp) * 1000
+    # Epoch seconds as Meta sends them; "²" is isdigit() and 5 000 digits exceed int()'s limit.
+    seconds = str(timestamp) if isinstance(timestamp, str | int) and not isinstance(timestamp, bool) else ""
+    if 0 < len(seconds) <= 12 and seconds.isascii() and seconds.isdecimal():
+        data["provider_time_ms"] = int(seconds) * 1000
     pricing = item.get("pricing")
     if isinstance(pricing, dict) and isinstance(pricing.get("category"), str):
         data["pricing_category"] = pricing["category"]

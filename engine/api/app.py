@@ -27,6 +27,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.admission import Admission
 from engine.api.audit import Audit, AuditEntry
 from engine.api.auth import Perm, Principal, authenticate
 from engine.api.http import ApiError, error_response, json_response
@@ -58,12 +59,20 @@ class ApiOptions:
     #: Rejected lines listed in an upload's answer (the total is always counted).
     rejections_listed: int = 1000
     readiness_timeout_s: float = 1.0
+    #: A JSON body must arrive whole, and an upload must send something, within this (else 408).
+    body_read_timeout_s: float = 10.0
+    #: Uploads served at once by this process; one more is answered 429 with ``Retry-After``.
+    max_concurrent_uploads: int = 4
+    #: Lines per second one upload is read at (0: as fast as the intake goes); the client is
+    #: slowed by TCP back-pressure, so a planner's bulk load cannot starve the dispatchers' Redis.
+    upload_lines_per_s: float = 20_000.0
 
 
 CTX = web.AppKey("ctx", Context)
 OPTIONS = web.AppKey("options", ApiOptions)
 AUDIT = web.AppKey("audit", Audit)
 HUB = web.AppKey("hub", Hub)
+UPLOADS = web.AppKey("uploads", Admission)
 READINESS = web.AppKey("readiness", dict[str, ReadinessCheck])
 #: Per-channel rates by wave, briefly cached: every open console asks for them every few seconds.
 RATES = web.AppKey("rates", dict[str, tuple[float, dict[str, float]]])
@@ -102,13 +111,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        headers = {"WWW-Authenticate": 'Bearer realm="volna"'} if exc.status == 401 else None
-        return error_response(exc.status, exc.message, headers=headers, extra=exc.extra)
+        headers = dict(exc.headers or {})
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="volna"'
+        response = error_response(exc.status, exc.message, headers=headers or None, extra=exc.extra)
+        if exc.close:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return error_response(exc.status, exc.reason, headers=headers)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, exc.reason, headers=allow)
     except (RedisConnectionError, RedisTimeoutError):
         log.warning("Redis unavailable while serving %s %s", request.method, request.path)
         return error_response(503, "the engine's Redis is unavailable; try again")
@@ -239,7 +253,11 @@ def make_app(
     from engine.api.openapi import openapi_handler
 
     settings = ctx.settings.api
-    opts = options or ApiOptions(max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    opts = options or ApiOptions(
+        max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
+        body_read_timeout_s=settings.body_read_timeout_s, max_concurrent_uploads=settings.max_concurrent_uploads,
+        upload_lines_per_s=settings.upload_lines_per_s,
+    )
     # client_max_size guards request.read()/post(); our handlers read bodies themselves, capped.
     app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=opts.max_body_bytes)
     app[CTX] = ctx
@@ -247,6 +265,7 @@ def make_app(
     app[AUDIT] = Audit(ctx.redis)
     app[READINESS] = dict(readiness or {})
     app[RATES] = {}
+    app[UPLOADS] = Admission(opts.max_concurrent_uploads)
     app.cleanup_ctx.append(_feeds)
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_security_headers)

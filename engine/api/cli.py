@@ -26,7 +26,7 @@ from engine.context import Context
 from engine.errors import VolnaError
 from engine.logs import setup_logging
 from engine.phones import mask_text
-from engine.redis_conn import make_redis
+from engine.redis_conn import ensure_reachable, make_redis
 from engine.settings import Settings, load_settings
 
 log = logging.getLogger("engine.api")
@@ -61,7 +61,9 @@ def default_extras(ctx: Context) -> Mapping[str, Any]:
     from engine.webhooks import WebhookSecrets, webhook_routes
 
     correlation = Correlation(ctx, Finisher(ctx))
-    routes = webhook_routes(correlation.record, WebhookSecrets.from_settings(ctx.settings))
+    api = ctx.settings.api
+    routes = webhook_routes(correlation.record, WebhookSecrets.from_settings(ctx.settings),
+                            body_read_timeout_s=api.body_read_timeout_s, max_concurrent=api.webhook_max_concurrent)
     return {"webhooks": ctx.metrics.meter_webhooks(routes), "metrics": ctx.metrics.handler()}
 
 
@@ -134,6 +136,7 @@ def main_token(argv: list[str]) -> int:
     async def run(settings: Settings) -> int:
         redis = make_redis(settings.redis)
         try:
+            await ensure_reachable(redis, settings.redis)
             if args.action == "create":
                 print(await create_token(redis, args.role, args.name))
                 print(f"token for {args.name} ({args.role}) created; it is not shown again", file=sys.stderr)

@@ -7,6 +7,7 @@ leaves in an error, whatever raised it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, TypeVar
@@ -31,10 +32,14 @@ JSON_TYPES = ("application/json", "application/problem+json")
 class ApiError(Exception):
     """A refusal with an HTTP status; ``extra`` fields are added beside ``error``."""
 
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        #: Close the connection after answering: the rest of the body is not read (413, 408).
+        self.close = close
+        self.headers = headers
         self.extra = extra
 
 
@@ -75,25 +80,30 @@ def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return value
 
 
-async def read_body(request: web.Request, max_bytes: int) -> bytes:
-    """The body, at most ``max_bytes`` (413 before reading when Content-Length says more)."""
+async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The body, at most ``max_bytes`` (413 before reading when Content-Length says more), whole
+    within ``timeout_s`` (408 after: a client that stalls its body must not hold a handler)."""
     length = request.content_length
     if length is not None and length > max_bytes:
-        raise ApiError(413, f"request body over {max_bytes} bytes")
+        raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
     chunks = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        chunks += chunk
-        if len(chunks) > max_bytes:
-            raise ApiError(413, f"request body over {max_bytes} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_chunked(65536):
+                chunks += chunk
+                if len(chunks) > max_bytes:
+                    raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s", close=True) from None
     return bytes(chunks)
 
 
-async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:
-    """Parse and validate a JSON body: 415 not JSON, 413 too large, 400 malformed or invalid."""
+async def read_json(request: web.Request, model: type[M], max_bytes: int, timeout_s: float) -> M:
+    """Parse and validate a JSON body: 415 not JSON, 413 too large, 408 too slow, 400 malformed or invalid."""
     ctype = request.content_type
     if request.body_exists and ctype not in JSON_TYPES and ctype != "application/octet-stream":
         raise ApiError(415, f"expected Content-Type application/json, got {ctype}")
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, timeout_s)
     if not body.strip():
         raise ApiError(400, "a JSON object is required in the body")
     try:

@@ -53,7 +53,8 @@ async def get_tokens(request: web.Request) -> web.Response:
 @allow(Perm.ADMIN, "token.create")
 async def post_token(request: web.Request) -> web.Response:
     """A new token; its value is in this answer only (Redis keeps its SHA-256)."""
-    body = await read_json(request, TokenIn, request.app[OPTIONS].max_body_bytes)
+    opts = request.app[OPTIONS]
+    body = await read_json(request, TokenIn, opts.max_body_bytes, opts.body_read_timeout_s)
     audit_note(request, "token.create", body.name, role=body.role.value)
     token = await create_token(request.app[CTX].redis, body.role.value, body.name)
     token_id = digest(token)[:16]

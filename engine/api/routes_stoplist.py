@@ -73,7 +73,8 @@ async def list_stoplist(request: web.Request) -> web.Response:
 @allow(Perm.STOPLIST, "stoplist.add")
 async def add_stop(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = await read_json(request, StopIn, request.app[OPTIONS].max_body_bytes)
+    opts = request.app[OPTIONS]
+    body = await read_json(request, StopIn, opts.max_body_bytes, opts.body_read_timeout_s)
     audit_note(request, "stoplist.add", f"{body.kind}:***", reason=body.reason.value)
     try:
         entry = await ctx.stoplist.add(body.kind, body.value, body.reason.value, now_ms=ctx.clock.now_ms(),

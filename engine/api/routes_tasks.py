@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, web
 
-from engine.api.app import CTX, OPTIONS, allow, audit_note
+from engine.api.app import CTX, OPTIONS, UPLOADS, allow, audit_note
 from engine.api.auth import Perm
 from engine.api.http import ApiError, error_response, json_response
 from engine.api.routes_waves import existing_wave
-from engine.errors import IntakeError, WaveError
+from engine.errors import IntakeError, StoreFull, WaveError
 from engine.intake import MAX_LINE_BYTES, CsvLines, Intake, Rejection
 from engine.phones import mask_text
 
@@ -36,24 +36,41 @@ CSV_TYPES = frozenset({"text/csv", "application/csv"})
 READ_CHUNK = 1 << 16
 #: Let other requests run at least this often while a big upload is being validated.
 YIELD_EVERY_LINES = 200
+#: What a refused upload is told to wait (an upload takes seconds to minutes).
+UPLOAD_RETRY_AFTER_S = 5
 
 
 class BodyLines:
-    """The lines of a request body as they arrive (``\\n``-separated, the last may lack it)."""
+    """The lines of a request body as they arrive (``\\n``-separated, the last may lack it).
 
-    def __init__(self, content: StreamReader, max_bytes: int, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    Reading stops, keeping what was whole, when the body passes ``max_bytes`` (``too_large``) or
+    sends nothing for ``idle_timeout_s`` (``stalled``); with ``lines_per_s`` the reading is paced
+    (the client feels it as TCP back-pressure).
+    """
+
+    def __init__(self, content: StreamReader, max_bytes: int, max_line_bytes: int = MAX_LINE_BYTES, *,
+                 idle_timeout_s: float = 10.0, lines_per_s: float = 0.0) -> None:
         self.content = content
         self.max_bytes = max_bytes
         self.max_line_bytes = max_line_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.lines_per_s = lines_per_s
         self.bytes_read = 0
         self.lines_read = 0
         self.too_large = False
+        self.stalled = False
 
     async def lines(self) -> AsyncIterator[bytes]:
         pending = b""
         skipping = False  # inside a line already reported as too long
+        started = time.monotonic()
         while True:
-            chunk = await self.content.readany()
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    chunk = await self.content.readany()
+            except TimeoutError:
+                self.stalled = True
+                return
             if not chunk:
                 break
             room = self.max_bytes - self.bytes_read
@@ -70,7 +87,7 @@ class BodyLines:
                 self.lines_read += 1
                 yield line
                 if self.lines_read % YIELD_EVERY_LINES == 0:
-                    await asyncio.sleep(0)
+                    await self._pace(started)
             if len(pending) > self.max_line_bytes:
                 if not skipping:
                     # Handed on truncated, one byte over the limit: the intake rejects it by number.
@@ -83,6 +100,10 @@ class BodyLines:
         if pending and not skipping:
             self.lines_read += 1
             yield pending
+
+    async def _pace(self, started: float) -> None:
+        ahead_s = self.lines_read / self.lines_per_s - (time.monotonic() - started) if self.lines_per_s else 0.0
+        await asyncio.sleep(max(0.0, ahead_s))  # sleep(0) at least: let the dispatchers' I/O in
 
 
 async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -136,13 +157,25 @@ async def upload_tasks(request: web.Request) -> web.StreamResponse:
         return _closing(error_response(413, f"upload over {opts.max_upload_bytes} bytes"))
     fmt = upload_format(request)
     await existing_wave(ctx, wave_id)
+    with request.app[UPLOADS].enter() as admitted:
+        if not admitted:
+            return _closing(error_response(
+                429, f"{opts.max_concurrent_uploads} uploads are being loaded; send this one again shortly",
+                headers={"Retry-After": str(UPLOAD_RETRY_AFTER_S)}))
+        return await _load(request, wave_id, fmt)
+
+
+async def _load(request: web.Request, wave_id: str, fmt: str) -> web.Response:
+    ctx = request.app[CTX]
+    opts = request.app[OPTIONS]
     listed: list[dict[str, object]] = []
 
     def on_reject(r: Rejection) -> None:
         if len(listed) < opts.rejections_listed:
             listed.append({"line": r.line_no, "reason": mask_text(r.reason)})
 
-    body = BodyLines(request.content, opts.max_upload_bytes)
+    body = BodyLines(request.content, opts.max_upload_bytes, idle_timeout_s=opts.body_read_timeout_s,
+                     lines_per_s=opts.upload_lines_per_s)
     started = time.monotonic()
     lines = body.lines()
     if fmt == "csv":
@@ -151,6 +184,8 @@ async def upload_tasks(request: web.Request) -> web.StreamResponse:
         report = await Intake(ctx).load(wave_id, lines, fmt, on_reject)
     except WaveError as exc:
         raise ApiError(409, str(exc)) from None
+    except StoreFull as exc:  # the file is fine: Redis has no room (507, as WebDAV servers say it)
+        raise ApiError(507, exc.reason) from None
     except IntakeError as exc:
         raise ApiError(400, exc.reason) from None
     seconds = time.monotonic() - started
@@ -161,11 +196,17 @@ async def upload_tasks(request: web.Request) -> web.StreamResponse:
         "seconds": round(seconds, 3),
     }
     audit_note(request, "tasks.upload", wave_id, format=fmt, lines=body.lines_read, accepted=report.accepted,
-               already_loaded=report.duplicates, rejected=report.rejected, too_large=body.too_large)
+               already_loaded=report.duplicates, rejected=report.rejected, too_large=body.too_large,
+               stalled=body.stalled)
+    counts = {k: v for k, v in answer.items() if k != "wave_id"}
     if body.too_large:
         return _closing(error_response(
             413, f"upload over {opts.max_upload_bytes} bytes: loading stopped after line {body.lines_read}",
-            extra={k: v for k, v in answer.items() if k != "wave_id"}))
+            extra=counts))
+    if body.stalled:
+        return _closing(error_response(
+            408, f"nothing arrived for {opts.body_read_timeout_s:g} s: loading stopped after line "
+                 f"{body.lines_read}; send the file again (nothing is doubled)", extra=counts))
     return json_response(answer)
 
 

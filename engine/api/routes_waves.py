@@ -59,7 +59,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 @allow(Perm.CREATE, "campaign.create")
 async def create_campaign(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = await read_json(request, CampaignIn, request.app[OPTIONS].max_body_bytes)
+    opts = request.app[OPTIONS]
+    body = await read_json(request, CampaignIn, opts.max_body_bytes, opts.body_read_timeout_s)
     audit_note(request, "campaign.create", body.campaign_id)
     record = {"campaign_id": body.campaign_id, "title": body.title, "created_at": ctx.clock.now_ms(),
               "created_by": principal(request).name}
@@ -109,7 +110,8 @@ async def list_waves(request: web.Request) -> web.Response:
 @allow(Perm.CREATE, "wave.create")
 async def create_wave(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = await read_json(request, WaveIn, request.app[OPTIONS].max_body_bytes)
+    opts = request.app[OPTIONS]
+    body = await read_json(request, WaveIn, opts.max_body_bytes, opts.body_read_timeout_s)
     audit_note(request, "wave.create", body.wave_id, campaign_id=body.campaign_id, day=body.day.isoformat())
     try:
         await ctx.waves.create(body.wave_id, body.campaign_id, body.day, by=principal(request).name)

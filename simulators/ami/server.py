@@ -150,6 +150,15 @@ class AmiSimulator:
             if session.transport is not None:
                 session.transport.abort()
 
+    def end_call(self, digits: str) -> int:
+        """The far end hangs up every running call to ``digits`` now (cause 16); returns how many."""
+        ended = 0
+        for call in list(self.calls.values()):
+            if call.digits == digits and call.task is not None and not call.task.done():
+                call.task.cancel()
+                ended += 1
+        return ended
+
     async def idle(self, timeout_s: float = 10.0) -> None:
         """Wait until no call is running."""
         if self.calls:
