@@ -75,6 +75,8 @@ class Pacer:
         self._acquire = redis.register_script(_ACQUIRE)
         # Slots freed in the same tick leave in one ZREM per target.
         self._releases: MicroBatcher[str, str, None] = MicroBatcher(self._release_many)
+        # Late slots traded in the same tick get their fresh ones in one script call per target.
+        self._fresh: MicroBatcher[tuple[str, Limits], None, float | None] = MicroBatcher(self._fresh_many)
 
     async def _release_many(self, target: str, members: list[str]) -> list[None]:
         await self.redis.zrem(keys.pacing_slots(target), *members)
@@ -124,6 +126,15 @@ class Pacer:
         base = (before + after) / 2 + offset_s
         step = interval_us / 1_000_000
         return [base + i * step for i in range(int(granted))]
+
+    async def fresh_slot(self, target: str, limits: Limits) -> float | None:
+        """One rate slot (a ``time.monotonic()`` instant), or None when the horizon is full."""
+        return await self._fresh.call((target, limits), None)
+
+    async def _fresh_many(self, key: tuple[str, Limits], items: list[None]) -> list[float | None]:
+        target, limits = key
+        times: list[float | None] = list(await self.rate_slots(target, limits, len(items)))
+        return times + [None] * (len(items) - len(times))
 
     @staticmethod
     async def sleep_until(at_monotonic: float) -> None:

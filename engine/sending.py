@@ -105,12 +105,11 @@ class Sending(LoopBase):
         machine slows down but never stops sending."""
         if time.monotonic() - job.slot_at <= _SLOT_LATE_S:
             return
-        slots: list[float] = []
-        while not slots:
-            slots = await self.ctx.pacer.rate_slots(job.target, limits, 1)
-            if not slots:
-                await asyncio.sleep(_SLOT_POLL_S)
-        job.slot_at = slots[0]
+        slot = await self.ctx.pacer.fresh_slot(job.target, limits)
+        while slot is None:
+            await asyncio.sleep(_SLOT_POLL_S)
+            slot = await self.ctx.pacer.fresh_slot(job.target, limits)
+        job.slot_at = slot
         await self.ctx.pacer.sleep_until(job.slot_at)
 
     async def _record(self, job: Job, result: Accepted | Final | Retry, slotted: bool) -> None:

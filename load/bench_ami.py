@@ -2,6 +2,7 @@
 
     .venv/bin/python load/bench_ami.py                     # parser, hot path, end to end (sim in its own process)
     .venv/bin/python load/bench_ami.py --calls 6000 --events on --burst 20   # parse VarSet/Newexten too
+    .venv/bin/python load/bench_ami.py --json              # … and the figures as one JSON line (make bench)
 
 1. **parser** — our :class:`connectors.ami.message.AmiParser` vs panoramisk's
    ``AMIProtocol.data_received`` (+ ``Message.from_line``) on Asterisk 22 capture bytes.
@@ -24,6 +25,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import json
 import os
 import pstats
 import resource
@@ -41,7 +43,7 @@ from connectors.ami import AmiConnector  # noqa: E402
 from connectors.ami.calls import CallTracker, call_ids  # noqa: E402
 from connectors.ami.message import AmiParser  # noqa: E402
 from connectors.base import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
-from load._common import percentile  # noqa: E402
+from load._common import peak_rss_mb, percentile  # noqa: E402
 from tests.test_ami_support import config, request  # noqa: E402
 
 TRANSCRIPTS = ROOT.parent / "shared" / "asterisk-22-transcripts"
@@ -65,7 +67,7 @@ def _chunks(data: bytes, size: int = 65536) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def bench_parser(calls: int) -> None:
+def bench_parser(calls: int) -> dict[str, float]:
     data, _ = _capture_stream(calls)
     chunks = _chunks(data)
     t = time.perf_counter()
@@ -91,6 +93,7 @@ def bench_parser(calls: int) -> None:
     print(f"parser     {n} messages: ours {ours:,.0f} msg/s, panoramisk {theirs:,.0f} msg/s "
           f"(×{ours / theirs:.1f}, panoramisk timed without its handle_message: the pending-action lookup "
           f"and the fnmatch dispatch of every event)")
+    return {"parser_msgs_per_s": ours, "panoramisk_parser_msgs_per_s": theirs}
 
 
 def _hot_path(data: list[bytes], ids: list[tuple[str, str, str]]) -> tuple[int, int]:
@@ -109,7 +112,7 @@ def _hot_path(data: list[bytes], ids: list[tuple[str, str, str]]) -> tuple[int, 
     return events, finals
 
 
-def bench_hot_path(calls: int) -> None:
+def bench_hot_path(calls: int) -> dict[str, float]:
     data, ids = _capture_stream(calls)
     chunks = _chunks(data)
     t = time.perf_counter()
@@ -128,9 +131,10 @@ def bench_hot_path(calls: int) -> None:
     print("           profile (own time):")
     for ln in lines[:8]:
         print("            ", ln.strip()[:110])
+    return {"hot_path_events_per_s": events / dt, "hot_path_us_per_event": dt / events * 1e6}
 
 
-async def bench_tcp_replay(calls: int) -> None:
+async def bench_tcp_replay(calls: int) -> dict[str, float]:
     """A fake Asterisk writes ``calls`` capture replays as fast as TCP takes them; the connector's session
     parses, dispatches and correlates them and emits one final LateEvent per call to a sink."""
     data, ids = _capture_stream(calls)
@@ -190,6 +194,7 @@ async def bench_tcp_replay(calls: int) -> None:
     print(f"over TCP   {events} events of {calls} calls → {len(finals)} LateEvents: {events / elapsed:,.0f} events/s "
           f"through one session (parse, dispatch, correlate, emit), {events / cpu:,.0f} events per CPU s "
           f"(the fake Asterisk's writes included)")
+    return {"tcp_events_per_s": events / elapsed}
 
 
 def _free_port() -> int:
@@ -222,7 +227,7 @@ class _GcClock:
 
 
 async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst: int, talk_s: float,
-                           gc_mode: str) -> None:
+                           gc_mode: str) -> dict[str, float]:
     if gc_mode == "tuned":  # what a dispatcher's entry point can do once it has started
         gc.collect()
         gc.freeze()
@@ -299,6 +304,11 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
               f"outcomes {dict(sorted(conn.counters.outcomes.items()))}")
         print(f"           GC ({gc_mode}): {gc_clock.runs} collections, {gc_clock.total_s:.2f} s, "
               f"longest {gc_clock.max_s * 1e3:.0f} ms")
+        return {"calls": calls, "concurrency": concurrency, "originates_per_s": calls / elapsed,
+                "events_per_s": events / elapsed, "send_p50_ms": percentile(steady, 0.5) * 1e3,
+                "send_p99_ms": percentile(steady, 0.99) * 1e3, "cpu_ms_per_call": cpu / calls * 1e3,
+                "gc_longest_ms": gc_clock.max_s * 1e3,
+                "simulator_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     finally:
         gc.callbacks.remove(gc_clock)
         if gc_mode == "tuned":
@@ -325,13 +335,17 @@ def main() -> None:
     p.add_argument("--gc", choices=["default", "tuned", "both"], default="both",
                    help="tuned = gc.freeze() after start and gen0 threshold 50 000 (see the module docstring)")
     p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument("--json", action="store_true", help="also print the figures as one JSON object (last line)")
     args = p.parse_args()
-    bench_parser(3000)
-    bench_hot_path(3000)
-    asyncio.run(bench_tcp_replay(5000))
+    figures: dict[str, object] = {**bench_parser(3000), **bench_hot_path(3000),
+                                  **asyncio.run(bench_tcp_replay(5000))}
     if not args.skip_e2e:
         for mode in (["default", "tuned"] if args.gc == "both" else [args.gc]):
-            asyncio.run(bench_end_to_end(args.calls, args.concurrency, args.events, args.burst, args.talk_s, mode))
+            figures[f"e2e_gc_{mode}"] = asyncio.run(
+                bench_end_to_end(args.calls, args.concurrency, args.events, args.burst, args.talk_s, mode))
+    figures["peak_rss_mb"] = peak_rss_mb()
+    if args.json:
+        print(json.dumps({"bench": "ami", **figures}))
 
 
 if __name__ == "__main__":
