@@ -132,7 +132,7 @@ class Connector(ABC):
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash only if True.
     resend_unconfirmed: bool = False
     #: The process's metrics, set by the runner before ``open`` (None when run alone): report
-    #: sessions with ``self.metrics.set_connections(kind, target, up, configured)`` (grafana/METRICS.md).
+    #: sessions with ``self.metrics.set_connections(kind, target, up, configured)`` (the README's metric catalogue).
     metrics: Metrics | None = None
 
     def __init__(self) -> None:

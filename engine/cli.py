@@ -241,7 +241,10 @@ def cmd_sim(argv: list[str]) -> int:
 # ---- entry point -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="volna", description="Volna campaign engine")
+    p = argparse.ArgumentParser(
+        prog="volna", description="Volna campaign engine",
+        epilog="Also: `volna api` (the control API, the console, webhooks, /metrics), `volna token` (API "
+               "tokens), `volna demo` (a real wave against the simulators); each has its own --help.")
     p.add_argument("--config", help="TOML settings file (default: ./volna.toml when present)")
     sub = p.add_subparsers(dest="command", required=True)
 

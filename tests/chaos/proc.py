@@ -3,8 +3,9 @@
 ``python -m tests.chaos.proc --config volna.toml``
 
 Settings, clock and connectors come from the generated config exactly as ``volna run`` builds
-them (``load_settings``, ``make_clock(settings.clock)``, ``connectors.registry.build_connector``
-for every enabled channel, ``Runner``). SIGTERM drains; SIGUSR1 logs what each channel loop
+them (``load_settings``, ``connectors.registry.build_connector`` for every enabled channel,
+``engine.cli.with_context``: the clock from ``settings.clock``, Redis waited for at start-up,
+``Runner``). SIGTERM drains; SIGUSR1 logs what each channel loop
 holds (the chaos run asks before it judges, for post-mortems).
 """
 
@@ -18,10 +19,9 @@ import signal
 from collections import Counter
 
 from connectors.registry import build_connector, enabled_channels
-from engine.clock import make_clock
+from engine.cli import with_context
 from engine.context import Context
 from engine.logs import setup_logging
-from engine.redis_conn import make_redis
 from engine.runner import Runner
 from engine.settings import load_settings
 
@@ -52,20 +52,19 @@ async def main() -> int:
     connectors = [build_connector(channel, settings) for channel in enabled_channels(settings)]
     gc.freeze()  # as ``volna run`` does
     gc.set_threshold(50_000, 20, 100)
-    redis = make_redis(settings.redis)
-    ctx = Context.build(settings, make_clock(settings.clock), redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = Runner(ctx, connectors)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: dump_state(runner))
-    try:
-        await runner.run(stop)
-    finally:
-        await redis.aclose()
-    return 1 if runner.failed else 0
 
+    async def body(ctx: Context) -> int:
+        runner = Runner(ctx, connectors)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: dump_state(runner))
+        await runner.run(stop)
+        return 1 if runner.failed else 0
+
+    # As ``volna run``: a Redis that is down at start-up is waited for.
+    return await with_context(settings, body, wait_for_redis=stop)
 
 if __name__ == "__main__":
     raise SystemExit(asyncio.run(main()))

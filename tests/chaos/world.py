@@ -230,11 +230,6 @@ class RedisNode:
         self.down_since = None
         self.restarts += 1
 
-    def down_near(self, start: float, end: float, margin_s: float = 5.0) -> bool:
-        """Whether Redis was down at some moment of [start, end] (give or take the client's retries)."""
-        outages = [*self.outages, *([(self.down_since, time.time())] if self.down_since is not None else [])]
-        return any(down - margin_s <= end and start <= up + margin_s for down, up in outages)
-
     def stop(self) -> None:
         self.server.stop()
 
