@@ -1,7 +1,11 @@
-"""SMPP throughput: messages/s through ``SmppConnector`` to the SMSC simulator, and receipts/s back.
+"""SMPP throughput: messages/s through ``SmppConnector`` to the SMSC simulator, and receipts/s back;
+then the same channel through the whole engine.
 
     .venv/bin/python load/bench_smpp.py [--messages 20000] [--concurrency 200] [--binds 2]
-                                        [--window 10] [--json] [--profile] [--micro] [--smsc-port N]
+                                        [--window 10] [--batch 500] [--skip-engine] [--json]
+                                        [--profile] [--micro] [--smsc-port N [--smsc-http-port N]]
+
+Connector run (the top-level figures):
 
 * The simulator runs in its own process (``python -m simulators.smsc``: no throttling, no
   latency, a receipt for every message at once), so the figures are the connector's.
@@ -15,6 +19,27 @@
 * ``--micro`` times the codec paths per PDU (hand-encoded submit_sm against smpplib's, the
   submit_sm_resp read, a receipt through smpplib + the receipt parser); ``--profile`` runs the
   connector side under cProfile and prints the top functions.
+
+Engine run (``"engine"`` in the JSON; ``--skip-engine`` leaves it out):
+
+* ``--messages`` SMS tasks (``bench_core``'s lines: scenario soft_reminder, Europe/Moscow, one
+  debtor each so caps never bite, the clock at noon Moscow on 2026-12-01) are loaded into a
+  private Redis, the wave is started and ``engine.runner.Runner`` sends them with the connector
+  ``volna run`` builds (``connectors.registry.build_connector``) for a ``[channels.sms]`` section
+  pointing at a fresh simulator (``rate_per_s`` 1e6, so pacing's rate is never the limit; the
+  target's concurrency is the account's binds × window, as in production).
+* It runs in a child process (``--engine-child``), so its peak RSS and CPU are the engine
+  process's alone; ``--profile`` profiles its dispatch phase too.
+* soft_reminder's SMS renders to 139 Cyrillic characters: 3 UCS-2 parts, so every message is
+  3 submit_sm and 3 receipts (``parts_per_message``; the attempt is final after the last part's
+  receipt).
+* messages/s: from the wave's start until every task is final; ``send_messages_per_s`` until the
+  last submit_sm_resp; receipts/s: tasks final ``delivered`` over the start → the last of them;
+  ``submit→resp`` as above; claim→result from the results stream (engine clock ms); CPU per
+  message of the engine process (connector included) and of Redis; Redis round trips per message.
+* Checked: every task has exactly one final result and it is ``delivered``; the simulator's
+  ``GET /stats`` (before and after) counts each message once (unchecked with ``--smsc-port``
+  unless ``--smsc-http-port`` names that simulator's stats port).
 """
 
 from __future__ import annotations
@@ -33,10 +58,15 @@ import subprocess
 import sys
 import time
 import timeit
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from _common import ROOT, peak_rss_mb, percentile
+from _common import ROOT, RoundTrips, peak_rss_mb, percentile, redis_url
+
+#: The engine run's wave (bench_core's lines() name their tasks t0…, debtors d0…).
+ENGINE_WAVE = "bench-sms"
 
 
 def free_port() -> int:
@@ -47,10 +77,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def simulator(port: int) -> Iterator[subprocess.Popen[bytes]]:
+def simulator(port: int, http_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stats = ["--http-port", str(http_port)] if http_port else []
     proc = subprocess.Popen([sys.executable, "-m", "simulators.smsc", "--port", str(port), "--log-level", "WARNING",
-                             "--account", "bench:secret"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                             "--account", "bench:secret", *stats], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -65,10 +96,51 @@ def simulator(port: int) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(10)
 
 
+@dataclass
+class SubmitTimes:
+    """submit_sm → submit_sm_resp per PDU (``SmppBind.submit`` wrapped while installed), and when the
+    last answer came (``time.perf_counter()``)."""
+
+    rtts_s: list[float] = field(default_factory=list)
+    last_answer: float = 0.0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[SubmitTimes]:
+        from connectors.smpp.bind import SmppBind
+
+        original = SmppBind.submit
+
+        def timed(bind: SmppBind, body: bytes) -> asyncio.Future[Any]:
+            fut = original(bind, body)
+            t0 = time.perf_counter()
+
+            def answered(_: object) -> None:
+                self.last_answer = time.perf_counter()
+                self.rtts_s.append(self.last_answer - t0)
+
+            fut.add_done_callback(answered)
+            return fut
+
+        SmppBind.submit = timed  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            SmppBind.submit = original  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.rtts_s.clear()
+        self.last_answer = 0.0
+
+    def p_ms(self, q: float) -> float:
+        return percentile(self.rtts_s, q) * 1000
+
+
+# ---- connector run --------------------------------------------------------------------------
+
+
 async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> dict[str, Any]:
     from connectors.base import Accepted, LateEvent, SendRequest
     from connectors.smpp import SmppConnector
-    from connectors.smpp.bind import SmppBind
     from engine.models import Attempt, Task
     from engine.outcomes import Channel
 
@@ -85,18 +157,6 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
         requests.append(SendRequest(task=task, attempt=Attempt(task_id=task.task_id, wave_id="w", number=1,
                                                                channel=Channel.SMS),
                                     target="bench", text=templates[i % 2].format(i=i)))
-
-    # submit → submit_sm_resp per PDU
-    rtts: list[float] = []
-    original = SmppBind.submit
-
-    def timed(self: SmppBind, body: bytes) -> asyncio.Future[Any]:
-        fut = original(self, body)
-        t0 = time.perf_counter()
-        fut.add_done_callback(lambda _: rtts.append(time.perf_counter() - t0))
-        return fut
-
-    SmppBind.submit = timed  # type: ignore[method-assign]
 
     receipts = 0
     last_receipt = 0.0
@@ -124,29 +184,214 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
         queue = iter(batch)
         await asyncio.gather(*(worker(queue) for _ in range(concurrency)))
 
-    async with conn:
-        await conn.wait_bound(10.0)
-        want_receipts = 500
-        await push(requests[n:])  # warm up
-        await asyncio.wait_for(all_in.wait(), 30)
-        rtts.clear()
-        accepted = receipts = 0
-        all_in.clear()
-        want_receipts = n
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        await push(requests[:n])
-        sent_s = time.perf_counter() - t0
-        await asyncio.wait_for(all_in.wait(), 120)
-        cpu = time.process_time() - cpu0
-        stats = conn.stats.to_dict()
-    SmppBind.submit = original  # type: ignore[method-assign]
+    with SubmitTimes().installed() as submits:
+        async with conn:
+            await conn.wait_bound(10.0)
+            want_receipts = 500
+            await push(requests[n:])  # warm up
+            await asyncio.wait_for(all_in.wait(), 30)
+            submits.clear()
+            accepted = receipts = 0
+            all_in.clear()
+            want_receipts = n
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await push(requests[:n])
+            sent_s = time.perf_counter() - t0
+            await asyncio.wait_for(all_in.wait(), 120)
+            cpu = time.process_time() - cpu0
+            stats = conn.stats.to_dict()
     return {
         "messages": n, "accepted": accepted, "messages_per_s": n / sent_s,
-        "submit_resp_p50_ms": percentile(rtts, 0.5) * 1000, "submit_resp_p99_ms": percentile(rtts, 0.99) * 1000,
+        "submit_resp_p50_ms": submits.p_ms(0.5), "submit_resp_p99_ms": submits.p_ms(0.99),
         "receipts": receipts, "receipts_per_s": receipts / (last_receipt - t0),
         "cpu_us_per_message": cpu / n * 1e6, "binds": binds, "window": window, "concurrency": concurrency,
         "throttled": stats["throttled"], "malformed_pdus": stats["malformed_pdus"],
     }
+
+
+# ---- engine run -----------------------------------------------------------------------------
+
+
+def sms_channel(port: int, binds: int, window: int) -> dict[str, Any]:
+    """``[channels.sms]`` for the simulator: a rate far above what one process sends (pacing's rate
+    must not be the limit); the target's concurrency stays the connector's binds × window."""
+    return {"connector": {"accounts": [{
+        "name": "bench", "host": "127.0.0.1", "port": port, "system_id": "bench", "password": "secret",
+        "binds": binds, "window": window, "rate_per_s": 1e6,
+    }]}}
+
+
+@dataclass
+class Finals:
+    """What the results stream says about a wave's attempts."""
+
+    per_task: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    claim_to_result_ms: list[float] = field(default_factory=list)
+    last_final_ms: int = 0
+    last_delivered_ms: int = 0
+
+    def once_each(self, n: int) -> bool:
+        return len(self.per_task) == n and max(self.per_task.values(), default=0) == 1
+
+
+async def read_finals(redis: Any, wave_id: str) -> Finals:
+    from engine.results import read_range
+
+    out = Finals()
+    async for rec in read_range(redis, wave_id, count=10_000):
+        if rec["kind"] != "result":
+            continue
+        finished = int(rec.get("finished_at") or 0)
+        if rec.get("claimed_at") and finished:
+            out.claim_to_result_ms.append(finished - rec["claimed_at"])
+        if rec["final"]:
+            out.per_task[rec["task_id"]] += 1
+            out.outcomes[rec["outcome"]] += 1
+            out.last_final_ms = max(out.last_final_ms, finished)
+            if rec["outcome"] == "delivered":
+                out.last_delivered_ms = max(out.last_delivered_ms, finished)
+    return out
+
+
+async def smsc_destinations(stats_url: str | None) -> Counter[str] | None:
+    """Whole messages the simulator accepted per destination (``GET /stats``); None without a URL."""
+    if stats_url is None:
+        return None
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.get(f"{stats_url}/stats") as resp:
+            resp.raise_for_status()
+            return Counter((await resp.json())["per_destination"])
+
+
+async def wait_final(redis: Any, wave_id: str, n: int, runner_job: asyncio.Task[None], timeout_s: float) -> None:
+    from engine.keys import WaveKeys
+
+    counts = WaveKeys(wave_id).counts
+    async with asyncio.timeout(timeout_s):
+        # Polled often: the end of the run is read from the results stream, this only stops it.
+        while int(await redis.hget(counts, "final") or 0) < n:
+            if runner_job.done():
+                raise RuntimeError(f"the runner stopped before the wave was done: {runner_job.exception()!r}")
+            await asyncio.sleep(0.05)
+
+
+def require(ok: bool, what: str) -> None:
+    if not ok:
+        raise AssertionError(what)
+
+
+async def run_engine(port: int, stats_url: str | None, n: int, binds: int, window: int, batch: int,
+                     profiler: cProfile.Profile | None) -> dict[str, Any]:
+    """The child process: n SMS tasks through intake, then Runner → SmppConnector → the simulator."""
+    from bench_core import DAY, NOON_MSK, lines, redis_cpu_s
+
+    from connectors.registry import build_connector
+    from connectors.smpp import SmppConnector
+    from engine.clock import ScaledClock
+    from engine.context import Context
+    from engine.intake import Intake
+    from engine.outcomes import Channel
+    from engine.redis_conn import make_redis
+    from engine.runner import Runner
+    from engine.settings import load_settings
+
+    with redis_url() as url:
+        settings = load_settings(None, redis={"url": url}, scenarios_dir=str(ROOT / "scenarios"),
+                                 dispatcher={"batch_size": batch, "max_inflight": batch * 4},
+                                 log={"level": "WARNING", "json": False},
+                                 channels={"sms": sms_channel(port, binds, window)})
+        redis = make_redis(settings.redis)
+        try:
+            ctx = Context.build(settings, ScaledClock(NOON_MSK), redis)
+            await redis.flushdb()
+            await ctx.waves.create(ENGINE_WAVE, "c1", DAY)
+            report = await Intake(ctx).load(ENGINE_WAVE, lines(n))
+            require(report.accepted == n, f"intake: {report.as_dict()}")
+            connector = build_connector(Channel.SMS, settings)  # what `volna run` starts
+            assert isinstance(connector, SmppConnector)
+            sim_before = await smsc_destinations(stats_url)
+            trips = RoundTrips()
+            trips.install()
+            with SubmitTimes().installed() as submits:
+                runner = Runner(ctx, [connector])
+                stop = asyncio.Event()
+                job = asyncio.create_task(runner.run(stop))
+                await asyncio.wait_for(runner.started.wait(), 30)
+                await connector.wait_bound(10.0)
+                redis_cpu0 = await redis_cpu_s(redis)
+                trips.count = 0
+                cpu0, t0, t0_ms = time.process_time(), time.perf_counter(), ctx.clock.now_ms()
+                if profiler:
+                    profiler.enable()
+                await ctx.waves.change(ENGINE_WAVE, "start")
+                await wait_final(redis, ENGINE_WAVE, n, job, timeout_s=120 + n / 50)
+                if profiler:
+                    profiler.disable()
+                cpu_s = time.process_time() - cpu0
+                round_trips = trips.count
+                redis_busy_s = await redis_cpu_s(redis) - redis_cpu0
+                stop.set()
+                await asyncio.wait_for(job, 60)
+            finals = await read_finals(redis, ENGINE_WAVE)
+            sim_after = await smsc_destinations(stats_url)
+        finally:
+            await redis.aclose()
+    pdus = len(submits.rtts_s)
+    require(finals.once_each(n), f"final results: {len(finals.per_task)} tasks, "
+                                 f"at most {max(finals.per_task.values(), default=0)} each (want {n}, 1)")
+    require(finals.outcomes == Counter(delivered=n), f"final outcomes {dict(finals.outcomes)}")
+    checked = sim_before is not None and sim_after is not None
+    if sim_before is not None and sim_after is not None:
+        got = sim_after - sim_before
+        require(sum(got.values()) == n and set(got.values()) == {1},
+                f"the simulator accepted {sum(got.values())} messages for {len(got)} numbers (want {n} once each)")
+    return {
+        "messages": n, "parts_per_message": pdus / n,
+        "messages_per_s": n / ((finals.last_final_ms - t0_ms) / 1000),
+        "send_messages_per_s": n / (submits.last_answer - t0),
+        "receipts_per_s": finals.outcomes["delivered"] / ((finals.last_delivered_ms - t0_ms) / 1000),
+        "submit_resp_p50_ms": submits.p_ms(0.5), "submit_resp_p99_ms": submits.p_ms(0.99),
+        "claim_result_p50_ms": percentile(finals.claim_to_result_ms, 0.5),
+        "claim_result_p99_ms": percentile(finals.claim_to_result_ms, 0.99),
+        "peak_rss_mb": peak_rss_mb(), "engine_cpu_us_per_message": cpu_s / n * 1e6,
+        "redis_cpu_us_per_message": redis_busy_s / n * 1e6, "round_trips_per_message": round_trips / n,
+        "binds": binds, "window": window, "batch": batch, "simulator_checked": checked,
+    }
+
+
+def engine_child(args: argparse.Namespace) -> None:
+    """``--engine-child``: the engine run in this process; prints its profile (if any), then one JSON line."""
+    profiler = cProfile.Profile() if args.profile else None
+    stats_url = f"http://127.0.0.1:{args.smsc_http_port}" if args.smsc_http_port else None
+    figures = asyncio.run(run_engine(args.smsc_port, stats_url, args.messages, args.binds, args.window, args.batch,
+                                     profiler))
+    if profiler:
+        print(top_functions(profiler))
+    print(json.dumps(figures))
+
+
+def engine_figures(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Run the engine child against the given simulator or a fresh one; its figures and profile text."""
+    port, http_port = (args.smsc_port, args.smsc_http_port) if args.smsc_port else (free_port(), free_port())
+    child = [sys.executable, str(ROOT / "load" / "bench_smpp.py"), "--engine-child", "--smsc-port", str(port),
+             "--messages", str(args.messages), "--binds", str(args.binds), "--window", str(args.window),
+             "--batch", str(args.batch), *(["--smsc-http-port", str(http_port)] if http_port else []),
+             *(["--profile"] if args.profile else [])]
+    with contextlib.nullcontext() if args.smsc_port else simulator(port, http_port):
+        proc = subprocess.run(child, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=300 + args.messages / 20)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the engine run failed ({proc.returncode}); its errors are above")
+    *profile, last = proc.stdout.rstrip("\n").split("\n")
+    return json.loads(last), "\n".join(profile)
+
+
+def top_functions(profiler: cProfile.Profile, count: int = 25) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(count)
+    return out.getvalue()
 
 
 def micro() -> dict[str, float]:
@@ -193,12 +438,20 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=200, help="sends in flight (default: 10 × binds × window)")
     p.add_argument("--binds", type=int, default=2)
     p.add_argument("--window", type=int, default=10)
+    p.add_argument("--batch", type=int, default=500, help="the engine run's dispatcher batch_size (max_inflight 4×)")
+    p.add_argument("--skip-engine", action="store_true", help="leave out the run through the engine")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--profile", action="store_true", help="cProfile the connector side")
+    p.add_argument("--profile", action="store_true", help="cProfile the connector side and the engine process")
     p.add_argument("--micro", action="store_true", help="also time the codec paths per PDU")
     p.add_argument("--smsc-port", type=int, help="use a simulator already running on this port (system_id "
                                                   "bench, password secret) instead of starting one")
+    p.add_argument("--smsc-http-port", type=int, help="with --smsc-port: its GET /stats port, so the engine run "
+                                                       "checks what the simulator accepted")
+    p.add_argument("--engine-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.engine_child:
+        engine_child(args)
+        return
     port = args.smsc_port or free_port()
     profiler = cProfile.Profile() if args.profile else None
     with contextlib.nullcontext() if args.smsc_port else simulator(port):
@@ -208,26 +461,45 @@ def main() -> None:
         if profiler:
             profiler.disable()
     figures["peak_rss_mb"] = peak_rss_mb()
+    # Read before the engine run: the children's peak covers only the simulator so far.
     figures["simulator_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    engine_profile = ""
+    if not args.skip_engine:
+        figures["engine"], engine_profile = engine_figures(args)
     if args.micro:
         figures["micro"] = micro()
     if args.json:
         print(json.dumps({"bench": "smpp", **figures}))
     else:
-        f = figures
-        print(f"smpp  {f['messages_per_s']:8.0f} messages/s  ({f['accepted']}/{f['messages']} accepted, "
-              f"{f['binds']} binds × window {f['window']}, concurrency {f['concurrency']})")
-        print(f"      submit→submit_sm_resp p50 {f['submit_resp_p50_ms']:.2f} ms, p99 {f['submit_resp_p99_ms']:.2f} ms")
-        print(f"      {f['receipts_per_s']:8.0f} receipts/s ({f['receipts']} receipts)")
-        print(f"      connector CPU {f['cpu_us_per_message']:.0f} µs per message (submit + receipt)")
-        print(f"      peak RSS {f['peak_rss_mb']:.0f} MB (simulator {f['simulator_peak_rss_mb']:.0f} MB)")
-        if args.micro:
-            for name, value in f["micro"].items():
-                print(f"      {name:28s} {value:7.2f} µs")
+        print_figures(figures)
     if profiler:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-        print(out.getvalue())
+        print("connector side:\n" + top_functions(profiler))
+    if engine_profile:
+        print("engine process, from the wave's start until every task is final:\n" + engine_profile)
+
+
+def print_figures(f: dict[str, Any]) -> None:
+    print(f"smpp  {f['messages_per_s']:8.0f} messages/s  ({f['accepted']}/{f['messages']} accepted, "
+          f"{f['binds']} binds × window {f['window']}, concurrency {f['concurrency']})")
+    print(f"      submit→submit_sm_resp p50 {f['submit_resp_p50_ms']:.2f} ms, p99 {f['submit_resp_p99_ms']:.2f} ms")
+    print(f"      {f['receipts_per_s']:8.0f} receipts/s ({f['receipts']} receipts)")
+    print(f"      connector CPU {f['cpu_us_per_message']:.0f} µs per message (submit + receipt)")
+    print(f"      peak RSS {f['peak_rss_mb']:.0f} MB (simulator {f['simulator_peak_rss_mb']:.0f} MB)")
+    for name, value in f.get("micro", {}).items():
+        print(f"      {name:28s} {value:7.2f} µs")
+    e = f.get("engine")
+    if e is None:
+        return
+    print(f"engine {e['messages_per_s']:7.0f} messages/s until every task is final ({e['messages']} SMS tasks, "
+          f"{e['parts_per_message']:.0f} parts each, {e['binds']} binds × window {e['window']}; target ≥ 3000)")
+    print(f"      {e['send_messages_per_s']:8.0f} messages/s until the last submit_sm_resp")
+    print(f"      {e['receipts_per_s']:8.0f} receipts/s correlated (tasks final `delivered`)")
+    print(f"      submit→submit_sm_resp p50 {e['submit_resp_p50_ms']:.2f} ms, p99 {e['submit_resp_p99_ms']:.2f} ms; "
+          f"claim→result p50 {e['claim_result_p50_ms']:.0f} ms, p99 {e['claim_result_p99_ms']:.0f} ms")
+    print(f"      CPU per message: engine process {e['engine_cpu_us_per_message']:.0f} µs, "
+          f"Redis {e['redis_cpu_us_per_message']:.0f} µs; {e['round_trips_per_message']:.3f} Redis round trips")
+    print(f"      peak RSS {e['peak_rss_mb']:.0f} MB (engine process)"
+          + ("" if e["simulator_checked"] else "; simulator counts not checked"))
 
 
 if __name__ == "__main__":

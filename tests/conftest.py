@@ -10,6 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.redis_server import RedisServer
+from tests.test_log_privacy import phone_leak_guard, unmasked_phones
+
+__all__ = ["phone_leak_guard"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -69,3 +72,30 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _no_phone_in_logs(phone_leak_guard: object) -> Iterator[None]:
+    """Every test's in-process log records, formatted as in production, show no phone number."""
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_phone_in_process_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """… and neither do the logs the suite's child processes wrote (dispatchers, ``volna api``,
+    the demo's children, simulators): every ``*.log`` under this session's temporary folder,
+    read once at the end of the session."""
+    yield
+    leaks: list[str] = []
+    for path in sorted(tmp_path_factory.getbasetemp().rglob("*.log")):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            phones = unmasked_phones(line)
+            if phones:
+                leaks.append(f"{path.name}: {phones}: {line[:200]}")
+    if leaks:
+        pytest.fail(f"{len(leaks)} line(s) of child-process logs show a phone number unmasked:\n"
+                    + "\n".join(leaks[:10]))
