@@ -52,10 +52,13 @@ ERROR_TEXT = {
     401: "No token, or not a valid one",
     403: "The token's role may not do this",
     404: "No such resource",
+    408: "The body did not arrive within api.body_read_timeout_s (the connection is closed)",
     409: "Not allowed in the current state (the message says why)",
     413: "The body is larger than the limit",
     415: "The body's Content-Type is not one this operation takes",
+    429: "Too many uploads are being loaded by this process; send again after Retry-After seconds",
     503: "Redis is unavailable",
+    507: "Redis is out of memory: the message says how much was loaded and from which line nothing was",
 }
 
 
@@ -217,7 +220,7 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "createCampaign", "tags": ["campaigns"], "summary": "Create a campaign",
                  "description": "Roles: planner, manager, admin",
                  "requestBody": json_body(ref("CampaignIn")),
-                 "responses": linked(responses(201, ref("Campaign"), 400, 403, 409, 413, 415, description="Created"),
+                 "responses": linked(responses(201, ref("Campaign"), 400, 403, 409, 408, 413, 415, description="Created"),
                                      201, {"GetCampaign": ("getCampaign",
                                                            {"campaign_id": "$response.body#/campaign_id"})})},
     },
@@ -235,7 +238,7 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "createWave", "tags": ["waves"], "summary": "Create a wave",
                  "description": "Roles: planner, manager, admin. The campaign is registered if new.",
                  "requestBody": json_body(ref("WaveIn")),
-                 "responses": linked(responses(201, ref("WaveView"), 400, 403, 409, 413, 415, description="Created"),
+                 "responses": linked(responses(201, ref("WaveView"), 400, 403, 409, 408, 413, 415, description="Created"),
                                      201, {f"{op[0].upper()}{op[1:]}": (op, {"wave_id": "$response.body#/wave_id"})
                                            for op in ("getWave", "uploadTasks", *(f"{a}Wave" for a in ACTIONS))})},
     },
@@ -259,15 +262,17 @@ PATHS: dict[str, Any] = {
             "operationId": "uploadTasks", "tags": ["tasks"],
             "summary": "Load tasks (JSON Lines or CSV), streamed",
             "description": "Roles: planner, admin. The body is read line by line as it arrives, never whole. "
-                           "Format from `?format=`, else the Content-Type. Past the upload limit: 413, "
-                           "with the counts of what was loaded before it.",
+                           "Format from `?format=`, else the Content-Type. Past the upload limit (413) or when "
+                           "nothing arrives for api.body_read_timeout_s (408): the counts of what was loaded "
+                           "before it. Read at most api.upload_lines_per_s; 429 beyond "
+                           "api.max_concurrent_uploads uploads at once.",
             "parameters": [WAVE, query("format", {"type": "string", "enum": ["jsonl", "csv"]},
                                        "Overrides the Content-Type")],
             "requestBody": {"required": True, "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}},
             }},
-            "responses": responses(200, ref("UploadReport"), 400, 403, 404, 409, 413, 415),
+            "responses": responses(200, ref("UploadReport"), 400, 403, 404, 409, 408, 413, 415, 429, 507),
         },
     },
     "/api/v1/stoplist": {
@@ -279,7 +284,7 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "addStop", "tags": ["stoplist"], "summary": "Put a debtor or a phone on the list",
                  "description": "Roles: manager, admin",
                  "requestBody": json_body(ref("StopIn")),
-                 "responses": linked(responses(201, ref("StopEntry"), 400, 403, 413, 415, description="Added"), 201, {
+                 "responses": linked(responses(201, ref("StopEntry"), 400, 403, 408, 413, 415, description="Added"), 201, {
                      name: (op, {"kind": "$response.body#/kind", "value": "$response.body#/value"})
                      for name, op in (("GetStop", "getStop"), ("RemoveStop", "removeStop"))})},
     },
@@ -320,7 +325,7 @@ PATHS: dict[str, Any] = {
                 "description": "Role: admin", "responses": responses(200, ref("TokenList"), 403)},
         "post": {"operationId": "createToken", "tags": ["auth"], "summary": "A new token, shown once",
                  "description": "Role: admin", "requestBody": json_body(ref("TokenIn")),
-                 "responses": linked(responses(201, ref("TokenCreated"), 400, 403, 413, 415, description="Created"),
+                 "responses": linked(responses(201, ref("TokenCreated"), 400, 403, 408, 413, 415, description="Created"),
                                      201, {"RevokeToken": ("revokeToken", {"token_id": "$response.body#/token_id"})})},
     },
     "/api/v1/tokens/{token_id}": {
