@@ -1,13 +1,17 @@
-"""Shared helpers of the benchmark scripts: a private Redis, RSS, percentiles, round-trip counting."""
+"""Shared helpers of the benchmark scripts: a private Redis, RSS, percentiles, round-trip counting,
+what a wave's results stream says."""
 
 from __future__ import annotations
 
 import os
 import resource
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,3 +61,46 @@ class RoundTrips:
             return await original(self, command, check_health)
 
         AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
+@dataclass
+class Finals:
+    """What the results stream says about a wave's attempts."""
+
+    per_task: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    claim_to_result_ms: list[float] = field(default_factory=list)
+    last_final_ms: int = 0
+    last_delivered_ms: int = 0
+
+    def require_once(self, n: int, outcome: str) -> None:
+        """Each of ``n`` tasks has exactly one final result, and it is ``outcome``."""
+        most = max(self.per_task.values(), default=0)
+        require(len(self.per_task) == n and most == 1,
+                f"final results for {len(self.per_task)} tasks, at most {most} each (want {n}, once each)")
+        require(self.outcomes == Counter({outcome: n}), f"final outcomes {dict(self.outcomes)} (want {n} {outcome})")
+
+
+async def read_finals(redis: Any, wave_id: str) -> Finals:
+    from engine.results import read_range
+
+    out = Finals()
+    async for rec in read_range(redis, wave_id, count=10_000):
+        if rec["kind"] != "result":
+            continue
+        finished = int(rec.get("finished_at") or 0)
+        if rec.get("claimed_at") and finished:
+            out.claim_to_result_ms.append(finished - rec["claimed_at"])
+        if rec["final"]:
+            out.per_task[rec["task_id"]] += 1
+            out.outcomes[rec["outcome"]] += 1
+            out.last_final_ms = max(out.last_final_ms, finished)
+            if rec["outcome"] == "delivered":
+                out.last_delivered_ms = max(out.last_delivered_ms, finished)
+    return out
+
+
+def require(ok: bool, what: str) -> None:
+    """A check of what a run did (not ``assert``: it must hold under ``python -O`` too)."""
+    if not ok:
+        raise AssertionError(what)

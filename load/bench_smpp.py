@@ -63,7 +63,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import ROOT, RoundTrips, peak_rss_mb, percentile, redis_url
+from _common import ROOT, RoundTrips, peak_rss_mb, percentile, read_finals, redis_url, require
 
 #: The engine run's wave (bench_core's lines() name their tasks t0…, debtors d0…).
 ENGINE_WAVE = "bench-sms"
@@ -222,39 +222,6 @@ def sms_channel(port: int, binds: int, window: int) -> dict[str, Any]:
 
 
 @dataclass
-class Finals:
-    """What the results stream says about a wave's attempts."""
-
-    per_task: Counter[str] = field(default_factory=Counter)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    claim_to_result_ms: list[float] = field(default_factory=list)
-    last_final_ms: int = 0
-    last_delivered_ms: int = 0
-
-    def once_each(self, n: int) -> bool:
-        return len(self.per_task) == n and max(self.per_task.values(), default=0) == 1
-
-
-async def read_finals(redis: Any, wave_id: str) -> Finals:
-    from engine.results import read_range
-
-    out = Finals()
-    async for rec in read_range(redis, wave_id, count=10_000):
-        if rec["kind"] != "result":
-            continue
-        finished = int(rec.get("finished_at") or 0)
-        if rec.get("claimed_at") and finished:
-            out.claim_to_result_ms.append(finished - rec["claimed_at"])
-        if rec["final"]:
-            out.per_task[rec["task_id"]] += 1
-            out.outcomes[rec["outcome"]] += 1
-            out.last_final_ms = max(out.last_final_ms, finished)
-            if rec["outcome"] == "delivered":
-                out.last_delivered_ms = max(out.last_delivered_ms, finished)
-    return out
-
-
-@dataclass
 class SmscCounts:
     """What the simulator's ``GET /stats`` counted: whole messages per destination, parts, receipts."""
 
@@ -290,11 +257,6 @@ async def wait_final(redis: Any, wave_id: str, n: int, runner_job: asyncio.Task[
             if runner_job.done():
                 raise RuntimeError(f"the runner stopped before the wave was done: {runner_job.exception()!r}")
             await asyncio.sleep(0.05)
-
-
-def require(ok: bool, what: str) -> None:
-    if not ok:
-        raise AssertionError(what)
 
 
 async def run_engine(port: int, stats_url: str | None, n: int, binds: int, window: int, batch: int,
@@ -354,9 +316,7 @@ async def run_engine(port: int, stats_url: str | None, n: int, binds: int, windo
         finally:
             await redis.aclose()
     pdus = len(submits.rtts_s)
-    require(finals.once_each(n), f"final results: {len(finals.per_task)} tasks, "
-                                 f"at most {max(finals.per_task.values(), default=0)} each (want {n}, 1)")
-    require(finals.outcomes == Counter(delivered=n), f"final outcomes {dict(finals.outcomes)}")
+    finals.require_once(n, "delivered")
     resent = None
     if sim_before is not None and sim_after is not None:
         got = sim_after - sim_before
