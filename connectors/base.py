@@ -25,6 +25,7 @@ any bind, finds its task, and a duplicate is recorded once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +35,10 @@ from engine.outcomes import Channel, Outcome
 
 if TYPE_CHECKING:
     from engine.metrics import Metrics
+
+
+#: ``announce(id, parts, parts_policy, data)`` → an awaitable that is done when the id is registered.
+Announce = Callable[[str, int, str, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,12 @@ class SendRequest:
     scenario: Any = None
     #: Extra values computed by the core at dispatch time (e.g. ``conversation_allowed``).
     extras: dict[str, Any] = field(default_factory=dict)
+    #: For a send that gets several ids (the parts of a long SMS): call it with each id as the
+    #: gateway gives it — ``announce(id, parts, parts_policy, data)``, the values the Accepted
+    #: will carry — and await what it returns before ``send`` returns. The core registers the
+    #: id at once, so a receipt for part 1 that arrives while part 3 is still being throttled
+    #: finds its attempt, in any process.
+    announce: Announce | None = None
 
 
 @dataclass(frozen=True, slots=True)

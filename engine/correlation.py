@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Accepted, InboundEvent, LateEvent
+from connectors.base import Accepted, Announce, InboundEvent, LateEvent
 from engine import keys
 from engine.batching import MicroBatcher
 from engine.context import Context
 from engine.finisher import Finisher
 from engine.models import Attempt, Task
 from engine.outcomes import Outcome
+from engine.store import PartItem
 
 if TYPE_CHECKING:
     from engine.dispatcher import Job
@@ -46,6 +48,10 @@ class Correlation:
         self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
         self._accept: MicroBatcher[str, AcceptItem, bool] = MicroBatcher(self._run_accept)
         self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
+        self._parts: MicroBatcher[str, PartItem, tuple[bool, str]] = MicroBatcher(self._run_parts)
+        #: Events that arrived before their id was registered, by correlation key: woken (with the
+        #: value) when this process registers it. Another process's registration is polled for.
+        self._early: dict[str, list[asyncio.Future[str]]] = {}
 
     async def _mget(self, _: str, names: list[str]) -> list[str | None]:
         if self.ctx.settings.redis.cluster:
@@ -63,14 +69,38 @@ class Correlation:
         pipe = self.ctx.redis.pipeline(transaction=False)
         for name, value in items:
             pipe.set(name, value, ex=self.ttl_s)
-        return [bool(x) for x in await pipe.execute()]
+        done = [bool(x) for x in await pipe.execute()]
+        if self._early:
+            for name, value in items:
+                for fut in self._early.pop(name, ()):
+                    if not fut.done():
+                        fut.set_result(value)
+        return done
 
-    async def register(self, job: Job, accepted: Accepted) -> None:
-        ids = (accepted.correlation_id, *accepted.part_ids)
+    async def _run_parts(self, wave_id: str, items: list[PartItem]) -> list[tuple[bool, str]]:
+        return await self.ctx.waves.store(wave_id).parts(self.ctx.clock.now_ms(), items)
+
+    @staticmethod
+    def _value(job: Job, parts: int, policy: str, data: dict[str, Any]) -> str:
         # The attempt's keys, then what the acceptance said (parts, trunk): a receipt that beats
         # the acceptance's own bookkeeping still carries it into the result.
-        value = "|".join([job.attempt.wave_id, job.task.task_id, str(job.attempt.number), str(len(ids)),
-                          accepted.parts_policy, json.dumps(accepted.data, separators=(",", ":"))])
+        return "|".join([job.attempt.wave_id, job.task.task_id, str(job.attempt.number), str(parts), policy,
+                         json.dumps(data, separators=(",", ":"))])
+
+    def announcer(self, job: Job) -> Announce:
+        """The ``SendRequest.announce`` of ``job``: each id is registered as the connector gets it."""
+        def announce(cid: str, parts: int, policy: str, data: dict[str, Any]) -> Awaitable[bool]:
+            job.announced.add(cid)
+            return self._register.submit("r", (keys.correlation(job.attempt.channel, cid),
+                                               self._value(job, parts, policy, data)))
+
+        return announce
+
+    async def register(self, job: Job, accepted: Accepted) -> None:
+        ids = [cid for cid in (accepted.correlation_id, *accepted.part_ids) if cid not in job.announced]
+        if not ids:
+            return
+        value = self._value(job, 1 + len(accepted.part_ids), accepted.parts_policy, accepted.data)
         await asyncio.gather(*(
             self._register.call("r", (keys.correlation(job.attempt.channel, cid), value)) for cid in ids
         ))
@@ -100,14 +130,29 @@ class Correlation:
         else:
             await self._late(event)
 
-    async def _late(self, event: LateEvent) -> None:
-        name = keys.correlation(event.channel, event.correlation_id)
+    async def _find(self, name: str) -> str | None:
+        """The correlation value of ``name``; an id not registered yet (a receipt faster than the
+        sender's bookkeeping) is waited for: woken at once when this process registers it,
+        looked up again after each delay for another process's registration."""
         raw = await self._lookup.call("c", name)
-        for delay in _UNKNOWN_RETRY_S:
+        for delay_s in _UNKNOWN_RETRY_S:
             if raw is not None:
-                break
-            await asyncio.sleep(delay)
+                return raw
+            fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._early.setdefault(name, []).append(fut)
+            try:
+                return await asyncio.wait_for(fut, delay_s)
+            except TimeoutError:
+                waiting = self._early.get(name)
+                if waiting is not None:
+                    waiting.remove(fut)
+                    if not waiting:
+                        del self._early[name]
             raw = await self._lookup.call("c", name)
+        return raw
+
+    async def _late(self, event: LateEvent) -> None:
+        raw = await self._find(keys.correlation(event.channel, event.correlation_id))
         if raw is None:
             self.unknown_ids += 1
             self.ctx.metrics.late_event(event.channel, "unknown_id")
@@ -115,24 +160,25 @@ class Correlation:
             log.warning("event for unknown %s id %s", event.channel, event.correlation_id)
             return
         wave_id, task_id, attempt_s, parts_s, policy, accepted_json = [*raw.split("|", 5), "{}"][:6]
+        number = int(attempt_s)
+        now = self.ctx.clock.now_ms()
+        if not event.final:
+            if event.data:
+                await self.ctx.waves.store(wave_id).gather(now, task_id, number, event.data)
+            return
+        outcome = event.outcome or Outcome.UNKNOWN
+        if int(parts_s) > 1:
+            # Parts before the last need no task: only the message's end is finished.
+            done, worst = await self._parts.call(
+                wave_id, (task_id, number, event.correlation_id, outcome.value, int(parts_s), policy))
+            if not done:
+                return
+            outcome = Outcome(worst)
         task_json = await self._tasks.call(wave_id, task_id)
         if task_json is None:
             return
         task = Task.model_validate_json(task_json)
-        attempt = Attempt(task_id=task_id, wave_id=wave_id, number=int(attempt_s), channel=event.channel)
-        store = self.ctx.waves.store(wave_id)
-        now = self.ctx.clock.now_ms()
-        if not event.final:
-            if event.data:
-                await store.gather(now, task_id, attempt.number, event.data)
-            return
-        outcome = event.outcome or Outcome.UNKNOWN
-        if int(parts_s) > 1:
-            done, worst = await store.part(now, task_id, attempt.number, event.correlation_id, outcome.value,
-                                           int(parts_s), policy)
-            if not done:
-                return
-            outcome = Outcome(worst)
+        attempt = Attempt(task_id=task_id, wave_id=wave_id, number=number, channel=event.channel)
         await self.finisher.finish(
             task, attempt, outcome, provider_code=event.provider_code, provider_text=event.provider_text,
             data={**json.loads(accepted_json or "{}"), **event.data}, actions=event.actions,
@@ -145,7 +191,7 @@ class Correlation:
         await record_inbound(self.ctx, self.finisher, event)
 
     async def drain(self) -> None:
-        for batcher in (self._register, self._accept, self._lookup, self._tasks):
+        for batcher in (self._register, self._accept, self._lookup, self._tasks, self._parts):
             await batcher.drain()
 
 

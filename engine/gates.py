@@ -7,6 +7,7 @@ stream) and hands the rest on; one Redis round trip per gate per batch.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import date
 
 from connectors.base import SendRequest
@@ -82,7 +83,7 @@ class Gates(LoopBase):
             target = self.connector.route(task)
             job.target = target
             job.request = SendRequest(task=task, attempt=job.attempt, target=target, text=text,
-                                      scenario=scenario)
+                                      scenario=scenario, announce=self.correlation.announcer(job))
             keep.append(job)
         if ends:
             await asyncio.gather(*ends)
@@ -102,10 +103,7 @@ class Gates(LoopBase):
             if answer.granted:
                 job.reserved = True
                 if self.channel is Channel.IVR and job.request is not None:
-                    job.request = SendRequest(
-                        task=job.task, attempt=job.attempt, target=job.target, text=job.request.text,
-                        scenario=job.request.scenario, extras={"conversation_allowed": answer.conversation_allowed},
-                    )
+                    job.request = replace(job.request, extras={"conversation_allowed": answer.conversation_allowed})
                 keep.append(job)
             else:
                 self.ctx.metrics.cap_hit(item[1], self.channel)

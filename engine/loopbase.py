@@ -41,6 +41,8 @@ class Job:
     slot_at: float = 0.0
     #: When it was claimed (``time.monotonic()``), for the claim→send latency.
     claimed_mono: float = field(default_factory=time.monotonic)
+    #: Correlation ids the connector announced during the send (already registered).
+    announced: set[str] = field(default_factory=set)
 
 
 class LoopBase:

@@ -16,7 +16,9 @@ Waiting is ``asyncio.sleep``: no CPU is spent while a target is saturated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -64,6 +66,43 @@ class Limits:
     max_concurrent: int
 
 
+#: With no slot free, ask Redis again this often (other processes' releases are not seen here).
+SLOT_POLL_S = 0.02
+
+
+class SlotQueue:
+    """One process's door to one target's concurrency slots in Redis.
+
+    Batches wait their turn in FIFO order and only the first asks Redis — for at most the
+    limit's worth of members — so a saturated target costs one script call per poll interval,
+    not one per waiting batch. A release by this process wakes the head at once; other
+    processes' releases are seen at the next poll.
+    """
+
+    def __init__(self) -> None:
+        self._turn = asyncio.Lock()  # asyncio's lock is FIFO: batches go in the order they came
+        self._freed = asyncio.Event()
+
+    async def acquire(self, ask: Callable[[list[str]], Awaitable[int]], limit: int,
+                      members: list[str]) -> tuple[int, float]:
+        """(how many of the first ``members`` got a slot — at least one —, seconds spent waiting
+        for a turn or a free slot: 0 when there was neither to wait for)."""
+        started = time.monotonic()
+        waited = self._turn.locked()
+        async with self._turn:
+            while True:
+                self._freed.clear()
+                granted = await ask(members[:limit])
+                if granted:
+                    return granted, (time.monotonic() - started if waited else 0.0)
+                waited = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), SLOT_POLL_S)
+
+    def released(self) -> None:
+        self._freed.set()
+
+
 class Pacer:
     """Grants send slots on targets. Times are real (wall/monotonic), not the engine clock."""
 
@@ -75,12 +114,29 @@ class Pacer:
         self._acquire = redis.register_script(_ACQUIRE)
         # Slots freed in the same tick leave in one ZREM per target.
         self._releases: MicroBatcher[str, str, None] = MicroBatcher(self._release_many)
+        self._queues: dict[str, SlotQueue] = {}
         # Late slots traded in the same tick get their fresh ones in one script call per target.
         self._fresh: MicroBatcher[tuple[str, Limits], None, float | None] = MicroBatcher(self._fresh_many)
 
     async def _release_many(self, target: str, members: list[str]) -> list[None]:
         await self.redis.zrem(keys.pacing_slots(target), *members)
+        queue = self._queues.get(target)
+        if queue is not None:
+            queue.released()
         return [None] * len(members)
+
+    async def wait_slots(self, target: str, limits: Limits, members: list[str], hold_s: float
+                         ) -> tuple[int, float]:
+        """Concurrency, waiting: slots for the first k ``members`` (k ≥ 1), in turn with the other
+        batches of this process waiting on ``target``; and the seconds it waited."""
+        queue = self._queues.get(target)
+        if queue is None:
+            queue = self._queues[target] = SlotQueue()
+
+        async def ask(some: list[str]) -> int:
+            return await self.acquire_slots(target, limits, some, hold_s)
+
+        return await queue.acquire(ask, limits.max_concurrent, members)
 
     async def acquire_slots(
         self, target: str, limits: Limits, members: list[str], hold_s: float

@@ -114,6 +114,10 @@ class Sending(LoopBase):
 
     async def _record(self, job: Job, result: Accepted | Final | Retry, slotted: bool) -> None:
         try:
+            if slotted and not (isinstance(result, Accepted) and result.hold_slot):
+                # The gateway is done with this send: its slot goes back before the bookkeeping,
+                # so a slot is held for the time on the wire, not for our Redis round trips.
+                await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
             if isinstance(result, Accepted):
                 await self._accepted(job, result, slotted)
             elif isinstance(result, Final):
@@ -122,12 +126,8 @@ class Sending(LoopBase):
                     provider_text=result.provider_text, data=result.data, actions=result.actions,
                     reserved=job.reserved,
                 )
-                if slotted:
-                    await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
             else:
                 await self._requeue_one(job, result.delay_s)
-                if slotted:
-                    await self.ctx.pacer.release_slots(job.target, [job.attempt.key])
         finally:
             self._done(job)
 
@@ -147,8 +147,8 @@ class Sending(LoopBase):
             (job.task.task_id, job.attempt.number, result.correlation_id,
              now + engine_ms(ctx.clock, wait_s), int(result.hold_slot and slotted), dict(result.data)),
         )
-        if slotted:
-            if result.hold_slot and applied:
+        if slotted and result.hold_slot:  # a call keeps its trunk channel until it hangs up
+            if applied:
                 await ctx.pacer.extend_slots(job.target, [job.attempt.key], result.final_timeout_s + 60)
             else:
                 await ctx.pacer.release_slots(job.target, [job.attempt.key])

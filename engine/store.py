@@ -48,6 +48,8 @@ def eligible_score(eligible_ms: int, priority: int) -> int:
 
 
 TaskRow = tuple[str, str, int, str, int, str, str, str]
+#: (task id, attempt, part id, outcome, parts expected, policy): one part's final receipt.
+PartItem = tuple[str, int, str, str, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +171,11 @@ class WaveStore:
     async def gather(self, now_ms: int, task_id: str, attempt: int, data: dict[str, Any]) -> bool:
         return bool(await self._run("gather", now_ms, [task_id, attempt, json.dumps(data)]))
 
-    async def part(
-        self, now_ms: int, task_id: str, attempt: int, part_id: str, outcome: str, expected: int, policy: str
-    ) -> tuple[bool, str]:
-        raw = await self._run("part", now_ms, [task_id, attempt, part_id, outcome, expected, policy])
-        return bool(int(raw[0])), raw[1]
+    async def parts(self, now_ms: int, items: list[PartItem]) -> list[tuple[bool, str]]:
+        """Final receipts of message parts: (id, attempt, part id, outcome, parts expected, policy)
+        → (the message is done, the outcome to record) per item."""
+        raw = await self._run("part", now_ms, [_dumps(items)])
+        return [(bool(int(raw[i])), raw[i + 1]) for i in range(0, len(raw), 2)]
 
     async def cancel_debtor(self, now_ms: int, debtor_id: str, channel: str, outcome: str, reason: str) -> int:
         return int(await self._run("cancel_debtor", now_ms, [debtor_id, channel, outcome, reason]))

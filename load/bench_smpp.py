@@ -27,7 +27,7 @@ Engine run (``"engine"`` in the JSON; ``--skip-engine`` leaves it out):
   private Redis, the wave is started and ``engine.runner.Runner`` sends them with the connector
   ``volna run`` builds (``connectors.registry.build_connector``) for a ``[channels.sms]`` section
   pointing at a fresh simulator (``rate_per_s`` 1e6, so pacing's rate is never the limit; the
-  target's concurrency is the account's binds × window, as in production).
+  target's concurrency is the account's default, 10 × binds × window, as in production).
 * It runs in a child process (``--engine-child``), so its peak RSS and CPU are the engine
   process's alone; ``--profile`` profiles its dispatch phase too.
 * soft_reminder's SMS renders to 139 Cyrillic characters: 3 UCS-2 parts, so every message is
@@ -56,11 +56,13 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from _common import ROOT, RoundTrips, peak_rss_mb, percentile, read_finals, redis_url, require
@@ -214,7 +216,7 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
 
 def sms_channel(port: int, binds: int, window: int) -> dict[str, Any]:
     """``[channels.sms]`` for the simulator: a rate far above what one process sends (pacing's rate
-    must not be the limit); the target's concurrency stays the connector's binds × window."""
+    must not be the limit); the target's concurrency stays the connector's default."""
     return {"connector": {"accounts": [{
         "name": "bench", "host": "127.0.0.1", "port": port, "system_id": "bench", "password": "secret",
         "binds": binds, "window": window, "rate_per_s": 1e6,
@@ -259,23 +261,97 @@ async def wait_final(redis: Any, wave_id: str, n: int, runner_job: asyncio.Task[
             await asyncio.sleep(0.05)
 
 
+@dataclass
+class Dispatch:
+    """One run of the Runner over a started wave: when it began, what it cost."""
+
+    t0: float  # time.perf_counter()
+    t0_ms: int  # engine clock
+    cpu_s: float = 0.0
+    redis_cpu_s: float = 0.0
+    round_trips: int = 0
+
+
+async def dispatch(ctx: Any, connector: Any, n: int, profiler: cProfile.Profile | None) -> Dispatch:
+    """Start the wave with the Runner up and bound; return once every task is final."""
+    from bench_core import redis_cpu_s
+
+    from engine.runner import Runner
+
+    trips = RoundTrips()
+    trips.install()
+    runner = Runner(ctx, [connector])
+    stop = asyncio.Event()
+    job = asyncio.create_task(runner.run(stop))
+    await asyncio.wait_for(runner.started.wait(), 30)
+    await connector.wait_bound(10.0)
+    redis_cpu0 = await redis_cpu_s(ctx.redis)
+    trips.count = 0
+    cpu0 = time.process_time()
+    run = Dispatch(time.perf_counter(), ctx.clock.now_ms())
+    if profiler:
+        profiler.enable()
+    await ctx.waves.change(ENGINE_WAVE, "start")
+    await wait_final(ctx.redis, ENGINE_WAVE, n, job, timeout_s=120 + n / 50)
+    if profiler:
+        profiler.disable()
+    run.cpu_s, run.round_trips = time.process_time() - cpu0, trips.count
+    run.redis_cpu_s = await redis_cpu_s(ctx.redis) - redis_cpu0
+    stop.set()
+    await asyncio.wait_for(job, 60)
+    return run
+
+
+def receipts_resent(before: SmscCounts | None, after: SmscCounts | None, n: int) -> int | None:
+    """Check the simulator took each of the n messages once; how many receipts it sent again (None:
+    not checked)."""
+    if before is None or after is None:
+        return None
+    got = after - before
+    require(sum(got.destinations.values()) == n and set(got.destinations.values()) == {1},
+            f"the simulator accepted {sum(got.destinations.values())} messages for {len(got.destinations)} "
+            f"numbers (want {n}, once each)")
+    # A receipt the engine answered with an error, or lost with its bind, is sent again.
+    return got.receipts_sent - got.parts
+
+
+#: The SMS of the engine run's scenario: soft_reminder's own (139 Cyrillic characters, 3 UCS-2
+#: parts) or a short notice (one UCS-2 part), the two shapes collections SMS come in.
+TEXTS = {
+    "reminder": None,
+    "short": "{creditor}: долг {amount:money}. Оплата: {pay_url}",
+}
+
+
+def scenarios_for(text: str, folder: Path) -> Path:
+    """The shipped scenarios, with soft_reminder's SMS replaced when ``text`` says so."""
+    import yaml
+
+    if TEXTS[text] is None:
+        return ROOT / "scenarios"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = yaml.safe_load((ROOT / "scenarios" / "soft_reminder.yaml").read_text(encoding="utf-8"))
+    doc["messages"]["sms"] = TEXTS[text]
+    (folder / "soft_reminder.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
 async def run_engine(port: int, stats_url: str | None, n: int, binds: int, window: int, batch: int,
-                     profiler: cProfile.Profile | None) -> dict[str, Any]:
+                     profiler: cProfile.Profile | None, text: str = "reminder") -> dict[str, Any]:
     """The child process: n SMS tasks through intake, then Runner → SmppConnector → the simulator."""
-    from bench_core import DAY, NOON_MSK, lines, redis_cpu_s
+    from bench_core import DAY, NOON_MSK, lines
 
     from connectors.registry import build_connector
-    from connectors.smpp import SmppConnector
     from engine.clock import ScaledClock
     from engine.context import Context
     from engine.intake import Intake
     from engine.outcomes import Channel
     from engine.redis_conn import make_redis
-    from engine.runner import Runner
     from engine.settings import load_settings
 
-    with redis_url() as url:
-        settings = load_settings(None, redis={"url": url}, scenarios_dir=str(ROOT / "scenarios"),
+    with redis_url() as url, tempfile.TemporaryDirectory(prefix="bench-smpp-") as tmp:
+        scenarios = scenarios_for(text, Path(tmp))
+        settings = load_settings(None, redis={"url": url}, scenarios_dir=str(scenarios),
                                  dispatcher={"batch_size": batch, "max_inflight": batch * 4},
                                  log={"level": "WARNING", "json": False},
                                  channels={"sms": sms_channel(port, binds, window)})
@@ -286,56 +362,26 @@ async def run_engine(port: int, stats_url: str | None, n: int, binds: int, windo
             await ctx.waves.create(ENGINE_WAVE, "c1", DAY)
             report = await Intake(ctx).load(ENGINE_WAVE, lines(n))
             require(report.accepted == n, f"intake: {report.as_dict()}")
-            connector = build_connector(Channel.SMS, settings)  # what `volna run` starts
-            assert isinstance(connector, SmppConnector)
             sim_before = await smsc_counts(stats_url)
-            trips = RoundTrips()
-            trips.install()
             with SubmitTimes().installed() as submits:
-                runner = Runner(ctx, [connector])
-                stop = asyncio.Event()
-                job = asyncio.create_task(runner.run(stop))
-                await asyncio.wait_for(runner.started.wait(), 30)
-                await connector.wait_bound(10.0)
-                redis_cpu0 = await redis_cpu_s(redis)
-                trips.count = 0
-                cpu0, t0, t0_ms = time.process_time(), time.perf_counter(), ctx.clock.now_ms()
-                if profiler:
-                    profiler.enable()
-                await ctx.waves.change(ENGINE_WAVE, "start")
-                await wait_final(redis, ENGINE_WAVE, n, job, timeout_s=120 + n / 50)
-                if profiler:
-                    profiler.disable()
-                cpu_s = time.process_time() - cpu0
-                round_trips = trips.count
-                redis_busy_s = await redis_cpu_s(redis) - redis_cpu0
-                stop.set()
-                await asyncio.wait_for(job, 60)
+                run = await dispatch(ctx, build_connector(Channel.SMS, settings), n, profiler)  # as `volna run`
             finals = await read_finals(redis, ENGINE_WAVE)
             sim_after = await smsc_counts(stats_url)
         finally:
             await redis.aclose()
-    pdus = len(submits.rtts_s)
     finals.require_once(n, "delivered")
-    resent = None
-    if sim_before is not None and sim_after is not None:
-        got = sim_after - sim_before
-        require(sum(got.destinations.values()) == n and set(got.destinations.values()) == {1},
-                f"the simulator accepted {sum(got.destinations.values())} messages for {len(got.destinations)} "
-                f"numbers (want {n}, once each)")
-        # A receipt the engine answered with an error, or lost with its bind, is sent again.
-        resent = got.receipts_sent - got.parts
+    resent = receipts_resent(sim_before, sim_after, n)
     return {
-        "messages": n, "parts_per_message": pdus / n,
-        "messages_per_s": n / ((finals.last_final_ms - t0_ms) / 1000),
-        "send_messages_per_s": n / (submits.last_answer - t0),
-        "receipts_per_s": finals.outcomes["delivered"] / ((finals.last_delivered_ms - t0_ms) / 1000),
+        "messages": n, "parts_per_message": len(submits.rtts_s) / n,
+        "messages_per_s": n / ((finals.last_final_ms - run.t0_ms) / 1000),
+        "send_messages_per_s": n / (submits.last_answer - run.t0),
+        "receipts_per_s": finals.outcomes["delivered"] / ((finals.last_delivered_ms - run.t0_ms) / 1000),
         "submit_resp_p50_ms": submits.p_ms(0.5), "submit_resp_p99_ms": submits.p_ms(0.99),
         "claim_result_p50_ms": percentile(finals.claim_to_result_ms, 0.5),
         "claim_result_p99_ms": percentile(finals.claim_to_result_ms, 0.99),
-        "peak_rss_mb": peak_rss_mb(), "engine_cpu_us_per_message": cpu_s / n * 1e6,
-        "redis_cpu_us_per_message": redis_busy_s / n * 1e6, "round_trips_per_message": round_trips / n,
-        "binds": binds, "window": window, "batch": batch, "simulator_checked": resent is not None,
+        "peak_rss_mb": peak_rss_mb(), "engine_cpu_us_per_message": run.cpu_s / n * 1e6,
+        "redis_cpu_us_per_message": run.redis_cpu_s / n * 1e6, "round_trips_per_message": run.round_trips / n,
+        "text": text, "binds": binds, "window": window, "batch": batch, "simulator_checked": resent is not None,
         **({} if resent is None else {"receipts_resent": resent}),
     }
 
@@ -345,18 +391,18 @@ def engine_child(args: argparse.Namespace) -> None:
     profiler = cProfile.Profile() if args.profile else None
     stats_url = f"http://127.0.0.1:{args.smsc_http_port}" if args.smsc_http_port else None
     figures = asyncio.run(run_engine(args.smsc_port, stats_url, args.messages, args.binds, args.window, args.batch,
-                                     profiler))
+                                     profiler, args.text))
     if profiler:
         print(top_functions(profiler))
     print(json.dumps(figures))
 
 
-def engine_figures(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+def engine_figures(args: argparse.Namespace, text: str) -> tuple[dict[str, Any], str]:
     """Run the engine child against the given simulator or a fresh one; its figures and profile text."""
     port, http_port = (args.smsc_port, args.smsc_http_port) if args.smsc_port else (free_port(), free_port())
     child = [sys.executable, str(ROOT / "load" / "bench_smpp.py"), "--engine-child", "--smsc-port", str(port),
              "--messages", str(args.messages), "--binds", str(args.binds), "--window", str(args.window),
-             "--batch", str(args.batch), *(["--smsc-http-port", str(http_port)] if http_port else []),
+             "--batch", str(args.batch), "--text", text, *(["--smsc-http-port", str(http_port)] if http_port else []),
              *(["--profile"] if args.profile else [])]
     with contextlib.nullcontext() if args.smsc_port else simulator(port, http_port):
         proc = subprocess.run(child, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=300 + args.messages / 20)
@@ -418,6 +464,8 @@ def main() -> None:
     p.add_argument("--window", type=int, default=10)
     p.add_argument("--batch", type=int, default=500, help="the engine run's dispatcher batch_size (max_inflight 4×)")
     p.add_argument("--skip-engine", action="store_true", help="leave out the run through the engine")
+    p.add_argument("--text", choices=[*TEXTS, "both"], default="both",
+                   help="the engine run's SMS: soft_reminder's (3 parts), a short one (1 part), or both runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--profile", action="store_true", help="cProfile the connector side and the engine process")
     p.add_argument("--micro", action="store_true", help="also time the codec paths per PDU")
@@ -443,7 +491,10 @@ def main() -> None:
     figures["simulator_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     engine_profile = ""
     if not args.skip_engine:
-        figures["engine"], engine_profile = engine_figures(args)
+        for text in TEXTS if args.text == "both" else [args.text]:
+            key = "engine" if text == "reminder" else f"engine_{text}"
+            figures[key], profile = engine_figures(args, text)
+            engine_profile += f"[{text}]\n{profile}\n" if profile else ""
     if args.micro:
         figures["micro"] = micro()
     if args.json:
@@ -465,11 +516,14 @@ def print_figures(f: dict[str, Any]) -> None:
     print(f"      peak RSS {f['peak_rss_mb']:.0f} MB (simulator {f['simulator_peak_rss_mb']:.0f} MB)")
     for name, value in f.get("micro", {}).items():
         print(f"      {name:28s} {value:7.2f} µs")
-    e = f.get("engine")
-    if e is None:
-        return
+    for key in ("engine", "engine_short"):
+        if key in f:
+            print_engine(f[key])
+
+
+def print_engine(e: dict[str, Any]) -> None:
     print(f"engine {e['messages_per_s']:7.0f} messages/s until every task is final ({e['messages']} SMS tasks, "
-          f"{e['parts_per_message']:.0f} parts each, {e['binds']} binds × window {e['window']}; target ≥ 3000)")
+          f"{e['parts_per_message']:.0f} part(s) each, {e['binds']} binds × window {e['window']}; target ≥ 3000)")
     print(f"      {e['send_messages_per_s']:8.0f} messages/s until the last submit_sm_resp")
     print(f"      {e['receipts_per_s']:8.0f} receipts/s correlated (tasks final `delivered`)")
     print(f"      submit→submit_sm_resp p50 {e['submit_resp_p50_ms']:.2f} ms, p99 {e['submit_resp_p99_ms']:.2f} ms; "

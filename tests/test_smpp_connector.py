@@ -34,6 +34,42 @@ async def test_cyrillic_200_chars_is_three_ucs2_parts_reassembled() -> None:
         assert sim.stats.broken_parts == 0 and sim.stats.udh_ref_bits == {8: 3}
 
 
+async def test_each_part_is_announced_as_the_smsc_takes_it() -> None:
+    """``SendRequest.announce`` hears each part's id with the message's shape before ``send``
+    returns (the core registers it at once: a receipt for part 1 never waits for part 3)."""
+    from dataclasses import replace
+
+    heard: list[tuple[str, int, str, dict[str, Any], int]] = []
+
+    async def announce(cid: str, parts: int, policy: str, data: dict[str, Any]) -> None:
+        heard.append((cid, parts, policy, data, sum(sim.stats.per_text.values())))
+
+    async with running() as (sim, conn, _):
+        result = await conn.send(replace(request(1, "Ж" * 150), announce=announce))
+        assert isinstance(result, Accepted) and len(result.part_ids) == 2
+        assert [h[0] for h in heard] == [result.correlation_id, *result.part_ids]
+        assert {(h[1], h[2], str(h[3])) for h in heard} == {(3, "all", "{'parts': 3}")}
+        assert heard[0][4] == 0  # part 1 was announced before the message was whole at the SMSC
+        heard.clear()
+        assert isinstance(await conn.send(replace(request(2, "short"), announce=announce)), Accepted)
+        assert heard == []  # one part: its id comes with the Accepted
+
+
+async def test_later_parts_go_ahead_of_new_messages_for_the_window() -> None:
+    """One bind, window 1, a slow SMSC, a queue of new messages waiting: a long message whose
+    first part is in is not left half sent — its later parts take the window first."""
+    knobs = Knobs(submit_latency_min_s=0.02, submit_latency_max_s=0.02)
+    async with running(knobs, binds=1, window=1, window_wait_s=0.5) as (sim, conn, _):
+        long_send = asyncio.create_task(conn.send(request(1, "Ж" * 300)))  # 5 parts
+        await asyncio.sleep(0.005)
+        others = await asyncio.gather(*(conn.send(request(10 + i, f"n {i}")) for i in range(40)))
+        result = await long_send
+        assert isinstance(result, Accepted) and len(result.part_ids) == 4
+        # Behind 40 new messages part 2 would wait 40 × 20 ms > window_wait_s: PartlySent, `unknown`.
+        assert sum(isinstance(r, Accepted) for r in others) + sum(isinstance(r, Retry) for r in others) == 40
+        assert sim.stats.parts_per_message.get(5) == 1
+
+
 async def test_gsm_160_is_one_part_161_is_two() -> None:
     async with running() as (sim, conn, _):
         one = await conn.send(request(1, "a" * 159 + "1"))
@@ -328,7 +364,7 @@ async def test_routes_and_targets() -> None:
         async with SmppConnector.from_config(raw) as conn:
             await conn.wait_bound()
             assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [
-                ("a1", 20.0, 10), ("a2", 1000.0, 7)]
+                ("a1", 20.0, 100), ("a2", 1000.0, 7)]  # 10 × 2 binds × window 5; set
             routes = {conn.route(request(i, "x").task) for i in range(20)}
             assert routes == {"a1", "a2"}
             assert conn.route(request(3, "x").task) == conn.route(request(3, "y").task)

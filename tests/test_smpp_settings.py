@@ -27,7 +27,8 @@ def test_defaults() -> None:
     assert conn.resend_unconfirmed and conn.channel is Channel.SMS
     assert (acc.port, acc.window, acc.binds, acc.bind_mode, acc.max_parts, acc.parts_policy) == (
         2775, 10, 1, "transceiver", 6, "all")
-    assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [("smsc1", 50.0, 10)]
+    # The default concurrency: 10 × 1 bind × window 10.
+    assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [("smsc1", 50.0, 100)]
 
 
 @pytest.mark.parametrize(("source", "expected"), [

@@ -259,8 +259,9 @@ class SmppAccount:
                 return bind
         return None
 
-    async def _acquire(self) -> SmppBind:
-        """A window slot on a bound bind (FIFO among waiters); :class:`NotSent` after ``window_wait_s``.
+    async def _acquire(self, first: bool = False) -> SmppBind:
+        """A window slot on a bound bind (FIFO among waiters; ``first`` goes ahead of them);
+        :class:`NotSent` after ``window_wait_s``.
 
         Deadlines are enforced by one sweeper per account (:meth:`_sweep_waiters`), not a timer
         per waiter: with thousands waiting, per-waiter timers cost more than the sends.
@@ -276,7 +277,10 @@ class SmppAccount:
             if self._closing:
                 raise NotSent(f"account {self.name} is closing", 1.0)
             fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((deadline, fut))
+            if first:
+                self._waiters.appendleft((deadline, fut))
+            else:
+                self._waiters.append((deadline, fut))
             try:
                 await fut
             except NotSent:
@@ -327,8 +331,12 @@ class SmppAccount:
 
     # ---- submit ----------------------------------------------------------------------------
 
-    async def submit(self, body: bytes) -> tuple[int, str]:
+    async def submit(self, body: bytes, *, next_part: bool = False) -> tuple[int, str]:
         """``(command_status, message_id)`` of one submit_sm body, re-sent while throttled.
+
+        ``next_part``: a later part of a message whose first part the SMSC already has: it waits
+        ahead of new messages for a window slot, so a long SMS is not left half sent (``unknown``)
+        because new first parts kept taking the window.
 
         :class:`NotSent` when the SMSC never got it; :class:`~connectors.smpp.bind.BindLost`,
         :class:`~connectors.smpp.bind.ResponseTimeout` (``ConnectorError``) when it may have.
@@ -338,7 +346,7 @@ class SmppAccount:
         backoff = throttle.retry_min_s
         rate = self.rate
         while True:
-            bind = await self._acquire()
+            bind = await self._acquire(first=next_part)
             try:
                 # Paced while holding the window slot: at most binds × window submits have a
                 # time reserved, so a cut applies to every submit not reserved yet.

@@ -159,6 +159,9 @@ class SmppConnector(Connector):
         refs = self._refs[account.name]
         ref = refs.acquire(destination) if n > 1 else None
         ids: list[str] = []
+        # Each part's id is announced as its submit_sm_resp comes (see SendRequest.announce).
+        announce = request.announce if n > 1 else None
+        announced: list[Any] = []
         try:
             for i, segment in enumerate(segments(encoded, ref, s.concat_ref_bits, parts=chunks)):
                 body = pdu.encode_submit_sm_body(
@@ -167,7 +170,7 @@ class SmppConnector(Connector):
                     validity_period=account.validity,
                 )
                 try:
-                    status, message_id = await account.submit(body)
+                    status, message_id = await account.submit(body, next_part=bool(ids))
                 except NotSent as exc:
                     if not ids:
                         return Retry(delay_s=exc.retry_after_s, reason=str(exc))
@@ -183,9 +186,13 @@ class SmppConnector(Connector):
                         data |= {"accepted_parts": len(ids), "part_ids": list(ids)}
                     return Final(final.outcome, final.provider_code, final.provider_text, data=data)
                 ids.append(canonical_id(message_id, s.submit_id_base))
+                if announce is not None:
+                    announced.append(asyncio.ensure_future(announce(ids[-1], n, s.parts_policy, {"parts": n})))
         finally:
             if ref is not None:
                 refs.release(destination, ref)
+        if announced:
+            await asyncio.gather(*announced)
         return Accepted(
             correlation_id=ids[0],
             part_ids=tuple(ids[1:]),

@@ -18,7 +18,7 @@ Every key with its default, except the required ones::
     receiver_binds = 1                # receivers in transmitter_receiver mode
     window = 10                       # outstanding submit_sm per bind
     rate_per_s = 50.0                 # → the core's pacing (Target)
-    # max_concurrent = 10             # → the core's pacing; default binds × window
+    # max_concurrent = 200            # → the core's pacing; default 10 × binds × window (see below)
     enquire_link_s = 30.0
     response_timeout_s = 10.0         # a submit_sm unanswered this long is `unknown`
     connect_timeout_s = 10.0
@@ -184,7 +184,12 @@ class AccountSettings(_Model):
 
     @property
     def concurrency(self) -> int:
-        return self.max_concurrent if self.max_concurrent is not None else self.binds * self.window
+        """The pacing target's concurrency: what the SMSC sees is bounded by each bind's window, and
+        sends beyond it wait for a window slot in the connector (FIFO, up to ``window_wait_s``), so
+        the Redis slots only bound how many wait. Ten windows' worth keeps the batches of the
+        engine's bookkeeping large (one window's worth cost a Redis round trip per 5 messages and
+        held one process to ~1 800 messages/s against a fast SMSC; ten reach ~3 200)."""
+        return self.max_concurrent if self.max_concurrent is not None else 10 * self.binds * self.window
 
 
 class SmppSettings(_Model):

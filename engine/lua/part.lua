@@ -1,16 +1,28 @@
--- Records one part's final receipt of a multipart message.
--- ARGV: 3 id, 4 attempt, 5 part id, 6 outcome, 7 parts expected, 8 policy (all | first).
--- Returns {done 0/1, outcome to record}: the worst part decides ("delivered" only if all were).
-local st = getst(ARGV[3])
-if not st or st.s ~= 'l' or st.a ~= tonumber(ARGV[4]) then return {0, ''} end
-local raw = redis.call('HGET', KEYS[12], ARGV[3])
-local parts = raw and cjson.decode(raw) or {}
-parts[ARGV[5]] = ARGV[6]
-redis.call('HSET', KEYS[12], ARGV[3], cjson.encode(parts))
-local n, worst = 0, 'delivered'
-for _, o in pairs(parts) do
-  n = n + 1
-  if o ~= 'delivered' then worst = o end
+-- Records final receipts of parts of multipart messages, a batch at a time.
+-- ARGV[3]: JSON array of [id, attempt, part id, outcome, parts expected, policy (all | first)].
+-- Returns {done 0/1, outcome to record} per item, in order: the worst part decides
+-- ("delivered" only if all were). Two parts of one message in one batch are applied in turn.
+local out = {}
+for _, item in ipairs(cjson.decode(ARGV[3])) do
+  local id = item[1]
+  local st = getst(id)
+  if not st or st.s ~= 'l' or st.a ~= tonumber(item[2]) then
+    out[#out + 1] = 0; out[#out + 1] = ''
+  else
+    local raw = redis.call('HGET', KEYS[12], id)
+    local parts = raw and cjson.decode(raw) or {}
+    parts[item[3]] = item[4]
+    redis.call('HSET', KEYS[12], id, cjson.encode(parts))
+    local n, worst = 0, 'delivered'
+    for _, o in pairs(parts) do
+      n = n + 1
+      if o ~= 'delivered' then worst = o end
+    end
+    if item[6] == 'first' or n >= tonumber(item[5]) then
+      out[#out + 1] = 1; out[#out + 1] = worst
+    else
+      out[#out + 1] = 0; out[#out + 1] = ''
+    end
+  end
 end
-if ARGV[8] == 'first' or n >= tonumber(ARGV[7]) then return {1, worst} end
-return {0, ''}
+return out
