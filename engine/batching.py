@@ -2,8 +2,9 @@
 
 Hundreds of attempts finish at once (an instant connector, a burst of
 receipts); each wants one script call. A :class:`MicroBatcher` collects the
-calls for one key (a wave) until the loop yields, then runs them as one batch
-and hands each caller its own answer.
+calls for one key (a wave) until the loop yields — or, while the key's previous
+batch is still in Redis, until it returns — then runs them as one batch and
+hands each caller its own answer.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ R = TypeVar("R")
 
 
 class MicroBatcher(Generic[K, I, R]):
+    """At most one batch in flight per key: what is submitted while a key's batch runs waits for
+    it and goes as the next batch. Idle, a call goes at the next loop tick (no added latency);
+    under load the batches grow to what arrives during one round trip, by themselves."""
+
     def __init__(self, run: Callable[[K, list[I]], Awaitable[list[R]]], max_batch: int = 500) -> None:
         self._run = run
         self._max_batch = max_batch
         self._pending: dict[K, list[tuple[I, asyncio.Future[R]]]] = {}
+        self._busy: set[K] = set()
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -29,7 +35,7 @@ class MicroBatcher(Generic[K, I, R]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._pending.setdefault(key, []).append((item, fut))
-        if not self._scheduled:
+        if key not in self._busy and not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
         return fut
@@ -41,13 +47,18 @@ class MicroBatcher(Generic[K, I, R]):
 
     def _flush(self) -> None:
         self._scheduled = False
-        pending, self._pending = self._pending, {}
-        for key, entries in pending.items():
-            for start in range(0, len(entries), self._max_batch):
-                chunk = entries[start : start + self._max_batch]
-                task = asyncio.get_running_loop().create_task(self._execute(key, chunk))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        for key in [k for k in self._pending if k not in self._busy]:
+            self._start(key)
+
+    def _start(self, key: K) -> None:
+        entries = self._pending.pop(key)
+        if len(entries) > self._max_batch:
+            self._pending[key] = entries[self._max_batch :]
+            entries = entries[: self._max_batch]
+        self._busy.add(key)
+        task = asyncio.get_running_loop().create_task(self._execute(key, entries))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, key: K, chunk: list[tuple[I, asyncio.Future[R]]]) -> None:
         try:
@@ -59,6 +70,10 @@ class MicroBatcher(Generic[K, I, R]):
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            self._busy.discard(key)
+            if key in self._pending:  # what came in meanwhile goes now, as one batch
+                self._start(key)
         for (_, fut), result in zip(chunk, results, strict=True):
             if not fut.done():
                 fut.set_result(result)

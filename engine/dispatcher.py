@@ -61,6 +61,9 @@ class ChannelLoop(Gates, Sending):
         rate = sum(t.rate_per_s for t in self.targets.values())
         self.max_inflight = int(min(self.settings.max_inflight,
                                     max(self.settings.batch_size, rate * self.settings.claim_ahead_s)))
+        #: A loop near its in-flight limit claims again once a quarter of a batch is free: claiming
+        #: each freed slot alone made batches of a few tasks, each costing the round trips of 500.
+        self._min_claim = max(1, min(self.settings.batch_size, self.max_inflight) // 4)
         self._claiming = True
         self._room = asyncio.Event()
         #: Running work: batch processing (no job) and sends (their job, to see the phase).
@@ -75,7 +78,7 @@ class ChannelLoop(Gates, Sending):
         try:
             while self._claiming:
                 room = min(self.settings.batch_size, self.max_inflight - len(self.inflight))
-                if room <= 0:
+                if room < self._min_claim:  # wait for a batch's worth of room, not a claim per freed slot
                     self._room.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._room.wait(), 0.5)
