@@ -195,7 +195,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         runner = Runner(ctx, connectors)
         metrics_port = args.metrics_port
         if metrics_port is not None:
-            from engine.metrics import serve_metrics
+            from engine.metrics_http import serve_metrics
 
             server = await serve_metrics(metrics_port, ctx.metrics.registry)
             try:
@@ -219,7 +219,7 @@ async def cmd_scenarios(args: argparse.Namespace, settings: Settings) -> int:
         for name, sc in scenarios.items():
             print(f"{name}: ok ({sc.title})")
         return 0
-    from engine.ivr import write_dialplan
+    from engine.dialplan import write_dialplan
 
     paths = write_dialplan(scenarios, Path(args.out))
     for path in paths:

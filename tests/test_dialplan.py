@@ -12,17 +12,16 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from engine.dialplan import compile_dialplan, write_dialplan
 from engine.errors import ConfigError
 from engine.ivr import (
     IvrScript,
     MenuStep,
     channel_variables,
-    compile_dialplan,
     ivr_entry,
     plural_form,
     script_of,
     split_amount,
-    write_dialplan,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,8 @@ import redis.asyncio as aioredis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import Metrics, serve_metrics
+from engine.metrics import Metrics
+from engine.metrics_http import serve_metrics
 from tests.redis_server import free_port
 from tests.test_metrics_support import NAME, MeteredConnector, observed_engine, wave_rows
 

@@ -35,7 +35,7 @@ from engine.context import Context
 from engine.correlation import Correlation
 from engine.finisher import Finisher
 from engine.keys import WaveKeys
-from engine.metrics import MetricsServer, serve_metrics
+from engine.metrics_http import MetricsServer, serve_metrics
 from engine.outcomes import Channel, Outcome
 from engine.redis_conn import make_redis
 from engine.settings import RedisSettings
