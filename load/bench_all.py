@@ -35,7 +35,10 @@ def flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     elif isinstance(value, bool):
         out.append((prefix, str(value)))
     elif isinstance(value, int | float):
-        out.append((prefix, f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"))
+        if isinstance(value, float):
+            out.append((prefix, f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"))
+        else:
+            out.append((prefix, f"{value:,}"))
 
 
 def main() -> int:
