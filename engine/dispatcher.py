@@ -182,14 +182,18 @@ class ChannelLoop(Gates, Sending):
                 return
             granted = len(pending)
             if limits is not None:
+                def unwanted() -> bool:
+                    return not (self._claiming and self.states.is_running(wave_id))
+
                 granted, waited_s = await self.ctx.pacer.wait_slots(
-                    target, limits, [j.attempt.key for j in pending], self.settings.lease_s
+                    target, limits, [j.attempt.key for j in pending], self.settings.lease_s, unwanted
                 )
                 self.ctx.metrics.pacing_wait(target, "concurrency", waited_s)
-                if not (self._claiming and self.states.is_running(wave_id)):
-                    # A stop, pause or shutdown came while this batch waited its turn: the slots go
+                if unwanted():
+                    # A stop, pause or shutdown came while this batch waited its turn: any slots go
                     # back and the top of the loop decides what becomes of the batch.
-                    await self.ctx.pacer.release_slots(target, [j.attempt.key for j in pending[:granted]])
+                    if granted:
+                        await self.ctx.pacer.release_slots(target, [j.attempt.key for j in pending[:granted]])
                     continue
             chunk, pending = pending[:granted], pending[granted:]
             await self._rate_and_send(wave_id, target, limits, chunk)

@@ -83,14 +83,17 @@ class SlotQueue:
         self._turn = asyncio.Lock()  # asyncio's lock is FIFO: batches go in the order they came
         self._freed = asyncio.Event()
 
-    async def acquire(self, ask: Callable[[list[str]], Awaitable[int]], limit: int,
-                      members: list[str]) -> tuple[int, float]:
-        """(how many of the first ``members`` got a slot — at least one —, seconds spent waiting
-        for a turn or a free slot: 0 when there was neither to wait for)."""
+    async def acquire(self, ask: Callable[[list[str]], Awaitable[int]], limit: int, members: list[str],
+                      give_up: Callable[[], bool]) -> tuple[int, float]:
+        """(how many of the first ``members`` got a slot — at least one, or 0 once ``give_up()``
+        says the batch no longer wants any —, seconds spent waiting for a turn or a free slot: 0
+        when there was neither to wait for)."""
         started = time.monotonic()
         waited = self._turn.locked()
         async with self._turn:
             while True:
+                if give_up():  # a stop, a pause or a shutdown while this batch waited
+                    return 0, time.monotonic() - started
                 self._freed.clear()
                 granted = await ask(members[:limit])
                 if granted:
@@ -125,10 +128,11 @@ class Pacer:
             queue.released()
         return [None] * len(members)
 
-    async def wait_slots(self, target: str, limits: Limits, members: list[str], hold_s: float
-                         ) -> tuple[int, float]:
-        """Concurrency, waiting: slots for the first k ``members`` (k ≥ 1), in turn with the other
-        batches of this process waiting on ``target``; and the seconds it waited."""
+    async def wait_slots(self, target: str, limits: Limits, members: list[str], hold_s: float,
+                         give_up: Callable[[], bool]) -> tuple[int, float]:
+        """Concurrency, waiting: slots for the first k ``members`` (k ≥ 1; 0 when ``give_up()``),
+        in turn with the other batches of this process waiting on ``target``; and the seconds it
+        waited."""
         queue = self._queues.get(target)
         if queue is None:
             queue = self._queues[target] = SlotQueue()
@@ -136,7 +140,7 @@ class Pacer:
         async def ask(some: list[str]) -> int:
             return await self.acquire_slots(target, limits, some, hold_s)
 
-        return await queue.acquire(ask, limits.max_concurrent, members)
+        return await queue.acquire(ask, limits.max_concurrent, members, give_up)
 
     async def acquire_slots(
         self, target: str, limits: Limits, members: list[str], hold_s: float

@@ -111,3 +111,30 @@ async def test_pause_holds_and_resume_finishes(redis: aioredis.Redis, redis_url:
 
 async def _sent_some(conn: RecordingConnector) -> bool:
     return len(conn.sent) > 10
+
+
+async def test_a_pause_hands_back_tasks_waiting_for_a_concurrency_slot_at_once(
+        redis: aioredis.Redis, redis_url: str) -> None:
+    """One slot, held by a long send: the batch behind it waits its turn for a slot. A pause puts
+    the waiting tasks back in the queue while that send is still on the wire — the wait gives up,
+    it does not hold the batch (and its leases) until a slot frees."""
+    # The held slot would expire with its lease (then the batch would get it and see the pause):
+    # a lease far longer than the test, so only giving up the wait can hand the tasks back.
+    settings = make_settings(redis_url, dispatcher={"drain_grace_s": 0.5, "lease_s": 600.0})
+    ctx = context(settings, ScaledClock(NOON_MSK), redis)
+    await load_wave(ctx, "w1", DAY, [task(n) for n in range(20)])
+    conn = RecordingConnector(channel=Channel.SMS, max_concurrent=1, delay_s=600.0)
+    async with running(ctx, [conn]) as runner:
+        await wait_until(lambda: _sent_at_least(conn, 1))
+        await ctx.waves.change("w1", "pause")
+        await wait_until(lambda: _queued_is(ctx, "w1", 19), timeout_s=20)
+        assert len(conn.sent) == 1  # the one send is still out; nothing else went
+        assert [job.phase for job in runner.loops[0].inflight.values()] == ["wire"]
+
+
+async def _queued_is(ctx, wave_id: str, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return int((await ctx.waves.counts(wave_id)).get("queued", 0)) == n
+
+
+async def _sent_at_least(conn: RecordingConnector, n: int) -> bool:
+    return len(conn.sent) >= n
