@@ -3,7 +3,10 @@ what a wave's results stream says."""
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
+import pstats
 import resource
 import sys
 from collections import Counter
@@ -35,6 +38,40 @@ def redis_url() -> Iterator[str]:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def free_port() -> int:
+    from engine.localredis import free_port as engine_free_port
+
+    return engine_free_port()
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``); NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_peak_rss_mb(pid: int) -> float:
+    """Peak RSS of a running child (``VmHWM``); getrusage's children figure counts a forked copy of
+    this process and only reaped children."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def top_functions(source: cProfile.Profile | str, count: int = 25) -> str:
+    """A profile's (or a saved profile file's) top functions by own time, as text."""
+    out = io.StringIO()
+    pstats.Stats(source, stream=out).sort_stats("tottime").print_stats(count)
+    return out.getvalue()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -26,10 +26,8 @@ import cProfile
 import gc
 import io
 import json
-import os
 import pstats
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -43,7 +41,7 @@ from connectors.ami import AmiConnector  # noqa: E402
 from connectors.ami.calls import CallTracker, call_ids  # noqa: E402
 from connectors.ami.message import AmiParser  # noqa: E402
 from connectors.base import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
-from load._common import peak_rss_mb, percentile  # noqa: E402
+from load._common import free_port, peak_rss_mb, percentile, process_cpu_s, process_peak_rss_mb  # noqa: E402
 from tests.test_ami_support import config, request  # noqa: E402
 
 TRANSCRIPTS = ROOT.parent / "shared" / "asterisk-22-transcripts"
@@ -197,31 +195,10 @@ async def bench_tcp_replay(calls: int) -> dict[str, float]:
     return {"tcp_events_per_s": events / elapsed}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a running child (``VmHWM``); getrusage's children figure counts a forked copy of
-    this process and only reaped children."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds of another process (Linux ``/proc``)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _GcClock:
@@ -246,7 +223,7 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
         gc.set_threshold(50_000, 20, 100)
     gc_clock = _GcClock()
     gc.callbacks.append(gc_clock)
-    port = _free_port()
+    port = free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "simulators.ami", "--port", str(port), "--log-level", "WARNING",
          "--ring-min-s", str(talk_s / 4), "--ring-max-s", str(talk_s * 3 / 4),
@@ -294,10 +271,10 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
 
         async with conn:
             session = conn.session("ast1")
-            ev0, cpu0, sim0, t0 = session.events, _cpu(), _proc_cpu(sim.pid), time.perf_counter()
+            ev0, cpu0, sim0, t0 = session.events, _cpu(), process_cpu_s(sim.pid), time.perf_counter()
             await asyncio.gather(*(one(i) for i in range(calls)))
             elapsed, cpu, events = time.perf_counter() - t0, _cpu() - cpu0, session.events - ev0
-            sim_cpu = _proc_cpu(sim.pid) - sim0
+            sim_cpu = process_cpu_s(sim.pid) - sim0
         assert len(finals) == calls and set(finals.values()) == {1}, "every call exactly one final event"
         print(f"end to end {calls} calls, {concurrency} in flight, Events: {events_mask}, burst {burst}, "
               f"GC {gc_mode}: "
@@ -319,7 +296,7 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
         return {"calls": calls, "concurrency": concurrency, "originates_per_s": calls / elapsed,
                 "events_per_s": events / elapsed, "send_p50_ms": percentile(steady, 0.5) * 1e3,
                 "send_p99_ms": percentile(steady, 0.99) * 1e3, "cpu_ms_per_call": cpu / calls * 1e3,
-                "gc_longest_ms": gc_clock.max_s * 1e3, "simulator_peak_rss_mb": _peak_rss_mb(sim.pid)}
+                "gc_longest_ms": gc_clock.max_s * 1e3, "simulator_peak_rss_mb": process_peak_rss_mb(sim.pid)}
     finally:
         gc.callbacks.remove(gc_clock)
         if gc_mode == "tuned":

@@ -39,10 +39,8 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import io
 import json
 import os
-import pstats
 import select
 import socket
 import subprocess
@@ -55,14 +53,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, peak_rss_mb, percentile, read_finals, redis_url, require
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from _common import (
+    ROOT,
+    free_port,
+    peak_rss_mb,
+    percentile,
+    process_cpu_s,
+    read_finals,
+    redis_url,
+    require,
+    top_functions,
+)
 
 
 @contextlib.contextmanager
@@ -373,10 +374,6 @@ def volna_api(config: Path, profile_to: Path | None) -> Iterator[tuple[int, int]
         proc.wait(30)
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU of a running process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def ingest(config: Path, port: int, pid: int, connections: int) -> dict[str, Any]:
@@ -437,10 +434,6 @@ def run_engine(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return figures, text
 
 
-def top_functions(source: cProfile.Profile | str, count: int = 25) -> str:
-    out = io.StringIO()
-    pstats.Stats(source, stream=out).sort_stats("tottime").print_stats(count)
-    return out.getvalue()
 
 
 def main() -> None:

@@ -48,10 +48,8 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import io
 import json
 import os
-import pstats
 import resource
 import socket
 import subprocess
@@ -65,17 +63,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, RoundTrips, peak_rss_mb, percentile, read_finals, redis_url, require
+from _common import (
+    ROOT,
+    RoundTrips,
+    free_port,
+    peak_rss_mb,
+    percentile,
+    read_finals,
+    redis_url,
+    require,
+    top_functions,
+)
 
 #: The engine run's wave (bench_core's lines() name their tasks t0…, debtors d0…).
 ENGINE_WAVE = "bench-sms"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -412,10 +415,6 @@ def engine_figures(args: argparse.Namespace, text: str) -> tuple[dict[str, Any],
     return json.loads(last), "\n".join(profile)
 
 
-def top_functions(profiler: cProfile.Profile, count: int = 25) -> str:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(count)
-    return out.getvalue()
 
 
 def micro() -> dict[str, float]:
