@@ -3,15 +3,18 @@ what a wave's results stream says."""
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import io
 import os
 import pstats
 import resource
+import socket
+import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-@contextmanager
+@contextlib.contextmanager
 def redis_url() -> Iterator[str]:
     """``REDIS_URL`` when set, else a private redis-server for the run."""
     if os.environ.get("REDIS_URL"):
@@ -141,3 +144,22 @@ def require(ok: bool, what: str) -> None:
     """A check of what a run did (not ``assert``: it must hold under ``python -O`` too)."""
     if not ok:
         raise AssertionError(what)
+
+
+@contextlib.contextmanager
+def process(args: list[str], port: int) -> Iterator[None]:
+    """``python <args>`` in its own process until the block ends, once it listens on ``port``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{args} did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -4,37 +4,9 @@ HTTP/1.1 blaster of signed WhatsApp status webhooks (it costs little of the shar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
-
-from _common import (
-    ROOT,
-)
-
-
-@contextlib.contextmanager
-def process(args: list[str], port: int) -> Iterator[None]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{args} did not start")
-            time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def status_request(secret: str, message_id: str, status: str, recipient: str) -> bytes:

@@ -25,13 +25,14 @@ from _common import (
     ROOT,
     free_port,
     percentile,
+    process,
     process_cpu_s,
     read_finals,
     redis_url,
     require,
     top_functions,
 )
-from _gateway import blast, process, status_request
+from _gateway import blast, status_request
 
 #: One wave per channel, dispatched one after the other (so each rate is that channel's alone).
 WAVES = {"whatsapp": "bench-wa", "viber": "bench-vb"}

@@ -5,39 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from _common import (
-    ROOT,
     percentile,
+    process,
 )
 
 
-@contextlib.contextmanager
-def simulator(port: int, http_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def simulator(port: int, http_port: int | None = None) -> contextlib.AbstractContextManager[None]:
+    """``python -m simulators.smsc`` on ``port`` (account bench:secret; ``GET /stats`` on ``http_port``)."""
     stats = ["--http-port", str(http_port)] if http_port else []
-    proc = subprocess.Popen([sys.executable, "-m", "simulators.smsc", "--port", str(port), "--log-level", "WARNING",
-                             "--account", "bench:secret", *stats], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the SMSC simulator did not start")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return process(["-m", "simulators.smsc", "--port", str(port), "--log-level", "WARNING",
+                    "--account", "bench:secret", *stats], port)
 
 
 @dataclass

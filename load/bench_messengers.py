@@ -45,8 +45,9 @@ from _common import (
     ROOT,
     free_port,
     peak_rss_mb,
+    process,
 )
-from _gateway import blast, process, status_request
+from _gateway import blast, status_request
 from _messengers_engine import print_engine, run_engine
 
 # ---- messages/s -----------------------------------------------------------------------------
