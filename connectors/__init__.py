@@ -1,1 +1,1 @@
-"""Channel connectors: each implements :class:`connectors.base.Connector`."""
+"""Channel connectors: each implements :class:`engine.port.Connector`."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from connectors.base import Connector
+from engine.config.settings import Settings
+from engine.domain.outcomes import Channel
 from engine.errors import ConfigError
-from engine.outcomes import Channel
-from engine.settings import Settings
+from engine.port import Connector
 
 #: channel → (module, class) whose ``from_config(raw, *, resend_unconfirmed)`` builds it.
 CONNECTORS: dict[Channel, tuple[str, str]] = {

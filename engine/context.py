@@ -10,15 +10,15 @@ from datetime import date
 
 from redis.asyncio import Redis
 
-from engine.caps import Caps
-from engine.clock import Clock
-from engine.metrics import Metrics
-from engine.pacing import Pacer
-from engine.scenarios import Scenario, load_scenarios
-from engine.settings import Settings
-from engine.stoplist import StopList
-from engine.waves import Waves
-from engine.windows import WindowCalendar
+from engine.calendar.clock import Clock
+from engine.calendar.windows import WindowCalendar
+from engine.config.settings import Settings
+from engine.domain.scenarios import Scenario, load_scenarios
+from engine.gates.caps import Caps
+from engine.gates.pacing import Pacer
+from engine.gates.stoplist import StopList
+from engine.metrics.registry import Metrics
+from engine.waves.control import Waves
 
 
 def process_id() -> str:

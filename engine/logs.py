@@ -7,8 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from engine.phones import mask_text
-from engine.settings import LogSettings
+from engine.config.settings import LogSettings
+from engine.domain.phones import mask_text
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

@@ -44,7 +44,7 @@ def peak_rss_mb() -> float:
 
 
 def free_port() -> int:
-    from engine.localredis import free_port as engine_free_port
+    from engine.store.localredis import free_port as engine_free_port
 
     return engine_free_port()
 
@@ -122,7 +122,7 @@ class Finals:
 
 
 async def read_finals(redis: Any, wave_id: str) -> Finals:
-    from engine.results import read_range
+    from engine.waves.results import read_range
 
     out = Finals()
     async for rec in read_range(redis, wave_id, count=10_000):

@@ -88,7 +88,7 @@ class Waiting:
 
     @classmethod
     async def read(cls, redis: Any, wave_id: str) -> Waiting:
-        from engine.keys import WaveKeys
+        from engine.store.keys import WaveKeys
 
         states = {task: json.loads(raw) for task, raw in (await redis.hgetall(WaveKeys(wave_id).state)).items()}
         waiting = {task: (st["cid"], st["ca"], st["aa"]) for task, st in states.items()
@@ -107,7 +107,7 @@ class Waiting:
 async def load_wave(ctx: Any, channel: str, n: int) -> str:
     from bench_core import DAY
 
-    from engine.intake import Intake
+    from engine.intake.loader import Intake
 
     wave = WAVES[channel]
     await ctx.waves.create(wave, "c1", DAY)
@@ -120,9 +120,9 @@ async def dispatch_wave(ctx: Any, channel: str, n: int, profiler: cProfile.Profi
     """Load n tasks, start their wave and run the channel's connector (as ``volna run`` builds it) until
     the gateway accepted them all."""
     from connectors.registry import build_connector
-    from engine.keys import WaveKeys
-    from engine.outcomes import Channel
-    from engine.runner import Runner
+    from engine.dispatch.runner import Runner
+    from engine.domain.outcomes import Channel
+    from engine.store.keys import WaveKeys
 
     wave = await load_wave(ctx, channel, n)
     runner = Runner(ctx, [build_connector(Channel(channel), ctx.settings)])
@@ -167,10 +167,10 @@ async def gateway_accepted(base_url: str) -> dict[str, Counter[str]]:
 
 async def dispatch_all(config: Path, n: int, gateway_url: str, profiler: cProfile.Profile | None
                        ) -> dict[str, Any]:
-    from engine.clock import make_clock
+    from engine.calendar.clock import make_clock
+    from engine.config.settings import load_settings
     from engine.context import Context
-    from engine.redis_conn import make_redis
-    from engine.settings import load_settings
+    from engine.store.connection import make_redis
 
     settings = load_settings(config)
     redis = make_redis(settings.redis)
@@ -192,7 +192,7 @@ def volna_api(config: Path, profile_to: Path | None) -> Iterator[tuple[int, int]
     """A real ``volna api`` process on a free port (optionally under cProfile); yields (port, pid)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     profiling = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
-    proc = subprocess.Popen([sys.executable, *profiling, "-m", "engine.cli", "api", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, *profiling, "-m", "engine.cli.main", "api", "--config", str(config),
                              "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         # serve() prints this once bound; nothing else goes to its stdout (logs go to stderr).
@@ -213,8 +213,8 @@ async def ingest(config: Path, port: int, pid: int, connections: int) -> dict[st
     message ids, blasted at ``volna api``; then each task must be final ``delivered`` exactly once."""
     from bench_core import redis_cpu_s
 
-    from engine.redis_conn import make_redis
-    from engine.settings import load_settings
+    from engine.config.settings import load_settings
+    from engine.store.connection import make_redis
 
     wave = WAVES["whatsapp"]
     redis = make_redis(load_settings(config).redis)
@@ -242,8 +242,8 @@ def run_engine(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     figures and the profiles' text (``--profile``)."""
     from bench_core import NOON_MSK
 
-    from engine.clock import ScaledClock
-    from engine.demo_config import write_config
+    from engine.calendar.clock import ScaledClock
+    from engine.demo.config import write_config
 
     profiler = cProfile.Profile() if args.profile else None
     sim_port = free_port()

@@ -70,7 +70,7 @@ async def smsc_counts(stats_url: str | None) -> SmscCounts | None:
 
 
 async def wait_final(redis: Any, wave_id: str, n: int, runner_job: asyncio.Task[None], timeout_s: float) -> None:
-    from engine.keys import WaveKeys
+    from engine.store.keys import WaveKeys
 
     counts = WaveKeys(wave_id).counts
     async with asyncio.timeout(timeout_s):
@@ -96,7 +96,7 @@ async def dispatch(ctx: Any, connector: Any, n: int, profiler: cProfile.Profile 
     """Start the wave with the Runner up and bound; return once every task is final."""
     from bench_core import redis_cpu_s
 
-    from engine.runner import Runner
+    from engine.dispatch.runner import Runner
 
     trips = RoundTrips()
     trips.install()
@@ -162,12 +162,12 @@ async def run_engine(port: int, stats_url: str | None, n: int, binds: int, windo
     from bench_core import DAY, NOON_MSK, lines
 
     from connectors.registry import build_connector
-    from engine.clock import ScaledClock
+    from engine.calendar.clock import ScaledClock
+    from engine.config.settings import load_settings
     from engine.context import Context
-    from engine.intake import Intake
-    from engine.outcomes import Channel
-    from engine.redis_conn import make_redis
-    from engine.settings import load_settings
+    from engine.domain.outcomes import Channel
+    from engine.intake.loader import Intake
+    from engine.store.connection import make_redis
 
     with redis_url() as url, tempfile.TemporaryDirectory(prefix="bench-smpp-") as tmp:
         scenarios = scenarios_for(text, Path(tmp))

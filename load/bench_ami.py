@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 from connectors.ami import AmiConnector  # noqa: E402
 from connectors.ami.calls import CallTracker, call_ids  # noqa: E402
 from connectors.ami.message import AmiParser  # noqa: E402
-from connectors.base import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
+from engine.port import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
 from load._common import free_port, peak_rss_mb, percentile, process_cpu_s, process_peak_rss_mb  # noqa: E402
 from tests.test_ami_support import config, request  # noqa: E402
 

@@ -14,15 +14,15 @@ from datetime import UTC, date, datetime
 
 from _common import RoundTrips, peak_rss_mb, percentile, redis_url
 
-from connectors.base import Connector, Final, SendRequest, SendResult, Target
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import load_settings
 from engine.context import Context
-from engine.intake import Intake
-from engine.keys import WaveKeys
-from engine.outcomes import Channel, Outcome
-from engine.redis_conn import make_redis
-from engine.runner import Runner
-from engine.settings import load_settings
+from engine.dispatch.runner import Runner
+from engine.domain.outcomes import Channel, Outcome
+from engine.intake.loader import Intake
+from engine.port import Connector, Final, SendRequest, SendResult, Target
+from engine.store.connection import make_redis
+from engine.store.keys import WaveKeys
 from tests.harness import ROOT
 
 DAY = date(2026, 12, 1)
@@ -100,7 +100,7 @@ async def redis_cpu_s(redis) -> float:  # type: ignore[no-untyped-def]
 
 
 async def claim_to_result_ms(redis) -> list[float]:  # type: ignore[no-untyped-def]
-    from engine.results import read_range
+    from engine.waves.results import read_range
 
     out: list[float] = []
     async for rec in read_range(redis, "bench", count=10_000):

@@ -9,7 +9,7 @@ Connectors and the webhook app alone (the top-level figures):
 * messages/s: ``WhatsAppConnector`` / ``ViberConnector`` → ``python -m simulators.gateway`` in its own
   process (no latency, no faults, webhooks off), ``--concurrency`` sends in flight (the core's
   pacing would hold them to the account's ``rate_per_s``; here nothing limits them).
-* webhooks/s: the aiohttp app of ``engine.webhooks`` with a no-op sink in its own process, blasted
+* webhooks/s: the aiohttp app of ``connectors.messengers.endpoint`` with a no-op sink in its own process, blasted
   over ``--connections`` keep-alive connections with pre-signed WhatsApp status payloads (each
   one distinct) by a raw asyncio HTTP/1.1 client, so the client costs little of the shared CPU.
   Every answer must be 200.
@@ -21,11 +21,11 @@ Through the engine (``"engine"`` in the JSON; ``--skip-engine`` leaves it out):
   above what one process sends (pacing's rate is never the limit), ``--concurrency`` sends per account.
 * dispatch: ``--messages`` WhatsApp tasks, then as many Viber tasks, each in its own wave
   (soft_reminder, Europe/Moscow, one debtor each so caps never bite), go through
-  ``engine.runner.Runner`` in this process with the connector ``volna run`` builds
+  ``engine.dispatch.runner.Runner`` in this process with the connector ``volna run`` builds
   (``connectors.registry.build_connector``). messages/s: from the wave's start until the last task
   was accepted (every task must then be leased in phase ``accepted``, waiting for its status, and
   the gateway must have accepted each number once); claim→accepted from the task states.
-* ingest: a real ``volna api`` (``python -m engine.cli api --config … --port 0``) records webhooks
+* ingest: a real ``volna api`` (``python -m engine.cli.main api --config … --port 0``) records webhooks
   into the engine's correlation in Redis. Each WhatsApp task's message id (its state's ``cid``) gets
   one signed ``delivered`` status, blasted as above (the first tenth, at most 500, to warm up);
   webhooks/s is that one process's, with its CPU and Redis's per webhook. Every answer must be 200
@@ -54,11 +54,11 @@ from _messengers_engine import print_engine, run_engine
 
 
 async def send_all(channel: str, base_url: str, n: int, concurrency: int) -> dict[str, Any]:
-    from connectors.base import Accepted, SendRequest
     from connectors.messengers import ViberConnector, WhatsAppConnector
-    from engine.models import Attempt, Task
-    from engine.outcomes import Channel
-    from engine.scenarios import Messages, Scenario, WhatsAppTemplate
+    from engine.domain.models import Attempt, Task
+    from engine.domain.outcomes import Channel
+    from engine.domain.scenarios import Messages, Scenario, WhatsAppTemplate
+    from engine.port import Accepted, SendRequest
 
     http = {"pool_size": concurrency, "read_timeout_s": 30.0}
     conn: WhatsAppConnector | ViberConnector
@@ -108,7 +108,7 @@ def serve_webhooks(port: int) -> None:
     """The child process: the webhook app with a no-op sink."""
     from aiohttp import web
 
-    from engine.webhooks import WebhookSecrets, make_webhook_app
+    from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 
     async def sink(event: Any) -> None:
         return None

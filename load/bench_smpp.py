@@ -24,7 +24,7 @@ Engine run (``"engine"`` in the JSON; ``--skip-engine`` leaves it out):
 
 * ``--messages`` SMS tasks (``bench_core``'s lines: scenario soft_reminder, Europe/Moscow, one
   debtor each so caps never bite, the clock at noon Moscow on 2026-12-01) are loaded into a
-  private Redis, the wave is started and ``engine.runner.Runner`` sends them with the connector
+  private Redis, the wave is started and ``engine.dispatch.runner.Runner`` sends them with the connector
   ``volna run`` builds (``connectors.registry.build_connector``) for a ``[channels.sms]`` section
   pointing at a fresh simulator (``rate_per_s`` 1e6, so pacing's rate is never the limit; the
   target's concurrency is the account's default, 10 × binds × window, as in production).
@@ -67,10 +67,10 @@ from _smsc import SubmitTimes, simulator
 
 
 async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> dict[str, Any]:
-    from connectors.base import Accepted, LateEvent, SendRequest
     from connectors.smpp import SmppConnector
-    from engine.models import Attempt, Task
-    from engine.outcomes import Channel
+    from engine.domain.models import Attempt, Task
+    from engine.domain.outcomes import Channel
+    from engine.port import Accepted, LateEvent, SendRequest
 
     conn = SmppConnector.from_config({"accounts": [{
         "name": "bench", "host": "127.0.0.1", "port": port, "system_id": "bench", "password": "secret",

@@ -64,8 +64,8 @@ async def redis_url(redis_base_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    from engine.redis_conn import make_redis
-    from engine.settings import RedisSettings
+    from engine.config.settings import RedisSettings
+    from engine.store.connection import make_redis
 
     client = make_redis(RedisSettings(url=redis_url))
     try:

@@ -13,11 +13,11 @@ import os
 import signal
 import time
 
-from connectors.base import SendRequest, SendResult
-from engine.clock import make_clock
-from engine.outcomes import Channel, Outcome
-from engine.redis_conn import make_redis
-from engine.runner import Runner
+from engine.calendar.clock import make_clock
+from engine.dispatch.runner import Runner
+from engine.domain.outcomes import Channel, Outcome
+from engine.port import SendRequest, SendResult
+from engine.store.connection import make_redis
 from tests.fakes import RecordingConnector
 from tests.harness import context, make_settings
 

@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from connectors.base import Accepted, Connector, Final, LateEvent, SendRequest, SendResult, Target
-from engine.outcomes import Channel, Outcome
+from engine.domain.outcomes import Channel, Outcome
+from engine.port import Accepted, Connector, Final, LateEvent, SendRequest, SendResult, Target
 
 
 @dataclass

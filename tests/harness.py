@@ -15,12 +15,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from connectors.base import Connector
-from engine.clock import Clock, ScaledClock
+from engine.calendar.clock import Clock, ScaledClock
+from engine.config.settings import Settings, load_settings
 from engine.context import Context
-from engine.intake import Intake
-from engine.runner import Runner
-from engine.settings import Settings, load_settings
+from engine.dispatch.runner import Runner
+from engine.intake.loader import Intake
+from engine.port import Connector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ async def final_count(ctx: Context, wave_id: str) -> int:
 
 
 async def results(redis: aioredis.Redis, wave_id: str) -> list[dict[str, Any]]:
-    from engine.keys import WaveKeys
+    from engine.store.keys import WaveKeys
 
     entries = await redis.xrange(WaveKeys(wave_id).results)
     return [json.loads(fields["r"]) for _, fields in entries]

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from connectors.ami.calls import CallTracker, call_ids
 from connectors.ami.message import AmiParser, Message, serialize, serialize_message, variable
 from connectors.ami.outcomes import CAUSE_OUTCOMES, REASON_OUTCOMES, classify
+from engine.domain.outcomes import Outcome
 from engine.errors import ProtocolError
-from engine.outcomes import Outcome
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "asterisk-22-transcripts"
 

@@ -11,9 +11,9 @@ import pytest
 from connectors.ami import AmiConnector
 from connectors.ami.calls import call_ids
 from connectors.ami.settings import format_number
-from connectors.base import Accepted, Final, Retry
+from engine.domain.outcomes import Outcome
 from engine.errors import ConfigError
-from engine.outcomes import Outcome
+from engine.port import Accepted, Final, Retry
 from simulators.ami import AmiSimulator
 from tests.test_ami_support import Sink, config, digits, fast_knobs, request, running, wait_for
 

@@ -12,10 +12,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from connectors.ami import AmiConnector
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.outcomes import Channel, Outcome
-from engine.runner import Runner
+from engine.dispatch.runner import Runner
+from engine.domain.outcomes import Channel, Outcome
 from simulators.ami import AmiSimulator
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, results, task, wait_until

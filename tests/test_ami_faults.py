@@ -9,9 +9,9 @@ import time
 import aiohttp
 
 from connectors.ami import AmiConnector
-from connectors.base import Accepted, Retry
+from engine.domain.outcomes import Outcome
 from engine.errors import ConnectorError
-from engine.outcomes import Outcome
+from engine.port import Accepted, Retry
 from simulators.ami import AmiSimulator
 from tests.test_ami_support import Sink, config, digits, fast_knobs, request, running, wait_for
 

@@ -213,8 +213,8 @@ async def test_command_line_and_no_engine_imports() -> None:
 
 def test_simulator_speaks_the_compilers_user_events() -> None:
     """The simulator duplicates the UserEvent names (it never imports engine): they must agree."""
-    import engine.ivr
+    import connectors.ami.variables
     import simulators.ami.knobs as sim_names
 
     for name in ("EV_STEP", "EV_KEY", "EV_ACTION", "EV_AMD", "EV_QUEUE", "EV_END"):
-        assert getattr(sim_names, name) == getattr(engine.ivr, name)
+        assert getattr(sim_names, name) == getattr(connectors.ami.variables, name)

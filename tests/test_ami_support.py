@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from connectors.ami import AmiConnector
-from connectors.base import InboundEvent, LateEvent, SendRequest
-from engine.models import Attempt, Task
-from engine.outcomes import Channel
-from engine.scenarios import Scenario
+from engine.domain.models import Attempt, Task
+from engine.domain.outcomes import Channel
+from engine.domain.scenarios import Scenario
+from engine.port import InboundEvent, LateEvent, SendRequest
 from simulators.ami import AmiSimulator, Knobs
 
 #: The scenario's IVR script (the soft reminder of tests/test_dialplan.py, shortened).

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app, webhook_routes
 from engine.api.app import make_app
 from engine.api.cli import AccessLog
-from engine.clock import ScaledClock
-from engine.webhooks import WebhookSecrets, make_webhook_app, webhook_routes
+from engine.calendar.clock import ScaledClock
 from tests.harness import context, make_settings
 from tests.test_api_helpers import serving
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from engine import keys
 from engine.api.auth import authenticate, create_token, digest, list_tokens, revoke_token
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
+from engine.store import keys
 from tests.harness import ROOT, context, make_settings, task
 from tests.test_api_helpers import api_client, tokens
 
@@ -135,14 +135,14 @@ async def test_token_admin_api(redis: aioredis.Redis, redis_url: str) -> None:
 
 def test_token_cli(redis_url: str) -> None:
     env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    made = subprocess.run([sys.executable, "-m", "engine.cli", "token", "create", "--role", "planner",
+    made = subprocess.run([sys.executable, "-m", "engine.cli.main", "token", "create", "--role", "planner",
                            "--name", "nightly"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("vln_") and "not shown again" in made.stderr
-    listed = subprocess.run([sys.executable, "-m", "engine.cli", "token", "list"], cwd=ROOT, env=env,
+    listed = subprocess.run([sys.executable, "-m", "engine.cli.main", "token", "list"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0 and "planner\tnightly" in listed.stdout and token not in listed.stdout
-    bad = subprocess.run([sys.executable, "-m", "engine.cli", "token", "create", "--role", "root", "--name", "x"],
+    bad = subprocess.run([sys.executable, "-m", "engine.cli.main", "token", "create", "--role", "root", "--name", "x"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2

@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from engine.api.app import ApiOptions
 from engine.api.routes_results import pump
 from engine.api.sse import Hub
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.keys import WaveKeys
-from engine.outcomes import Channel
+from engine.domain.outcomes import Channel
+from engine.store.keys import WaveKeys
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import Api, api_client

@@ -21,8 +21,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine.api.auth import create_token
-from engine.clock import ScaledClock
-from engine.outcomes import Channel
+from engine.calendar.clock import ScaledClock
+from engine.domain.outcomes import Channel
 from tests.fakes import RecordingConnector
 from tests.harness import ROOT, context, make_settings, running, task
 
@@ -46,7 +46,7 @@ def start_api(tmp_path: Path, redis_url: str, clock: ScaledClock) -> tuple[subpr
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLNA_") and k != "REDIS_URL"}
     env["PYTHONPATH"] = str(ROOT)
     with open(tmp_path / "api.log", "w") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "api", "--config", str(config), "--host",
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "api", "--config", str(config), "--host",
                                  "127.0.0.1", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=log, text=True)
     assert proc.stdout is not None

@@ -11,11 +11,11 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from engine.api.app import ApiOptions, make_app
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import RedisSettings
 from engine.context import Context
-from engine.outcomes import Channel
-from engine.redis_conn import make_redis
-from engine.settings import RedisSettings
+from engine.domain.outcomes import Channel
+from engine.store.connection import make_redis
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import api_client, serving

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from engine import results as results_mod
-from engine.clock import ScaledClock
-from engine.outcomes import Channel, Outcome
+from engine.calendar.clock import ScaledClock
+from engine.domain.outcomes import Channel, Outcome
+from engine.waves import results as results_mod
 from tests.fakes import RecordingConnector
 from tests.harness import ROOT, context, final_count, load_wave, make_settings, running, task, wait_until
 
@@ -25,7 +25,7 @@ NOON_MSK = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
 def volna(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios"),
            "VOLNA_CLOCK": ScaledClock(NOON_MSK).spec(), "VOLNA_LOG__JSON": "false"}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from engine.clock import ScaledClock
-from engine.redis_conn import make_redis
-from engine.settings import RedisSettings
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import RedisSettings
+from engine.store.connection import make_redis
 from tests.harness import (
     context,
     final_count,

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from engine.clock import ScaledClock
-from engine.outcomes import Channel, Outcome
-from engine.phones import candidate_zones
+from engine.calendar.clock import ScaledClock
+from engine.domain.outcomes import Channel, Outcome
+from engine.domain.phones import candidate_zones
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, results, running, task, wait_until
 

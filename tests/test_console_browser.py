@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 
 from engine.api.app import ApiOptions, make_app
 from engine.api.auth import create_token
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.outcomes import Channel
+from engine.domain.outcomes import Channel
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import serving

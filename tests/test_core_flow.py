@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
 
-from engine.clock import ScaledClock
-from engine.outcomes import Channel, Outcome
+from engine.calendar.clock import ScaledClock
+from engine.domain.outcomes import Channel, Outcome
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, results, running, task, wait_until
 

@@ -14,7 +14,7 @@ from tests.harness import ROOT
 def test_demo_small(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # its own private Redis
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "demo", "--debtors", "300", "--minutes", "0.75", "--no-live",
+        [sys.executable, "-m", "engine.cli.main", "demo", "--debtors", "300", "--minutes", "0.75", "--no-live",
          "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )

@@ -12,17 +12,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from engine.dialplan import compile_dialplan, write_dialplan
+from connectors.ami.dialplan import compile_dialplan, write_dialplan
+from connectors.ami.variables import channel_variables, ivr_entry, script_of
+from engine.domain.ivr import IvrScript, MenuStep, plural_form, split_amount
 from engine.errors import ConfigError
-from engine.ivr import (
-    IvrScript,
-    MenuStep,
-    channel_variables,
-    ivr_entry,
-    plural_form,
-    script_of,
-    split_amount,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTERISKLINT = Path(sys.executable).with_name("asterisklint")
@@ -226,7 +219,7 @@ def test_entry_and_context_collision() -> None:
 
 
 def test_scenario_model_carries_a_script() -> None:
-    from engine.scenarios import Scenario
+    from engine.domain.scenarios import Scenario
 
     scenario = Scenario.model_validate({"name": "soft_reminder", "ivr": yaml.safe_load(SOFT_REMINDER)})
     assert compile_dialplan({"soft_reminder": scenario}).count("[volna-soft_reminder]") == 1
@@ -234,7 +227,7 @@ def test_scenario_model_carries_a_script() -> None:
 
 def test_shipped_scenarios_compile_to_the_committed_dialplan(tmp_path: Path) -> None:
     """`volna scenarios compile` of scenarios/ gives ops/asterisk/extensions_volna.conf, which lints."""
-    from engine.scenarios import load_scenarios
+    from engine.domain.scenarios import load_scenarios
 
     root = Path(__file__).resolve().parent.parent
     scenarios = load_scenarios(root / "scenarios")

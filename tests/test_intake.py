@@ -11,8 +11,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from engine.clock import SystemClock
-from engine.intake import Intake
+from engine.calendar.clock import SystemClock
+from engine.intake.loader import Intake
 from tests.harness import ROOT, context, lines_of, make_settings, task
 
 DAY = date(2026, 12, 1)
@@ -99,7 +99,7 @@ def test_cli_load_prints_counts_and_writes_rejects(redis_url: str, tmp_path: Pat
     rows, bad_at = _file_rows()
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    env_cmd = [sys.executable, "-m", "engine.cli"]
+    env_cmd = [sys.executable, "-m", "engine.cli.main"]
     env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
     subprocess.run([*env_cmd, "wave", "create", "w1", "--campaign", "c1", "--day", "2026-12-01"],
                    check=True, cwd=ROOT, env=env, capture_output=True)

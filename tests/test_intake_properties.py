@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from engine.domain.models import Task
 from engine.errors import IntakeError
-from engine.intake import CsvLines, parse_line
-from engine.models import Task
+from engine.intake.loader import CsvLines, parse_line
 
 DAY = date(2026, 12, 1)
 

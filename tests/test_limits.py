@@ -21,15 +21,15 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from connectors.messengers.endpoint import WEBHOOK_STATS, WebhookSecrets, make_webhook_app
 from engine.api.app import ApiOptions
 from engine.api.auth import create_token
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
 from engine.errors import StoreFull
-from engine.intake import MAX_LINE_BYTES, Intake
-from engine.localredis import RedisServer, free_port
-from engine.redis_conn import make_redis
-from engine.webhooks import WEBHOOK_STATS, WebhookSecrets, make_webhook_app
+from engine.intake.loader import MAX_LINE_BYTES, Intake
+from engine.store.connection import make_redis
+from engine.store.localredis import RedisServer, free_port
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, lines_of, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import api_client, serving
@@ -319,7 +319,7 @@ async def test_redis_full_loses_nothing_already_queued(full_redis: Context) -> N
     loaded, error = await _fill_until_refused(ctx)
     assert error is not None and loaded > 0
     counts = await ctx.waves.counts("w1")
-    from engine.keys import WaveKeys
+    from engine.store.keys import WaveKeys
 
     wk = WaveKeys("w1")
     assert counts["total"] == counts["queued"] == loaded == await ctx.redis.hlen(wk.tasks) \

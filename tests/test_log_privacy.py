@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import phonenumbers
 import pytest
 
-from connectors.base import InboundEvent, LateEvent
+from engine.config.settings import LogSettings
+from engine.domain.outcomes import Channel
 from engine.logs import JsonFormatter, setup_logging
-from engine.outcomes import Channel
-from engine.settings import LogSettings
+from engine.port import InboundEvent, LateEvent
 from tests.test_metrics_support import NAME, observed_engine, wave_rows
 
 #: Cheap pre-filter: a line without ten digits close together holds no phone number.
@@ -158,27 +158,27 @@ async def test_a_representative_run_logs_no_phone_and_no_name(redis_url: str) ->
     phones = {r["phone"] for r in wave_rows()}
     assert not [line for line in handler.lines if any(p in line or p[1:] in line for p in phones)]
     # The lines about one attempt carry its wave, task and attempt ids as fields.
-    failed = [e for e in entries if e["logger"] == "engine.dispatcher" and e["msg"].startswith("send failed")]
+    failed = [e for e in entries if e["logger"] == "engine.dispatch.loop" and e["msg"].startswith("send failed")]
     assert len(failed) == 1 and (failed[0]["wave"], failed[0]["task"], failed[0]["attempt"]) == ("w1", "t50", 1)
     assert "+7916***0050" in failed[0]["msg"]
-    ended = [e for e in entries if e["logger"] == "engine.finisher" and e["msg"] == "attempt ended"]
+    ended = [e for e in entries if e["logger"] == "engine.dispatch.finisher" and e["msg"] == "attempt ended"]
     assert len(ended) >= len(wave_rows()) - 2
     assert all({"wave", "task", "attempt", "channel", "outcome", "final"} <= set(e) for e in ended)
-    assert any(e["logger"] == "engine.inbound" and "+7916***8877" in e["msg"] for e in entries)
+    assert any(e["logger"] == "engine.dispatch.inbound" and "+7916***8877" in e["msg"] for e in entries)
 
 
 def test_log_levels_per_component_come_from_the_config() -> None:
     stream = io.StringIO()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
-    names = ("engine.dispatcher", "engine.finisher", "connectors.smpp")
+    names = ("engine.dispatch.loop", "engine.dispatch.finisher", "connectors.smpp")
     saved = {n: logging.getLogger(n).level for n in names}
     try:
-        setup_logging(LogSettings(level="INFO", json=True, components={"engine.dispatcher": "ERROR",
+        setup_logging(LogSettings(level="INFO", json=True, components={"engine.dispatch.loop": "ERROR",
                                                                        "connectors.smpp": "DEBUG"}), stream=stream)
-        logging.getLogger("engine.dispatcher").warning("dropped")
-        logging.getLogger("engine.finisher").info("kept", extra={"wave": "w1", "task": "t1", "attempt": 1})
-        logging.getLogger("engine.finisher").debug("dropped too")
+        logging.getLogger("engine.dispatch.loop").warning("dropped")
+        logging.getLogger("engine.dispatch.finisher").info("kept", extra={"wave": "w1", "task": "t1", "attempt": 1})
+        logging.getLogger("engine.dispatch.finisher").debug("dropped too")
         logging.getLogger("connectors.smpp").debug("kept as well")
     finally:
         root.handlers[:] = saved_handlers
@@ -186,7 +186,7 @@ def test_log_levels_per_component_come_from_the_config() -> None:
         for n, level in saved.items():
             logging.getLogger(n).setLevel(level)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [(e["logger"], e["msg"]) for e in lines] == [("engine.finisher", "kept"),
+    assert [(e["logger"], e["msg"]) for e in lines] == [("engine.dispatch.finisher", "kept"),
                                                          ("connectors.smpp", "kept as well")]
     assert lines[0]["wave"] == "w1" and lines[0]["level"] == "info"
 

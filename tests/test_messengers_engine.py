@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from connectors.messengers import ViberConnector, WhatsAppConnector
-from engine.clock import ScaledClock
-from engine.outcomes import Channel, Outcome
-from engine.settings import Settings
-from engine.webhooks import WebhookSecrets, webhook_routes
+from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import Settings
+from engine.domain.outcomes import Channel, Outcome
 from simulators.gateway import GatewaySimulator
 from simulators.gateway.knobs import Knobs
 from tests.fakes import RecordingConnector

@@ -28,10 +28,10 @@ from aiohttp import web
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
-from connectors.base import Accepted
 from connectors.messengers import ViberConnector, WhatsAppConnector
 from connectors.messengers.whatsapp import template_message
-from engine.outcomes import Channel
+from engine.domain.outcomes import Channel
+from engine.port import Accepted
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import (
     META_SPEC,

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from connectors.base import LateEvent, SendRequest
-from engine.models import Attempt, Task
-from engine.outcomes import Channel
-from engine.scenarios import Messages, Scenario, WhatsAppTemplate
+from engine.domain.models import Attempt, Task
+from engine.domain.outcomes import Channel
+from engine.domain.scenarios import Messages, Scenario, WhatsAppTemplate
+from engine.port import LateEvent, SendRequest
 
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
 META_SPEC = SPECS / "meta-business-messaging-api_v23.0.yaml"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Accepted, Final, Retry
 from connectors.messengers import ViberConnector
 from connectors.messengers.routemobile import RouteMobileAdapter
+from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
-from engine.outcomes import Channel, Outcome
+from engine.port import Accepted, Final, Retry
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import phone, request, viber_config
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Accepted, Final, Retry
 from connectors.messengers import WhatsAppConnector
 from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSent, Unhealthy
 from connectors.messengers.whatsapp import classify, template_message
+from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
-from engine.outcomes import Channel, Outcome
+from engine.port import Accepted, Final, Retry
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import SCENARIO, phone, request, wa_config
 
@@ -209,7 +209,7 @@ async def test_revoked_token_marks_unhealthy_until_the_file_has_a_good_one(tmp_p
 
 def test_registry_builds_it_and_route_avoids_unhealthy_accounts() -> None:
     from connectors.registry import build_connector
-    from engine.settings import Settings
+    from engine.config.settings import Settings
 
     raw = wa_config("http://127.0.0.1:1")
     raw["accounts"].append({"name": "wa-second", "phone_number_id": "1000000002", "access_token": "t",

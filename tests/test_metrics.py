@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import Metrics
-from engine.metrics_http import serve_metrics
+from engine.metrics.http import serve_metrics
+from engine.metrics.registry import Metrics
 from tests.redis_server import free_port
 from tests.test_metrics_support import NAME, MeteredConnector, observed_engine, wave_rows
 
@@ -195,7 +195,7 @@ async def test_api_app_serves_metrics_without_a_token(redis: aioredis.Redis, red
     from aiohttp.test_utils import TestClient, TestServer
 
     from engine.api.app import make_app
-    from engine.clock import SystemClock
+    from engine.calendar.clock import SystemClock
     from tests.harness import context, make_settings
 
     ctx = context(make_settings(redis_url), SystemClock(), redis)
@@ -211,7 +211,7 @@ async def test_volna_run_serves_metrics_on_its_port(redis: aioredis.Redis, redis
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """``volna run --metrics-port N``: the dispatcher's own metrics on N while it runs, gone after."""
     import connectors.registry
-    from engine.cli import build_parser, cmd_run
+    from engine.cli.main import build_parser, cmd_run
     from tests.harness import make_settings
 
     monkeypatch.setattr(connectors.registry, "build_connector", lambda ch, settings: MeteredConnector(ch))

@@ -28,18 +28,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from connectors.base import Accepted, Connector, Final, LateEvent, Retry, SendRequest, SendResult, Target
+from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
 from connectors.messengers.webhooks import sign_sha256
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import RedisSettings
 from engine.context import Context
-from engine.correlation import Correlation
-from engine.finisher import Finisher
-from engine.keys import WaveKeys
-from engine.metrics_http import MetricsServer, serve_metrics
-from engine.outcomes import Channel, Outcome
-from engine.redis_conn import make_redis
-from engine.settings import RedisSettings
-from engine.webhooks import WebhookSecrets, webhook_routes
+from engine.dispatch.correlation import Correlation
+from engine.dispatch.finisher import Finisher
+from engine.domain.outcomes import Channel, Outcome
+from engine.metrics.http import MetricsServer, serve_metrics
+from engine.port import Accepted, Connector, Final, LateEvent, Retry, SendRequest, SendResult, Target
+from engine.store.connection import make_redis
+from engine.store.keys import WaveKeys
 from tests.harness import context, load_wave, make_settings, running, task, wait_until
 
 DAY = date(2026, 12, 1)  # a Tuesday

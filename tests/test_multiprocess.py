@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from tests.harness import (
     context,
     final_count,

@@ -1,5 +1,5 @@
-"""Property tests of the files an operator writes: ``volna.toml`` (``engine.settings.load_settings``),
-scenario YAML (``engine.scenarios.load_scenario``) and the message templates in them. Any text
+"""Property tests of the files an operator writes: ``volna.toml`` (``engine.config.settings.load_settings``),
+scenario YAML (``engine.domain.scenarios.load_scenario``) and the message templates in them. Any text
 loads or raises our ``ConfigError`` with a message naming the file; whatever loads can be used
 (the clock spec, the log levels, the window calendar); never another exception, never a hang."""
 
@@ -18,12 +18,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import make_clock
+from engine.calendar.clock import make_clock
+from engine.calendar.windows import WindowCalendar
+from engine.config.settings import Settings, load_settings
+from engine.domain.scenarios import Scenario, load_scenario
+from engine.domain.templates import check_template, render
 from engine.errors import ConfigError
-from engine.scenarios import Scenario, load_scenario
-from engine.settings import Settings, load_settings
-from engine.templates import check_template, render
-from engine.windows import WindowCalendar
 from tests.chaos.world import to_toml
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

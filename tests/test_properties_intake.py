@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import RedisSettings
 from engine.context import Context
-from engine.intake import Intake, Rejection
-from engine.keys import WaveKeys
-from engine.redis_conn import make_redis
-from engine.settings import RedisSettings
+from engine.intake.loader import Intake, Rejection
+from engine.store.connection import make_redis
+from engine.store.keys import WaveKeys
 from tests.harness import context, lines_of, make_settings
 
 DAY = date(2026, 12, 1)

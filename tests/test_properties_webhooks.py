@@ -18,7 +18,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import LateEvent
+from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 from connectors.messengers.routemobile import RouteMobileAdapter
 from connectors.messengers.webhooks import (
     Check,
@@ -32,8 +32,8 @@ from connectors.messengers.webhooks import (
     verify_subscription,
     verify_token,
 )
-from engine.localredis import free_port
-from engine.webhooks import WebhookSecrets, make_webhook_app
+from engine.port import LateEvent
+from engine.store.localredis import free_port
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

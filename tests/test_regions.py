@@ -1,7 +1,7 @@
 """The federal-subject table and a task's candidate zones.
 
 The expected offsets are written out here from the federal law on time zones (107-FZ as
-amended), independently of ``engine/data/regions.csv``.
+amended), independently of ``engine/domain/data/regions.csv``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 
-from engine.regions import all_regions, region_name, zones_for_region
-from engine.zones import phone_zones, task_zones
+from engine.calendar.zones import phone_zones, task_zones
+from engine.domain.regions import all_regions, region_name, zones_for_region
 
 #: Subject code → its UTC offset(s) in hours in mid-January 2026 (no summer time in Russia).
 EXPECTED_OFFSETS_H: dict[str, frozenset[int]] = {

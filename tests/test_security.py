@@ -19,13 +19,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 from engine.api import auth
 from engine.api.auth import create_token
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.errors import ConfigError
-from engine.localredis import RedisServer, free_port
-from engine.redis_conn import make_redis
-from engine.webhooks import WebhookSecrets, make_webhook_app
+from engine.store.connection import make_redis
+from engine.store.localredis import RedisServer, free_port
 from tests.harness import ROOT, context, load_wave, running, task
 from tests.test_api_helpers import serving
 
@@ -121,8 +121,8 @@ async def test_no_secret_in_logs_status_or_errors(tmp_path: Path, caplog: pytest
     config errors next to inline secrets: not one secret value in the logs, the output or the
     messages."""
     from connectors.registry import build_connector
-    from engine.outcomes import Channel
-    from engine.settings import load_settings
+    from engine.config.settings import load_settings
+    from engine.domain.outcomes import Channel
     from simulators.ami import AmiSimulator
     from simulators.ami import Knobs as AmiKnobs
     from simulators.gateway import GatewaySimulator
@@ -154,8 +154,8 @@ async def test_no_secret_in_logs_status_or_errors(tmp_path: Path, caplog: pytest
                 await client.aclose()
             env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
             for args in (["wave", "status", "w1"], ["wave", "status", "w1", "--json"], ["wave", "list"]):
-                out = subprocess.run([sys.executable, "-m", "engine.cli", "--config", str(config), *args], cwd=ROOT,
-                                     env=env, capture_output=True, timeout=30)
+                out = subprocess.run([sys.executable, "-m", "engine.cli.main", "--config", str(config), *args],
+                                     cwd=ROOT, env=env, capture_output=True, timeout=30)
                 assert out.returncode == 0, out.stderr[-500:]
                 seen += [out.stdout.decode(), out.stderr.decode()]
     finally:

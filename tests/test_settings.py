@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.config.settings import load_settings
 from engine.errors import ConfigError
-from engine.settings import load_settings
 from tests.harness import ROOT
 
 EXAMPLE = ROOT / "ops" / "volna.example.toml"

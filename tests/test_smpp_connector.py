@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Accepted, Final, Retry
 from connectors.smpp import SmppConnector
 from connectors.smpp.bind import BindState
+from engine.domain.outcomes import Outcome
 from engine.errors import ConnectorError
-from engine.outcomes import Outcome
+from engine.port import Accepted, Final, Retry
 from simulators.smsc import Knobs, SmscSimulator
 from tests.test_smpp_support import TARGET, Events, account, phone, request, running, until
 
@@ -432,7 +432,7 @@ async def test_tls(tmp_path: Any) -> None:
 
 
 async def test_reports_binds_and_throttling_to_metrics() -> None:
-    from engine.metrics import Metrics
+    from engine.metrics.registry import Metrics
 
     metrics = Metrics(process=False)
     async with SmscSimulator(Knobs(tps_limit=0.001, tps_burst=1.0)) as sim:

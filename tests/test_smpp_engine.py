@@ -13,9 +13,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from connectors.smpp import SmppConnector
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.runner import Runner
+from engine.dispatch.runner import Runner
 from simulators.smsc import Knobs, SmscSimulator
 from tests.harness import context, final_count, load_wave, make_settings, results, task, wait_until
 from tests.test_smpp_support import account

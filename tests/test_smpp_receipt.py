@@ -13,7 +13,7 @@ from connectors.smpp.receipt import (
     parse_receipt_text,
     receipt_from_delivery,
 )
-from engine.outcomes import Channel, Outcome
+from engine.domain.outcomes import Channel, Outcome
 
 TEXT = ("id:6699 sub:001 dlvr:001 submit date:2403011200 done date:2403011201 stat:DELIVRD err:000 "
         "Text:Dolg 1500 rub stat:x")

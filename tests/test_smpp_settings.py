@@ -10,9 +10,9 @@ import pytest
 from connectors.registry import build_connector
 from connectors.smpp import SmppConnector
 from connectors.smpp.settings import AccountSettings
+from engine.config.settings import Settings
+from engine.domain.outcomes import Channel
 from engine.errors import ConfigError
-from engine.outcomes import Channel
-from engine.settings import Settings
 
 
 def _raw(**over: Any) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from connectors.base import InboundEvent, LateEvent, SendRequest
 from connectors.smpp import SmppConnector
-from engine.models import Attempt, Task
-from engine.outcomes import Channel
+from engine.domain.models import Attempt, Task
+from engine.domain.outcomes import Channel
+from engine.port import InboundEvent, LateEvent, SendRequest
 from simulators.smsc import Knobs, SmscSimulator
 
 TARGET = "smsc-test"

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.base import Accepted, LateEvent
 from connectors.messengers import ViberConnector, WhatsAppConnector
+from connectors.messengers.endpoint import WEBHOOK_STATS, WebhookSecrets, WebhookStats, make_webhook_app
 from connectors.messengers.routemobile import RouteMobileAdapter
 from connectors.messengers.webhooks import WebhookFormatError, parse_whatsapp, sign_sha256
-from engine.outcomes import Channel, Outcome
-from engine.webhooks import WEBHOOK_STATS, WebhookSecrets, WebhookStats, make_webhook_app
+from engine.domain.outcomes import Channel, Outcome
+from engine.port import Accepted, LateEvent
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import Recorder, phone, request, serve, viber_config, wa_config
 
@@ -256,8 +256,8 @@ async def test_viber_not_subscribed_exactly_for_numbers_without_viber() -> None:
 
 
 def test_secrets_from_settings() -> None:
+    from engine.config.settings import Settings
     from engine.errors import ConfigError
-    from engine.settings import Settings
     from tests.test_messengers_support import viber_config, wa_config
 
     settings = Settings.model_validate({"channels": {"whatsapp": {"connector": wa_config("http://x")},

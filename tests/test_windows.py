@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from engine.calendar.windows import DayType, WindowCalendar, ZoneState
+from engine.calendar.zones import task_zones
+from engine.config.settings import WindowSettings, WindowSpec
+from engine.domain.outcomes import Channel
 from engine.errors import ConfigError
-from engine.outcomes import Channel
-from engine.settings import WindowSettings, WindowSpec
-from engine.windows import DayType, WindowCalendar, ZoneState
-from engine.zones import task_zones
 
 KALININGRAD, MOSCOW, KAMCHATKA = "Europe/Kaliningrad", "Europe/Moscow", "Asia/Kamchatka"
 THURSDAY = date(2026, 6, 11)

@@ -37,8 +37,8 @@ from typing import Any
 
 from connectors.ami.message import Message
 from connectors.ami.outcomes import Verdict, classify
-from engine.ivr import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP
-from engine.outcomes import Outcome
+from connectors.ami.variables import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP
+from engine.domain.outcomes import Outcome
 
 #: UserEvent names come from the dialplan compiler (the simulator duplicates them: it must not import us).
 USER_EVENTS = (EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END)

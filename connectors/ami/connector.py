@@ -42,12 +42,12 @@ from connectors.ami.calls import Call, CallTracker, Finished, call_ids
 from connectors.ami.message import Message, variable
 from connectors.ami.session import AmiSession, NotConnected
 from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
-from connectors.base import Accepted, Connector, Final, InboundEvent, LateEvent, Retry, SendRequest, SendResult, Target
+from connectors.ami.variables import channel_variables, context_name, script_of
+from engine.domain.models import Task
+from engine.domain.outcomes import Channel, Outcome
+from engine.domain.phones import mask, normalize
 from engine.errors import ConfigError, ConnectorError, IntakeError
-from engine.ivr import channel_variables, context_name, script_of
-from engine.models import Task
-from engine.outcomes import Channel, Outcome
-from engine.phones import mask, normalize
+from engine.port import Accepted, Connector, Final, InboundEvent, LateEvent, Retry, SendRequest, SendResult, Target
 
 log = logging.getLogger("connectors.ami")
 

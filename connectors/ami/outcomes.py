@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.outcomes import Outcome
+from engine.domain.outcomes import Outcome
 
 REASON_OUTCOMES: dict[int, Outcome] = {
     4: Outcome.ANSWERED,

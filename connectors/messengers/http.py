@@ -3,7 +3,7 @@
 A client owns one ``aiohttp.ClientSession`` (its own connection pool, connect and
 read timeouts), the account's health, an account-wide throttle and the retry loop
 of a send. The connectors give the loop one *attempt* (build the request, send it,
-classify the reply) and get a :data:`~connectors.base.SendResult` back.
+classify the reply) and get a :data:`~engine.port.SendResult` back.
 
 What may be sent again — guarantee 4, "at most once on the wire":
 
@@ -41,9 +41,9 @@ from typing import Any
 
 import aiohttp
 
-from connectors.base import Retry, SendResult
 from connectors.messengers.settings import HttpSettings
 from engine.errors import ConnectorError
+from engine.port import Retry, SendResult
 
 log = logging.getLogger("connectors.messengers")
 

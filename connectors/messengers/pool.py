@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from connectors.base import Connector, Target
 from connectors.messengers.http import GatewayClient
+from engine.domain.models import Task
 from engine.errors import ConfigError
-from engine.models import Task
+from engine.port import Connector, Target
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -27,11 +27,11 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from connectors.base import Accepted, Final, LateEvent
 from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSent, NotSent, Unhealthy
 from connectors.messengers.viber import ViberAdapter
 from connectors.messengers.webhooks import Parsed, WebhookFormatError
-from engine.outcomes import Channel, Outcome
+from engine.domain.outcomes import Channel, Outcome
+from engine.port import Accepted, Final, LateEvent
 
 LOGIN_PATH = "/auth/v1/login/"
 SEND_PATH = "/vbs/api/v2/send"

@@ -16,13 +16,13 @@ import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from connectors.base import Final, SendRequest, SendResult
 from connectors.messengers.http import Decision, GatewayClient
 from connectors.messengers.pool import AccountsConnector, validate_settings
 from connectors.messengers.settings import ViberAccount, ViberSettings
 from connectors.messengers.webhooks import Parsed
+from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError
-from engine.outcomes import Channel, Outcome
+from engine.port import Final, SendRequest, SendResult
 
 #: partner → (module, class) of its adapter.
 PARTNERS: dict[str, tuple[str, str]] = {

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from connectors.base import LateEvent
+from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ProtocolError
-from engine.outcomes import Channel, Outcome
+from engine.port import LateEvent
 
 
 class WebhookFormatError(ProtocolError):

@@ -38,13 +38,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from connectors.base import Accepted, Final, SendRequest, SendResult
 from connectors.messengers.http import Again, Decision, Done, GatewayClient, HttpReply, MaybeSent, Unhealthy
 from connectors.messengers.pool import AccountsConnector, validate_settings
 from connectors.messengers.settings import WhatsAppAccount, WhatsAppSettings
+from engine.domain.outcomes import Channel, Outcome
+from engine.domain.templates import render
 from engine.errors import ConfigError
-from engine.outcomes import Channel, Outcome
-from engine.templates import render
+from engine.port import Accepted, Final, SendRequest, SendResult
 
 log = logging.getLogger("connectors.messengers.whatsapp")
 
@@ -63,7 +63,7 @@ _LONG_SPACES = re.compile(r" {5,}")
 def template_message(phone_e164: str, template: Any, variables: dict[str, Any]) -> dict[str, Any]:
     """The Cloud API body of a template message; ``ValueError`` when a body parameter's var is missing.
 
-    ``template`` is a :class:`engine.scenarios.WhatsAppTemplate` (``name``, ``language``,
+    ``template`` is a :class:`engine.domain.scenarios.WhatsAppTemplate` (``name``, ``language``,
     ``body_params``: var names, optionally ``name:money``).
     """
     params = []

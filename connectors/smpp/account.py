@@ -36,13 +36,13 @@ from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.stats import SmppStats
 from connectors.smpp.throttle import AdaptiveRate
+from engine.domain.phones import mask
 from engine.errors import ConnectorError
-from engine.phones import mask
 
 log = logging.getLogger("connectors.smpp")
 
 if TYPE_CHECKING:
-    from engine.metrics import Metrics
+    from engine.metrics.registry import Metrics
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
 

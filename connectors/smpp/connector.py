@@ -26,7 +26,7 @@ A later part failing after earlier ones were accepted cannot be undone: the refu
 the ``Final`` (with ``data["accepted_parts"]``), an unconfirmed or unsendable later part a
 ``ConnectorError`` (``unknown``).
 
-Receipts (on any bind of the account) become :class:`~connectors.base.LateEvent` through
+Receipts (on any bind of the account) become :class:`~engine.port.LateEvent` through
 :meth:`Connector.emit`; the core correlates them by message id. A receipt is answered after the
 sink returned (``ESME_RX_T_APPN`` if it raised or none is bound yet: the SMSC delivers it again),
 so a crash never acknowledges a receipt nobody recorded; the sink sees a receipt at least once.
@@ -48,7 +48,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.base import Accepted, Connector, Final, Retry, SendRequest, SendResult, Target
 from connectors.smpp import pdu
 from connectors.smpp.account import NotSent, SmppAccount
 from connectors.smpp.gsm import encode_text
@@ -56,9 +55,10 @@ from connectors.smpp.receipt import Receipt, canonical_id
 from connectors.smpp.segments import ConcatRefs, segments, split_units
 from connectors.smpp.settings import SmppSettings
 from connectors.smpp.stats import SmppStats
+from engine.domain.models import Task
+from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
-from engine.models import Task
-from engine.outcomes import Channel, Outcome
+from engine.port import Accepted, Connector, Final, Retry, SendRequest, SendResult, Target
 
 log = logging.getLogger("connectors.smpp")
 

@@ -35,11 +35,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from connectors.base import LateEvent
 from connectors.smpp.delivery import Delivery
 from connectors.smpp.gsm import decode_text
 from connectors.smpp.pdu import MalformedPdu
-from engine.outcomes import Channel, Outcome
+from engine.domain.outcomes import Channel, Outcome
+from engine.port import LateEvent
 
 IdBase = Literal["text", "dec", "hex"]
 

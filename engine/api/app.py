@@ -27,12 +27,12 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.admission import Admission
 from engine.api.audit import Audit, AuditEntry
 from engine.api.auth import Perm, Principal, authenticate
 from engine.api.http import ApiError, error_response, json_response
 from engine.api.sse import Hub
 from engine.context import Context
+from engine.web.admission import Admission
 
 log = logging.getLogger("engine.api")
 
@@ -46,7 +46,7 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class ApiOptions:
-    """Knobs of the app beyond :class:`engine.settings.ApiSettings` (tests shorten the intervals)."""
+    """Knobs of the app beyond :class:`engine.config.settings.ApiSettings` (tests shorten the intervals)."""
 
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 1 << 30
@@ -244,7 +244,7 @@ def make_app(
 ) -> web.Application:
     """The ``volna api`` application.
 
-    ``webhooks``: route definitions to add as they are (``engine.webhooks.webhook_routes``,
+    ``webhooks``: route definitions to add as they are (``connectors.messengers.endpoint.webhook_routes``,
     paths included), or an app mounted at ``webhooks_prefix`` (built with ``prefix=""``).
     ``readiness``: named checks ``/readyz`` runs beside the Redis PING (connectors bound…).
     ``metrics``: the handler of ``GET /metrics``. ``extra_routes``: anything else to serve.

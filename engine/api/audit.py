@@ -1,6 +1,6 @@
 """The audit stream: every state-changing API call, who made it, when, from where, and its answer.
 
-One Redis Stream (:data:`engine.keys.AUDIT`), trimmed to about :data:`MAXLEN` entries.
+One Redis Stream (:data:`engine.store.keys.AUDIT`), trimmed to about :data:`MAXLEN` entries.
 Each entry's fields:
 
 =========  ===================================================================
@@ -28,8 +28,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from engine import keys
-from engine.phones import mask_text
+from engine.domain.phones import mask_text
+from engine.store import keys
 
 log = logging.getLogger("engine.api.audit")
 

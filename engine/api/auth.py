@@ -1,7 +1,7 @@
 """API tokens and roles.
 
 A token is shown once, when created (``volna token create`` or ``POST /api/v1/tokens``);
-Redis keeps only its SHA-256 (hash :data:`engine.keys.TOKENS`: hex digest → JSON
+Redis keeps only its SHA-256 (hash :data:`engine.store.keys.TOKENS`: hex digest → JSON
 ``{name, role, created_ms, sha256}``), so a copy of the database gives no one access.
 A request's ``Authorization: Bearer <token>`` is hashed, looked up by its digest, and the
 stored digest compared with :func:`hmac.compare_digest` (constant time).
@@ -29,8 +29,8 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from engine import keys
 from engine.errors import VolnaError
+from engine.store import keys
 
 
 class Role(StrEnum):

@@ -1,6 +1,6 @@
 """``volna api`` (serve the control API and the console) and ``volna token`` (create, list, revoke).
 
-``engine.cli`` hands these their own argv (``volna api --port 8080``), so each has its
+``engine.cli.main`` hands these their own argv (``volna api --port 8080``), so each has its
 own parser and ``--config``.
 """
 
@@ -21,13 +21,13 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from engine.api.app import PRINCIPAL, make_app
-from engine.clock import make_clock
+from engine.calendar.clock import make_clock
+from engine.config.settings import Settings, load_settings
 from engine.context import Context
+from engine.domain.phones import mask_text
 from engine.errors import VolnaError
 from engine.logs import setup_logging
-from engine.phones import mask_text
-from engine.redis_conn import ensure_reachable, make_redis
-from engine.settings import Settings, load_settings
+from engine.store.connection import ensure_reachable, make_redis
 
 log = logging.getLogger("engine.api")
 
@@ -56,9 +56,9 @@ def default_extras(ctx: Context) -> Mapping[str, Any]:
     raises on failure, so the endpoint answers 503 and the provider resends); a channel
     without webhook secrets configured gets no route.
     """
-    from engine.correlation import Correlation
-    from engine.finisher import Finisher
-    from engine.webhooks import WebhookSecrets, webhook_routes
+    from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+    from engine.dispatch.correlation import Correlation
+    from engine.dispatch.finisher import Finisher
 
     correlation = Correlation(ctx, Finisher(ctx))
     api = ctx.settings.api

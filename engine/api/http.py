@@ -1,7 +1,7 @@
 """What every handler shares: the error type, JSON replies, capped JSON bodies, id checks.
 
 Errors leave as ``{"error": "..."}`` (plus, for some, a few documented fields). Messages
-go through :func:`engine.phones.mask_text` on the way out, so no phone number ever
+go through :func:`engine.domain.phones.mask_text` on the way out, so no phone number ever
 leaves in an error, whatever raised it.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from engine.phones import mask_text
+from engine.domain.phones import mask_text
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from engine.api.auth import NAME_PATTERN, Role
 from engine.api.http import ID_PATTERN, STREAM_ID_PATTERN
-from engine.outcomes import Channel
-from engine.stoplist import StopReason
-from engine.waves import WaveState
+from engine.domain.outcomes import Channel
+from engine.gates.stoplist import StopReason
+from engine.waves.control import WaveState
 
 STREAM_SINCE_PATTERN = "^(now|" + STREAM_ID_PATTERN[1:-1] + ")$"
 JSON = "application/json"

@@ -21,8 +21,8 @@ from engine.api.auth import Perm
 from engine.api.http import ApiError, check_stream_id, int_query, json_response
 from engine.api.routes_waves import existing_wave
 from engine.api.sse import Entry, Subscriber, id_key
-from engine.keys import WaveKeys
-from engine.results import decode
+from engine.store.keys import WaveKeys
+from engine.waves.results import decode
 
 log = logging.getLogger("engine.api.results")
 

@@ -12,13 +12,13 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import keys
 from engine.api.app import CTX, OPTIONS, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ApiError, int_query, json_response, read_json
+from engine.domain.phones import mask, normalize
 from engine.errors import IntakeError, VolnaError
-from engine.phones import mask, normalize
-from engine.stoplist import StopEntry, StopReason, entry_dict
+from engine.gates.stoplist import StopEntry, StopReason, entry_dict
+from engine.store import keys
 
 routes = web.RouteTableDef()
 

@@ -1,7 +1,7 @@
 """``POST /api/v1/waves/{id}/tasks``: the planner's upload, streamed from the socket into the intake.
 
 The body is never read whole: chunks are split into lines as they arrive and each line
-goes to :meth:`engine.intake.Intake.load`, which writes in batches of 500. aiohttp stops
+goes to :meth:`engine.intake.loader.Intake.load`, which writes in batches of 500. aiohttp stops
 reading the socket while its small buffer is full, so a slow Redis slows the upload
 instead of filling memory: a million lines cost what one batch costs.
 
@@ -24,9 +24,9 @@ from engine.api.app import CTX, OPTIONS, UPLOADS, allow, audit_note
 from engine.api.auth import Perm
 from engine.api.http import ApiError, error_response, json_response
 from engine.api.routes_waves import existing_wave
+from engine.domain.phones import mask_text
 from engine.errors import IntakeError, StoreFull, WaveError
-from engine.intake import MAX_LINE_BYTES, CsvLines, Intake, Rejection
-from engine.phones import mask_text
+from engine.intake.loader import MAX_LINE_BYTES, CsvLines, Intake, Rejection
 
 routes = web.RouteTableDef()
 

@@ -11,15 +11,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from engine import keys
 from engine.api.app import CTX, OPTIONS, RATES, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ID_PATTERN, ApiError, json_response, read_json
 from engine.context import Context
 from engine.errors import WaveError
-from engine.keys import WaveKeys
-from engine.status import status_view
-from engine.waves import TRANSITIONS, WaveState
+from engine.store import keys
+from engine.store.keys import WaveKeys
+from engine.waves.control import TRANSITIONS, WaveState
+from engine.waves.status import status_view
 
 routes = web.RouteTableDef()
 
@@ -154,7 +154,7 @@ async def existing_wave(ctx: Context, wave_id: str) -> str:
 
 async def wave_view(ctx: Context, wave_id: str, cache: dict[str, tuple[float, dict[str, float]]] | None = None
                     ) -> dict[str, Any]:
-    """``engine.status.status_view`` plus per-channel rates and the actions the state allows."""
+    """``engine.waves.status.status_view`` plus per-channel rates and the actions the state allows."""
     try:
         view = await status_view(ctx.waves, wave_id, ctx.windows)
     except WaveError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from engine.keys import WaveKeys
+from engine.store.keys import WaveKeys
 
 log = logging.getLogger("engine.api.sse")
 

@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.ami.calls import call_ids
-from engine.zones import task_zones
+from engine.calendar.zones import task_zones
 from tests.chaos.world import WireSend
 
 OPEN, CLOSE = time(8, 0), time(20, 0)

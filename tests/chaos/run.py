@@ -25,15 +25,15 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+from engine.config.settings import Settings, load_settings
 from engine.context import Context
-from engine.correlation import Correlation
-from engine.finisher import Finisher
-from engine.intake import Intake
-from engine.keys import WaveKeys
-from engine.localredis import free_port
-from engine.redis_conn import make_redis
-from engine.settings import Settings, load_settings
-from engine.webhooks import WebhookSecrets, webhook_routes
+from engine.dispatch.correlation import Correlation
+from engine.dispatch.finisher import Finisher
+from engine.intake.loader import Intake
+from engine.store.connection import make_redis
+from engine.store.keys import WaveKeys
+from engine.store.localredis import free_port
 from simulators.ami import AmiSimulator
 from simulators.gateway import GatewaySimulator
 from simulators.smsc import SmscSimulator

@@ -17,12 +17,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine.clock import ScaledClock
+from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.dispatcher import ChannelLoop, Job
-from engine.localredis import RedisServer, free_port
-from engine.pacing import Limits, Pacer
-from engine.redis_conn import make_redis
+from engine.dispatch.loop import ChannelLoop, Job
+from engine.gates.pacing import Limits, Pacer
+from engine.store.connection import make_redis
+from engine.store.localredis import RedisServer, free_port
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 
@@ -151,7 +151,7 @@ def test_the_cli_with_redis_down_says_so_clearly(tmp_path: Path, command: list[s
 
     config = _cli_config(tmp_path, f"redis://volna:s3cret@127.0.0.1:{free_port()}/0")  # nothing listens there
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--config", str(config), *command], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "--config", str(config), *command], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if command == ["run"]:
         with pytest.raises(subprocess.TimeoutExpired):

@@ -33,10 +33,10 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine.clock import ScaledClock
-from engine.keys import WaveKeys
-from engine.localredis import RedisServer, free_port
-from engine.redis_conn import make_redis
+from engine.calendar.clock import ScaledClock
+from engine.store.connection import make_redis
+from engine.store.keys import WaveKeys
+from engine.store.localredis import RedisServer, free_port
 from tests.harness import context, load_wave, make_settings, read_records, spawn_dispatcher, task, wait_until
 
 DAY = date(2026, 12, 1)

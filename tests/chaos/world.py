@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.clock import ScaledClock
-from engine.localredis import RedisServer, free_port
+from engine.calendar.clock import ScaledClock
+from engine.store.localredis import RedisServer, free_port
 from simulators.ami import Knobs as AmiKnobs
 from simulators.ami.knobs import SimStats as AmiStats
 from simulators.gateway import Knobs as GatewayKnobs
@@ -166,8 +166,8 @@ def make_config(plan: Plan, *, redis_url: str, ami_port: int, smsc_port: int, ga
         "clock": clock_spec,
         "redis": {"url": redis_url},
         "dispatcher": {"lease_s": 3.0, "idle_poll_s": 0.1, "drain_grace_s": 2.0, "batch_size": 100},
-        # engine.runner at INFO: its "running" line tells a crash at start-up from one later.
-        "log": {"json": False, "level": "WARNING", "components": {"engine.runner": "INFO"}},
+        # engine.dispatch.runner at INFO: its "running" line tells a crash at start-up from one later.
+        "log": {"json": False, "level": "WARNING", "components": {"engine.dispatch.runner": "INFO"}},
         "channels": {
             "ivr": {"connector": {
                 "servers": [{"name": "ast1", "port": ami_port, "username": "volna", "secret_file": files["ami"],

@@ -1,0 +1,251 @@
+"""Typed settings: one TOML file (``volna.toml`` / ``--config``) plus ``VOLNA_…`` env overrides.
+
+Env overrides use ``__`` between levels: ``VOLNA_REDIS__URL``,
+``VOLNA_DISPATCHER__BATCH_SIZE``. ``REDIS_URL`` is honoured too, so one variable
+points tests, the demo and the engine at the same server. Every key is
+documented in ``ops/volna.example.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Callable
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from engine.calendar.clock import ScaledClock
+from engine.domain.outcomes import Channel
+from engine.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    #: Results stream retention: entries beyond this many per wave are trimmed (approximate).
+    results_maxlen: int = Field(default=5_000_000, ge=1000)
+    #: Correlation ids (message id → task) live this long.
+    correlation_ttl_s: int = Field(default=3 * 86400, ge=60)
+    #: Redis Cluster instead of a single server.
+    cluster: bool = False
+
+
+class WindowSpec(_Section):
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowSpec:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} is not after start {self.start}")
+        return self
+
+
+class WindowSettings(_Section):
+    """Campaign contact hours, debtor's local time; always clipped to :attr:`legal_*`."""
+
+    weekday: WindowSpec = WindowSpec(start=time(8), end=time(20))
+    weekend: WindowSpec = WindowSpec(start=time(9), end=time(20))
+    #: The legal outer bound (230-FZ art. 7): no configuration widens past it.
+    legal_weekday: WindowSpec = WindowSpec(start=time(8), end=time(22))
+    legal_weekend: WindowSpec = WindowSpec(start=time(9), end=time(20))
+    #: Holiday calendar country for ``holidays`` (weekends, public holidays, transferred days).
+    calendar: str = "RU"
+    #: Per channel overrides, e.g. ``[windows.channels.sms] weekday = {start="09:00", end="19:00"}``.
+    channels: dict[Channel, dict[str, WindowSpec]] = Field(default_factory=dict)
+    #: Per campaign (and channel, or ``"*"`` for every channel) overrides, e.g.
+    #: ``[windows.campaigns.c1.ivr] weekday = {start="10:00", end="19:00"}``. A campaign's
+    #: window wins over the channel's; both are still clipped to the legal bound.
+    campaigns: dict[str, dict[str, dict[str, WindowSpec]]] = Field(default_factory=dict)
+
+
+class CapLimits(_Section):
+    day: int = Field(ge=0)
+    week: int = Field(ge=0)
+    month: int = Field(ge=0)
+
+
+class CapSettings(_Section):
+    """Per-debtor contact caps (230-FZ art. 7), across all campaigns and channels."""
+
+    enabled: bool = True
+    conversation: CapLimits = CapLimits(day=1, week=2, month=8)
+    message: CapLimits = CapLimits(day=2, week=4, month=16)
+
+
+class PacingTarget(_Section):
+    rate_per_s: float = Field(gt=0)
+    max_concurrent: int = Field(ge=1)
+
+
+class ChannelSettings(_Section):
+    enabled: bool = True
+    #: Guarantee 4: resend an attempt whose outcome is unknown after a crash.
+    resend_unconfirmed: bool = False
+    #: Connector-specific settings, validated by the connector's own model.
+    connector: dict[str, Any] = Field(default_factory=dict)
+
+
+class DispatcherSettings(_Section):
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    #: Attempts one channel loop keeps between claim and send/accept.
+    max_inflight: int = Field(default=2000, ge=1)
+    lease_s: float = Field(default=30.0, gt=0)
+    #: How long a stopping process waits for in-flight sends before giving up on them.
+    drain_grace_s: float = Field(default=10.0, ge=0)
+    #: Share of a target's configured rate the limiter grants, to absorb scheduling jitter so
+    #: the configured rate holds in every calendar second.
+    rate_headroom: float = Field(default=0.97, gt=0.5, le=1.0)
+    #: Claim at most this many seconds of the targets' combined rate ahead: a process waiting on
+    #: pacing does not hoard tasks other processes could send (or a stop would cancel).
+    claim_ahead_s: float = Field(default=2.0, gt=0)
+    #: Idle poll ceiling: a loop with nothing eligible sleeps at most this long.
+    idle_poll_s: float = Field(default=0.5, gt=0)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_upload_bytes: int = Field(default=1 << 30, ge=1024)
+    #: A request body (JSON, webhook) must arrive whole, an upload send something, within this.
+    body_read_timeout_s: float = Field(default=10.0, gt=0)
+    #: Uploads one process serves at once (429 with Retry-After beyond).
+    max_concurrent_uploads: int = Field(default=4, ge=1)
+    #: Lines per second one upload is read at (0 = unpaced).
+    upload_lines_per_s: float = Field(default=20_000.0, ge=0)
+    #: Webhook requests one process handles at once (503 with Retry-After beyond: the provider resends).
+    webhook_max_concurrent: int = Field(default=512, ge=1)
+
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"log level {value!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+class LogSettings(_Section):
+    level: str = "INFO"
+    json_format: bool = Field(default=True, alias="json")
+    #: Per component, e.g. ``{"connectors.smpp" = "DEBUG"}``.
+    components: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return _log_level(value)
+
+    @field_validator("components")
+    @classmethod
+    def _component_levels(cls, value: dict[str, str]) -> dict[str, str]:
+        return {component: _log_level(level) for component, level in value.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOLNA_", env_nested_delimiter="__", extra="forbid")
+
+    redis: RedisSettings = RedisSettings()
+    windows: WindowSettings = WindowSettings()
+    caps: CapSettings = CapSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    pacing: dict[str, PacingTarget] = Field(default_factory=dict)
+    channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
+    api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
+    scenarios_dir: Path = Path("scenarios")
+    #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
+    clock: str = ""
+
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if value:
+            ScaledClock.from_spec(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file: an operator overrides one key without editing TOML.
+        return (env_settings, init_settings)
+
+    def channel(self, channel: Channel) -> ChannelSettings:
+        return self.channels.get(channel, ChannelSettings())
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (or ``volna.toml`` when present), apply env, then ``overrides``."""
+    data: dict[str, Any] = {}
+    file = Path(path) if path else (Path("volna.toml") if Path("volna.toml").exists() else None)
+    if file is not None:
+        try:
+            mode = file.stat().st_mode
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+        data = parse_config_text(file, lambda text: tomllib.loads(text), tomllib.TOMLDecodeError, "TOML")
+        if mode & stat.S_IROTH and _has_secrets(data):
+            raise ConfigError(f"{file}: holds secrets and is world-readable; chmod o-r {file}")
+    data.update(overrides)
+    if "REDIS_URL" in os.environ and "VOLNA_REDIS__URL" not in os.environ:
+        redis = data.setdefault("redis", {})
+        if isinstance(redis, dict):  # anything else is left to the validation, which names the key
+            data["redis"] = {**redis, "url": os.environ["REDIS_URL"]}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = f"{file}: " if file else ""
+        lines = [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def parse_config_text(file: Path, parse: Callable[[str], Any], syntax_error: type[Exception], syntax: str) -> Any:
+    """Read ``file`` as UTF-8 and parse it; every way that can fail is a :class:`ConfigError`
+    naming the file (a cp1251 file from an operator's editor, a file nested thousands deep)."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    try:
+        return parse(text)
+    except syntax_error as exc:
+        raise ConfigError(f"{file}: not valid {syntax}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid {syntax}: nested too deeply") from None
+
+
+_SECRET_WORDS = ("password", "token", "secret")
+
+
+def _has_secrets(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(
+            (any(w in str(k).lower() for w in _SECRET_WORDS) and isinstance(v, str) and bool(v)
+             and not str(k).endswith("_file"))
+            or _has_secrets(v)
+            for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return any(_has_secrets(v) for v in node)
+    return False

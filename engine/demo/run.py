@@ -1,0 +1,153 @@
+"""The demo's day: portfolio, waves, live progress, the report (``engine.demo.main`` starts the processes)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from engine.calendar.clock import ScaledClock
+from engine.config.settings import load_settings
+from engine.context import Context
+from engine.demo.portfolio import debtors, task_line
+from engine.intake.loader import Intake
+from engine.store.connection import make_redis
+
+#: Share of the portfolio per wave: robocalls carry the volume, as in the agency's figures.
+WAVES = (("ivr", 0.70, "soft_reminder", None), ("sms", 0.15, "pre_court", None),
+         ("viber", 0.15, "soft_reminder", ["sms"]))
+
+
+class DemoRun:
+    def __init__(self, config_path: Path, clock: ScaledClock, day: date, args: argparse.Namespace,
+                 ports: dict[str, int], out: Path, procs: Any) -> None:
+        self.settings = load_settings(config_path)
+        self.clock = clock
+        self.day = day
+        self.args = args
+        self.ports = ports
+        self.out = out
+        self.procs = procs
+        self.wave_ids = [f"demo-{day.isoformat()}-{name}" for name, *_ in WAVES]
+
+    async def execute(self) -> int:
+        redis = make_redis(self.settings.redis)
+        try:
+            ctx = Context.build(self.settings, self.clock, redis)
+            await self._load(ctx)
+            token = await self._token(ctx)
+            print(f"\nconsole: http://127.0.0.1:{self.ports['api']}/ui   token: {token}\n")
+            for wave_id in self.wave_ids:
+                await ctx.waves.change(wave_id, "start", by="demo")
+            finished = await self._watch(ctx)
+            for wave_id in self.wave_ids:
+                # The demo's time is up: pause (the rest of the day — retries an hour later,
+                # tasks not reached yet — stays queued and could be resumed), never cancel.
+                if not finished and (await ctx.waves.get(wave_id)).state.value == "running":
+                    await ctx.waves.change(wave_id, "pause", by="demo")
+            await self._settle(ctx)
+            path = await self._export(ctx)
+            await self._report(ctx, path)
+            return 0
+        finally:
+            await redis.aclose()
+
+    async def _load(self, ctx: Context) -> None:
+        people = list(debtors(self.args.debtors, seed=self.args.seed))
+        start = 0
+        for (channel, share, scenario, cascade), wave_id in zip(WAVES, self.wave_ids, strict=True):
+            count = int(len(people) * share) if channel != WAVES[-1][0] else len(people) - start
+            chunk = people[start : start + count]
+            start += count
+            await ctx.waves.create(wave_id, "demo-utilities", self.day, by="demo")
+
+            async def lines(chunk=chunk, channel=channel, scenario=scenario, cascade=cascade):
+                for i, d in enumerate(chunk):
+                    yield task_line(d, task_id=f"{channel}-{i}", channel=channel, scenario=scenario,
+                                    cascade=cascade).encode()
+
+            t0 = time.perf_counter()
+            report = await Intake(ctx).load(wave_id, lines())
+            print(f"loaded {wave_id}: {report.accepted} tasks ({report.rejected} rejected) "
+                  f"in {time.perf_counter() - t0:.1f} s")
+
+    async def _token(self, ctx: Context) -> str:
+        try:
+            from engine.api.auth import create_token
+        except ImportError:
+            return "(the API's token module is not installed)"
+        return str(await create_token(ctx.redis, "manager", "demo"))
+
+    async def _watch(self, ctx: Context) -> bool:
+        from engine.demo.view import Progress
+
+        deadline = time.monotonic() + self.args.minutes * 60
+        view = Progress(ctx, self.wave_ids, live=not self.args.no_live)
+        with view:
+            while time.monotonic() < deadline:
+                await view.refresh()
+                states = [(await ctx.waves.get(w)).state.value for w in self.wave_ids]
+                if all(s in ("completed", "stopped") for s in states):
+                    return True
+                dead = self.procs.dead()
+                if dead:
+                    raise RuntimeError(f"demo processes died: {', '.join(dead)} (see {self.out}/*.log)")
+                await asyncio.sleep(1.0)
+        return False
+
+    async def _settle(self, ctx: Context, timeout_s: float = 30.0) -> None:
+        """After a stop, wait for calls and messages in flight to end (or be recovered)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leased = 0
+            for wave_id in self.wave_ids:
+                leased += int((await ctx.waves.counts(wave_id)).get("leased", 0))
+            if leased == 0:
+                return
+            await asyncio.sleep(0.5)
+
+    async def _export(self, ctx: Context) -> Path:
+        from engine.waves import results
+
+        path = self.out / f"results-{self.day.isoformat()}.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            await results.export(ctx.redis, self.wave_ids, fh, "jsonl", kinds={"result", "inbound"})
+        return path
+
+    async def _report(self, ctx: Context, path: Path) -> None:
+        finals: Counter[str] = Counter()
+        attempts: Counter[str] = Counter()
+        keys: Counter[str] = Counter()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec: dict[str, Any] = json.loads(line)
+            attempts[f"{rec['channel']}:{rec.get('outcome')}"] += 1
+            if rec.get("final"):
+                finals[str(rec.get("outcome"))] += 1
+            dtmf = (rec.get("data") or {}).get("dtmf")
+            if dtmf:
+                keys[str(dtmf)[0]] += 1
+        total = sum(finals.values())
+        waiting = 0
+        for wave_id in self.wave_ids:
+            waiting += int((await ctx.waves.counts(wave_id)).get("queued", 0))
+        reached = finals["answered"] + finals["delivered"] + finals["read"]
+        print("\n=== Volna demo: the day's report ===")
+        print(f"debtors {self.args.debtors}: {total} tasks ended, {waiting} still queued for later today "
+              f"(retries, tasks not reached yet); results exported to {path}")
+        print(f"reached (answered or delivered): {reached} ({reached / max(total, 1):.0%})")
+        print(f"  calls answered by a person: {attempts['ivr:answered']}, by a machine: "
+              f"{attempts['ivr:answered_machine']}, busy: {attempts['ivr:busy']}, "
+              f"no answer: {attempts['ivr:no_answer']}")
+        print(f"  messages delivered: {attempts['sms:delivered'] + attempts['viber:delivered']} "
+              f"(SMS {attempts['sms:delivered']}, Viber {attempts['viber:delivered']}); "
+              f"Viber without an account → SMS: {attempts['viber:not_subscribed']}")
+        print("  keys pressed: " + (", ".join(f"'{k}' {n}" for k, n in sorted(keys.items())) or "none"))
+        print(f"invalid numbers found (deactivated): {finals['invalid_number']}")
+        print(f"skipped: by caps {finals['skipped_cap']}, by the stop-list {finals['skipped_stoplist']}, "
+              f"dead phones {finals['skipped_phone_invalid']}; window missed {finals['window_missed']}; "
+              f"cancelled {finals['cancelled']}; unknown {finals['unknown']}")

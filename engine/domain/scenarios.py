@@ -1,0 +1,160 @@
+"""Campaign scenarios as data: ``scenarios/*.yaml`` validated by a pydantic schema.
+
+A scenario says what to say on each channel (templates), what to do after each
+outcome (retry later today, cascade to the next channel, stop), and which
+outcomes count towards the debtor's contact caps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.config.settings import parse_config_text
+from engine.domain.ivr import IvrScript
+from engine.domain.outcomes import Channel, Outcome
+from engine.domain.templates import check_template
+from engine.errors import ConfigError
+
+CapClass = Literal["conversation", "message"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WhatsAppTemplate(_Model):
+    name: str
+    language: str = "ru"
+    #: Task vars (by name) that fill the template's body parameters, in order.
+    body_params: list[str] = Field(default_factory=list)
+
+
+class Messages(_Model):
+    sms: str | None = None
+    viber: str | None = None
+    whatsapp: WhatsAppTemplate | None = None
+    #: The SMS an IVR menu sends when the debtor asks for the payment details.
+    sms_details: str | None = None
+
+
+class RetryRule(_Model):
+    """After ``when`` outcomes, try the same channel again after ``delay_s`` (same day only).
+
+    (Not ``on``: YAML 1.1 reads a bare ``on`` key as the boolean true.)
+    """
+
+    when: list[Outcome]
+    delay_s: int = Field(ge=0)
+    max_attempts: int = Field(ge=1, le=20)
+
+
+class CascadeRule(_Model):
+    """After ``when`` outcomes on ``from_channel`` (or no delivery within ``after_s``), go to ``to``."""
+
+    from_channel: Channel = Field(alias="from")
+    to: Channel
+    when: list[Outcome]
+    #: No delivery within this long after acceptance counts as a failure that cascades.
+    after_s: int | None = Field(default=None, ge=1)
+
+
+#: Outcomes that keep a cap slot used, by channel, unless a scenario says otherwise.
+DEFAULT_COUNTED: dict[Channel, list[Outcome]] = {
+    Channel.IVR: [Outcome.ANSWERED, Outcome.ANSWERED_MACHINE, Outcome.UNKNOWN],
+    Channel.SMS: [Outcome.ACCEPTED, Outcome.DELIVERED, Outcome.READ, Outcome.EXPIRED, Outcome.UNKNOWN],
+    Channel.VIBER: [Outcome.DELIVERED, Outcome.READ, Outcome.UNKNOWN],
+    Channel.WHATSAPP: [Outcome.DELIVERED, Outcome.READ, Outcome.UNKNOWN],
+}
+
+
+class Scenario(_Model):
+    name: str
+    title: str = ""
+    description: str = ""
+    #: How an IVR call of this scenario counts: a plain robocall is a voice message.
+    ivr_cap_class: CapClass = "message"
+    messages: Messages = Messages()
+    #: The IVR script (steps, menus); compiled to dialplan by ``volna scenarios compile``.
+    ivr: IvrScript | None = None
+    retry: list[RetryRule] = Field(default_factory=list)
+    cascade: list[CascadeRule] = Field(default_factory=list)
+    #: Which outcomes count towards the caps, per channel; others release the reserved slot.
+    caps_count: dict[Channel, list[Outcome]] = Field(default_factory=lambda: dict(DEFAULT_COUNTED))
+    #: An inbound call from the debtor cancels the debtor's remaining robocalls today.
+    inbound_cancels_calls: bool = False
+
+    @model_validator(mode="after")
+    def _templates_ok(self) -> Scenario:
+        for channel in ("sms", "viber", "sms_details"):
+            text = getattr(self.messages, channel)
+            if text is not None:
+                try:
+                    check_template(text)
+                except ValueError as exc:
+                    raise ValueError(f"messages.{channel}: {exc}") from None
+        for ch in Channel:
+            self.caps_count.setdefault(ch, DEFAULT_COUNTED[ch])
+        return self
+
+    def cap_class(self, channel: Channel) -> CapClass:
+        return self.ivr_cap_class if channel is Channel.IVR else "message"
+
+    def counts(self, channel: Channel, outcome: Outcome) -> bool:
+        return outcome in self.caps_count.get(channel, DEFAULT_COUNTED[channel])
+
+    def text_for(self, channel: Channel, template: str | None = None) -> str | None:
+        """The template for ``channel``; ``template="sms-details"`` picks the payment-details SMS."""
+        if channel is Channel.SMS:
+            if template == "sms-details" and self.messages.sms_details:
+                return self.messages.sms_details
+            return self.messages.sms
+        if channel is Channel.VIBER:
+            return self.messages.viber or self.messages.sms
+        return None
+
+    def retry_for(self, channel: Channel, outcome: Outcome) -> RetryRule | None:
+        del channel
+        for rule in self.retry:
+            if outcome in rule.when:
+                return rule
+        return None
+
+    def cascade_for(self, channel: Channel, outcome: Outcome) -> Channel | None:
+        """``accepted`` as an attempt's outcome means "no delivery within ``after_s``"."""
+        for rule in self.cascade:
+            if rule.from_channel is channel and (
+                outcome in rule.when or (rule.after_s is not None and outcome is Outcome.ACCEPTED)
+            ):
+                return rule.to
+        return None
+
+    def delivery_wait_s(self, channel: Channel) -> int | None:
+        """How long an accepted message may wait for delivery before it cascades."""
+        waits = [r.after_s for r in self.cascade if r.from_channel is channel and r.after_s]
+        return min(waits) if waits else None
+
+
+def load_scenario(path: Path) -> Scenario:
+    raw = parse_config_text(path, yaml.safe_load, yaml.YAMLError, "YAML")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a scenario is a mapping at the top level")
+    raw.setdefault("name", path.stem)
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path}: invalid scenario:\n  " + "\n  ".join(lines)) from None
+
+
+def load_scenarios(directory: Path) -> dict[str, Scenario]:
+    scenarios: dict[str, Scenario] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        scenario = load_scenario(path)
+        if scenario.name in scenarios:
+            raise ConfigError(f"{path}: scenario name {scenario.name!r} is used twice")
+        scenarios[scenario.name] = scenario
+    return scenarios

@@ -1,0 +1,351 @@
+"""Prometheus metrics of one engine process: what it did, and what Redis says is left to do.
+
+One :class:`Metrics` per process (``Context.metrics``), on its own ``CollectorRegistry``:
+no module-level state, so tests and several contexts in one process never mix counts.
+The catalogue (every metric, its type, labels and meaning) is in the README ("Metrics, dashboards,
+alerts and logs").
+
+Two kinds of numbers:
+
+* **this process's work** — counters and histograms the dispatcher, the finisher, the
+  correlation and the webhooks update as they go; summed across processes in PromQL;
+* **the shared state in Redis** — queue depth, waves, windows, consumer lag, target slots —
+  read by a :class:`~engine.metrics.refresh.Refresher` every ``refresh_s`` in the background (a scrape never waits
+  on Redis) and exposed as gauges; every process reports the same values, so dashboards
+  take ``max`` over instances.
+
+No label carries a phone number, a name or a debtor id: label values are channels,
+outcomes, targets, zones, waves, groups and small fixed vocabularies.
+
+Connectors report their sessions through the same object (the runner sets
+``connector.metrics`` before opening it)::
+
+    metrics.set_connections("smpp", "acme-1", up=3, configured=4)   # binds bound / wanted
+    metrics.throttled("smpp", "acme-1")                             # an ESME_RTHROTTLED
+    metrics.gateway_response("wa-main", 429)                        # an HTTP answer's status
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from engine.domain.outcomes import Outcome
+from engine.metrics.fast import FastCounter, FastHistogram
+from engine.metrics.http import metrics_handler
+from engine.metrics.refresh import Refresher
+from engine.store.keys import CHANNEL_ORDER
+
+if TYPE_CHECKING:
+    from engine.context import Context
+
+log = logging.getLogger("engine.metrics.registry")
+
+#: Error kinds counted in ``volna_errors_total`` (initialised at 0 so rates exist from the start).
+ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
+               "metrics_refresh", "webhook_sink")
+WEBHOOK_VERDICTS = ("accepted", "unsigned", "bad_signature", "too_large", "malformed", "sink_error",
+                    "stalled", "overloaded", "verify_ok", "verify_refused", "other")
+_WEBHOOK_POST_VERDICT = {200: "accepted", 400: "malformed", 401: "unsigned", 403: "bad_signature",
+                         408: "stalled", 413: "too_large", 429: "overloaded", 503: "sink_error"}
+#: Attempts remembered between acceptance and their final event, for accepted→final latency.
+ACCEPTED_MEMORY = 50_000
+#: Phases of an attempt in a dispatcher loop (``engine.dispatch.loop.Job.phase``).
+_PHASES = ("claimed", "sending", "wire", "recording")
+_CAUSE = re.compile(r"cause=(\d{1,3})\b")
+
+
+class LoopView(Protocol):
+    """What the metrics read of a dispatcher loop (``engine.dispatch.loop.ChannelLoop``)."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def targets(self) -> Mapping[str, Any]: ...
+    @property
+    def inflight(self) -> Mapping[str, Any]: ...
+    @property
+    def connector(self) -> Any: ...
+
+
+class Metrics:
+    def __init__(self, *, refresh_s: float = 5.0, process: bool = True) -> None:
+        self.refresh_s = refresh_s
+        r = self.registry = CollectorRegistry()
+        if process:
+            ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        ch, tg = ["channel"], ["channel", "target"]
+        # The hot path (per attempt): dict-backed, collected at scrape time.
+        self.tasks_claimed = FastCounter("volna_tasks_claimed", "Attempts claimed from wave queues", ch)
+        self.tasks_sent = FastCounter("volna_tasks_sent", "Attempts handed to the connector (past begin-send: "
+                                      "the point of no return)", tg)
+        self.send_results = FastCounter("volna_send_results", "Connector answers to a send: accepted, final, "
+                                        "retry (nothing reached the peer), error (may have reached it)",
+                                        [*tg, "result"])
+        self.tasks_finished = FastCounter("volna_tasks_finished", "Attempts ended with an outcome (counted once, "
+                                          "by the process that recorded it); final=false: a retry or cascade "
+                                          "follows", ["channel", "outcome", "final"])
+        self.caps_hit = FastCounter("volna_caps_hit", "Attempts refused by a per-debtor contact cap",
+                                    ["cap_class", "channel"])
+        self.pacing_waits = FastCounter("volna_pacing_waits", "Times a send waited for its target's rate or "
+                                        "concurrency limit", ["target", "limit"])
+        self.pacing_wait_seconds = FastCounter("volna_pacing_wait_seconds", "Seconds sends spent waiting for "
+                                               "their target's limits", ["target", "limit"])
+        self.late_events = FastCounter("volna_late_events", "Late events (receipts, hang-ups, webhooks) "
+                                       "received, with no known attempt (unknown_id), or not recorded (failed)",
+                                       ["channel", "result"])
+        self.hangup_causes = FastCounter("volna_call_hangup_causes", "Ended IVR attempts by Q.850 hang-up cause",
+                                         ["cause"])
+        self.claim_to_send = FastHistogram(
+            "volna_claim_to_send_seconds", "From claim to the connector call (gates and pacing)", ch,
+            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.send_to_accepted = FastHistogram(
+            "volna_send_to_accepted_seconds", "The connector's answer time: the gateway's acceptance (or a "
+            "synchronous outcome)", ch,
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.accepted_to_final = FastHistogram(
+            "volna_accepted_to_final_seconds", "From acceptance to the final event (receipt, hang-up), seen by "
+            "the process that accepted the attempt", ch,
+            (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
+        self._fast: list[FastCounter | FastHistogram] = [
+            self.tasks_claimed, self.tasks_sent, self.send_results, self.tasks_finished, self.caps_hit,
+            self.pacing_waits, self.pacing_wait_seconds, self.late_events, self.hangup_causes,
+            self.claim_to_send, self.send_to_accepted, self.accepted_to_final]
+        # Per request or per state change: prometheus_client's own.
+        self.webhook_requests = Counter("volna_webhook_requests", "Webhook requests by provider and verdict",
+                                        ["provider", "verdict"], registry=r)
+        self.errors = Counter("volna_errors", "Errors by kind (each also logged)", ["kind"], registry=r)
+        # Reported by connectors.
+        self.connections_up = Gauge("volna_connections_up", "Sessions of a connector that are up (SMPP binds "
+                                    "bound, AMI sessions logged in, gateway clients open)",
+                                    ["kind", "target"], registry=r)
+        self.connections_configured = Gauge("volna_connections_configured", "Sessions a connector keeps open "
+                                            "when healthy", ["kind", "target"], registry=r)
+        self.throttled_total = Counter("volna_throttled", "Requests a peer refused for throttling (SMPP "
+                                       "ESME_RTHROTTLED/RMSGQFUL, HTTP 429), retried", ["kind", "target"],
+                                       registry=r)
+        self.gateway_responses = Counter("volna_gateway_responses", "HTTP gateway answers by status class "
+                                         "(2xx, 3xx, 4xx, 429, 5xx, timeout, connect_error)",
+                                         ["target", "status"], registry=r)
+        self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
+        self.info.labels(_version()).set(1)
+        # Series start at 0: a counter first seen after it rose would hide that rise from rate().
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind)
+        for channel in map(str, CHANNEL_ORDER):
+            for outcome in Outcome:
+                for final in ("true", "false"):
+                    self.tasks_finished.touch((channel, outcome.value, final))
+            for result in ("received", "unknown_id", "failed"):
+                self.late_events.touch((channel, result))
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._accepted: OrderedDict[str, float] = OrderedDict()
+        self._loops: list[LoopView] = []
+        self._snapshot: list[Metric] = []
+        r.register(_Live(self))
+
+    # ---- the dispatcher's hot path ------------------------------------------------------------
+    # ``channel`` may be a ``Channel`` (a StrEnum hashes by its name, not its value): str() it.
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def claimed(self, channel: str, n: int) -> None:
+        self.tasks_claimed.inc((str(channel),), n)
+
+    def sending(self, channel: str, target: str, claimed_mono: float) -> float:
+        """A send begins now; returns the monotonic start for :meth:`answered`."""
+        now = time.monotonic()
+        channel = str(channel)
+        self.tasks_sent.inc((channel, target))
+        if claimed_mono:
+            self.claim_to_send.observe((channel,), max(now - claimed_mono, 0.0))
+        return now
+
+    def answered(self, channel: str, target: str, result: str, started: float) -> None:
+        """``result``: accepted, final, retry or error (the connector raised)."""
+        channel = str(channel)
+        self.send_results.inc((channel, target, result))
+        if result != "error":
+            self.send_to_accepted.observe((channel,), time.monotonic() - started)
+
+    def accepted(self, attempt_key: str) -> None:
+        self._accepted[attempt_key] = time.monotonic()
+        if len(self._accepted) > ACCEPTED_MEMORY:
+            self._accepted.popitem(last=False)
+
+    def finished(self, channel: str, outcome: str, final: bool, attempt_key: str = "",
+                 provider_code: str | None = None) -> None:
+        channel = str(channel)
+        self.tasks_finished.inc((channel, outcome, "true" if final else "false"))
+        if self._accepted:
+            at = self._accepted.pop(attempt_key, None)
+            if at is not None:
+                self.accepted_to_final.observe((channel,), time.monotonic() - at)
+        if provider_code and channel == "ivr":
+            m = _CAUSE.search(provider_code)
+            if m and int(m.group(1)) < 128:
+                self.hangup_causes.inc((m.group(1),))
+
+    def cap_hit(self, cap_class: str, channel: str) -> None:
+        self.caps_hit.inc((cap_class, str(channel)))
+
+    def pacing_wait(self, target: str, limit: str, seconds: float) -> None:
+        """``limit``: rate or concurrency. Waits of zero or less are not waits."""
+        if seconds > 0:
+            self.pacing_waits.inc((target, limit))
+            self.pacing_wait_seconds.inc((target, limit), seconds)
+
+    def late_event(self, channel: str, result: str = "received") -> None:
+        self.late_events.inc((str(channel), result))
+
+    def error(self, kind: str) -> None:
+        self._child(self.errors, kind).inc()
+
+    # ---- connectors ---------------------------------------------------------------------------
+
+    def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
+        self.connections_up.labels(kind, target).set(up)
+        if configured is not None:
+            self.connections_configured.labels(kind, target).set(configured)
+
+    def throttled(self, kind: str, target: str, n: int = 1) -> None:
+        self.throttled_total.labels(kind, target).inc(n)
+
+    def gateway_response(self, target: str, status: int | str) -> None:
+        """An HTTP status (counted as 2xx/3xx/4xx/429/5xx) or ``timeout`` / ``connect_error``."""
+        if isinstance(status, int):
+            status = "429" if status == 429 else f"{min(max(status // 100, 2), 5)}xx"
+        self.gateway_responses.labels(target, status).inc()
+
+    # ---- webhooks -----------------------------------------------------------------------------
+
+    def webhook(self, provider: str, verdict: str) -> None:
+        self._child(self.webhook_requests, provider, verdict).inc()
+
+    def meter_webhooks(self, routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
+        """The webhook routes (``connectors.messengers.endpoint.webhook_routes``), each answer counted by its
+        status (the endpoints' documented contract: 200 accepted, 400 malformed, 401 unsigned,
+        403 bad signature, 413 too large, 503 the core could not record it)."""
+        out = []
+        for route in routes:
+            provider = route.path.rstrip("/").rsplit("/", 1)[-1]
+            for verdict in WEBHOOK_VERDICTS:
+                self.webhook_requests.labels(provider, verdict)
+            out.append(web.RouteDef(route.method, route.path, self._metered(provider, route.method, route.handler),
+                                    route.kwargs))
+        return out
+
+    def _metered(self, provider: str, method: str, handler: Any) -> Callable[[web.Request], Awaitable[Any]]:
+        async def counted(request: web.Request) -> web.StreamResponse:
+            status = 500
+            try:
+                response: web.StreamResponse = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                if method == "GET":
+                    verdict = "verify_ok" if status == 200 else "verify_refused"
+                else:
+                    verdict = _WEBHOOK_POST_VERDICT.get(status, "other")
+                self.webhook(provider, verdict)
+                if verdict == "sink_error":
+                    self.error("webhook_sink")
+
+        return counted
+
+    # ---- serving and refreshing ---------------------------------------------------------------
+
+    def handler(self) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The aiohttp handler of ``GET /metrics`` (``make_app(ctx, metrics=ctx.metrics.handler())``)."""
+        return metrics_handler(self.registry)
+
+    def watch(self, loops: Sequence[LoopView]) -> None:
+        """Report in-flight attempts, loops and targets of these dispatcher loops."""
+        self._loops = list(loops)
+        for loop in loops:
+            channel = str(loop.channel)
+            self.tasks_claimed.touch((channel,))
+            for cap_class in ("conversation", "message"):
+                self.caps_hit.touch((cap_class, channel))
+            for hist in (self.claim_to_send, self.send_to_accepted, self.accepted_to_final):
+                hist.touch((channel,))
+            for target in loop.targets:
+                self.tasks_sent.touch((channel, target))
+                for result in ("accepted", "final", "retry", "error"):
+                    self.send_results.touch((channel, target, result))
+                for limit in ("rate", "concurrency"):
+                    self.pacing_waits.touch((target, limit))
+                    self.pacing_wait_seconds.touch((target, limit))
+
+    def refresher(self, ctx: Context, loops: Sequence[LoopView] = ()) -> Refresher:
+        """The background reader of Redis (an async context manager); ``loops`` as :meth:`watch`."""
+        self.watch(loops)
+        return Refresher(self, ctx)
+
+    def cleanup_ctx(self, ctx: Context) -> Callable[[web.Application], AsyncIterator[None]]:
+        """For ``app.cleanup_ctx.append(...)``: the refresher runs while the app does."""
+
+        async def refreshing(app: web.Application) -> AsyncIterator[None]:
+            async with self.refresher(ctx):
+                yield
+
+        return refreshing
+
+
+class _Live(Collector):
+    """Collected at scrape time from memory: loops' in-flight attempts and the last Redis snapshot."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        inflight = GaugeMetricFamily("volna_inflight", "Attempts this process holds between claim and the "
+                                     "connector's answer, by phase (claimed, sending, wire, recording)",
+                                     labels=["channel", "target", "phase"])
+        loops = GaugeMetricFamily("volna_dispatcher_loops", "Channel loops running in this process",
+                                  labels=["channel"])
+        healthy = GaugeMetricFamily("volna_target_healthy", "1 while the connector may use the target",
+                                    labels=["channel", "target"])
+        for loop in self.m._loops:
+            channel = str(loop.channel)
+            loops.add_metric([channel], 1)
+            # Zeros for every target and phase, so a rate or a sum has a series from the start.
+            counts: dict[tuple[str, str], int] = {(t, p): 0 for t in loop.targets for p in _PHASES}
+            for job in list(loop.inflight.values()):
+                key = (job.target or "-", job.phase)
+                counts[key] = counts.get(key, 0) + 1
+            for (target, phase), n in sorted(counts.items()):
+                inflight.add_metric([channel, target, phase], n)
+            for name in loop.targets:
+                healthy.add_metric([channel, name], 1 if loop.connector.healthy(name) else 0)
+        yield from (inflight, loops, healthy)
+        for fast in self.m._fast:
+            yield fast.family()
+        yield from self.m._snapshot
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("volna")
+    except PackageNotFoundError:
+        return "dev"
