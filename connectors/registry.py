@@ -1,6 +1,6 @@
 """Builds the connector of a channel from its settings section.
 
-Imports are lazy: a process running only SMS never imports the AMI stack.
+Connector classes are imported when built: a process running only SMS never imports the AMI stack.
 """
 
 from __future__ import annotations
@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from connectors.messengers.endpoint import WebhookSecrets
+from connectors.messengers.pool import validate_settings
+from connectors.messengers.settings import ViberSettings, WhatsAppSettings
 from engine.config.settings import Settings
 from engine.domain.outcomes import Channel
 from engine.errors import ConfigError
@@ -40,3 +43,22 @@ def build_connector(channel: Channel, settings: Settings) -> Connector:
 
 def enabled_channels(settings: Settings) -> list[Channel]:
     return [ch for ch, section in settings.channels.items() if section.enabled]
+
+
+def webhook_secrets(settings: Settings) -> WebhookSecrets:
+    """What the messengers' webhook endpoints check: the secrets of the enabled messenger
+    channels' ``connector`` sections (a channel with none gets no route)."""
+    values: dict[str, Any] = {}
+    wa = settings.channels.get(Channel.WHATSAPP)
+    if wa is not None and wa.enabled:
+        was = validate_settings(WhatsAppSettings, wa.connector, "channels.whatsapp.connector")
+        values.update(whatsapp_app_secrets=was.app_secrets(), whatsapp_verify_token=was.webhook_verify_token())
+    vb = settings.channels.get(Channel.VIBER)
+    if vb is not None and vb.enabled:
+        vbs = validate_settings(ViberSettings, vb.connector, "channels.viber.connector")
+        values.update(viber_partner=vbs.partner, viber_token=vbs.webhook_token(),
+                      viber_hmac_secret=vbs.webhook_hmac_secret())
+        if not values["viber_token"] and not values["viber_hmac_secret"]:
+            raise ConfigError("channels.viber.connector: set callback_token and/or callback_hmac_secret "
+                              "(the delivery-report webhook refuses unauthenticated callers)")
+    return WebhookSecrets(**values)

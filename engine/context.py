@@ -12,12 +12,15 @@ from redis.asyncio import Redis
 
 from engine.calendar.clock import Clock
 from engine.calendar.windows import WindowCalendar
+from engine.config.scenario_files import load_scenarios
 from engine.config.settings import Settings
-from engine.domain.scenarios import Scenario, load_scenarios
+from engine.domain.scenarios import Scenario
 from engine.gates.caps import Caps
 from engine.gates.pacing import Pacer
 from engine.gates.stoplist import StopList
 from engine.metrics.registry import Metrics
+from engine.store.schema import SettleMode
+from engine.store.scripts import Scripts
 from engine.waves.control import Waves
 
 
@@ -44,8 +47,11 @@ class Context:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen)
-        self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster)
+        scripts = Scripts(self.redis)
+        settle = SettleMode.OUTBOX if s.redis.cluster else SettleMode.INLINE
+        self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen, settle_mode=settle,
+                           scripts=scripts)
+        self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
         self.stoplist = StopList(self.redis)
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
         self.windows = WindowCalendar(s.windows)

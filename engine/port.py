@@ -28,13 +28,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Channel, Outcome
 
-if TYPE_CHECKING:
-    from engine.metrics.registry import Metrics
+
+class ConnectorMetrics(Protocol):
+    """How a connector reports its sessions and its peers' answers (``engine.metrics.registry``
+    implements it; the README's metric catalogue lists the series)."""
+
+    def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
+        """Sessions up (SMPP binds bound, AMI sessions logged in) and how many are wanted."""
+
+    def throttled(self, kind: str, target: str, n: int = 1) -> None:
+        """A peer refused a request for throttling (retried)."""
+
+    def gateway_response(self, target: str, status: int | str) -> None:
+        """An HTTP gateway's answer: its status, or ``timeout`` / ``connect_error``."""
 
 
 #: ``announce(id, parts, parts_policy, data)`` → an awaitable that is done when the id is registered.
@@ -144,7 +155,7 @@ class Connector(ABC):
     resend_unconfirmed: bool = False
     #: The process's metrics, set by the runner before ``open`` (None when run alone): report
     #: sessions with ``self.metrics.set_connections(kind, target, up, configured)`` (the README's metric catalogue).
-    metrics: Metrics | None = None
+    metrics: ConnectorMetrics | None = None
 
     def __init__(self) -> None:
         self._sink: EventSink | None = None

@@ -21,6 +21,7 @@ from engine.api.auth import create_token
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
 from engine.domain.outcomes import Channel
+from engine.waves.status import status_view
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import serving
@@ -131,7 +132,7 @@ async def test_manager_starts_watches_and_stops_a_wave(redis: aioredis.Redis, re
         finally:
             await browser.close()
         await wait_until(lambda: _all_final(ctx))  # the last accepted sends get their receipts
-    outcomes = {k: v for k, v in (await ctx.waves.status("w-morning"))["outcomes"].items()}
+    outcomes = {k: v for k, v in (await status_view(ctx.waves, "w-morning"))["outcomes"].items()}
     assert outcomes["cancelled"] == shown_cancelled > 0
     assert outcomes["cancelled"] + outcomes.get("delivered", 0) == TASKS
     assert 0 < sent < TASKS and len(conn.sent) == sent, "nothing was sent after the stop"

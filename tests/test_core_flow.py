@@ -129,7 +129,7 @@ async def test_a_pause_hands_back_tasks_waiting_for_a_concurrency_slot_at_once(
         await ctx.waves.change("w1", "pause")
         await wait_until(lambda: _queued_is(ctx, "w1", 19), timeout_s=20)
         assert len(conn.sent) == 1  # the one send is still out; nothing else went
-        assert [job.phase for job in runner.loops[0].inflight.values()] == ["wire"]
+        assert [job.phase for job in runner.loops[0].inflight.jobs.values()] == ["sending"]
 
 
 async def _queued_is(ctx, wave_id: str, n: int) -> bool:  # type: ignore[no-untyped-def]

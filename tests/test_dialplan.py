@@ -227,7 +227,7 @@ def test_scenario_model_carries_a_script() -> None:
 
 def test_shipped_scenarios_compile_to_the_committed_dialplan(tmp_path: Path) -> None:
     """`volna scenarios compile` of scenarios/ gives ops/asterisk/extensions_volna.conf, which lints."""
-    from engine.domain.scenarios import load_scenarios
+    from engine.config.scenario_files import load_scenarios
 
     root = Path(__file__).resolve().parent.parent
     scenarios = load_scenarios(root / "scenarios")

@@ -260,7 +260,7 @@ async def test_a_dispatcher_holds_at_most_max_inflight_from_claim_ahead(redis: a
         assert runner.loops[0].max_inflight == 50
         deadline = time.monotonic() + 4.0
         while time.monotonic() < deadline:
-            high = max(high, len(runner.loops[0].inflight), int((await ctx.waves.counts("w1")).get("leased", 0)))
+            high = max(high, len(runner.loops[0].inflight.jobs), int((await ctx.waves.counts("w1")).get("leased", 0)))
             await asyncio.sleep(0.02)
     assert 20 <= high <= 50
 

@@ -158,7 +158,7 @@ async def test_a_representative_run_logs_no_phone_and_no_name(redis_url: str) ->
     phones = {r["phone"] for r in wave_rows()}
     assert not [line for line in handler.lines if any(p in line or p[1:] in line for p in phones)]
     # The lines about one attempt carry its wave, task and attempt ids as fields.
-    failed = [e for e in entries if e["logger"] == "engine.dispatch.loop" and e["msg"].startswith("send failed")]
+    failed = [e for e in entries if e["logger"] == "engine.dispatch.sender" and e["msg"].startswith("send failed")]
     assert len(failed) == 1 and (failed[0]["wave"], failed[0]["task"], failed[0]["attempt"]) == ("w1", "t50", 1)
     assert "+7916***0050" in failed[0]["msg"]
     ended = [e for e in entries if e["logger"] == "engine.dispatch.finisher" and e["msg"] == "attempt ended"]

@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from connectors.messengers import ViberConnector, WhatsAppConnector
-from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+from connectors.messengers.endpoint import webhook_routes
+from connectors.registry import webhook_secrets
 from engine.calendar.clock import ScaledClock
 from engine.config.settings import Settings
 from engine.domain.outcomes import Channel, Outcome
@@ -37,7 +38,7 @@ def _settings(redis_url: str, gateway_url: str) -> Settings:
 
 async def _webhooks(settings: Settings, sink: Any) -> web.Application:
     app = web.Application()
-    app.add_routes(webhook_routes(sink, WebhookSecrets.from_settings(settings)))
+    app.add_routes(webhook_routes(sink, webhook_secrets(settings)))
     return app
 
 

@@ -35,8 +35,10 @@ from engine.config.settings import RedisSettings
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
 from engine.dispatch.finisher import Finisher
+from engine.dispatch.lifecycle import Lifecycle
 from engine.domain.outcomes import Channel, Outcome
 from engine.metrics.http import MetricsServer, serve_metrics
+from engine.metrics.refresh import refreshing
 from engine.port import Accepted, Connector, Final, LateEvent, Retry, SendRequest, SendResult, Target
 from engine.store.connection import make_redis
 from engine.store.keys import WaveKeys
@@ -200,11 +202,11 @@ async def observed_engine(redis_url: str, *, refresh_s: float = 0.2, start: bool
         await redis.xgroup_create(WaveKeys("w1").results, "planner", id="0", mkstream=True)
         connectors = {ch: MeteredConnector(ch) for ch in (Channel.SMS, Channel.IVR, Channel.WHATSAPP, Channel.VIBER)}
         connectors[Channel.SMS].rate_per_s = sms_rate_per_s
-        api_correlation = Correlation(api_ctx, Finisher(api_ctx))
+        api_correlation = Correlation(api_ctx, Finisher(api_ctx, Lifecycle(api_ctx)))
         app = web.Application()
         app.router.add_get("/metrics", api_ctx.metrics.handler())
         app.add_routes(api_ctx.metrics.meter_webhooks(webhook_routes(api_correlation.record, SECRETS)))
-        app.cleanup_ctx.append(api_ctx.metrics.cleanup_ctx(api_ctx))
+        app.cleanup_ctx.append(refreshing(api_ctx.metrics, api_ctx.redis, api_ctx.clock, api_ctx.windows))
         api_runner = web.AppRunner(app, access_log=None)
         await api_runner.setup()
         site = web.TCPSite(api_runner, "127.0.0.1", 0)

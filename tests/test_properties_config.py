@@ -1,5 +1,5 @@
 """Property tests of the files an operator writes: ``volna.toml`` (``engine.config.settings.load_settings``),
-scenario YAML (``engine.domain.scenarios.load_scenario``) and the message templates in them. Any text
+scenario YAML (``engine.config.scenario_files.load_scenario``) and the message templates in them. Any text
 loads or raises our ``ConfigError`` with a message naming the file; whatever loads can be used
 (the clock spec, the log levels, the window calendar); never another exception, never a hang."""
 
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from engine.calendar.clock import make_clock
 from engine.calendar.windows import WindowCalendar
+from engine.config.scenario_files import load_scenario
 from engine.config.settings import Settings, load_settings
-from engine.domain.scenarios import Scenario, load_scenario
+from engine.domain.scenarios import Scenario
 from engine.domain.templates import check_template, render
 from engine.errors import ConfigError
 from tests.chaos.world import to_toml

@@ -16,6 +16,7 @@ from connectors.messengers import ViberConnector, WhatsAppConnector
 from connectors.messengers.endpoint import WEBHOOK_STATS, WebhookSecrets, WebhookStats, make_webhook_app
 from connectors.messengers.routemobile import RouteMobileAdapter
 from connectors.messengers.webhooks import WebhookFormatError, parse_whatsapp, sign_sha256
+from connectors.registry import webhook_secrets
 from engine.domain.outcomes import Channel, Outcome
 from engine.port import Accepted, LateEvent
 from simulators.gateway import GatewaySimulator, Knobs
@@ -262,11 +263,11 @@ def test_secrets_from_settings() -> None:
 
     settings = Settings.model_validate({"channels": {"whatsapp": {"connector": wa_config("http://x")},
                                                        "viber": {"connector": viber_config("http://x")}}})
-    secrets = WebhookSecrets.from_settings(settings)
+    secrets = webhook_secrets(settings)
     assert secrets == WebhookSecrets(whatsapp_app_secrets=("sim-app-secret",), whatsapp_verify_token="verify-me",
                                      viber_partner="routemobile", viber_token="sim-callback-token",
                                      viber_hmac_secret="sim-hmac-secret")
     unauthenticated = viber_config("http://x")
     del unauthenticated["callback_token"], unauthenticated["callback_hmac_secret"]
     with pytest.raises(ConfigError, match="callback_token"):
-        WebhookSecrets.from_settings(Settings.model_validate({"channels": {"viber": {"connector": unauthenticated}}}))
+        webhook_secrets(Settings.model_validate({"channels": {"viber": {"connector": unauthenticated}}}))

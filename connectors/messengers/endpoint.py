@@ -44,9 +44,6 @@ from connectors.messengers.webhooks import (
     verify_subscription,
     verify_token,
 )
-from engine.config.settings import Settings
-from engine.domain.outcomes import Channel
-from engine.errors import ConfigError
 from engine.port import LateEvent
 from engine.web.admission import Admission
 
@@ -71,27 +68,6 @@ class WebhookSecrets:
     viber_token: str = ""
     #: The secret of ``X-Volna-Signature``.
     viber_hmac_secret: str = ""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WebhookSecrets:
-        """The secrets of the enabled messenger channels' ``connector`` sections."""
-        from connectors.messengers.pool import validate_settings
-        from connectors.messengers.settings import ViberSettings, WhatsAppSettings
-
-        values: dict[str, Any] = {}
-        wa = settings.channels.get(Channel.WHATSAPP)
-        if wa is not None and wa.enabled:
-            was = validate_settings(WhatsAppSettings, wa.connector, "channels.whatsapp.connector")
-            values.update(whatsapp_app_secrets=was.app_secrets(), whatsapp_verify_token=was.webhook_verify_token())
-        vb = settings.channels.get(Channel.VIBER)
-        if vb is not None and vb.enabled:
-            vbs = validate_settings(ViberSettings, vb.connector, "channels.viber.connector")
-            values.update(viber_partner=vbs.partner, viber_token=vbs.webhook_token(),
-                          viber_hmac_secret=vbs.webhook_hmac_secret())
-            if not values["viber_token"] and not values["viber_hmac_secret"]:
-                raise ConfigError("channels.viber.connector: set callback_token and/or callback_hmac_secret "
-                                  "(the delivery-report webhook refuses unauthenticated callers)")
-        return cls(**values)
 
 
 @dataclass

@@ -27,7 +27,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from connectors.smpp import pdu
 from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
@@ -38,11 +37,10 @@ from connectors.smpp.stats import SmppStats
 from connectors.smpp.throttle import AdaptiveRate
 from engine.domain.phones import mask
 from engine.errors import ConnectorError
+from engine.port import ConnectorMetrics
 
 log = logging.getLogger("connectors.smpp")
 
-if TYPE_CHECKING:
-    from engine.metrics.registry import Metrics
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
 
@@ -84,7 +82,7 @@ class SmppAccount:
         self._changed = asyncio.Event()
         self._closing = False
         #: The process's metrics (set by the connector from ``Connector.metrics``), or None.
-        self.metrics: Metrics | None = None
+        self.metrics: ConnectorMetrics | None = None
         self.rate = AdaptiveRate(
             settings.rate_per_s,
             decrease=settings.throttle.decrease,

@@ -56,13 +56,15 @@ def default_extras(ctx: Context) -> Mapping[str, Any]:
     raises on failure, so the endpoint answers 503 and the provider resends); a channel
     without webhook secrets configured gets no route.
     """
-    from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+    from connectors.messengers.endpoint import webhook_routes
+    from connectors.registry import webhook_secrets
     from engine.dispatch.correlation import Correlation
     from engine.dispatch.finisher import Finisher
+    from engine.dispatch.lifecycle import Lifecycle
 
-    correlation = Correlation(ctx, Finisher(ctx))
+    correlation = Correlation(ctx, Finisher(ctx, Lifecycle(ctx)))
     api = ctx.settings.api
-    routes = webhook_routes(correlation.record, WebhookSecrets.from_settings(ctx.settings),
+    routes = webhook_routes(correlation.record, webhook_secrets(ctx.settings),
                             body_read_timeout_s=api.body_read_timeout_s, max_concurrent=api.webhook_max_concurrent)
     return {"webhooks": ctx.metrics.meter_webhooks(routes), "metrics": ctx.metrics.handler()}
 

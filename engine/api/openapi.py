@@ -15,8 +15,8 @@ from aiohttp import web
 from engine.api.auth import NAME_PATTERN, Role
 from engine.api.http import ID_PATTERN, STREAM_ID_PATTERN
 from engine.domain.outcomes import Channel
+from engine.domain.wave import WaveState
 from engine.gates.stoplist import StopReason
-from engine.waves.control import WaveState
 
 STREAM_SINCE_PATTERN = "^(now|" + STREAM_ID_PATTERN[1:-1] + ")$"
 JSON = "application/json"

@@ -15,10 +15,10 @@ from engine.api.app import CTX, OPTIONS, RATES, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ID_PATTERN, ApiError, json_response, read_json
 from engine.context import Context
+from engine.domain.wave import TRANSITIONS, WaveState
 from engine.errors import WaveError
 from engine.store import keys
 from engine.store.keys import WaveKeys
-from engine.waves.control import TRANSITIONS, WaveState
 from engine.waves.status import status_view
 
 routes = web.RouteTableDef()

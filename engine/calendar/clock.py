@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from engine.config.settings import ClockSpec
+
 
 class Clock(Protocol):
     #: Engine milliseconds per real millisecond (1 for the system clock).
@@ -60,17 +62,11 @@ class ScaledClock:
     @classmethod
     def from_spec(cls, spec: str) -> ScaledClock:
         """Parse ``start_ms:speed:epoch_real_ms`` (the form passed to child processes)."""
-        parts = spec.split(":")
-        try:
-            start, speed, epoch = int(parts[0]), float(parts[1]), int(parts[2])
-        except (IndexError, ValueError):
-            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms") from None
-        if len(parts) != 3 or not (0 < speed < 1e9) or start < 0 or epoch < 0:
-            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms (speed > 0)")
-        return cls(start, speed, epoch)
+        parsed = ClockSpec.parse(spec)
+        return cls(parsed.start_ms, parsed.speed, parsed.epoch_real_ms)
 
     def spec(self) -> str:
-        return f"{self.start_ms}:{self.speed}:{self.epoch_real_ms}"
+        return str(ClockSpec(self.start_ms, self.speed, self.epoch_real_ms))
 
     def now_ms(self) -> int:
         real_ms = time.time_ns() // 1_000_000

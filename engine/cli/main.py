@@ -19,6 +19,7 @@ from engine.context import Context
 from engine.errors import StoreUnavailable, VolnaError
 from engine.logs import setup_logging
 from engine.store.connection import UNREACHABLE, describe_url, ensure_reachable, make_redis
+from engine.waves.status import status_view
 
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -81,7 +82,7 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
                 info = await waves.get(wave_id)
                 print(f"{wave_id}\t{info.campaign_id}\t{info.day}\t{info.state}")
         elif args.action == "status":
-            view = await waves.status(args.wave, ctx.windows)
+            view = await status_view(waves, args.wave, ctx.windows)
             print(json.dumps(view, ensure_ascii=False, indent=2) if args.json else render_status(view))
         else:
             state = await waves.change(args.wave, args.action, by=args.by)
@@ -212,7 +213,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 # ---- scenarios and simulators ----------------------------------------------------------------
 
 async def cmd_scenarios(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.domain.scenarios import load_scenarios
+    from engine.config.scenario_files import load_scenarios
 
     scenarios = load_scenarios(Path(args.dir or settings.scenarios_dir))
     if args.action == "check":

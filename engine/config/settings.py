@@ -12,6 +12,7 @@ import os
 import stat
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,32 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from engine.calendar.clock import ScaledClock
 from engine.domain.outcomes import Channel
 from engine.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSpec:
+    """A scaled engine clock, as child processes are given it: ``start_ms:speed:epoch_real_ms``
+    (engine time ``start_ms`` at real time ``epoch_real_ms``, running ``speed`` times as fast)."""
+
+    start_ms: int
+    speed: float
+    epoch_real_ms: int
+
+    @classmethod
+    def parse(cls, spec: str) -> ClockSpec:
+        parts = spec.split(":")
+        try:
+            start, speed, epoch = int(parts[0]), float(parts[1]), int(parts[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms") from None
+        if len(parts) != 3 or not (0 < speed < 1e9) or start < 0 or epoch < 0:
+            raise ValueError(f"clock spec {spec!r} is not start_ms:speed:epoch_real_ms (speed > 0)")
+        return cls(start, speed, epoch)
+
+    def __str__(self) -> str:
+        return f"{self.start_ms}:{self.speed}:{self.epoch_real_ms}"
 
 
 class _Section(BaseModel):
@@ -172,7 +196,7 @@ class Settings(BaseSettings):
     @classmethod
     def _clock(cls, value: str) -> str:
         if value:
-            ScaledClock.from_spec(value)
+            ClockSpec.parse(value)
         return value
 
     @classmethod

@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from engine.context import Context
+from engine.waves.status import status_view
 
 
 class Progress:
@@ -32,7 +33,7 @@ class Progress:
             self.live.__exit__(exc_type, exc, tb)
 
     async def refresh(self) -> None:
-        views = [await self.ctx.waves.status(w, self.ctx.windows) for w in self.wave_ids]
+        views = [await status_view(self.ctx.waves, w, self.ctx.windows) for w in self.wave_ids]
         if self.live is None:
             for v in views:
                 c = v["counts"]

@@ -1,34 +1,33 @@
-"""Late events find their attempt: correlation id → (wave, task, attempt) in Redis.
+"""Late events find their attempt: correlation id → the attempt's claim, in Redis.
 
-A receipt may arrive on another bind, in another process, even before the
-sending process wrote down that the attempt was accepted. The mapping is
-written before the acceptance is recorded, an event whose id is not known
-yet is retried for a few seconds before it is counted as unknown, and the
-finalize script applies an attempt's outcome once however many processes
-report it.
+A receipt may arrive on another bind, in another process, even before the sending process
+wrote down that the attempt was accepted. The mapping is written before the acceptance is
+recorded, an event whose id is not known yet is retried for a few seconds before it is counted
+as unknown, and the finalize script applies an attempt's outcome once however many processes
+report it. The mapping names the attempt's own channel and claim, so news that arrives after
+the task moved on (a Viber delivery after the cascade to SMS) is recorded for that attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.context import Context
 from engine.dispatch.finisher import Finisher
+from engine.dispatch.inbound import record_inbound
+from engine.dispatch.job import Job
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Outcome
 from engine.port import Accepted, Announce, InboundEvent, LateEvent
 from engine.store import keys
 from engine.store.batching import MicroBatcher
+from engine.store.schema import CorrelationValue, PartsPolicy
 from engine.store.wavestore import PartItem
 
-if TYPE_CHECKING:
-    from engine.dispatch.loop import Job
-
-log = logging.getLogger("engine.dispatch.correlation")
+log = logging.getLogger(__name__)
 
 #: (task id, attempt, correlation id, lease until ms, holds slot 0/1, data to keep for the result).
 AcceptItem = tuple[str, int, str, int, int, dict[str, Any]]
@@ -41,9 +40,6 @@ class Correlation:
         self.ctx = ctx
         self.finisher = finisher
         self.ttl_s = ctx.settings.redis.correlation_ttl_s
-        self.unknown_ids = 0
-        self.events = 0
-        self.failures = 0
         self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
         self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
         self._accept: MicroBatcher[str, AcceptItem, bool] = MicroBatcher(self._run_accept)
@@ -82,10 +78,8 @@ class Correlation:
 
     @staticmethod
     def _value(job: Job, parts: int, policy: str, data: dict[str, Any]) -> str:
-        # The attempt's keys, then what the acceptance said (parts, trunk): a receipt that beats
-        # the acceptance's own bookkeeping still carries it into the result.
-        return "|".join([job.attempt.wave_id, job.task.task_id, str(job.attempt.number), str(parts), policy,
-                         json.dumps(data, separators=(",", ":"))])
+        return CorrelationValue(job.wave_id, job.task.task_id, job.attempt.number, job.attempt.channel,
+                                job.generation, parts, policy, data).encode()
 
     def announcer(self, job: Job) -> Announce:
         """The ``SendRequest.announce`` of ``job``: each id is registered as the connector gets it."""
@@ -116,17 +110,15 @@ class Correlation:
         try:
             await self.record(event)
         except Exception:
-            self.failures += 1
             self.ctx.metrics.late_event(event.channel, "failed")
             self.ctx.metrics.error("late_event")
             log.exception("late event for %s could not be recorded", event.channel)
 
     async def record(self, event: LateEvent | InboundEvent) -> None:
         """Record an event or raise: the webhook endpoints answer 503 then, so the provider resends."""
-        self.events += 1
         self.ctx.metrics.late_event(event.channel)
         if isinstance(event, InboundEvent):
-            await self._inbound(event)
+            await record_inbound(self.ctx, event)
         else:
             await self._late(event)
 
@@ -154,49 +146,35 @@ class Correlation:
     async def _late(self, event: LateEvent) -> None:
         raw = await self._find(keys.correlation(event.channel, event.correlation_id))
         if raw is None:
-            self.unknown_ids += 1
             self.ctx.metrics.late_event(event.channel, "unknown_id")
             self.ctx.metrics.error("unknown_correlation")
             log.warning("event for unknown %s id %s", event.channel, event.correlation_id)
             return
-        wave_id, task_id, attempt_s, parts_s, policy, accepted_json = [*raw.split("|", 5), "{}"][:6]
-        number = int(attempt_s)
+        value = CorrelationValue.decode(raw)
         now = self.ctx.clock.now_ms()
         if not event.final:
             if event.data:
-                await self.ctx.waves.store(wave_id).gather(now, task_id, number, event.data)
+                await self.ctx.waves.store(value.wave_id).gather(now, value.task_id, value.attempt, event.data)
             return
         outcome = event.outcome or Outcome.UNKNOWN
-        if int(parts_s) > 1:
+        if value.parts > 1:
             # Parts before the last need no task: only the message's end is finished.
-            done, worst = await self._parts.call(
-                wave_id, (task_id, number, event.correlation_id, outcome.value, int(parts_s), policy))
+            done, worst = await self._parts.call(value.wave_id, (
+                value.task_id, value.attempt, event.correlation_id, outcome.value, value.parts,
+                value.parts_policy or PartsPolicy.ALL.value))
             if not done:
                 return
             outcome = Outcome(worst)
-        task_json = await self._tasks.call(wave_id, task_id)
+        task_json = await self._tasks.call(value.wave_id, value.task_id)
         if task_json is None:
             return
         task = Task.model_validate_json(task_json)
-        attempt = Attempt(task_id=task_id, wave_id=wave_id, number=number, channel=event.channel)
+        attempt = Attempt(task_id=value.task_id, wave_id=value.wave_id, number=value.attempt, channel=value.channel)
         await self.finisher.finish(
-            task, attempt, outcome, provider_code=event.provider_code, provider_text=event.provider_text,
-            data={**json.loads(accepted_json or "{}"), **event.data}, actions=event.actions,
+            task, attempt, value.generation, outcome, provider_code=event.provider_code,
+            provider_text=event.provider_text, data={**value.data, **event.data}, actions=event.actions,
         )
-
-    async def _inbound(self, event: InboundEvent) -> None:
-        """A debtor called back: recorded against the debtor's tasks of today's running waves."""
-        from engine.dispatch.inbound import record_inbound
-
-        await record_inbound(self.ctx, self.finisher, event)
 
     async def drain(self) -> None:
         for batcher in (self._register, self._accept, self._lookup, self._tasks, self._parts):
             await batcher.drain()
-
-
-def correlation_value(raw: str) -> dict[str, Any]:
-    wave_id, task_id, attempt, parts, policy = raw.split("|", 5)[:5]
-    return {"wave_id": wave_id, "task_id": task_id, "attempt": int(attempt), "parts": int(parts),
-            "policy": policy}
-

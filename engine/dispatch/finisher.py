@@ -1,11 +1,12 @@
 """Ending an attempt, wherever its outcome comes from (the send, a late event, recovery).
 
-One path for all of them: decide the next attempt (rules), record the result
-atomically (finalize script, micro-batched per wave), then — only in the one
-process whose finalize applied — the side effects: release a cap slot the
-outcome does not count, free a held target slot, deactivate a dead phone, and
-carry out the scenario's actions (opt-out → stop-list, "send the payment
-details by SMS" → a new SMS task, operator → the call becomes a conversation).
+One path for all of them: decide the next attempt (:mod:`engine.domain.rules`) and what the end
+does with the attempt's reservations (:func:`engine.domain.attempt.on_finish`), record both in
+one finalize script (micro-batched per wave, :mod:`engine.dispatch.lifecycle`), then, only in
+the one process whose finalize applied, the side effects: free a trunk slot a call held,
+deactivate a dead phone, and carry out the scenario's actions (opt-out → stop-list, "send the
+payment details by SMS" → a new SMS task). News about an attempt that already ended is
+recorded as a late event of that attempt, and holds its reservation again when it counts.
 """
 
 from __future__ import annotations
@@ -14,46 +15,47 @@ import logging
 from datetime import date
 from typing import Any
 
-from engine.calendar.zones import task_zones
+from engine.calendar.eligibility import task_window
 from engine.context import Context
+from engine.dispatch.lifecycle import Lifecycle
+from engine.domain.attempt import on_finish, on_late
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import ENGINE_OUTCOMES, Channel, Outcome
 from engine.domain.rules import next_attempt
-from engine.store.batching import MicroBatcher
+from engine.intake.loader import add_followup_task
+from engine.store.schema import Guard
 from engine.store.wavestore import Finalized, FinalizeItem, eligible_score
 
-log = logging.getLogger("engine.dispatch.finisher")
+log = logging.getLogger(__name__)
 
 #: Engine outcomes end the task: the planner replans it tomorrow.
 _FINAL_ALWAYS = ENGINE_OUTCOMES | {Outcome.UNKNOWN, Outcome.ERROR}
 
 
 class Finisher:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
         self.ctx = ctx
-        self._finalize: MicroBatcher[str, FinalizeItem, Finalized] = MicroBatcher(self._run_finalize)
-
-    async def _run_finalize(self, wave_id: str, items: list[FinalizeItem]) -> list[Finalized]:
-        return await self.ctx.waves.store(wave_id).finalize(self.ctx.clock.now_ms(), items)
+        self.lifecycle = lifecycle
 
     def window(self, task: Task, day: date, channel: Channel) -> tuple[int, int] | None:
-        zones = task_zones(task.tz, task.region, task.phone)
-        return self.ctx.windows.window_for_zones(zones, day, channel, task.campaign_id)
+        return task_window(task, channel, day, self.ctx.windows)
 
     async def finish(
         self,
         task: Task,
         attempt: Attempt,
+        generation: int,
         outcome: Outcome,
         *,
         provider_code: str | None = None,
         provider_text: str | None = None,
         data: dict[str, Any] | None = None,
         actions: tuple[str, ...] = (),
-        guard: str = "",
-        reserved: bool = True,
+        guard: Guard = Guard.LEASED,
+        unsent: bool = False,
     ) -> bool:
-        """Record ``outcome`` for ``attempt``; True when this call applied it (exactly one does)."""
+        """Record ``outcome`` for claim ``generation`` of ``attempt``; True when this call applied it
+        (exactly one does). ``unsent``: it was begun but never reached the wire."""
         ctx = self.ctx
         _, day = await ctx.wave_day(task.wave_id)
         scenario = ctx.scenarios.get(task.scenario)
@@ -64,16 +66,22 @@ class Finisher:
                 task, scenario, attempt.channel, attempt.number, outcome, now,
                 lambda ch: self.window(task, day, ch),
             )
+        counted = scenario is not None and scenario.counts(attempt.channel, outcome)
+        reservations = self.lifecycle.reservations(task, attempt, generation, day)
+        settlement = on_finish(counted, operator="operator" in actions,
+                               conversation_class=reservations.cap_class == "conversation")
+        late = on_late(counted)
         payload: dict[str, Any] = {"provider_code": provider_code, "provider_text": provider_text,
                                    "data": dict(data or {})}
         if actions:
             payload["data"]["actions"] = list(actions)
         item = FinalizeItem(
-            task.task_id, attempt.number, outcome.value, payload,
+            task.task_id, attempt.number, attempt.channel, outcome.value, payload,
             None if nxt is None else (nxt.channel, nxt.number, eligible_score(nxt.eligible_ms, task.priority)),
-            guard,
+            guard, reservations.wire(settlement), None if late is None else reservations.wire(late), generation,
+            unsent,
         )
-        result = await self._finalize.call(task.wave_id, item)
+        result = await self.lifecycle.finish(task.wave_id, item)
         if not result.applied:
             return False
         ctx.metrics.finished(attempt.channel, outcome.value, nxt is None, attempt.key, provider_code)
@@ -81,18 +89,13 @@ class Finisher:
             log.debug("attempt ended", extra={"wave": task.wave_id, "task": task.task_id, "attempt": attempt.number,
                                               "channel": attempt.channel, "outcome": outcome.value,
                                               "final": nxt is None, "provider_code": provider_code})
-        await self._after(task, attempt, outcome, result, actions, day, reserved, scenario is not None
-                          and scenario.counts(attempt.channel, outcome))
+        await self._after(task, attempt, outcome, result, actions, day)
         return True
 
-    async def _after(
-        self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
-        actions: tuple[str, ...], day: date, reserved: bool, counted: bool,
-    ) -> None:
+    async def _after(self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
+                     actions: tuple[str, ...], day: date) -> None:
         ctx = self.ctx
         now = ctx.clock.now_ms()
-        if reserved and not counted:
-            await ctx.caps.release(task.debtor_id, attempt.key)
         if result.release_target and result.held_slot:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
         if outcome is Outcome.INVALID_NUMBER:
@@ -108,17 +111,10 @@ class Finisher:
             await ctx.waves.store(task.wave_id).cancel_debtor(
                 now, task.debtor_id, "", Outcome.CANCELLED.value, "debtor opted out"
             )
-        elif action == "operator":
-            await ctx.caps.convert(task.debtor_id, "conversation", day, attempt.key)
         elif action == "sms_payment_details":
-            from engine.intake.loader import add_followup_task
-
             await add_followup_task(ctx, task, Channel.SMS, suffix="sms-details", day=day)
-        elif action in ("promise_to_pay", "repeat"):
-            pass  # recorded in the result's data; the planner acts on it
+        elif action in ("operator", "promise_to_pay", "repeat"):
+            pass  # the operator is in the settlement; the rest is in the result's data, for the planner
         else:
             log.warning("unknown scenario action", extra={"action": action, "wave": task.wave_id,
                                                           "task": task.task_id, "attempt": attempt.number})
-
-    async def drain(self) -> None:
-        await self._finalize.drain()

@@ -8,24 +8,22 @@ cancelled (the debtor already reached us).
 
 from __future__ import annotations
 
-import json
 import logging
 
 from engine.context import Context
-from engine.dispatch.finisher import Finisher
-from engine.domain.models import Task
+from engine.domain.models import Result, Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask
 from engine.port import InboundEvent
 from engine.store import keys
 from engine.store.keys import WaveKeys
+from engine.store.schema import RECORD_FIELD, Counter, RecordKind
 
 log = logging.getLogger("engine.dispatch.inbound")
 
 
-async def record_inbound(ctx: Context, finisher: Finisher, event: InboundEvent) -> int:
+async def record_inbound(ctx: Context, event: InboundEvent) -> int:
     """Returns in how many waves the caller was found (0 for a call another process recorded)."""
-    del finisher
     found = 0
     now = ctx.clock.now_ms()
     call_id = str(event.data.get("call_id") or "")
@@ -39,14 +37,12 @@ async def record_inbound(ctx: Context, finisher: Finisher, event: InboundEvent) 
             continue
         found += 1
         campaign_id, _ = await ctx.wave_day(wave_id)
-        record = {
-            "kind": "inbound", "task_id": "", "attempt": 0, "wave_id": wave_id, "campaign_id": campaign_id,
-            "debtor_id": debtor_id, "channel": Channel.IVR.value, "outcome": Outcome.INBOUND_CALL.value,
-            "final": False, "finished_at": now, "data": event.data,
-        }
-        await ctx.redis.xadd(WaveKeys(wave_id).results, {"r": json.dumps(record)},
+        record = Result(kind=RecordKind.INBOUND.value, task_id="", attempt=0, wave_id=wave_id,
+                        campaign_id=campaign_id, debtor_id=debtor_id, channel=Channel.IVR,
+                        outcome=Outcome.INBOUND_CALL, final=False, finished_at=now, data=event.data)
+        await ctx.redis.xadd(WaveKeys(wave_id).results, {RECORD_FIELD: record.model_dump_json(exclude_none=True)},
                              maxlen=ctx.settings.redis.results_maxlen, approximate=True)
-        await ctx.redis.hincrby(WaveKeys(wave_id).counts, "inbound", 1)
+        await ctx.redis.hincrby(WaveKeys(wave_id).counts, Counter.INBOUND.value, 1)
         if await _cancels_calls(ctx, wave_id, debtor_id):
             n = await store.cancel_debtor(now, debtor_id, Channel.IVR.value, Outcome.CANCELLED.value,
                                           "debtor called back")

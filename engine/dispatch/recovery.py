@@ -1,15 +1,18 @@
 """Any process recovers the expired leases of any wave (a dispatcher killed with ``kill -9``).
 
-What an expired lease means depends on how far its attempt got:
+What an expired lease means depends on how far its attempt got (its phase in Redis):
 
-* ``claimed`` — nothing went out: back to the queue (or ``cancelled`` if the wave stopped);
-* ``sending`` — it may have reached the wire: ``unknown`` (guarantee 4), its cap slot stays
-  used, unless the channel says ``resend_unconfirmed = true``;
+* ``claimed`` — nothing went out: back to the queue, its claim's reservations released (or
+  ``cancelled`` if the wave stopped);
+* ``sending`` — it may have reached the wire: ``unknown`` (guarantee 4), which counts, so its
+  reservation is kept; unless the channel says ``resend_unconfirmed = true``;
 * ``accepted`` — the final event never came: a message ends ``accepted`` (or cascades when
-  its scenario waits for delivery), a call ends ``unknown``.
+  its scenario waits for delivery), a call ends ``unknown``; the scenario's counting decides
+  the reservation, and a delivery that comes later holds it again.
 
 Every decision goes through a script guarded by "the lease is still expired", so two
-processes recovering at once apply each decision once.
+processes recovering at once apply each decision once. On a Redis Cluster a pass also applies
+the settlements a process left in a wave's outbox when it died (:mod:`engine.dispatch.lifecycle`).
 """
 
 from __future__ import annotations
@@ -19,30 +22,34 @@ import logging
 
 from engine.context import Context
 from engine.dispatch.finisher import Finisher
+from engine.dispatch.lifecycle import Lifecycle
+from engine.domain.attempt import AttemptPhase
 from engine.domain.models import Attempt, Task
-from engine.domain.outcomes import MESSAGE_CHANNELS, Channel, Outcome
+from engine.domain.outcomes import MESSAGE_CHANNELS, Outcome
+from engine.domain.wave import WaveState
 from engine.store.keys import WaveKeys
-from engine.store.wavestore import eligible_score
+from engine.store.schema import Counter, Guard, TaskState
 
-log = logging.getLogger("engine.dispatch.recovery")
+log = logging.getLogger(__name__)
 
 
 class Recovery:
-    def __init__(self, ctx: Context, finisher: Finisher, batch: int = 500) -> None:
+    def __init__(self, ctx: Context, finisher: Finisher, lifecycle: Lifecycle, batch: int = 500) -> None:
         self.ctx = ctx
         self.finisher = finisher
+        self.lifecycle = lifecycle
         self.batch = batch
-        self.recovered = 0
 
     async def sweep(self) -> int:
         """One pass over every wave with leases; returns how many leases were handled."""
         handled = 0
         for wave_id in await self.ctx.waves.list():
-            leased = await self.ctx.redis.hget(WaveKeys(wave_id).counts, "leased")
+            if self.ctx.settings.redis.cluster:
+                await self.lifecycle.sweep_outbox(wave_id)
+            leased = await self.ctx.redis.hget(WaveKeys(wave_id).counts, Counter.LEASED.value)
             if leased is None or int(leased) <= 0:
                 continue
             handled += await self.sweep_wave(wave_id)
-        self.recovered += handled
         return handled
 
     async def sweep_wave(self, wave_id: str) -> int:
@@ -53,40 +60,36 @@ class Recovery:
             expired = await store.expired(now, self.batch)
             if not expired:
                 return handled
-            state = (await self.ctx.waves.get(wave_id)).state.value
-            jobs = [self._one(wave_id, state, tid, st, tj) for tid, st, tj in expired if st and tj]
+            state = (await self.ctx.waves.get(wave_id)).state
+            jobs = [self._one(wave_id, state, st, tj) for _, st, tj in expired if st and tj]
             await asyncio.gather(*jobs)
             handled += len(jobs)
             if len(expired) < self.batch:
                 return handled
 
-    async def _one(self, wave_id: str, wave_state: str, task_id: str, st: dict[str, object], task_json: str
-                   ) -> None:
+    async def _one(self, wave_id: str, wave_state: WaveState, st: TaskState, task_json: str) -> None:
         task = Task.model_validate_json(task_json)
-        channel = Channel(str(st.get("c", task.channel)))
-        number = int(str(st.get("a", 1)))
-        attempt = Attempt(task_id=task_id, wave_id=wave_id, number=number, channel=channel)
-        phase = st.get("ph")
-        store = self.ctx.waves.store(wave_id)
-        now = self.ctx.clock.now_ms()
-        if phase == "claimed":
-            if wave_state in ("stopped", "completed"):
-                await self.finisher.finish(task, attempt, Outcome.CANCELLED, provider_text="wave stopped",
-                                           guard="expired")
+        attempt = Attempt(task_id=task.task_id, wave_id=wave_id, number=st.attempt, channel=st.channel)
+        _, day = await self.ctx.wave_day(wave_id)
+        gen = st.generation
+        if st.phase is AttemptPhase.CLAIMED:
+            if wave_state.finished:
+                await self.finisher.finish(task, attempt, gen, Outcome.CANCELLED, provider_text="wave stopped",
+                                           guard=Guard.EXPIRED)
             else:
-                await store.requeue(now, [(task_id, number, eligible_score(now, task.priority), "expired")])
-        elif phase == "sending":
-            if self.ctx.settings.channel(channel).resend_unconfirmed:
-                await store.requeue(now, [(task_id, number, eligible_score(now, task.priority), "expired")])
+                await self.lifecycle.requeue_expired(wave_id, task, st, day)
+        elif st.phase is AttemptPhase.SENDING:
+            if self.ctx.settings.channel(st.channel).resend_unconfirmed:
+                await self.lifecycle.requeue_expired(wave_id, task, st, day)
             else:
-                await self.finisher.finish(task, attempt, Outcome.UNKNOWN, guard="expired",
+                await self.finisher.finish(task, attempt, gen, Outcome.UNKNOWN, guard=Guard.EXPIRED,
                                            provider_text="the sending process vanished before the result")
-        elif phase == "accepted":
-            outcome = Outcome.ACCEPTED if channel in MESSAGE_CHANNELS else Outcome.UNKNOWN
-            await self.finisher.finish(task, attempt, outcome, guard="expired",
+        elif st.phase is AttemptPhase.ACCEPTED:
+            outcome = Outcome.ACCEPTED if st.channel in MESSAGE_CHANNELS else Outcome.UNKNOWN
+            await self.finisher.finish(task, attempt, gen, outcome, guard=Guard.EXPIRED,
                                        provider_text="no final event before the timeout")
         else:
-            log.warning("lease of task %s in wave %s has an unknown phase %r", task_id, wave_id, phase)
+            log.warning("lease of task %s in wave %s is in phase %s", task.task_id, wave_id, st.phase)
 
     async def run(self, interval_s: float) -> None:
         while True:

@@ -17,13 +17,15 @@ from contextlib import AsyncExitStack
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
 from engine.dispatch.finisher import Finisher
+from engine.dispatch.lifecycle import Lifecycle
 from engine.dispatch.loop import ChannelLoop
 from engine.dispatch.recovery import Recovery
 from engine.domain.outcomes import Channel
+from engine.metrics.refresh import Refresher
 from engine.port import Connector
 from engine.waves.live import WaveStates
 
-log = logging.getLogger("engine.dispatch.runner")
+log = logging.getLogger(__name__)
 
 ConnectorFactory = Callable[[Channel], Connector]
 
@@ -32,9 +34,10 @@ class Runner:
     def __init__(self, ctx: Context, connectors: Sequence[Connector]) -> None:
         self.ctx = ctx
         self.connectors = list(connectors)
-        self.finisher = Finisher(ctx)
+        self.lifecycle = Lifecycle(ctx)
+        self.finisher = Finisher(ctx, self.lifecycle)
         self.correlation = Correlation(ctx, self.finisher)
-        self.recovery = Recovery(ctx, self.finisher)
+        self.recovery = Recovery(ctx, self.finisher, self.lifecycle)
         self.states = WaveStates(ctx.redis)
         self.loops: list[ChannelLoop] = []
         self.started = asyncio.Event()
@@ -50,9 +53,12 @@ class Runner:
             await self.states.start()
             stack.push_async_callback(self.states.stop)
             self.loops = [
-                ChannelLoop(self.ctx, c, self.finisher, self.correlation, self.states) for c in self.connectors
+                ChannelLoop(self.ctx, c, self.lifecycle, self.finisher, self.correlation, self.states)
+                for c in self.connectors
             ]
-            await stack.enter_async_context(self.ctx.metrics.refresher(self.ctx, self.loops))
+            self.ctx.metrics.watch(self.loops)
+            await stack.enter_async_context(Refresher(self.ctx.metrics, self.ctx.redis, self.ctx.clock,
+                                                      self.ctx.windows))
             tasks = [asyncio.create_task(loop.run(), name=f"loop-{loop.channel}") for loop in self.loops]
             interval = max(self.ctx.settings.dispatcher.lease_s / 3, 0.2)
             recovery = asyncio.create_task(self.recovery.run(interval), name="recovery")
@@ -68,7 +74,7 @@ class Runner:
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
-            await self.finisher.drain()
+            await self.lifecycle.drain()
             await self.correlation.drain()
         log.info("dispatcher %s stopped", self.ctx.owner)
 

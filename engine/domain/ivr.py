@@ -189,14 +189,16 @@ class IvrScript(_Model):
             raise ValueError("step ids must be unique")
         if _RESERVED_LABELS & set(ids):
             raise ValueError(f"step ids {sorted(_RESERVED_LABELS)} are reserved")
-        wants_operator = any(isinstance(s, MenuStep) and any(o.action == "operator" for o in s.menu.options)
-                             for s in self.steps)
-        if wants_operator and self.operator is None:
+        if self.offers_operator() and self.operator is None:
             raise ValueError("a menu offers the operator: set operator.queue")
         for name in [*self.variables, *(v for _, v, _ in self._var_uses())]:
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", name):
                 raise ValueError(f"task var name {name!r} cannot be a channel variable")
         return self
+
+    def offers_operator(self) -> bool:
+        return any(isinstance(s, MenuStep) and any(o.action == "operator" for o in s.menu.options)
+                   for s in self.steps)
 
     def _var_uses(self) -> list[tuple[str, str, str]]:
         """``(step id, task var, kind)`` of every step that reads a task var."""

@@ -7,17 +7,13 @@ outcomes count towards the debtor's contact caps.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.config.settings import parse_config_text
 from engine.domain.ivr import IvrScript
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.templates import check_template
-from engine.errors import ConfigError
 
 CapClass = Literal["conversation", "message"]
 
@@ -103,6 +99,10 @@ class Scenario(_Model):
     def cap_class(self, channel: Channel) -> CapClass:
         return self.ivr_cap_class if channel is Channel.IVR else "message"
 
+    def offers_operator(self) -> bool:
+        """A call of this scenario may put the debtor through to an operator (a conversation)."""
+        return self.ivr is not None and self.ivr.offers_operator()
+
     def counts(self, channel: Channel, outcome: Outcome) -> bool:
         return outcome in self.caps_count.get(channel, DEFAULT_COUNTED[channel])
 
@@ -136,25 +136,3 @@ class Scenario(_Model):
         """How long an accepted message may wait for delivery before it cascades."""
         waits = [r.after_s for r in self.cascade if r.from_channel is channel and r.after_s]
         return min(waits) if waits else None
-
-
-def load_scenario(path: Path) -> Scenario:
-    raw = parse_config_text(path, yaml.safe_load, yaml.YAMLError, "YAML")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a scenario is a mapping at the top level")
-    raw.setdefault("name", path.stem)
-    try:
-        return Scenario.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{path}: invalid scenario:\n  " + "\n  ".join(lines)) from None
-
-
-def load_scenarios(directory: Path) -> dict[str, Scenario]:
-    scenarios: dict[str, Scenario] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        scenario = load_scenario(path)
-        if scenario.name in scenarios:
-            raise ConfigError(f"{path}: scenario name {scenario.name!r} is used twice")
-        scenarios[scenario.name] = scenario
-    return scenarios

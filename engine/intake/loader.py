@@ -19,13 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 from redis.exceptions import OutOfMemoryError
 
+from engine.calendar.eligibility import first_eligible_ms
 from engine.calendar.zones import task_zones
 from engine.context import Context
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel
+from engine.domain.wave import WaveState
 from engine.errors import IntakeError, StoreFull, WaveError
 from engine.store.wavestore import TaskRow, eligible_score
-from engine.waves.control import WaveState
 
 MAX_LINE_BYTES = 64 * 1024
 BATCH = 500
@@ -202,19 +203,12 @@ class Intake:
 
 def task_row(ctx: Context, task: Task, day: date, not_before_ms: int | None = None
              ) -> TaskRow:
-    """The intake script's row for a valid task: its first eligible moment is its window's opening."""
+    """The intake script's row for a valid task: it is first eligible when its window opens."""
     try:
         zones = task_zones(task.tz, task.region, task.phone)
+        eligible = first_eligible_ms(task, day, ctx.windows, not_before_ms)
     except ValueError as exc:
         raise IntakeError(str(exc)) from None
-    window = ctx.windows.window_for_zones(zones, day, task.channel, task.campaign_id)
-    # No window that day (empty intersection): eligible at once, so a dispatcher ends it
-    # as window_missed instead of letting it sit in the queue.
-    eligible = window[0] if window else 0
-    if task.not_before is not None:
-        eligible = max(eligible, int(task.not_before.timestamp() * 1000))
-    if not_before_ms is not None:
-        eligible = max(eligible, not_before_ms)
     return (task.task_id, task.channel.value, eligible_score(eligible, task.priority),
             task.model_dump_json(exclude_none=True), task.priority, zone_label(zones), task.phone,
             task.debtor_id)

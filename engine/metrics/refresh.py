@@ -11,17 +11,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
+from redis.asyncio import Redis
 
+from engine.calendar.clock import Clock
+from engine.calendar.windows import WindowCalendar
+from engine.metrics.registry import Metrics
 from engine.store import keys
 from engine.store.keys import CHANNEL_ORDER, WaveKeys
-
-if TYPE_CHECKING:
-    from engine.context import Context
-    from engine.metrics.registry import Metrics
+from engine.store.schema import Counter, Meta, WaveCounts
 
 log = logging.getLogger("engine.metrics.registry")
 
@@ -31,11 +34,14 @@ WAVE_RETENTION_DAYS = 1
 
 
 class Refresher:
-    """Reads the shared state from Redis every ``metrics.refresh_s`` in one pipelined round trip."""
+    """Reads the shared state from Redis every ``metrics.refresh_s`` in one pipelined round trip
+    (an async context manager: it runs while the process serves)."""
 
-    def __init__(self, metrics: Metrics, ctx: Context) -> None:
+    def __init__(self, metrics: Metrics, redis: Redis, clock: Clock, windows: WindowCalendar) -> None:
         self.m = metrics
-        self.ctx = ctx
+        self.redis = redis
+        self.clock = clock
+        self.windows = windows
         self._task: asyncio.Task[None] | None = None
         self.refreshes = 0
 
@@ -69,9 +75,8 @@ class Refresher:
 
     async def refresh(self) -> None:
         started = time.monotonic()
-        ctx = self.ctx
-        redis = ctx.redis
-        now = ctx.clock.now_ms()
+        redis = self.redis
+        now = self.clock.now_ms()
         waves = await self._waves(now)
         pipe = redis.pipeline(transaction=False)
         for wave_id, _ in waves:
@@ -92,13 +97,13 @@ class Refresher:
 
     async def _waves(self, now_ms: int) -> list[tuple[str, str]]:
         """(wave, state) of the waves worth reporting: not finished, or of today or yesterday."""
-        redis = self.ctx.redis
+        redis = self.redis
         ids = sorted(await redis.smembers(keys.WAVES))
         if not ids:
             return []
         pipe = redis.pipeline(transaction=False)
         for wave_id in ids:
-            pipe.hmget(WaveKeys(wave_id).meta, ["state", "day"])
+            pipe.hmget(WaveKeys(wave_id).meta, [Meta.STATE, Meta.DAY])
         metas = await pipe.execute()
         oldest = (datetime.fromtimestamp(now_ms / 1000, UTC).date() - timedelta(days=WAVE_RETENTION_DAYS)).isoformat()
         return [(w, state) for w, (state, day) in zip(ids, metas, strict=True)
@@ -111,23 +116,23 @@ class Refresher:
         per_wave = 2 + 2 * len(CHANNEL_ORDER) + 1
         for i, (wave_id, state) in enumerate(waves):
             part = replies[i * per_wave : (i + 1) * per_wave]
-            counts = {k: int(v) for k, v in part[0].items()} if isinstance(part[0], dict) else {}
+            counts = WaveCounts.parse(part[0] if isinstance(part[0], dict) else {})
             for s in ("created", "running", "paused", "stopped", "completed"):
                 g.add("volna_wave_state", "1 for the wave's current state", {"wave": wave_id, "state": s},
                       1 if s == state else 0)
-            for name, field in (("total", "total"), ("queued", "queued"), ("in_flight", "leased"),
-                                ("final", "final"), ("sent", "sent")):
+            for name, counter in (("total", Counter.TOTAL), ("queued", Counter.QUEUED), ("in_flight", Counter.LEASED),
+                                  ("final", Counter.FINAL), ("sent", Counter.SENT)):
                 g.add("volna_wave_tasks", "A wave's tasks by state (total, queued, in_flight, final, sent)",
-                      {"wave": wave_id, "state": name}, counts.get(field, 0))
-            for key, n in counts.items():
-                if key.startswith("o:"):
-                    g.add("volna_wave_outcomes", "A wave's tasks by final outcome",
-                          {"wave": wave_id, "outcome": key[2:]}, n)
-                elif key.startswith("z:") and not key.startswith("z:multi:"):
-                    zones[key[2:]] = zones.get(key[2:], 0) + n
+                      {"wave": wave_id, "state": name}, counts.get(counter))
+            for outcome, n in counts.outcomes().items():
+                g.add("volna_wave_outcomes", "A wave's tasks by final outcome",
+                      {"wave": wave_id, "outcome": outcome}, n)
+            for zone, n in counts.zones().items():
+                if not zone.startswith("multi:"):
+                    zones[zone] = zones.get(zone, 0) + n
             for j, ch in enumerate(CHANNEL_ORDER):
                 depth, eligible = part[1 + 2 * j], part[2 + 2 * j]
-                if counts.get(f"c:{ch}:total", 0) or _int(depth):
+                if counts.get(Counter.CHANNEL_TOTAL, channel=ch) or _int(depth):
                     labels = {"wave": wave_id, "channel": str(ch)}
                     g.add("volna_queue_depth", "Tasks waiting in a wave's channel queue", labels, _int(depth))
                     g.add("volna_queue_eligible", "Queued tasks that may go now (window open, not before "
@@ -149,7 +154,7 @@ class Refresher:
             if left is not None:
                 g.add("volna_wave_window_left_seconds", "Seconds until the last of a wave's zone windows "
                       "closes today (engine time)", {"wave": wave_id}, left)
-        windows = self.ctx.windows
+        windows = self.windows
         for zs in windows.zone_states(sorted(zones), now) if zones else []:
             g.add("volna_window_open", "1 while the contact window is open in the zone", {"zone": zs.zone},
                   1 if zs.open_now else 0)
@@ -174,19 +179,18 @@ class Refresher:
         g.add("volna_metrics_refreshed_timestamp_seconds", "When Redis was last read (Unix time)", {}, time.time())
         return g.families()
 
-    def _eta(self, now: int, counts: dict[str, int]) -> float | None:
-        remaining = counts.get("queued", 0) + counts.get("leased", 0)
-        minute, frac = now // 60000, (now % 60000) / 60000
-        per_min = counts.get(f"m:{minute}", 0) + counts.get(f"m:{minute - 1}", 0) * (1 - frac)
+    def _eta(self, now: int, counts: WaveCounts) -> float | None:
+        remaining = counts.get(Counter.QUEUED) + counts.get(Counter.LEASED)
+        per_min = counts.per_minute(now)
         if remaining == 0:
             return 0.0
         return None if per_min <= 0 else remaining / per_min * 60
 
-    def _window_left(self, now: int, state: str, counts: dict[str, int]) -> float | None:
-        zones = [k[2:] for k in counts if k.startswith("z:") and not k.startswith("z:multi:")]
+    def _window_left(self, now: int, state: str, counts: WaveCounts) -> float | None:
+        zones = [z for z in counts.zones() if not z.startswith("multi:")]
         if state not in ("running", "paused") or not zones:
             return None
-        closes = [s.closes_at_ms for s in self.ctx.windows.zone_states(zones, now)
+        closes = [s.closes_at_ms for s in self.windows.zone_states(zones, now)
                   if s.open_now and s.closes_at_ms is not None]
         return max(0.0, (max(closes) - now) / 1000) if closes else 0.0
 
@@ -207,3 +211,14 @@ class _Families:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | str | bytes) and str(value).lstrip("-").isdigit() else 0
+
+
+def refreshing(metrics: Metrics, redis: Redis, clock: Clock, windows: WindowCalendar
+               ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """For ``app.cleanup_ctx.append(...)``: the refresher runs while the app does."""
+
+    async def refresh_while_serving(app: web.Application) -> AsyncIterator[None]:
+        async with Refresher(metrics, redis, clock, windows):
+            yield
+
+    return refresh_while_serving

@@ -31,8 +31,8 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -40,14 +40,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from engine.domain.attempt import AttemptPhase
 from engine.domain.outcomes import Outcome
 from engine.metrics.fast import FastCounter, FastHistogram
 from engine.metrics.http import metrics_handler
-from engine.metrics.refresh import Refresher
 from engine.store.keys import CHANNEL_ORDER
-
-if TYPE_CHECKING:
-    from engine.context import Context
 
 log = logging.getLogger("engine.metrics.registry")
 
@@ -60,9 +57,17 @@ _WEBHOOK_POST_VERDICT = {200: "accepted", 400: "malformed", 401: "unsigned", 403
                          408: "stalled", 413: "too_large", 429: "overloaded", 503: "sink_error"}
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
-#: Phases of an attempt in a dispatcher loop (``engine.dispatch.loop.Job.phase``).
-_PHASES = ("claimed", "sending", "wire", "recording")
+#: Phases of an attempt held by a dispatcher loop (``engine.dispatch.job.Job.phase``).
+_PHASES = tuple(p.value for p in (AttemptPhase.CLAIMED, AttemptPhase.RESERVED, AttemptPhase.PACED,
+                                  AttemptPhase.SENDING, AttemptPhase.ACCEPTED))
 _CAUSE = re.compile(r"cause=(\d{1,3})\b")
+
+
+class HeldView(Protocol):
+    """What the metrics read of the attempts a loop holds (``engine.dispatch.inflight.InFlight``)."""
+
+    @property
+    def jobs(self) -> Mapping[str, Any]: ...
 
 
 class LoopView(Protocol):
@@ -73,7 +78,7 @@ class LoopView(Protocol):
     @property
     def targets(self) -> Mapping[str, Any]: ...
     @property
-    def inflight(self) -> Mapping[str, Any]: ...
+    def inflight(self) -> HeldView: ...
     @property
     def connector(self) -> Any: ...
 
@@ -295,20 +300,6 @@ class Metrics:
                     self.pacing_waits.touch((target, limit))
                     self.pacing_wait_seconds.touch((target, limit))
 
-    def refresher(self, ctx: Context, loops: Sequence[LoopView] = ()) -> Refresher:
-        """The background reader of Redis (an async context manager); ``loops`` as :meth:`watch`."""
-        self.watch(loops)
-        return Refresher(self, ctx)
-
-    def cleanup_ctx(self, ctx: Context) -> Callable[[web.Application], AsyncIterator[None]]:
-        """For ``app.cleanup_ctx.append(...)``: the refresher runs while the app does."""
-
-        async def refreshing(app: web.Application) -> AsyncIterator[None]:
-            async with self.refresher(ctx):
-                yield
-
-        return refreshing
-
 
 class _Live(Collector):
     """Collected at scrape time from memory: loops' in-flight attempts and the last Redis snapshot."""
@@ -318,7 +309,7 @@ class _Live(Collector):
 
     def collect(self) -> Iterable[Metric]:
         inflight = GaugeMetricFamily("volna_inflight", "Attempts this process holds between claim and the "
-                                     "connector's answer, by phase (claimed, sending, wire, recording)",
+                                     "connector's answer, by phase (claimed, reserved, paced, sending, accepted)",
                                      labels=["channel", "target", "phase"])
         loops = GaugeMetricFamily("volna_dispatcher_loops", "Channel loops running in this process",
                                   labels=["channel"])
@@ -329,8 +320,8 @@ class _Live(Collector):
             loops.add_metric([channel], 1)
             # Zeros for every target and phase, so a rate or a sum has a series from the start.
             counts: dict[tuple[str, str], int] = {(t, p): 0 for t in loop.targets for p in _PHASES}
-            for job in list(loop.inflight.values()):
-                key = (job.target or "-", job.phase)
+            for job in list(loop.inflight.jobs.values()):
+                key = (job.target or "-", str(job.phase))
                 counts[key] = counts.get(key, 0) + 1
             for (target, phase), n in sorted(counts.items()):
                 inflight.add_metric([channel, target, phase], n)

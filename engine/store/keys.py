@@ -105,15 +105,29 @@ class WaveKeys:
         return f"{self.tag}:debtors"
 
     @property
+    def outbox(self) -> str:
+        """Hash: reservation field → a settlement waiting to be applied in its debtor's slot (Redis
+        Cluster only: a wave script cannot write another slot's keys)."""
+        return f"{self.tag}:outbox"
+
+    @property
     def script_keys(self) -> list[str]:
+        """In the order of :data:`SCRIPT_KEY_NAMES` (the scripts' ``K`` table)."""
         return [
             self.meta, self.tasks, self.state, self.counts, self.leases, self.results, self.data,
-            *(self.queue(c) for c in CHANNEL_ORDER), self.parts, self.phones, self.debtors,
+            *(self.queue(c) for c in CHANNEL_ORDER), self.parts, self.phones, self.debtors, self.outbox,
         ]
 
 
+#: The KEYS of every wave script, by position (1-based in Lua); ``queues`` is the first of the
+#: channels' queues, in :data:`CHANNEL_ORDER`.
+SCRIPT_KEY_NAMES: tuple[str, ...] = ("meta", "tasks", "state", "counts", "leases", "results", "data", "queues",
+                                     *(f"queue_{c}" for c in CHANNEL_ORDER[1:]), "parts", "phones", "debtors",
+                                     "outbox")
+
+
 def correlation(channel: Channel | str, correlation_id: str) -> str:
-    """String: ``wave|task|attempt`` of an accepted attempt, with a TTL."""
+    """String: the :class:`engine.store.schema.CorrelationValue` of an accepted attempt, with a TTL."""
     return f"{PREFIX}:corr:{channel}:{correlation_id}"
 
 

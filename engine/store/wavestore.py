@@ -1,40 +1,23 @@
-"""The wave's state in Redis, changed only through the Lua scripts in ``engine/store/lua``.
+"""Typed calls on one wave's task state; each is one script over the wave's keys (one hash slot).
 
-Each method is one script call over one wave's keys (one hash slot), so every
-transition is atomic; batch variants take many tasks in one round trip. The
-scripts are the single source of truth for the task state machine::
-
-    queued ──claim──▶ leased/claimed ──begin_send──▶ leased/sending ──accept──▶ leased/accepted
-       ▲                 │  (wave paused: requeue)       │ (point of no return)       │
-       └──── retry / cascade (finalize with next) ◀──────┴──────── finalize ◀───────┘
-                                                                      ▼
-                                                                    final
+Every transition of an attempt (:mod:`engine.domain.attempt`) that Redis stores is one of these
+calls, atomic, and batched: one round trip carries many attempts. The transitions that settle a
+reservation take its settlement (:meth:`engine.store.schema.Reservation.wire`) and apply it in
+the same script on a single Redis; on a Redis Cluster they return it as outbox entries for
+:mod:`engine.dispatch.lifecycle` to apply in the debtor's slot.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from engine.domain.outcomes import Channel
+from engine.domain.wave import WaveState
 from engine.store.keys import WaveKeys
-
-SCRIPT_NAMES = (
-    "intake", "claim", "begin_send", "accept", "finalize", "requeue", "renew", "expired",
-    "cancel_queued", "gather", "part", "cancel_debtor",
-)
-
-
-@cache
-def _script_text(name: str) -> str:
-    lua = resources.files("engine.store") / "lua"
-    return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+from engine.store.schema import Guard, SettleMode, TaskState
+from engine.store.scripts import Scripts
 
 
 def _dumps(value: Any) -> str:
@@ -50,6 +33,17 @@ def eligible_score(eligible_ms: int, priority: int) -> int:
 TaskRow = tuple[str, str, int, str, int, str, str, str]
 #: (task id, attempt, part id, outcome, parts expected, policy): one part's final receipt.
 PartItem = tuple[str, int, str, str, int, str]
+#: A settlement as the scripts take it: ``[[key, field, counters, verdict], ...]``.
+SettlementWire = list[list[Any]]
+#: An outbox entry a wave script wrote: ``[key, field, counters, verdict, seq]``.
+OutboxEntry = list[Any]
+
+
+def _wave_state(raw: str) -> WaveState | None:
+    try:
+        return WaveState(raw)
+    except ValueError:
+        return None  # 'missing': no such wave
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +51,14 @@ class Claimed:
     task_id: str
     task_json: str
     attempt: int
+    #: This claim's number among the task's claims (its reservation's key).
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimAnswer:
-    wave_state: str
+    #: None when the wave does not exist.
+    wave_state: WaveState | None
     claimed: list[Claimed]
     #: Score of the earliest queued task when nothing was eligible (to sleep until then).
     next_score: int | None
@@ -71,11 +68,21 @@ class ClaimAnswer:
 class FinalizeItem:
     task_id: str
     attempt: int
+    #: The attempt's own channel (a late event's, which may not be the task's current one).
+    channel: Channel
     outcome: str
     payload: dict[str, Any]
     #: ``(channel, attempt, score)`` of the next attempt, or None when the task ends.
     next_attempt: tuple[Channel, int, int] | None = None
-    guard: str = ""
+    guard: Guard = Guard.LEASED
+    #: What ending the attempt does with its reservations.
+    settlement: SettlementWire | None = None
+    #: What news of the attempt after it ended does (a counted late delivery holds again).
+    late_settlement: SettlementWire | None = None
+    #: The claim this is about (checked with ``Guard.CLAIM``).
+    generation: int = 0
+    #: It ends after its begin-send without reaching the wire: the send counted is taken back.
+    unsent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,33 +92,40 @@ class Finalized:
     held_slot: bool
 
 
-class Scripts:
-    """The registered scripts of one Redis client."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(_script_text(name)) for name in SCRIPT_NAMES
-        }
-
-    def __getitem__(self, name: str) -> AsyncScript:
-        return self._scripts[name]
+@dataclass(frozen=True, slots=True)
+class RequeueItem:
+    task_id: str
+    attempt: int
+    score: int
+    guard: Guard = Guard.CLAIM
+    #: The connector answered Retry: the send counted at begin-send never reached the wire.
+    unsent: bool = False
+    settlement: SettlementWire | None = None
+    #: The claim going back (checked with ``Guard.CLAIM``).
+    generation: int = 0
 
 
 class WaveStore:
     """Typed calls on one wave's task state."""
 
-    def __init__(self, scripts: Scripts, wave_id: str, *, results_maxlen: int, client: Any = None) -> None:
+    def __init__(self, scripts: Scripts, wave_id: str, *, results_maxlen: int,
+                 settle_mode: SettleMode = SettleMode.INLINE, client: Any = None) -> None:
         self.scripts = scripts
         self.keys = WaveKeys(wave_id)
         self._keys = self.keys.script_keys
         self.maxlen = str(results_maxlen)
+        self.settle_mode = settle_mode
         self.client = client
 
     async def _run(self, name: str, now_ms: int, args: list[Any], client: Any = None) -> Any:
         return await self.scripts[name](
-            keys=self._keys, args=[self.maxlen, now_ms, *args], client=client or self.client
+            keys=self._keys, args=[self.maxlen, now_ms, self.settle_mode.value, *args], client=client or self.client
         )
+
+    @staticmethod
+    def _outbox(raw: list[Any]) -> tuple[list[Any], list[OutboxEntry]]:
+        """A settling script's answer: its own list, then the outbox entries it wrote."""
+        return raw[:-1], json.loads(raw[-1]) if raw[-1] not in ("{}", "[]") else []
 
     async def add_tasks(self, now_ms: int, rows: list[TaskRow]) -> list[int]:
         """``rows``: (task id, channel, score, task JSON, priority, zone label, phone, debtor id).
@@ -123,16 +137,17 @@ class WaveStore:
         self, now_ms: int, channel: Channel, max_score: int, limit: int, lease_until_ms: int, owner: str
     ) -> ClaimAnswer:
         raw = await self._run("claim", now_ms, [str(channel), max_score, limit, lease_until_ms, owner])
-        state, nxt = raw[0], raw[1]
-        claimed = [Claimed(raw[i], raw[i + 1], int(raw[i + 2])) for i in range(2, len(raw), 3)]
+        state, nxt = _wave_state(raw[0]), raw[1]
+        claimed = [Claimed(raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3])) for i in range(2, len(raw), 4)]
         return ClaimAnswer(state, claimed, int(float(nxt)) if nxt else None)
 
     async def begin_send(
-        self, now_ms: int, owner: str, lease_until_ms: int, items: list[tuple[str, int, str]]
-    ) -> tuple[str, list[bool]]:
-        """Marks (id, attempt, target) as on the wire. Returns the wave state and a flag per item."""
+        self, now_ms: int, owner: str, lease_until_ms: int, items: list[tuple[str, int, int, str]]
+    ) -> tuple[WaveState | None, list[bool]]:
+        """Marks (id, attempt, generation, target) as on the wire: the point of no return.
+        Returns the wave state and a flag per item (nothing is marked unless the wave runs)."""
         raw = await self._run("begin_send", now_ms, [owner, lease_until_ms, _dumps(items)])
-        return raw[0], [bool(int(x)) for x in raw[1:]]
+        return _wave_state(raw[0]), [bool(int(x)) for x in raw[1:]]
 
     async def accept(
         self, now_ms: int, items: list[tuple[str, int, str, int, int, dict[str, Any]]], client: Any = None
@@ -140,30 +155,42 @@ class WaveStore:
         """(id, attempt, correlation id, lease until ms, holds slot, data kept for the final result)."""
         return [bool(int(x)) for x in await self._run("accept", now_ms, [_dumps(items)], client)]
 
-    async def finalize(self, now_ms: int, items: list[FinalizeItem], client: Any = None) -> list[Finalized]:
-        rows = []
-        for it in items:
-            nxt = "" if it.next_attempt is None else "|".join(str(x) for x in it.next_attempt)
-            rows.append([it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload}, nxt, it.guard])
-        raw = await self._run("finalize", now_ms, [_dumps(rows)], client)
-        return [
-            Finalized(bool(int(raw[i])), raw[i + 1] or "", bool(int(raw[i + 2])))
-            for i in range(0, len(raw), 3)
-        ]
+    async def finalize(self, now_ms: int, items: list[FinalizeItem], client: Any = None
+                       ) -> tuple[list[Finalized], list[OutboxEntry]]:
+        rows = [[it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload},
+                 None if it.next_attempt is None else [it.next_attempt[0].value, it.next_attempt[1],
+                                                       it.next_attempt[2]],
+                 it.guard.value, it.channel.value, it.settlement, it.late_settlement, it.generation,
+                 int(it.unsent)] for it in items]
+        raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
+        return [Finalized(bool(int(raw[i])), raw[i + 1] or "", bool(int(raw[i + 2])))
+                for i in range(0, len(raw), 3)], outbox
 
-    async def requeue(self, now_ms: int, items: list[tuple[str, int, int, str]]) -> list[bool]:
-        """(id, attempt, score, guard) back to the queue, same attempt."""
-        return [bool(int(x)) for x in await self._run("requeue", now_ms, [_dumps(items)])]
+    async def requeue(self, now_ms: int, items: list[RequeueItem]) -> tuple[list[bool], list[OutboxEntry]]:
+        """Back to the queue, the same attempt; settles the reservations given."""
+        rows = [[it.task_id, it.attempt, it.score, it.guard.value, int(it.unsent), it.settlement, it.generation]
+                for it in items]
+        raw, outbox = self._outbox(await self._run("requeue", now_ms, [_dumps(rows)]))
+        return [bool(int(x)) for x in raw], outbox
+
+    async def outbox_done(self, now_ms: int, entries: list[OutboxEntry]) -> int:
+        """Drop outbox entries applied in their debtors' slots (unless replaced since)."""
+        return int(await self._run("outbox_done", now_ms, [_dumps([[e[1], e[4]] for e in entries])]))
+
+    async def outbox(self) -> list[OutboxEntry]:
+        """The outbox entries left by a process that died before applying them."""
+        client = self.client or self.scripts.redis
+        raw = await client.hgetall(self.keys.outbox)
+        return [json.loads(v) for k, v in raw.items() if not k.startswith("#")]
 
     async def renew(self, now_ms: int, owner: str, lease_until_ms: int, ids: list[str]) -> int:
         return int(await self._run("renew", now_ms, [owner, lease_until_ms, *ids]))
 
-    async def expired(self, now_ms: int, limit: int) -> list[tuple[str, dict[str, Any], str]]:
+    async def expired(self, now_ms: int, limit: int) -> list[tuple[str, TaskState | None, str]]:
+        """(id, state, task JSON) of the leases past their expiry."""
         raw = await self._run("expired", now_ms, [limit])
-        return [
-            (raw[i], json.loads(raw[i + 1]) if raw[i + 1] else {}, raw[i + 2])
-            for i in range(0, len(raw), 3)
-        ]
+        return [(raw[i], TaskState.decode(raw[i + 1]) if raw[i + 1] else None, raw[i + 2])
+                for i in range(0, len(raw), 3)]
 
     async def cancel_queued(self, now_ms: int, limit: int, outcome: str = "cancelled") -> int:
         return int(await self._run("cancel_queued", now_ms, [limit, outcome]))
@@ -179,6 +206,11 @@ class WaveStore:
 
     async def cancel_debtor(self, now_ms: int, debtor_id: str, channel: str, outcome: str, reason: str) -> int:
         return int(await self._run("cancel_debtor", now_ms, [debtor_id, channel, outcome, reason]))
+
+    async def state(self, task_id: str) -> TaskState | None:
+        client = self.client or self.scripts.redis
+        raw = await client.hget(self.keys.state, task_id)
+        return None if raw is None else TaskState.decode(raw)
 
     async def debtor_of(self, phone: str) -> str | None:
         client = self.client or self.scripts.redis

@@ -1,9 +1,9 @@
-"""Waves: the campaign manager's lever (create, start, pause, resume, stop) and their status.
+"""Waves: the campaign manager's lever (create, start, pause, resume, stop).
 
 A state change is one atomic script on the wave's meta hash, then a publish on
-:data:`engine.store.keys.CONTROL_CHANNEL` so every dispatcher learns it at once. The
-claim and begin-send scripts read the state themselves, so even a dispatcher
-that missed the message never claims or sends for a paused or stopped wave.
+:data:`engine.store.keys.CONTROL_CHANNEL` so every dispatcher learns it at once. The claim and
+begin-send scripts read the state themselves, so even a dispatcher that missed the message
+never claims or sends for a paused or stopped wave.
 """
 
 from __future__ import annotations
@@ -11,58 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
-from typing import Any
 
 from redis.asyncio import Redis
 
 from engine.calendar.clock import Clock
+from engine.domain.wave import TRANSITIONS, WaveState
 from engine.errors import WaveError
 from engine.store import keys
 from engine.store.keys import WaveKeys
-from engine.store.wavestore import Scripts, WaveStore
-
-
-class WaveState(StrEnum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    COMPLETED = "completed"
-
-
-#: Allowed transitions: action → (from states, to state).
-TRANSITIONS: dict[str, tuple[tuple[WaveState, ...], WaveState]] = {
-    "start": ((WaveState.CREATED,), WaveState.RUNNING),
-    "pause": ((WaveState.RUNNING,), WaveState.PAUSED),
-    "resume": ((WaveState.PAUSED,), WaveState.RUNNING),
-    "stop": ((WaveState.CREATED, WaveState.RUNNING, WaveState.PAUSED), WaveState.STOPPED),
-    "complete": ((WaveState.RUNNING,), WaveState.COMPLETED),
-}
-
-_TRANSITION_LUA = """
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return {'missing'} end
-for i = 3, #ARGV do
-  if ARGV[i] == cur then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2],
-               ARGV[1] .. '_by', redis.call('HGET', KEYS[1], 'pending_by') or '')
-    return {'ok', cur}
-  end
-end
-return {'refused', cur}
-"""
-
-_COMPLETE_LUA = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-local c = redis.call('HMGET', KEYS[2], 'total', 'queued', 'leased')
-local total, queued, leased = tonumber(c[1] or 0), tonumber(c[2] or 0), tonumber(c[3] or 0)
-if total > 0 and queued <= 0 and leased <= 0 then
-  redis.call('HSET', KEYS[1], 'state', 'completed', 'completed_at', ARGV[1])
-  return 1
-end
-return 0
-"""
+from engine.store.schema import ControlMessage, Meta, SettleMode, WaveCounts
+from engine.store.scripts import Scripts
+from engine.store.wavestore import WaveStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +36,27 @@ class WaveInfo:
 class Waves:
     """Wave operations over one Redis client."""
 
-    def __init__(self, redis: Redis, clock: Clock, *, results_maxlen: int = 5_000_000) -> None:
+    def __init__(self, redis: Redis, clock: Clock, *, results_maxlen: int = 5_000_000,
+                 settle_mode: SettleMode = SettleMode.INLINE, scripts: Scripts | None = None) -> None:
         self.redis = redis
         self.clock = clock
-        self.scripts = Scripts(redis)
+        self.scripts = scripts or Scripts(redis)
         self.results_maxlen = results_maxlen
-        self._transition = redis.register_script(_TRANSITION_LUA)
-        self._complete = redis.register_script(_COMPLETE_LUA)
+        self.settle_mode = settle_mode
 
     def store(self, wave_id: str) -> WaveStore:
-        return WaveStore(self.scripts, wave_id, results_maxlen=self.results_maxlen)
+        return WaveStore(self.scripts, wave_id, results_maxlen=self.results_maxlen, settle_mode=self.settle_mode)
 
     async def create(self, wave_id: str, campaign_id: str, day: date, *, by: str = "cli") -> WaveInfo:
         wk = WaveKeys(wave_id)
         now = self.clock.now_ms()
-        created = await self.redis.hsetnx(wk.meta, "wave_id", wave_id)
+        created = await self.redis.hsetnx(wk.meta, Meta.WAVE_ID, wave_id)
         if not created:
             raise WaveError(f"wave {wave_id!r} already exists")
         await self.redis.hset(
             wk.meta,
-            mapping={"campaign_id": campaign_id, "day": day.isoformat(), "state": WaveState.CREATED,
-                     "created_at": now, "created_by": by},
+            mapping={Meta.CAMPAIGN_ID: campaign_id, Meta.DAY: day.isoformat(), Meta.STATE: WaveState.CREATED,
+                     Meta.CREATED_AT: now, Meta.CREATED_BY: by},
         )
         await self.redis.sadd(keys.WAVES, wave_id)
         await self.redis.hsetnx(keys.CAMPAIGNS, campaign_id, json.dumps({"campaign_id": campaign_id,
@@ -106,10 +65,10 @@ class Waves:
 
     async def get(self, wave_id: str) -> WaveInfo:
         meta = await self.redis.hgetall(WaveKeys(wave_id).meta)
-        if not meta:
+        if not meta or Meta.STATE not in meta:
             raise WaveError(f"no wave {wave_id!r}")
-        return WaveInfo(wave_id, meta["campaign_id"], date.fromisoformat(meta["day"]),
-                        WaveState(meta["state"]), meta)
+        return WaveInfo(wave_id, meta[Meta.CAMPAIGN_ID], date.fromisoformat(meta[Meta.DAY]),
+                        WaveState(meta[Meta.STATE]), meta)
 
     async def list(self) -> list[str]:
         return sorted(await self.redis.smembers(keys.WAVES))
@@ -118,13 +77,17 @@ class Waves:
         return set(await self.redis.smembers(keys.RUNNING))
 
     async def change(self, wave_id: str, action: str, *, by: str = "cli") -> WaveState:
-        """Apply ``action`` (start, pause, resume, stop) or raise :class:`WaveError`."""
+        """Apply ``action`` (start, pause, resume, stop) or raise :class:`WaveError`; an unknown
+        wave or a refused action writes nothing."""
         if action not in TRANSITIONS:
             raise WaveError(f"unknown wave action {action!r}")
         sources, target = TRANSITIONS[action]
+        info = await self.get(wave_id)  # raises for an unknown wave before anything is written
+        if info.state not in sources:
+            raise WaveError(f"cannot {action} wave {wave_id!r}: it is {info.state}")
         wk = WaveKeys(wave_id)
-        await self.redis.hset(wk.meta, "pending_by", by)
-        raw = await self._transition(
+        await self.redis.hset(wk.meta, Meta.PENDING_BY, by)
+        raw = await self.scripts["transition"](
             keys=[wk.meta], args=[target.value, self.clock.now_ms(), *(s.value for s in sources)]
         )
         verdict = raw[0]
@@ -136,7 +99,7 @@ class Waves:
             await self.redis.sadd(keys.RUNNING, wave_id)
         else:
             await self.redis.srem(keys.RUNNING, wave_id)
-        await self.redis.publish(keys.CONTROL_CHANNEL, f"{wave_id} {target.value}")
+        await self.redis.publish(keys.CONTROL_CHANNEL, ControlMessage(wave_id, target).encode())
         if target is WaveState.STOPPED:
             await self.cancel_unsent(wave_id)
         return target
@@ -157,18 +120,12 @@ class Waves:
 
     async def maybe_complete(self, wave_id: str) -> bool:
         wk = WaveKeys(wave_id)
-        done = bool(await self._complete(keys=[wk.meta, wk.counts], args=[self.clock.now_ms()]))
+        done = bool(await self.scripts["complete"](keys=[wk.meta, wk.counts], args=[self.clock.now_ms()]))
         if done:
             await self.redis.srem(keys.RUNNING, wave_id)
-            await self.redis.publish(keys.CONTROL_CHANNEL, f"{wave_id} {WaveState.COMPLETED.value}")
+            await self.redis.publish(keys.CONTROL_CHANNEL, ControlMessage(wave_id, WaveState.COMPLETED).encode())
         return done
 
     async def counts(self, wave_id: str) -> dict[str, int]:
-        raw = await self.redis.hgetall(WaveKeys(wave_id).counts)
-        return {k: int(v) for k, v in raw.items()}
-
-    async def status(self, wave_id: str, windows: Any = None) -> dict[str, Any]:
-        """Counts by state and outcome, rate over the last minute, ETA, zones (see ``status_view``)."""
-        from engine.waves.status import status_view
-
-        return await status_view(self, wave_id, windows)
+        """The wave's counters by field (:class:`engine.store.schema.Counter`)."""
+        return WaveCounts.parse(await self.redis.hgetall(WaveKeys(wave_id).counts)).raw

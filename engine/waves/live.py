@@ -1,9 +1,8 @@
 """What every loop of a process knows about wave states, kept fresh by pub/sub.
 
-The claim and begin-send scripts check the state in Redis atomically; this
-local view only saves round trips (skip a paused wave, wake idle loops at
-once when a wave starts) and it is refreshed from the running set every second
-in case a message was missed.
+The claim and begin-send scripts check the state in Redis atomically; this local view only
+saves round trips (skip a paused wave, wake idle loops at once when a wave starts) and it is
+refreshed from the running set every second in case a message was missed.
 """
 
 from __future__ import annotations
@@ -15,9 +14,11 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from engine.domain.wave import WaveState
 from engine.store import keys
+from engine.store.schema import ControlMessage
 
-log = logging.getLogger("engine.waves.live")
+log = logging.getLogger(__name__)
 
 
 class WaveStates:
@@ -25,23 +26,29 @@ class WaveStates:
         self.redis = redis
         self.refresh_s = refresh_s
         self.running: set[str] = set()
-        self.states: dict[str, str] = {}
+        #: The last state seen of each wave (None: it left the running set, state not published).
+        self.states: dict[str, WaveState | None] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def is_running(self, wave_id: str) -> bool:
-        return self.states.get(wave_id) == "running" or (
-            wave_id not in self.states and wave_id in self.running
-        )
+        return wave_id in self.running
+
+    def state(self, wave_id: str) -> WaveState | None:
+        return self.states.get(wave_id)
 
     async def wait_change(self, timeout_s: float) -> None:
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout_s)
 
-    def _set(self, wave_id: str, state: str) -> None:
+    def wake(self) -> None:
+        """Wake the loops waiting for a change (a process that stops claiming)."""
+        self._changed.set()
+
+    def _set(self, wave_id: str, state: WaveState | None) -> None:
         self.states[wave_id] = state
-        if state == "running":
+        if state is WaveState.RUNNING:
             self.running.add(wave_id)
         else:
             self.running.discard(wave_id)
@@ -61,9 +68,9 @@ class WaveStates:
     async def refresh(self) -> None:
         running = set(await self.redis.smembers(keys.RUNNING))
         for wave_id in running - self.running:
-            self._set(wave_id, "running")
+            self._set(wave_id, WaveState.RUNNING)
         for wave_id in self.running - running:
-            self._set(wave_id, "not-running")
+            self._set(wave_id, None)
 
     async def _poll(self) -> None:
         while True:
@@ -81,8 +88,9 @@ class WaveStates:
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg and isinstance(msg.get("data"), str):
-                        wave_id, _, state = msg["data"].partition(" ")
-                        self._set(wave_id, state)
+                        control = ControlMessage.decode(msg["data"])
+                        if control is not None:
+                            self._set(control.wave_id, control.state)
             except (RedisError, OSError) as exc:
                 log.warning("control channel lost (%s); resubscribing", exc)
                 await asyncio.sleep(0.5)

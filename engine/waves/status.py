@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.calendar.windows import WindowCalendar
 from engine.domain.outcomes import Channel
 from engine.store.keys import CHANNEL_ORDER, WaveKeys
+from engine.store.schema import Counter, WaveCounts
+from engine.waves.control import Waves
 
-if TYPE_CHECKING:
-    from engine.waves.control import Waves
 
-
-async def status_view(waves: Waves, wave_id: str, windows: Any = None) -> dict[str, Any]:
+async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None) -> dict[str, Any]:
     info = await waves.get(wave_id)
-    counts = await waves.counts(wave_id)
+    counts = WaveCounts(await waves.counts(wave_id))
     now = waves.clock.now_ms()
     wk = WaveKeys(wave_id)
     pipe = waves.redis.pipeline(transaction=False)
@@ -21,22 +21,19 @@ async def status_view(waves: Waves, wave_id: str, windows: Any = None) -> dict[s
         pipe.zcard(wk.queue(ch))
         pipe.zcount(wk.queue(ch), "-inf", now * 10 + 9)
     sizes = await pipe.execute()
-    minute = now // 60000
-    # The last minute: the current minute so far plus the previous one, weighted by overlap.
-    frac = (now % 60000) / 60000
-    per_min = counts.get(f"m:{minute}", 0) + counts.get(f"m:{minute - 1}", 0) * (1 - frac)
-    remaining = counts.get("queued", 0) + counts.get("leased", 0)
+    per_min = counts.per_minute(now)
+    remaining = counts.get(Counter.QUEUED) + counts.get(Counter.LEASED)
     eta_s = None if per_min <= 0 else int(remaining / per_min * 60)
-    outcomes = {k[2:]: v for k, v in counts.items() if k.startswith("o:")}
-    zones = {k[2:]: v for k, v in counts.items() if k.startswith("z:")}
+    zones = counts.zones()
     channels: dict[str, Any] = {}
     for i, ch in enumerate(CHANNEL_ORDER):
-        total = counts.get(f"c:{ch}:total", 0)
+        total = counts.get(Counter.CHANNEL_TOTAL, channel=ch)
         if total or sizes[2 * i]:
             channels[ch.value] = {
                 "total": total, "queued": sizes[2 * i], "eligible_now": sizes[2 * i + 1],
-                "sent": counts.get(f"c:{ch}:sent", 0), "accepted": counts.get(f"c:{ch}:accepted", 0),
-                "outcomes": {k.split(":", 3)[3]: v for k, v in counts.items() if k.startswith(f"c:{ch}:o:")},
+                "sent": counts.get(Counter.CHANNEL_SENT, channel=ch),
+                "accepted": counts.get(Counter.CHANNEL_ACCEPTED, channel=ch),
+                "outcomes": counts.channel_outcomes(ch),
             }
     zone_view = []
     for label, n in sorted(zones.items()):
@@ -46,7 +43,8 @@ async def status_view(waves: Waves, wave_id: str, windows: Any = None) -> dict[s
             win = windows.window_for_zones((label,), info.day, Channel.IVR, info.campaign_id)
             if win is None or now >= win[1]:
                 state = windows.zone_states([label], now)[0]
-                win = None if state.opens_at_ms is None else (state.opens_at_ms, state.closes_at_ms)
+                win = None if state.opens_at_ms is None or state.closes_at_ms is None else (
+                    state.opens_at_ms, state.closes_at_ms)
             entry["open_now"] = bool(win and win[0] <= now < win[1])
             entry["opens_at_ms"] = win[0] if win else None
             entry["closes_at_ms"] = win[1] if win else None
@@ -56,12 +54,12 @@ async def status_view(waves: Waves, wave_id: str, windows: Any = None) -> dict[s
         "wave_id": wave_id, "campaign_id": info.campaign_id, "day": info.day.isoformat(),
         "state": info.state.value, "now_ms": now,
         "counts": {
-            "total": counts.get("total", 0), "queued": counts.get("queued", 0),
-            "in_flight": counts.get("leased", 0), "final": counts.get("final", 0),
-            "sent": counts.get("sent", 0), "late_events": counts.get("late", 0),
-            "inbound_calls": counts.get("inbound", 0),
+            "total": counts.get(Counter.TOTAL), "queued": counts.get(Counter.QUEUED),
+            "in_flight": counts.get(Counter.LEASED), "final": counts.get(Counter.FINAL),
+            "sent": counts.get(Counter.SENT), "late_events": counts.get(Counter.LATE),
+            "inbound_calls": counts.get(Counter.INBOUND),
         },
-        "outcomes": outcomes, "channels": channels,
+        "outcomes": counts.outcomes(), "channels": channels,
         "rate_per_min": round(per_min, 1), "eta_s": eta_s,
         "zones": zone_view, "multi_zone_tasks": constrained,
         "history": {k: v for k, v in info.meta.items() if k.endswith(("_at", "_by")) and k != "pending_by"},

@@ -38,9 +38,9 @@ def dump_state(runner: Runner) -> None:
             state = f"finished: {task.exception()!r}" if not task.cancelled() else "cancelled"
         else:
             state = "running"
-        phases = Counter(job.phase for job in ch_loop.inflight.values())
+        phases = Counter(str(job.phase) for job in ch_loop.inflight.jobs.values())
         log.warning("state of loop %s: %s; inflight %d/%d %s; work %d", ch_loop.channel, state,
-                    len(ch_loop.inflight), ch_loop.max_inflight, dict(phases), len(ch_loop._work))
+                    len(ch_loop.inflight.jobs), ch_loop.max_inflight, dict(phases), len(ch_loop.inflight._work))
 
 
 async def main() -> int:

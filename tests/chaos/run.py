@@ -25,11 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.messengers.endpoint import WebhookSecrets, webhook_routes
+from connectors.messengers.endpoint import webhook_routes
+from connectors.registry import webhook_secrets
 from engine.config.settings import Settings, load_settings
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
 from engine.dispatch.finisher import Finisher
+from engine.dispatch.lifecycle import Lifecycle
 from engine.intake.loader import Intake
 from engine.store.connection import make_redis
 from engine.store.keys import WaveKeys
@@ -275,10 +277,10 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         redis = make_redis(settings.redis)
         stack.push_async_callback(redis.aclose)
         ctx = Context.build(settings, world.clock, redis)
-        finisher = Finisher(ctx)
+        finisher = Finisher(ctx, Lifecycle(ctx))
         correlation = Correlation(ctx, finisher)
         hooks = web.Application()
-        hooks.add_routes(webhook_routes(correlation.record, WebhookSecrets.from_settings(settings)))
+        hooks.add_routes(webhook_routes(correlation.record, webhook_secrets(settings)))
         runner = web.AppRunner(hooks, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -323,7 +325,7 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         await world.fleet.dump_all()
         await world.fleet.stop_all()
         await correlation.drain()
-        await finisher.drain()
+        await finisher.lifecycle.drain()
         observed = await _observe(world, ctx, settings)
         report.verdicts = [*check(observed), _processes(world)]
         report.facts = _facts(world, observed)

@@ -19,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
-from engine.dispatch.loop import ChannelLoop, Job
+from engine.dispatch.job import Job
+from engine.dispatch.sender import Sender
 from engine.gates.pacing import Limits, Pacer
 from engine.store.connection import make_redis
 from engine.store.localredis import RedisServer, free_port
@@ -40,7 +41,7 @@ async def _all_final(ctx: Context, wave_id: str, n: int) -> bool:
 async def test_a_process_whose_wakeups_run_late_still_sends(
     redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A loaded machine wakes sleepers late. ``ChannelLoop._on_time`` (engine/dispatcher.py) takes
+    """A loaded machine wakes sleepers late. ``Sender._on_time`` (engine/dispatch/sender.py) takes
     a new send slot whenever the current one is more than ``_SLOT_LATE_S`` (20 ms) old and then
     sleeps until it — so when every wake-up is late, it takes slot after slot and never sends,
     and each forfeited slot also burns the target's shared rate. Seen in the chaos run (seed 103,
@@ -66,7 +67,7 @@ async def test_a_process_whose_wakeups_run_late_still_sends(
 async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_retries(tmp_path: Path) -> None:
     """redis-py retries a failed command 10 times (about 3 s of backoff). A Redis restart that
     takes longer (loading a big AOF takes minutes) makes ``WaveStore.claim`` raise in
-    ``ChannelLoop.run`` (engine/dispatcher.py, the ``await self._claim_round(room)`` in the
+    ``ChannelLoop.run`` (engine/dispatch/loop.py, the ``await self._claim_round(room)`` in the
     ``while`` loop); nothing catches it, the loop task ends, and ``Runner.run`` never looks at it
     again: the process stays up, renews nothing, claims nothing — the wave stalls until someone
     restarts the process. Guarantee 1 promises the opposite.
@@ -96,28 +97,27 @@ async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_r
 async def test_an_error_between_begin_send_and_the_wire_does_not_hold_the_attempt(
     redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``ChannelLoop._send`` (engine/dispatcher.py) awaits ``self._on_time(job, limits)`` before its
-    ``try``: when that raises (it calls Redis for a fresh rate slot; a Redis restart makes it raise
-    ``ConnectionError``, as the chaos run's logs show), the task ends with the exception, ``_done``
-    is never called, the job stays in ``inflight`` and ``_renew_leases`` renews its lease for as
-    long as the process lives. Nothing reached the wire, yet no other process may recover the
-    attempt and the wave never completes; the job also takes a place of ``max_inflight``.
+    """``Sender.send`` (engine/dispatch/sender.py; ``ChannelLoop._send`` when this was found)
+    awaits ``self._on_time(job, limits)`` before the connector: when that raises (it calls Redis for
+    a fresh rate slot; a Redis restart makes it raise ``ConnectionError``, as the chaos run's logs
+    show), the job must not stay in flight with its lease renewed for as long as the process lives:
+    nothing reached the wire, yet no other process could recover the attempt, the wave would never
+    complete, and the job would hold a place of ``max_inflight``.
 
-    Fixed (516fd9e): in ``_send``, run ``_on_time`` inside the ``try``/``finally`` that ends in ``_done(job)``;
-    on an exception before ``connector.send`` put the attempt back in the queue (requeue, same
-    attempt: nothing went out), and if even that fails, ``_done`` it so the lease expires and
-    recovery decides.
+    Fixed (516fd9e): an exception before ``connector.send`` puts the attempt back in the queue
+    (the same attempt: nothing went out), and if even that fails, the loop lets go of it so the
+    lease expires and recovery decides.
     """
     failed: list[str] = []
-    original = ChannelLoop._on_time
+    original = Sender._on_time
 
-    async def flaky(self: ChannelLoop, job: Job, limits: Limits) -> None:
+    async def flaky(self: Sender, job: Job, limits: Limits) -> None:
         if not failed:
             failed.append(job.task.task_id)
             raise RedisConnectionError("Connection closed by server.")
         await original(self, job, limits)
 
-    monkeypatch.setattr(ChannelLoop, "_on_time", flaky)
+    monkeypatch.setattr(Sender, "_on_time", flaky)
     ctx = context(make_settings(redis_url, dispatcher={"lease_s": 1.0}), ScaledClock(NOON_MSK), redis)
     await load_wave(ctx, "w1", DAY, [task(n) for n in range(5)])
     async with running(ctx, [RecordingConnector(rate_per_s=100)]):

@@ -1,22 +1,24 @@
--- Ends a debtor's queued tasks in this wave (opt-out, an inbound call that cancels robocalls).
--- ARGV: 3 debtor id, 4 channel ('' = every channel), 5 outcome, 6 reason. Returns how many.
-local list = redis.call('HGET', KEYS[14], ARGV[3])
+-- Ends a debtor's queued attempts in this wave (opt-out, an inbound call that cancels
+-- robocalls). A queued attempt holds no reservation.
+-- ARGV: 4 debtor id, 5 channel ('' = every channel), 6 outcome, 7 reason. Returns how many.
+local list = redis.call('HGET', KEYS[K.debtors], ARGV[4])
 if not list then return 0 end
 local n = 0
 for id in string.gmatch(list, '([^,]+)') do
   local st = getst(id)
-  if st and st.s == 'q' and (ARGV[4] == '' or st.c == ARGV[4]) then
-    redis.call('ZREM', Q[st.c], id)
-    emit(record('result', id, st, ARGV[5], true, {finished_at = NOW, provider_text = ARGV[6], data = {}}))
-    setst(id, {s = 'f', a = st.a, c = st.c, out = ARGV[5], d = st.d})
-    count('c:' .. st.c .. ':o:' .. ARGV[5], 1)
-    count('o:' .. ARGV[5], 1)
+  if st and st.phase == PH.queued and (ARGV[5] == '' or st.channel == ARGV[5]) then
+    redis.call('ZREM', Q[st.channel], id)
+    emit(record(KIND.RESULT, id, st, ARGV[6], true, {finished_at = NOW, provider_text = ARGV[7], data = {}}))
+    setst(id, {phase = PH.ended, attempt = st.attempt, channel = st.channel, outcome = ARGV[6], debtor = st.debtor,
+               generation = st.generation})
+    count(CNT_CHANNEL_OUTCOME(st.channel, ARGV[6]), 1)
+    count(CNT_OUTCOME(ARGV[6]), 1)
     n = n + 1
   end
 end
 if n > 0 then
-  count('queued', -n)
-  count('final', n)
+  count(CNT.QUEUED, -n)
+  count(CNT.FINAL, n)
 end
 flush_counts()
 return n

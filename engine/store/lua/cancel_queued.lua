@@ -1,22 +1,24 @@
--- Ends up to ARGV[3] queued tasks with outcome ARGV[4] (stop → cancelled). Returns how many.
-local limit, outcome = tonumber(ARGV[3]), ARGV[4]
+-- Ends up to ARGV[4] queued attempts with outcome ARGV[5] (a stop ends them cancelled). A queued
+-- attempt holds no reservation (a requeue released it). Returns how many.
+local limit, outcome = tonumber(ARGV[4]), ARGV[5]
 local n = 0
-for _, ch in ipairs({'ivr', 'sms', 'viber', 'whatsapp'}) do
+for _, ch in ipairs(CHANNELS) do
   if n >= limit then break end
   local ids = redis.call('ZRANGE', Q[ch], 0, limit - n - 1)
   for _, id in ipairs(ids) do
     local st = getst(id)
     redis.call('ZREM', Q[ch], id)
-    emit(record('result', id, st, outcome, true, {finished_at = NOW, data = {}}))
-    setst(id, {s = 'f', a = st.a, c = st.c, out = outcome, d = st.d})
-    count('c:' .. st.c .. ':o:' .. outcome, 1)
-    count('o:' .. outcome, 1)
+    emit(record(KIND.RESULT, id, st, outcome, true, {finished_at = NOW, data = {}}))
+    setst(id, {phase = PH.ended, attempt = st.attempt, channel = st.channel, outcome = outcome, debtor = st.debtor,
+               generation = st.generation})
+    count(CNT_CHANNEL_OUTCOME(st.channel, outcome), 1)
+    count(CNT_OUTCOME(outcome), 1)
     n = n + 1
   end
 end
 if n > 0 then
-  count('queued', -n)
-  count('final', n)
+  count(CNT.QUEUED, -n)
+  count(CNT.FINAL, n)
 end
 flush_counts()
 return n

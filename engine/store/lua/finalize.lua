@@ -1,58 +1,70 @@
--- Ends attempts: records each result once and either ends the task or queues its next attempt.
--- ARGV[3]: JSON array of [id, attempt, outcome, payload, next, guard] (one argument: packing
--- thousands of small arguments costs the client more than the script does).
---   next  = '' (the task is final) or 'channel|attempt|score' (retry or cascade);
---   guard = ''        the attempt is leased (owner's send, or a late event);
+-- Ends attempts: records each result once, settles its reservations, and either ends the task
+-- or queues its next attempt. ARGV[4]: JSON array of
+-- [id, attempt, outcome, payload, next, guard, channel, settlement, late settlement, generation, unsent]:
+--   next  = null (the task is final) or [channel, attempt, score] (retry or cascade);
+--   guard = ''        the attempt is leased (its owner's send, or a late event);
 --           'expired' the attempt is leased and its lease has expired (recovery);
 --           'queued'  the attempt is waiting in a queue (stop, sweeps);
---           'open'    the attempt is queued or leased but not yet sent (stop reaching a claim).
--- Returns per item: flag (1 applied, 0 duplicate/late), pacing target to release or '',
--- 1 when that target slot was held until now.
-local items = cjson.decode(ARGV[3])
+--           'open'    the attempt is queued or claimed but not yet sent (a stop reaching a claim);
+--           'claim'   the caller's own claim (its generation), not yet sent (a gate ended it):
+--                     anything else means the claim is over, and nothing is recorded;
+--   channel           the attempt's own channel (a late event's, not the task's current one);
+--   settlement        what ending the attempt does with its reservations;
+--   late settlement   what news of an attempt that already ended does (a counted delivery
+--                     after the acceptance timed out holds its reservation again), or null;
+--   unsent = 1        it ends after its begin-send without reaching the wire (the window closed
+--                     or the wave stopped while it waited): the send counted is taken back.
+-- Returns per item: flag (1 applied, 0 duplicate/late), pacing target to release or '', 1 when
+-- that target slot was held until now; then the outbox entries written.
+local items = cjson.decode(ARGV[4])
 local ids = {}
 for i, item in ipairs(items) do ids[i] = item[1] end
-local states = redis.call('HMGET', KEYS[3], unpack(ids))
-local gathered = redis.call('HMGET', KEYS[7], unpack(ids))
+local states = redis.call('HMGET', KEYS[K.state], unpack(ids))
+local gathered = redis.call('HMGET', KEYS[K.data], unpack(ids))
 local out = {}
 local updates, unleased, gathered_done = {}, {}, {}
 local seen = {}
 for i, item in ipairs(items) do
   local id, attempt, outcome = item[1], tonumber(item[2]), item[3]
   local payload = item[4]
-  local nxt, guard = item[5], item[6]
+  local nxt, guard, channel = item[5], item[6], item[7]
   -- The same task twice in one batch: the second sees the first's result.
-  local st = seen[id] or (states[i] and cjson.decode(states[i]))
+  local st = seen[id] or (states[i] and decode_state(states[i]))
   local ok = false
-  if st and st.s ~= 'f' and st.a == attempt then
-    if guard == '' then ok = st.s == 'l'
-    elseif guard == 'expired' then
-      local exp = redis.call('ZSCORE', KEYS[5], id)
-      ok = st.s == 'l' and exp ~= false and tonumber(exp) <= NOW
-    elseif guard == 'queued' then ok = st.s == 'q'
-    elseif guard == 'open' then ok = st.s == 'q' or (st.s == 'l' and st.ph == 'claimed')
+  if st and st.phase ~= PH.ended and st.attempt == attempt then
+    if guard == GUARD.LEASED then ok = leased(st)
+    elseif guard == GUARD.EXPIRED then
+      local exp = redis.call('ZSCORE', KEYS[K.leases], id)
+      ok = leased(st) and exp ~= false and tonumber(exp) <= NOW
+    elseif guard == GUARD.QUEUED then ok = st.phase == PH.queued
+    elseif guard == GUARD.OPEN then ok = st.phase == PH.queued or st.phase == PH.claimed
+    elseif guard == GUARD.CLAIM then ok = st.phase == PH.claimed and st.generation == tonumber(item[10])
     end
   end
   if not ok then
-    if st and guard == '' and outcome ~= '' then
-      if (st.s == 'f' and st.a == attempt and st.out == outcome) or (st.pa == attempt and st.po == outcome) then
+    if st and guard == GUARD.LEASED and outcome ~= '' then
+      if (st.phase == PH.ended and st.attempt == attempt and st.outcome == outcome)
+          or (st.prev_attempt == attempt and st.prev_outcome == outcome) then
         -- The same outcome again (several processes see one Asterisk's events, a provider
         -- resends a webhook): recorded once already.
-        count('duplicate', 1)
+        count(CNT.DUPLICATE, 1)
       else
         -- News about an attempt already ended or superseded (a read after delivered, a
-        -- delivery after the SMS fallback went out): keep it, change nothing.
-        emit(record('late', id, st, outcome, false, payload))
-        count('late', 1)
+        -- delivery after the SMS fallback went out): recorded for its own attempt and channel;
+        -- it changes the task no more, but a contact that counts holds its reservation.
+        emit(record(KIND.LATE, id, st, outcome, false, payload, attempt, channel))
+        settle(item[9])
+        count(CNT.LATE, 1)
       end
     end
     out[#out + 1] = 0; out[#out + 1] = ''; out[#out + 1] = 0
   else
-    if st.s == 'q' then
-      redis.call('ZREM', Q[st.c], id)
-      count('queued', -1)
+    if st.phase == PH.queued then
+      redis.call('ZREM', Q[st.channel], id)
+      count(CNT.QUEUED, -1)
     else
       unleased[#unleased + 1] = id
-      count('leased', -1)
+      count(CNT.LEASED, -1)
     end
     if gathered[i] then
       local extra = cjson.decode(gathered[i])
@@ -62,33 +74,39 @@ for i, item in ipairs(items) do
       end
       gathered_done[#gathered_done + 1] = id
     end
-    local release, held = st.tg or '', st.hs or 0
-    local final = nxt == ''
-    emit(record('result', id, st, outcome, final, payload))
-    count('c:' .. st.c .. ':o:' .. outcome, 1)
+    if tonumber(item[11]) == 1 and st.phase == PH.sending then
+      count(CNT.SENT, -1)
+      count(CNT_CHANNEL_SENT(st.channel), -1)
+    end
+    local release, held = st.target or '', st.holds_slot or 0
+    local final = type(nxt) ~= 'table'
+    emit(record(KIND.RESULT, id, st, outcome, final, payload))
+    settle(item[8])
+    count(CNT_CHANNEL_OUTCOME(st.channel, outcome), 1)
     local new
     if final then
-      new = {s = 'f', a = attempt, c = st.c, out = outcome, d = st.d}
-      count('final', 1)
-      count('o:' .. outcome, 1)
-      count('m:' .. math.floor(NOW / 60000), 1)
+      new = {phase = PH.ended, attempt = attempt, channel = st.channel, outcome = outcome, debtor = st.debtor,
+             generation = st.generation}
+      count(CNT.FINAL, 1)
+      count(CNT_OUTCOME(outcome), 1)
+      count(CNT_MINUTE(math.floor(NOW / 60000)), 1)
     else
-      local ch, natt, score = string.match(nxt, '([^|]+)|([^|]+)|([^|]+)')
-      redis.call('ZADD', Q[ch], score, id)
-      -- pa/po: the attempt just ended and its outcome, to tell a duplicate of it from news.
-      new = {s = 'q', a = tonumber(natt), c = ch, p = st.p, d = st.d, pa = attempt, po = outcome}
-      count('queued', 1)
+      local ch, natt, score = nxt[1], nxt[2], nxt[3]
+      redis.call('ZADD', Q[ch], string.format('%.0f', score), id)
+      new = {phase = PH.queued, attempt = tonumber(natt), channel = ch, priority = st.priority, debtor = st.debtor,
+             generation = st.generation, prev_attempt = attempt, prev_outcome = outcome}
+      count(CNT.QUEUED, 1)
     end
     seen[id] = new
-    updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(new)
+    updates[#updates + 1] = id; updates[#updates + 1] = encode_state(new)
     out[#out + 1] = 1; out[#out + 1] = release; out[#out + 1] = held
   end
 end
-if #updates > 0 then chunked('HSET', KEYS[3], updates, 2000) end
+if #updates > 0 then chunked('HSET', KEYS[K.state], updates, 2000) end
 if #unleased > 0 then
-  chunked('ZREM', KEYS[5], unleased, 1000)
-  chunked('HDEL', KEYS[12], unleased, 1000)
+  chunked('ZREM', KEYS[K.leases], unleased, 1000)
+  chunked('HDEL', KEYS[K.parts], unleased, 1000)
 end
-if #gathered_done > 0 then chunked('HDEL', KEYS[7], gathered_done, 1000) end
+if #gathered_done > 0 then chunked('HDEL', KEYS[K.data], gathered_done, 1000) end
 flush_counts()
-return out
+return answer(out)

@@ -1,9 +1,10 @@
--- Extends the leases this owner still holds. ARGV: 3 owner, 4 expiry ms, then ids.
+-- Extends the leases this owner still holds before the send's answer (an accepted attempt's
+-- lease is its acceptance timeout). ARGV: 4 owner, 5 expiry ms, then ids.
 local n = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local st = getst(ARGV[i])
-  if st and st.s == 'l' and st.o == ARGV[3] and st.ph ~= 'accepted' then
-    redis.call('ZADD', KEYS[5], 'XX', ARGV[4], ARGV[i])
+  if st and (st.phase == PH.claimed or st.phase == PH.sending) and st.owner == ARGV[4] then
+    redis.call('ZADD', KEYS[K.leases], 'XX', ARGV[5], ARGV[i])
     n = n + 1
   end
 end

@@ -1,24 +1,39 @@
--- Puts leased attempts back in their queue, same attempt (nothing reached the wire, or the
--- channel resends unconfirmed attempts). ARGV[3]: JSON array of [id, attempt, score, guard].
+-- Puts leased attempts back in their queue, the same attempt, and settles their reservations
+-- (a requeue releases: the next claim reserves anew).
+-- ARGV[4]: JSON array of [id, attempt, score, guard, unsent, settlement, generation]:
+--   guard = 'claim'   the caller's own claim (its generation), sent or not;
+--           'expired' the lease has expired (recovery);
+--   unsent = 1        the connector answered Retry: the begin-send counted a send that never
+--                     reached the wire, so it is taken back (a send is counted once);
+--   settlement        [[key, field, counters, verdict], ...] (engine.store.schema.Reservation).
+-- Returns a flag per item, then the outbox entries written.
 local out = {}
-for _, item in ipairs(cjson.decode(ARGV[3])) do
+for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id, attempt, guard = item[1], tonumber(item[2]), item[4]
   local st = getst(id)
-  local ok = st and st.s == 'l' and st.a == attempt
-  if ok and guard == 'expired' then
-    local exp = redis.call('ZSCORE', KEYS[5], id)
+  local ok = st and leased(st) and st.attempt == attempt
+  if ok and guard == GUARD.CLAIM then ok = st.generation == tonumber(item[7]) end
+  if ok and guard == GUARD.EXPIRED then
+    local exp = redis.call('ZSCORE', KEYS[K.leases], id)
     ok = exp ~= false and tonumber(exp) <= NOW
   end
   if ok then
-    redis.call('ZREM', KEYS[5], id)
-    redis.call('ZADD', Q[st.c], string.format('%.0f', item[3]), id)
-    setst(id, {s = 'q', a = attempt, c = st.c, p = st.p, d = st.d, pa = st.pa, po = st.po})
-    count('leased', -1)
-    count('queued', 1)
+    if tonumber(item[5]) == 1 and st.phase == PH.sending then
+      count(CNT.SENT, -1)
+      count(CNT_CHANNEL_SENT(st.channel), -1)
+    end
+    redis.call('ZREM', KEYS[K.leases], id)
+    redis.call('ZADD', Q[st.channel], string.format('%.0f', item[3]), id)
+    setst(id, {phase = PH.queued, attempt = attempt, channel = st.channel, priority = st.priority,
+               debtor = st.debtor, generation = st.generation, prev_attempt = st.prev_attempt,
+               prev_outcome = st.prev_outcome})
+    settle(item[6])
+    count(CNT.LEASED, -1)
+    count(CNT.QUEUED, 1)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
 flush_counts()
-return out
+return answer(out)

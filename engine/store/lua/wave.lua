@@ -1,0 +1,114 @@
+-- Shared by the scripts of one wave (after common.lua). KEYS is WaveKeys.script_keys (K names
+-- their positions); ARGV[1] is the results stream MAXLEN, ARGV[2] the engine time (epoch ms),
+-- ARGV[3] how reservations are settled: 'inline' (a single Redis: at once, in this script) or
+-- 'outbox' (a Redis Cluster: the debtor's keys live elsewhere, so the settlement is written to
+-- the wave's outbox and returned; engine.dispatch.lifecycle applies it in the debtor's slot).
+local Q = {}
+for i, ch in ipairs(CHANNELS) do Q[ch] = KEYS[K.queues + i - 1] end
+local MAXLEN = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local SETTLE_INLINE = ARGV[3] == SETTLE.INLINE
+
+local function decode_state(raw)
+  local wire = cjson.decode(raw)
+  local st = {}
+  for name, short in pairs(SF) do st[name] = wire[short] end
+  return st
+end
+
+local function encode_state(st)
+  local wire = {}
+  for name, short in pairs(SF) do wire[short] = st[name] end
+  return cjson.encode(wire)
+end
+
+local function getst(id)
+  local raw = redis.call('HGET', KEYS[K.state], id)
+  if not raw then return nil end
+  return decode_state(raw)
+end
+
+local function setst(id, st)
+  redis.call('HSET', KEYS[K.state], id, encode_state(st))
+end
+
+local function leased(st)
+  return st.phase == PH.claimed or st.phase == PH.sending or st.phase == PH.accepted
+end
+
+local function emit(rec)
+  redis.call('XADD', KEYS[K.results], 'MAXLEN', '~', MAXLEN, '*', RECORD_FIELD, cjson.encode(rec))
+end
+
+-- Counters are summed here and written once per script call (flush_counts).
+local COUNTS = {}
+local function count(field, by)
+  COUNTS[field] = (COUNTS[field] or 0) + by
+end
+local function flush_counts()
+  for field, by in pairs(COUNTS) do
+    if by ~= 0 then redis.call('HINCRBY', KEYS[K.counts], field, by) end
+  end
+  COUNTS = {}
+end
+
+local META_CACHE = nil
+local function meta()
+  if not META_CACHE then META_CACHE = redis.call('HMGET', KEYS[K.meta], META.WAVE_ID, META.CAMPAIGN_ID) end
+  return META_CACHE
+end
+
+-- A results-stream record (engine.domain.models.Result). Debtor and channel come from the state,
+-- wave and campaign from the meta hash: no task JSON is decoded on the hot path. ``attempt`` and
+-- ``channel`` override the state's (a late event belongs to its own attempt, not the current one).
+local function record(kind, id, st, outcome, final, payload, attempt, channel)
+  local debtor = st.debtor
+  if not debtor then debtor = cjson.decode(redis.call('HGET', KEYS[K.tasks], id)).debtor_id end
+  local m = meta()
+  local rec = {}
+  rec[RESULT_FIELDS.kind] = kind
+  rec[RESULT_FIELDS.task_id] = id
+  rec[RESULT_FIELDS.attempt] = attempt or st.attempt
+  rec[RESULT_FIELDS.wave_id] = m[1]
+  rec[RESULT_FIELDS.campaign_id] = m[2]
+  rec[RESULT_FIELDS.debtor_id] = debtor
+  rec[RESULT_FIELDS.channel] = channel or st.channel
+  rec[RESULT_FIELDS.final] = final
+  if not attempt then
+    rec[RESULT_FIELDS.claimed_at] = st.claimed_at
+    rec[RESULT_FIELDS.sent_at] = st.sent_at
+    rec[RESULT_FIELDS.accepted_at] = st.accepted_at
+  end
+  if outcome and outcome ~= '' then rec[RESULT_FIELDS.outcome] = outcome end
+  if payload then
+    rec[RESULT_FIELDS.provider_code] = payload.provider_code
+    rec[RESULT_FIELDS.provider_text] = payload.provider_text
+    rec[RESULT_FIELDS.data] = payload.data
+    rec[RESULT_FIELDS.finished_at] = payload.finished_at
+  end
+  if kind == KIND.DISPATCHED then rec[RESULT_FIELDS.data] = {target = st.target} end
+  return rec
+end
+
+-- Settles a transition's reservations: each item is [key, field, counters, verdict]
+-- (engine.store.schema.Reservation.wire). Returns the outbox entries written (outbox mode).
+local OUTBOX = {}
+local function settle(items)
+  if type(items) ~= 'table' then return end
+  for _, r in ipairs(items) do
+    if SETTLE_INLINE then
+      settle_reservation(r[1], r[2], r[3], r[4], nil)
+    else
+      local seq = redis.call('HINCRBY', KEYS[K.outbox], OUTBOX_SEQ, 1)
+      local entry = {r[1], r[2], r[3], r[4], seq}
+      redis.call('HSET', KEYS[K.outbox], r[2], cjson.encode(entry))
+      OUTBOX[#OUTBOX + 1] = entry
+    end
+  end
+end
+
+-- A script's answer: its own list, then the outbox entries it wrote (JSON), as one array.
+local function answer(out)
+  out[#out + 1] = cjson.encode(OUTBOX)
+  return out
+end
