@@ -24,6 +24,8 @@ class Job:
     until_ms: int = 0
     #: Set at the caps gate (RESERVED and after).
     reservations: AttemptReservations | None = None
+    #: It holds the debtor's conversation cap too (a call that may offer an operator).
+    conversation_held: bool = False
     #: Holds one of its target's concurrency slots (PACED and after, until the peer answers).
     slot: bool = False
     #: The rate slot granted by pacing (``time.monotonic()``), 0 when the target is unpaced.

@@ -60,6 +60,7 @@ class Lifecycle:
         for job, res, grant in zip(jobs, wanted, grants, strict=True):
             if grant.granted:
                 job.reservations = res
+                job.conversation_held = res.conversation is not None and grant.conversation_allowed
                 job.move(Transition.RESERVE)
         return grants
 
