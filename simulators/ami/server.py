@@ -223,22 +223,33 @@ class AmiSimulator:
         return self._restart_task is not None and not self._restart_task.done()
 
     def start_restart(self, down_s: float, shutdown_s: float | None = None) -> asyncio.Task[None]:
-        """Begin :meth:`restart` in the background (the HTTP control endpoint's way)."""
+        """Begin :meth:`restart` now (the state is ``shutting_down`` on return); the rest runs
+        in the background (the HTTP control endpoint's way)."""
         if self.restarting:
             raise RuntimeError("a restart is already running")
-        self._restart_task = asyncio.create_task(self.restart(down_s, shutdown_s))
+        cut = self._begin_shutdown()
+        self._restart_task = asyncio.create_task(self._finish_restart(cut, down_s, shutdown_s))
         return self._restart_task
 
     async def restart(self, down_s: float, shutdown_s: float | None = None) -> None:
         """Shut down as Asterisk does, stay down ``down_s``, come back (see the module's doc)."""
-        k = self.knobs
-        shutdown_s = k.shutdown_s if shutdown_s is None else shutdown_s
+        await self.start_restart(down_s, shutdown_s)
+
+    def _begin_shutdown(self) -> list[asyncio.Task[Any]]:
+        """``shutting_down`` from now: actions refused, every call cut (their tasks returned)."""
         self.stats.restarts += 1
         self._set_state(AmiState.SHUTTING_DOWN)
-        if k.shutdown_event_at == "start":
+        if self.knobs.shutdown_event_at == "start":
             self._send_shutdown()
-        await self._cut_everything()
-        await asyncio.sleep(shutdown_s)
+        return self._cut_everything()
+
+    async def _finish_restart(self, cut: list[asyncio.Task[Any]], down_s: float, shutdown_s: float | None) -> None:
+        k = self.knobs
+        shutdown_s = k.shutdown_s if shutdown_s is None else shutdown_s
+        started = time.monotonic()
+        if cut:
+            await asyncio.wait(cut, timeout=shutdown_s or None)
+        await asyncio.sleep(max(0.0, shutdown_s - (time.monotonic() - started)))
         if k.shutdown_event_at != "start":
             self._send_shutdown()
         await self._close_ami()
@@ -250,8 +261,9 @@ class AmiSimulator:
         clean = "Uncleanly" if self.calls or self.inbound else "Cleanly"
         self.broadcast([event("system", "Shutdown", [("Shutdown", clean), ("Restart", "True")])])
 
-    async def _cut_everything(self) -> None:
-        tasks = []
+    def _cut_everything(self) -> list[asyncio.Task[Any]]:
+        """Soft-hang every call for the shutdown (``ast_softhangup_all``); returns their tasks."""
+        tasks: list[asyncio.Task[Any]] = []
         for call in list(self.calls.values()):
             if call.task is not None and not call.task.done():
                 call.cut = "shutdown"
@@ -263,8 +275,7 @@ class AmiSimulator:
                 inbound.cut = "shutdown"
                 inbound.task.cancel()
                 tasks.append(inbound.task)
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        return tasks
 
     # ---- events -----------------------------------------------------------------------------
 
