@@ -81,7 +81,7 @@ async def test_restart_behaves_like_asterisk_shutting_down() -> None:
         _originate(engine, "79000000002", "talk")
         await engine.until(lambda m: any(x.get("Event") == "OriginateResponse" for x in m))  # talk answered
         await asyncio.sleep(0.05)
-        status, body = await _http("POST", f"{sim.http_url}/restart?down_s=0.3&shutdown_s=0.25")
+        status, body = await _http("POST", f"{sim.http_url}/restart?down_s=1&shutdown_s=0.25")
         assert status == 202 and json.loads(body)["state"] == "shutting_down"
         status, body = await _http("POST", f"{sim.http_url}/restart?down_s=1")
         assert (status, body) == (409, "restart: a restart is already running\n")
@@ -126,10 +126,9 @@ async def test_restart_behaves_like_asterisk_shutting_down() -> None:
 async def test_shutdown_event_at_the_start_with_the_knob() -> None:
     async with AmiSimulator(_knobs(shutdown_event_at="start")) as sim:
         c = await AmiClient.login(sim.port, events="system")
-        task = sim.start_restart(down_s=0.0, shutdown_s=0.2)
-        await c.until(lambda m: any(x.get("Event") == "Shutdown" for x in m), timeout_s=0.15)
-        assert sim.state.value == "shutting_down"
-        await task
+        sim.start_restart(down_s=0.0, shutdown_s=1.0)
+        await c.until(lambda m: any(x.get("Event") == "Shutdown" for x in m), timeout_s=0.8)
+        assert sim.state.value == "shutting_down" and not c.closed
         await c.close()
 
 
