@@ -1,5 +1,7 @@
 """An Asterisk look-alike speaking AMI over TCP, with an HTTP control endpoint (aiohttp).
 
+Its connections are :mod:`simulators.ami.session`; its calls :mod:`simulators.ami.calls`.
+
 Login (plain, or MD5 after ``Action: Challenge``) with the ``Events`` mask honoured per
 connection, ``Ping``, async ``Originate`` (the calls of :mod:`simulators.ami.calls`),
 ``CoreShowChannels``, ``Hangup``, ``QueueSummary`` (:mod:`simulators.ami.queues`),
@@ -39,71 +41,18 @@ from simulators.ami.http import control_app
 from simulators.ami.inbound import InboundCall
 from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.queues import Queues
-from simulators.ami.wire import ActionReader, Headers, encode, get, get_all, split_variables
+from simulators.ami.session import Session, event_mask
+from simulators.ami.wire import Headers, encode, get, get_all, split_variables
 from simulators.reach import ReachLedger
 
 log = logging.getLogger("simulators.ami")
 
-_ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
-                          "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
-                          "message"})
-
-
-def _mask(value: str) -> frozenset[str]:
-    v = value.strip().lower()
-    if v in ("", "on", "yes", "true", "all"):
-        return _ALL_CLASSES
-    if v in ("off", "no", "false"):
-        return frozenset()
-    return frozenset(p.strip() for p in v.split(",") if p.strip())
-
-
 class AmiState(enum.Enum):
+    """The server's state; only ``AmiSimulator._set_state`` changes it."""
+
     UP = "up"
     SHUTTING_DOWN = "shutting_down"
     DOWN = "down"
-
-
-class _Session(asyncio.Protocol):
-    def __init__(self, sim: AmiSimulator) -> None:
-        self.sim = sim
-        self.reader = ActionReader()
-        self.transport: asyncio.Transport | None = None
-        self.logged_in = False
-        self.mask: frozenset[str] = frozenset()
-        self.challenge = ""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.sim.sessions.add(self)
-        self.sim.stats.connections += 1
-        transport.write(f"{self.sim.knobs.banner}\r\n".encode())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.sim.sessions.discard(self)
-        self.transport = None
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def reply(self, action: Headers, headers: list[tuple[str, str]]) -> None:
-        action_id = get(action, "ActionID")
-        if action_id:
-            headers = [headers[0], ("ActionID", action_id), *headers[1:]]
-        self.write(encode(headers))
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            actions = self.reader.feed(data)
-        except ValueError:
-            if self.transport is not None:
-                self.transport.close()
-            return
-        self.sim.stats.malformed_lines = self.reader.malformed
-        for action in actions:
-            self.sim.handle(self, action)
 
 
 class AmiSimulator:
@@ -124,7 +73,7 @@ class AmiSimulator:
         self.rng = random.Random(self.knobs.seed)
         self.reach = ReachLedger(self.knobs.reach_log or None)
         self.queues = Queues()
-        self.sessions: set[_Session] = set()
+        self.sessions: set[Session] = set()
         self.calls: dict[str, SimCall] = {}
         self.inbound: dict[str, InboundCall] = {}
         self.state = AmiState.DOWN
@@ -146,7 +95,7 @@ class AmiSimulator:
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Session(self), self.host, self._port)
+        self._server = await loop.create_server(lambda: Session(self), self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
         self._booted_at = time.monotonic()
         self._set_state(AmiState.UP)
@@ -302,7 +251,7 @@ class AmiSimulator:
 
     # ---- actions ----------------------------------------------------------------------------
 
-    def handle(self, s: _Session, action: Headers) -> None:
+    def handle(self, s: Session, action: Headers) -> None:
         name = get(action, "Action").lower()
         if not name:
             s.reply(action, [("Response", "Error"), ("Message", "Missing action in request")])
@@ -337,7 +286,7 @@ class AmiSimulator:
         else:
             s.reply(action, [("Response", "Error"), ("Message", "Invalid/unknown command")])
 
-    def _login(self, s: _Session, action: Headers) -> None:
+    def _login(self, s: Session, action: Headers) -> None:
         k = self.knobs
         if get(action, "AuthType").lower() == "md5":
             expected = hashlib.md5((s.challenge + k.secret).encode()).hexdigest()
@@ -351,7 +300,7 @@ class AmiSimulator:
             if s.transport is not None:
                 s.transport.close()
             return
-        s.logged_in, s.mask = True, _mask(get(action, "Events", "on"))
+        s.logged_in, s.mask = True, event_mask(get(action, "Events", "on"))
         self.stats.logins += 1
         s.reply(action, [("Response", "Success"), ("Message", "Authentication accepted")])
         if "system" in s.mask:
@@ -359,7 +308,7 @@ class AmiSimulator:
             s.write(encode([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
                             ("LastReload", uptime), ("Status", "Fully Booted")]))
 
-    def _originate(self, s: _Session, action: Headers) -> None:
+    def _originate(self, s: Session, action: Headers) -> None:
         k, dial = self.knobs, get(action, "Channel")
         if not dial or "/" not in dial:
             s.reply(action, [("Response", "Error"), ("Message", "Channel not specified")])
@@ -452,7 +401,7 @@ class AmiSimulator:
         if not self.calls:
             self._no_calls.set()
 
-    def _core_show_channels(self, s: _Session, action: Headers) -> None:
+    def _core_show_channels(self, s: Session, action: Headers) -> None:
         s.reply(action, [("Response", "Success"), ("EventList", "start"), ("Message", "Channels will follow")])
         aid = get(action, "ActionID")
         legs = [leg for call in self.calls.values() for leg in call.legs if not leg.hung]
@@ -464,7 +413,7 @@ class AmiSimulator:
         s.write(encode([("Event", "CoreShowChannelsComplete"), ("ActionID", aid), ("EventList", "Complete"),
                         ("ListItems", str(len(legs)))]))
 
-    def _hangup(self, s: _Session, action: Headers) -> None:
+    def _hangup(self, s: Session, action: Headers) -> None:
         name = get(action, "Channel")
         self.stats.hangup_actions += 1
         for call in self.calls.values():
