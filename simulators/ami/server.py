@@ -47,6 +47,7 @@ from simulators.reach import ReachLedger
 
 log = logging.getLogger("simulators.ami")
 
+
 class AmiState(enum.Enum):
     """The server's state; only ``AmiSimulator._set_state`` changes it."""
 
