@@ -10,6 +10,7 @@ the server keeps serving. Values are never echoed back: they may be phone number
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -22,6 +23,8 @@ log = logging.getLogger("simulators")
 
 #: Control bodies are small; anything larger is refused before it is parsed.
 MAX_BODY_BYTES = 64 * 1024
+#: A client that sends its body slower than this is answered 408 (and the handler freed).
+BODY_TIMEOUT_S = 5.0
 
 
 class BadInput(Exception):
@@ -63,7 +66,11 @@ async def json_object(request: web.Request, allowed: Iterable[str] = (),
     An empty body is an empty object."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise BadInput("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            raw = await request.content.read(MAX_BODY_BYTES + 1)
+    except TimeoutError:
+        raise BadInput("body", f"not received within {BODY_TIMEOUT_S:g} s", status=408) from None
     if len(raw) > MAX_BODY_BYTES:
         raise BadInput("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
     if not raw.strip():

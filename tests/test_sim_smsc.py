@@ -39,7 +39,8 @@ class Esme:
 
     @classmethod
     async def bind(cls, sim: SmscSimulator, mode: str = "transceiver", answer_status: int = 0) -> Esme:
-        esme = cls(*await asyncio.open_connection("127.0.0.1", sim.port), answer_status=answer_status)
+        esme = cls(*await asyncio.wait_for(asyncio.open_connection("127.0.0.1", sim.port), 3),
+                   answer_status=answer_status)
         esme._task = asyncio.create_task(esme._read())
         status, _ = await esme.call(f"bind_{mode}", system_id="volna", password="secret", system_type="")
         assert status == 0
