@@ -33,11 +33,13 @@ takes the call for the rest of its talk time (reach event ``operator``); with no
 
 **Shutdown** (``POST /restart``): Asterisk's ``ast_softhangup_all()`` soft-hangs every channel
 with ``AST_SOFTHANGUP_SHUTDOWN`` (``SoftHangupRequest`` Cause 4, ``include/asterisk/channel.h``).
-A call still ringing is cut as a dial that lost its channel: ``;2`` then ``;1`` ``Hangup``
-Cause 0 (nothing set a Q.850 cause), ``OriginateResponse`` Failure **Reason 0** and
-``DialEnd NOANSWER`` (``main/dial.c`` maps cause 0 to ``NOANSWER``; the originate maps an
-unanswered dial with cause 0 to reason 0, as for the unallocated capture) — a failed call, not
-a reach. An answered call ends as above, its first ``SoftHangupRequest`` with Cause 4.
+A call still ringing is then cut as a dial that lost its channel, in the order of the
+unallocated capture: ``SoftHangupRequest`` ``;1`` and ``;2`` (Cause 4), ``Hangup`` ``;2``
+Cause 0 (nothing set a Q.850 cause), ``OriginateResponse`` Failure **Reason 0**, ``DialEnd
+NOANSWER`` (``main/dial.c`` maps cause 0 to ``NOANSWER``; the originate maps an unanswered dial
+with cause 0 to reason 0, as for the unallocated number) and ``Hangup`` ``;1`` Cause 0 — a
+failed call, not a reach. No capture shows this case: it is read from the sources named. An
+answered call ends as above, its first ``SoftHangupRequest`` with Cause 4.
 """
 
 from __future__ import annotations
