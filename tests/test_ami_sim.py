@@ -129,15 +129,25 @@ async def test_core_show_channels_and_hangup_action() -> None:
         await c.close()
 
 
-def _names(msgs: list[Message]) -> list[str]:
-    return [m["Event"] for m in msgs if m.get("Privilege", "").startswith("call,")]
+def _legs(msgs: list[Message]) -> dict[str, list[str]]:
+    """The call-class events of each leg, in order (``;2`` is the half whose id ends ``-2``)."""
+    out: dict[str, list[str]] = {}
+    for m in msgs:
+        if not m.get("Privilege", "").startswith("call,"):
+            continue
+        uid = m.get("Uniqueid") or m.get("DestUniqueid") or m.get("LocalOneUniqueid") or ""
+        out.setdefault(";2" if uid.endswith("-2") else ";1", []).append(m["Event"])
+    return out
 
 
+# Busy follows volna-busy-invalid-noanswer-machine.txt (tests/test_sim_ami_captures.py): on Volna's
+# own dialplan the debtor's half says Busy before the dial starts, unlike 7001's Busy() application.
 @pytest.mark.parametrize(("outcome", "capture"), [
-    ("answered", "7000"), ("busy", "7001"), ("no_answer", "7002"), ("congestion", "7003"), ("failed", "9999"),
+    ("answered", "7000"), ("no_answer", "7002"), ("congestion", "7003"), ("failed", "9999"),
 ])
 async def test_event_sequences_mirror_the_asterisk_captures(outcome: str, capture: str) -> None:
-    """Same events, same order (with shuffling off), same headers as the real Asterisk 22."""
+    """Same events per leg, same order there (with shuffling off), same headers as the real Asterisk 22.
+    (Across legs the order of the hang-ups varies between runs; 7000 and the volna capture differ.)"""
     real = AmiParser().feed((TRANSCRIPTS / f"{capture}.txt").read_bytes() + b"\n")
     knobs = fast_knobs(shuffle=False, steps="", by_number={"79160000001": outcome})
     async with AmiSimulator(knobs) as sim:
@@ -147,7 +157,7 @@ async def test_event_sequences_mirror_the_asterisk_captures(outcome: str, captur
                Priority="1", Async="true", ChannelId="raw", OtherChannelId="raw-2", Timeout="5000")
         msgs = await c.until(lambda m: sum(x.get("Event") == "Hangup" for x in m) == 2)
         await c.close()
-    assert _names(msgs) == _names(real)
+    assert _legs(msgs) == _legs(real)
     real_keys = {m["Event"]: list(m) for m in real if "Event" in m}
     for m in msgs:
         if m.get("Event") in real_keys:

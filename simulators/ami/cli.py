@@ -1,7 +1,8 @@
 """``python -m simulators.ami --port 5038 [--http-port 8091] [--<knob> value …]``, or ``volna sim ami …``.
 
 Serves until SIGINT/SIGTERM; every knob of :class:`simulators.ami.knobs.Knobs` is an option
-(``--busy-share 0.1``, ``--by-number 79160000001=busy,79160000002=no_answer``).
+(``--busy-share 0.1``, ``--by-number 79160000001=busy,79160000002=no_answer``,
+``--reach-log reach-ami.jsonl``, ``--queue-by-context volna-pre_court=debt-operators-court``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simulators.ami", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5038)
-    parser.add_argument("--http-port", type=int, default=None, help="serve GET /stats here")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="serve the HTTP control endpoint (GET /stats, GET /reach, POST /restart, "
+                        "/queues/<name>, /inbound) here (0 = a free port)")
     parser.add_argument("--log-level", default="INFO")
     for f in dataclasses.fields(Knobs):
         flag = "--" + f.name.replace("_", "-")
@@ -60,7 +63,7 @@ async def _serve(sim: AmiSimulator) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with sim:
-        extra = f", stats on {sim.http_url}/stats" if sim._http_port is not None else ""
+        extra = f", control on {sim.http_url} (GET /stats)" if sim._http_port is not None else ""
         print(f"AMI simulator on {sim.host}:{sim.port}{extra}", flush=True)
         await stop.wait()
 

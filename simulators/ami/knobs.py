@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: Outcomes a simulated call can take (``Knobs.by_number`` values).
-OUTCOMES = ("answered", "machine", "busy", "no_answer", "congestion", "invalid", "rejected", "failed")
+OUTCOMES = ("answered", "machine", "busy", "no_answer", "congestion", "invalid", "unallocated", "rejected", "failed")
 
 #: UserEvent names the dialplan compiler emits (engine/ivr.py) — duplicated on purpose.
 EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
@@ -28,7 +28,12 @@ class Knobs:
     busy_share: float = 0.0
     no_answer_share: float = 0.0
     congestion_share: float = 0.0
+    #: A SIP trunk's 404: congestion with cause 1 (Reason 8).
     invalid_share: float = 0.0
+    #: A number that does not exist, as the volna capture shows it (``Hangup(1)`` before answer:
+    #: Reason 0, both legs cause 1) — a share of all calls, and numbers that always are.
+    unallocated_share: float = 0.0
+    unallocated_numbers: str = ""
     rejected_share: float = 0.0
     failed_share: float = 0.0
     machine_share: float = 0.0
@@ -51,7 +56,13 @@ class Knobs:
     key_actions: str = "1:operator,2:sms_payment_details,3:promise_to_pay,9:opt_out"
     steps: str = "greeting,amount,main"
     amd: bool = False
+    #: For a queue never configured over HTTP (``POST /queues/<name>``): does an agent take the
+    #: call (True), or does ``VolnaQueue`` report ``TIMEOUT`` (False)?
     operator_available: bool = True
+    #: The operator queue the dialplan's ``Queue()`` step uses, per Originate ``Context`` (the
+    #: scenario's ``operator.queue``), else ``operator_queue``.
+    operator_queue: str = "debt-operators"
+    queue_by_context: dict[str, str] = field(default_factory=dict)
     # ---- capacity ----
     #: Simultaneous calls; beyond it a call fails with congestion (cause 34). 0 = no limit.
     channel_limit: int = 0
@@ -64,6 +75,16 @@ class Knobs:
     shuffle: bool = True
     #: Close every AMI connection once, right after the N-th Originate was queued (0 = never).
     drop_after_originates: int = 0
+    #: ``POST /restart``: how long Asterisk takes to shut down (AMI open, every action refused
+    #: "Asterisk is shutting down"), and whether the ``Shutdown`` event comes at the end of that
+    #: (``end``: where ``really_quit`` publishes it) or at its start (``start``).
+    shutdown_s: float = 1.1
+    shutdown_event_at: str = "end"
+    #: manager.conf ``timestampevents``: a ``Timestamp: <epoch s.µs>`` header on every event.
+    timestamp_events: bool = False
+    # ---- reach ledger ----
+    #: Append every reach event to this file as one JSON line (empty: in memory only).
+    reach_log: str = ""
     # ---- inbound calls ----
     inbound_per_s: float = 0.0
     inbound_context: str = "from-debtors"
@@ -73,8 +94,15 @@ class Knobs:
     def shares(self) -> list[tuple[str, float]]:
         return [("busy", self.busy_share), ("no_answer", self.no_answer_share),
                 ("congestion", self.congestion_share), ("invalid", self.invalid_share),
+                ("unallocated", self.unallocated_share),
                 ("rejected", self.rejected_share), ("failed", self.failed_share),
                 ("machine", self.machine_share)]
+
+    def unallocated(self) -> frozenset[str]:
+        return frozenset(n.strip().lstrip("+") for n in self.unallocated_numbers.split(",") if n.strip())
+
+    def queue_for(self, context: str) -> str:
+        return self.queue_by_context.get(context, self.operator_queue)
 
     def keys(self) -> list[tuple[str, float]]:
         return _pairs(self.key_mix, float)
@@ -116,6 +144,14 @@ class SimStats:
     hangup_actions: int = 0
     inbound_calls: int = 0
     malformed_lines: int = 0
+    #: ``POST /restart`` s, and actions answered "Asterisk is shutting down" meanwhile.
+    restarts: int = 0
+    refused_shutting_down: int = 0
+    #: Calls cut by a shutdown.
+    cut_by_shutdown: int = 0
+    #: Calls an operator took, and ones the queue refused (``JOINEMPTY`` / ``TIMEOUT``).
+    operator_calls: int = 0
+    queue_summaries: int = 0
     _second: int = -1
     _in_second: int = 0
 

@@ -1,17 +1,33 @@
-"""An Asterisk look-alike speaking AMI over TCP, with ``GET /stats`` over HTTP (aiohttp).
+"""An Asterisk look-alike speaking AMI over TCP, with an HTTP control endpoint (aiohttp).
+
+Its connections are :mod:`simulators.ami.session`; its calls :mod:`simulators.ami.calls`.
 
 Login (plain, or MD5 after ``Action: Challenge``) with the ``Events`` mask honoured per
 connection, ``Ping``, async ``Originate`` (the calls of :mod:`simulators.ami.calls`),
-``CoreShowChannels``, ``Hangup``, ``Logoff``; ``FullyBooted`` after login (a ``system``
-event: a client logged in with ``Events: call,user`` does not get it, as on Asterisk).
-Calls live in the simulator, not in a connection: dropping AMI connections (a fault knob, or
-:meth:`AmiSimulator.drop_connections`) leaves them running, as on a real server.
+``CoreShowChannels``, ``Hangup``, ``QueueSummary`` (:mod:`simulators.ami.queues`),
+``Logoff``; ``FullyBooted`` after login (a ``system`` event: a client logged in with
+``Events: call,user`` does not get it, as on Asterisk). Calls live in the simulator, not in a
+connection: dropping AMI connections (a fault knob, or :meth:`AmiSimulator.drop_connections`)
+leaves them running, as on a real server.
+
+**Restart** (:meth:`AmiSimulator.restart`, ``POST /restart?down_s=2``), as ``core restart now``
+does it (``main/asterisk.c``: ``can_safely_quit`` then ``really_quit``): the server state goes
+``up`` → ``shutting_down``: every action on every connection is answered ``Response: Error`` /
+``Message: Asterisk is shutting down`` (``manager.c`` checks ``ast_shutting_down()`` before it
+looks the action up — the capture ``volna-originate-while-shutting-down.txt``), every call is
+cut (:mod:`simulators.ami.calls`, "Shutdown"); after ``shutdown_s`` (1.1 s, the capture's
+window) the ``Shutdown`` event (class ``system``: ``Shutdown: Cleanly``, ``Restart: True``)
+goes to the sessions whose mask has ``system``, the AMI connections are closed and the port
+stops listening (``down``: connections refused) for ``down_s``; then it listens again
+(``up``) and a login gets ``FullyBooted`` again. The ``shutdown_event_at`` knob moves the
+``Shutdown`` event to the start of the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import logging
 import random
@@ -20,70 +36,35 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.ami.calls import CallRunner, Event, Leg, SimCall, event
+from simulators.ami.calls import CallRunner, Event, Leg, SimCall, event, parse_caller_id
+from simulators.ami.http import control_app
+from simulators.ami.inbound import InboundCall
 from simulators.ami.knobs import Knobs, SimStats
-from simulators.ami.wire import ActionReader, Headers, encode, get, get_all, split_variables
+from simulators.ami.queues import Queues
+from simulators.ami.session import Session, event_mask
+from simulators.ami.wire import Headers, encode, get, get_all, split_variables
+from simulators.reach import ReachLedger
 
 log = logging.getLogger("simulators.ami")
 
-_ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
-                          "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
-                          "message"})
 
+class AmiState(enum.Enum):
+    """The server's state; only ``AmiSimulator._set_state`` changes it."""
 
-def _mask(value: str) -> frozenset[str]:
-    v = value.strip().lower()
-    if v in ("", "on", "yes", "true", "all"):
-        return _ALL_CLASSES
-    if v in ("off", "no", "false"):
-        return frozenset()
-    return frozenset(p.strip() for p in v.split(",") if p.strip())
-
-
-class _Session(asyncio.Protocol):
-    def __init__(self, sim: AmiSimulator) -> None:
-        self.sim = sim
-        self.reader = ActionReader()
-        self.transport: asyncio.Transport | None = None
-        self.logged_in = False
-        self.mask: frozenset[str] = frozenset()
-        self.challenge = ""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.sim.sessions.add(self)
-        self.sim.stats.connections += 1
-        transport.write(f"{self.sim.knobs.banner}\r\n".encode())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.sim.sessions.discard(self)
-        self.transport = None
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def reply(self, action: Headers, headers: list[tuple[str, str]]) -> None:
-        action_id = get(action, "ActionID")
-        if action_id:
-            headers = [headers[0], ("ActionID", action_id), *headers[1:]]
-        self.write(encode(headers))
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            actions = self.reader.feed(data)
-        except ValueError:
-            if self.transport is not None:
-                self.transport.close()
-            return
-        self.sim.stats.malformed_lines = self.reader.malformed
-        for action in actions:
-            self.sim.handle(self, action)
+    UP = "up"
+    SHUTTING_DOWN = "shutting_down"
+    DOWN = "down"
 
 
 class AmiSimulator:
-    """``async with AmiSimulator(Knobs(...)) as sim``: AMI on ``sim.port``, stats on ``sim.http_url``."""
+    """``async with AmiSimulator(Knobs(...)) as sim``: AMI on ``sim.port``, HTTP on ``sim.http_url``.
+
+    ``sim.reach`` is the reach ledger (:mod:`simulators.reach`): ``answered`` (a person
+    answered, the IVR ran), ``machine`` (an answering machine answered), ``operator`` (an agent
+    took the call; recorded besides ``answered``), each with the call's ``ChannelId`` as
+    ``ref`` and the dialled digits as ``number``; busy, no answer, congestion and bad numbers
+    reach nobody. ``sim.queues`` holds the operator queues.
+    """
 
     def __init__(self, knobs: Knobs | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  http_port: int | None = None) -> None:
@@ -91,49 +72,69 @@ class AmiSimulator:
         self.stats = SimStats()
         self.host, self._port, self._http_port = host, port, http_port
         self.rng = random.Random(self.knobs.seed)
-        self.sessions: set[_Session] = set()
+        self.reach = ReachLedger(self.knobs.reach_log or None)
+        self.queues = Queues()
+        self.sessions: set[Session] = set()
         self.calls: dict[str, SimCall] = {}
+        self.inbound: dict[str, InboundCall] = {}
+        self.state = AmiState.DOWN
+        self._booted_at = time.monotonic()
         self._seq = 0
         self._dropped = False
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inbound_task: asyncio.Task[None] | None = None
+        self._restart_task: asyncio.Task[None] | None = None
         self._no_calls = asyncio.Event()
 
     # ---- lifecycle --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> AmiSimulator:
+    def _set_state(self, state: AmiState) -> None:
+        log.info("AMI simulator %s → %s", self.state.value, state.value)
+        self.state = state
+
+    async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Session(self), self.host, self._port)
+        self._server = await loop.create_server(lambda: Session(self), self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
+        self._booted_at = time.monotonic()
+        self._set_state(AmiState.UP)
+
+    async def __aenter__(self) -> AmiSimulator:
+        await self._listen()
         if self._http_port is not None:
-            app = web.Application()
-            app.add_routes([web.get("/stats", self._stats)])
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(control_app(self), access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self._http_port)
             await site.start()
-            self._http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._http_port = self._runner.addresses[0][1]
         self._inbound_task = asyncio.create_task(self._inbound_loop())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._inbound_task is not None:
-            self._inbound_task.cancel()
+        for task in (self._inbound_task, self._restart_task):
+            if task is not None:
+                task.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._inbound_task is not None:
-            await asyncio.gather(self._inbound_task, return_exceptions=True)
+        await asyncio.gather(*(t for t in (self._inbound_task, self._restart_task) if t is not None),
+                             return_exceptions=True)
+        await self._close_ami()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.reach.close()
+
+    async def _close_ami(self) -> None:
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        if self._runner is not None:
-            await self._runner.cleanup()
+            server, self._server = self._server, None
+            server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
 
     @property
     def port(self) -> int:
@@ -165,11 +166,75 @@ class AmiSimulator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_calls.wait(), timeout_s)
 
+    # ---- restart ----------------------------------------------------------------------------
+
+    @property
+    def restarting(self) -> bool:
+        return self._restart_task is not None and not self._restart_task.done()
+
+    def start_restart(self, down_s: float, shutdown_s: float | None = None) -> asyncio.Task[None]:
+        """Begin :meth:`restart` now (the state is ``shutting_down`` on return); the rest runs
+        in the background (the HTTP control endpoint's way)."""
+        if self.restarting:
+            raise RuntimeError("a restart is already running")
+        cut = self._begin_shutdown()
+        self._restart_task = asyncio.create_task(self._finish_restart(cut, down_s, shutdown_s))
+        return self._restart_task
+
+    async def restart(self, down_s: float, shutdown_s: float | None = None) -> None:
+        """Shut down as Asterisk does, stay down ``down_s``, come back (see the module's doc)."""
+        await self.start_restart(down_s, shutdown_s)
+
+    def _begin_shutdown(self) -> list[asyncio.Task[Any]]:
+        """``shutting_down`` from now: actions refused, every call cut (their tasks returned)."""
+        self.stats.restarts += 1
+        self._set_state(AmiState.SHUTTING_DOWN)
+        if self.knobs.shutdown_event_at == "start":
+            self._send_shutdown()
+        return self._cut_everything()
+
+    async def _finish_restart(self, cut: list[asyncio.Task[Any]], down_s: float, shutdown_s: float | None) -> None:
+        k = self.knobs
+        shutdown_s = k.shutdown_s if shutdown_s is None else shutdown_s
+        started = time.monotonic()
+        if cut:
+            await asyncio.wait(cut, timeout=shutdown_s or None)
+        await asyncio.sleep(max(0.0, shutdown_s - (time.monotonic() - started)))
+        if k.shutdown_event_at != "start":
+            self._send_shutdown()
+        await self._close_ami()
+        self._set_state(AmiState.DOWN)
+        await asyncio.sleep(down_s)
+        await self._listen()
+
+    def _send_shutdown(self) -> None:
+        clean = "Uncleanly" if self.calls or self.inbound else "Cleanly"
+        self.broadcast([event("system", "Shutdown", [("Shutdown", clean), ("Restart", "True")])])
+
+    def _cut_everything(self) -> list[asyncio.Task[Any]]:
+        """Soft-hang every call for the shutdown (``ast_softhangup_all``); returns their tasks."""
+        tasks: list[asyncio.Task[Any]] = []
+        for call in list(self.calls.values()):
+            if call.task is not None and not call.task.done():
+                call.cut = "shutdown"
+                call.task.cancel()
+                tasks.append(call.task)
+                self.stats.cut_by_shutdown += 1
+        for inbound in list(self.inbound.values()):
+            if inbound.task is not None and not inbound.task.done():
+                inbound.cut = "shutdown"
+                inbound.task.cancel()
+                tasks.append(inbound.task)
+        return tasks
+
     # ---- events -----------------------------------------------------------------------------
 
     def broadcast(self, events: list[Event]) -> None:
         if not events:
             return
+        if self.knobs.timestamp_events:
+            stamp = ("Timestamp", f"{time.time():.6f}")
+            events = [(klass, [*headers[:2], stamp, *headers[2:]]) for klass, headers in events]
         encoded = [(klass, encode(headers)) for klass, headers in events]
         for session in list(self.sessions):
             if not session.logged_in:
@@ -179,35 +244,26 @@ class AmiSimulator:
                 session.write(b"".join(chunk))
                 self.stats.events_sent += len(chunk)
 
+    def reached(self, call: SimCall, kind: str) -> None:
+        """A contact reached the number of ``call``: into the reach ledger."""
+        self.reach.record(call.digits, "ivr", kind, call.uid)
+        if kind == "operator":
+            self.stats.operator_calls += 1
+
     # ---- actions ----------------------------------------------------------------------------
 
-    def handle(self, s: _Session, action: Headers) -> None:
+    def handle(self, s: Session, action: Headers) -> None:
         name = get(action, "Action").lower()
-        k = self.knobs
         if not name:
             s.reply(action, [("Response", "Error"), ("Message", "Missing action in request")])
+        elif self.state is not AmiState.UP:
+            self.stats.refused_shutting_down += 1
+            s.reply(action, [("Response", "Error"), ("Message", "Asterisk is shutting down")])
         elif name == "challenge":
             s.challenge = str(self.rng.randrange(10**8, 10**9))
             s.reply(action, [("Response", "Success"), ("Challenge", s.challenge)])
         elif name == "login":
-            if get(action, "AuthType").lower() == "md5":
-                expected = hashlib.md5((s.challenge + k.secret).encode()).hexdigest()
-                ok = bool(s.challenge) and get(action, "Key").lower() == expected
-            else:
-                ok = get(action, "Secret") == k.secret
-            ok = ok and get(action, "Username") == k.username
-            if not ok:
-                self.stats.login_failures += 1
-                s.reply(action, [("Response", "Error"), ("Message", "Authentication failed")])
-                if s.transport is not None:
-                    s.transport.close()
-                return
-            s.logged_in, s.mask = True, _mask(get(action, "Events", "on"))
-            self.stats.logins += 1
-            s.reply(action, [("Response", "Success"), ("Message", "Authentication accepted")])
-            if "system" in s.mask:
-                s.write(encode([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "1"),
-                                ("LastReload", "1"), ("Status", "Fully Booted")]))
+            self._login(s, action)
         elif name == "logoff":
             s.reply(action, [("Response", "Goodbye"), ("Message", "Thanks for all the fish.")])
             if s.transport is not None:
@@ -222,10 +278,38 @@ class AmiSimulator:
             self._core_show_channels(s, action)
         elif name == "hangup":
             self._hangup(s, action)
+        elif name == "queuesummary":
+            self.stats.queue_summaries += 1
+            s.reply(action, [("Response", "Success"), ("EventList", "start"),
+                             ("Message", "Queue summary will follow")])
+            for headers in self.queues.summary(get(action, "ActionID"), get(action, "Queue")):
+                s.write(encode(headers))
         else:
             s.reply(action, [("Response", "Error"), ("Message", "Invalid/unknown command")])
 
-    def _originate(self, s: _Session, action: Headers) -> None:
+    def _login(self, s: Session, action: Headers) -> None:
+        k = self.knobs
+        if get(action, "AuthType").lower() == "md5":
+            expected = hashlib.md5((s.challenge + k.secret).encode()).hexdigest()
+            ok = bool(s.challenge) and get(action, "Key").lower() == expected
+        else:
+            ok = get(action, "Secret") == k.secret
+        ok = ok and get(action, "Username") == k.username
+        if not ok:
+            self.stats.login_failures += 1
+            s.reply(action, [("Response", "Error"), ("Message", "Authentication failed")])
+            if s.transport is not None:
+                s.transport.close()
+            return
+        s.logged_in, s.mask = True, event_mask(get(action, "Events", "on"))
+        self.stats.logins += 1
+        s.reply(action, [("Response", "Success"), ("Message", "Authentication accepted")])
+        if "system" in s.mask:
+            uptime = str(int(time.monotonic() - self._booted_at))
+            s.write(encode([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
+                            ("LastReload", uptime), ("Status", "Fully Booted")]))
+
+    def _originate(self, s: Session, action: Headers) -> None:
         k, dial = self.knobs, get(action, "Channel")
         if not dial or "/" not in dial:
             s.reply(action, [("Response", "Error"), ("Message", "Channel not specified")])
@@ -253,11 +337,12 @@ class AmiSimulator:
             uid2=get(action, "OtherChannelId") or f"{uid}-2", context=get(action, "Context"),
             exten=get(action, "Exten", "s"), variables=split_variables(get_all(action, "Variable")),
             timeout_s=timeout_s, outcome=outcome, keys=keys, cause=cause,
+            caller_id=parse_caller_id(get(action, "CallerID")),
         )
         self.calls[uid] = call
         self._no_calls.clear()
         self.stats.call_started()
-        runner = CallRunner(call, k, self.rng, self.broadcast, self._seq, self._call_done)
+        runner = CallRunner(call, self, self.rng, self._seq, self._call_done)
         sync = get(action, "Async").lower() not in ("true", "yes", "1")
 
         async def start() -> None:
@@ -286,6 +371,8 @@ class AmiSimulator:
         forced = self.knobs.by_number.get(digits)
         if forced:
             return forced, None
+        if digits in self.knobs.unallocated():
+            return "unallocated", None
         r, acc = self.rng.random(), 0.0
         for name, share in self.knobs.shares():
             acc += share
@@ -301,12 +388,13 @@ class AmiSimulator:
                 return key
         return ""
 
-    def _spawn(self, coro: Any, call: SimCall | None = None) -> None:
+    def _spawn(self, coro: Any, call: SimCall | None = None) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if call is not None:
             call.task = task
+        return task
 
     def _call_done(self, call: SimCall) -> None:
         if self.calls.pop(call.uid, None) is not None:
@@ -314,10 +402,11 @@ class AmiSimulator:
         if not self.calls:
             self._no_calls.set()
 
-    def _core_show_channels(self, s: _Session, action: Headers) -> None:
+    def _core_show_channels(self, s: Session, action: Headers) -> None:
         s.reply(action, [("Response", "Success"), ("EventList", "start"), ("Message", "Channels will follow")])
         aid = get(action, "ActionID")
         legs = [leg for call in self.calls.values() for leg in call.legs if not leg.hung]
+        legs += [c.leg for c in self.inbound.values() if not c.leg.hung]
         for leg in legs:
             s.write(encode([("Event", "CoreShowChannel"), ("ActionID", aid), *leg.headers(),
                             ("Application", "AppDial" if leg.state != 6 else "Playback"), ("ApplicationData", ""),
@@ -325,7 +414,7 @@ class AmiSimulator:
         s.write(encode([("Event", "CoreShowChannelsComplete"), ("ActionID", aid), ("EventList", "Complete"),
                         ("ListItems", str(len(legs)))]))
 
-    def _hangup(self, s: _Session, action: Headers) -> None:
+    def _hangup(self, s: Session, action: Headers) -> None:
         name = get(action, "Channel")
         self.stats.hangup_actions += 1
         for call in self.calls.values():
@@ -337,39 +426,37 @@ class AmiSimulator:
 
     # ---- inbound calls ----------------------------------------------------------------------
 
-    async def inbound_call(self, number: str, did: str | None = None, talk_s: float = 0.05) -> None:
-        """A debtor calls in: ``Newchannel`` in the inbound context, answer, hang up."""
+    def start_inbound(self, number: str, did: str | None = None, talk_s: float = 0.05,
+                      ring_s: float | None = None) -> InboundCall:
+        """A debtor calls in (:mod:`simulators.ami.inbound`); returns the call, already running."""
         k = self.knobs
         self._seq += 1
         self.stats.inbound_calls += 1
         uid = f"{int(time.time())}.{self._seq}"
         leg = Leg(f"PJSIP/carrier-{self._seq:08x}", uid, uid, k.inbound_context, did or k.inbound_did, state=4,
                   cid=number)
-        self.broadcast([event("call", "Newchannel", leg.headers())])
-        await asyncio.sleep(talk_s)
-        leg.state = 6
-        self.broadcast([event("call", "Newstate", leg.headers())])
-        await asyncio.sleep(talk_s)
-        self.broadcast([event("call", "Hangup", leg.headers(), [("Cause", "16"), ("Cause-txt", "Normal Clearing")])])
+        call = InboundCall(leg, did or k.inbound_did, talk_s if ring_s is None else ring_s, talk_s, self.broadcast)
+        self.inbound[uid] = call
+        task = self._spawn(call.run())
+        call.task = task
+        task.add_done_callback(lambda _t: self.inbound.pop(uid, None))
+        return call
+
+    async def inbound_call(self, number: str, did: str | None = None, talk_s: float = 0.05) -> None:
+        """A debtor calls in and hangs up after ``talk_s``: returns when the call is over."""
+        call = self.start_inbound(number, did, talk_s)
+        assert call.task is not None
+        await asyncio.wait([call.task])
 
     async def _inbound_loop(self) -> None:
         i = 0
         while True:
             rate = self.knobs.inbound_per_s
-            if rate <= 0:
+            if rate <= 0 or self.state is not AmiState.UP:
                 await asyncio.sleep(0.2)
                 continue
             numbers = [n.strip() for n in self.knobs.inbound_numbers.split(",") if n.strip()]
             if numbers:
-                self._spawn(self.inbound_call(numbers[i % len(numbers)]))
+                self.start_inbound(numbers[i % len(numbers)])
                 i += 1
             await asyncio.sleep(1.0 / rate)
-
-    # ---- HTTP -------------------------------------------------------------------------------
-
-    async def _stats(self, request: web.Request) -> web.Response:
-        per_number = request.query.get("per_number") in ("1", "true")
-        return web.json_response({**self.stats.to_json(per_number=per_number), "calls": len(self.calls),
-                                  "sessions": len(self.sessions), "knobs": self.knobs.to_json()})
-
-

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 
 import aiohttp
 
@@ -43,14 +44,27 @@ class Outbox:
             await self._session.close()
             self._session = None
 
-    def schedule(self, provider: str, delay_s: float, url: str | None, body: bytes, headers: dict[str, str]) -> None:
+    def schedule(self, provider: str, delay_s: float, url: str | None, body: bytes, headers: dict[str, str],
+                 on_due: Callable[[], None] | None = None) -> None:
+        """Post ``body`` to ``url`` after ``delay_s``; ``on_due`` runs when it is due (before the
+        first attempt) — even without a ``url``: what the webhook reports happened all the same."""
         if url is None:
+            if on_due is not None:
+                self._track(asyncio.create_task(self._due_only(delay_s, on_due)))
             return
         self.pending += 1
         self._idle.clear()
-        task = asyncio.create_task(self._deliver(provider, delay_s, url, body, headers))
+        self._track(asyncio.create_task(self._deliver(provider, delay_s, url, body, headers, on_due)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _due_only(delay_s: float, on_due: Callable[[], None]) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        on_due()
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """True once every scheduled webhook was answered (or given up) within ``timeout_s``."""
@@ -61,10 +75,13 @@ class Outbox:
             return False
         return True
 
-    async def _deliver(self, provider: str, delay_s: float, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async def _deliver(self, provider: str, delay_s: float, url: str, body: bytes, headers: dict[str, str],
+                       on_due: Callable[[], None] | None) -> None:
         try:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
+            if on_due is not None:
+                on_due()
             assert self._session is not None and self._gate is not None
             for attempt in range(self.knobs.webhook_attempts):
                 async with self._gate:

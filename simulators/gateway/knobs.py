@@ -80,6 +80,14 @@ class Knobs:
     #: Deliveries of one webhook tried this many times (a non-2xx answer or no connection).
     webhook_attempts: int = 3
     webhook_concurrency: int = 64
+    # ---- inbound WhatsApp messages (POST /inbound/whatsapp) ----
+    #: The business number they are addressed to (``metadata`` of the webhook) unless the
+    #: request names a ``phone_number_id``.
+    wa_phone_number_id: str = "106540352242922"
+    wa_display_phone_number: str = "15550000000"
+    # ---- reach ledger ----
+    #: Append every reach event to this file as one JSON line (empty: in memory only).
+    reach_log: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -105,6 +113,8 @@ class SimStats:
     webhooks_sent: Counter[str] = field(default_factory=Counter)
     webhooks_failed: Counter[str] = field(default_factory=Counter)
     webhook_statuses: Counter[str] = field(default_factory=Counter)
+    #: Inbound messages posted to the engine (``POST /inbound/whatsapp``), per provider.
+    inbound: Counter[str] = field(default_factory=Counter)
 
     def accepted_total(self, provider: str) -> int:
         return sum(self.accepted[provider].values())
@@ -129,6 +139,7 @@ class SimStats:
             }
             if per_number:
                 out[provider]["per_number"] = dict(self.accepted[provider])
+            out[provider]["inbound"] = self.inbound[provider]
         out["logins"] = self.logins
         out["webhook_statuses"] = dict(self.webhook_statuses)
         return out

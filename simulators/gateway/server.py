@@ -7,11 +7,13 @@ from types import TracebackType
 
 from aiohttp import web
 
+from simulators.control import one_line_errors
 from simulators.gateway.callbacks import Outbox
 from simulators.gateway.faults import Faults
 from simulators.gateway.knobs import Knobs, SimStats, has_account
 from simulators.gateway.viber import ViberApi
 from simulators.gateway.whatsapp import WhatsAppApi
+from simulators.reach import ReachLedger
 
 
 class GatewaySimulator:
@@ -26,12 +28,18 @@ class GatewaySimulator:
         self.host = host
         self.port = port
         self.stats = SimStats()
+        self.reach = ReachLedger(self.knobs.reach_log or None)
+        self._reached: set[tuple[str, str, str]] = set()  # (provider, ref, kind): once each
         self.faults = Faults(self.knobs, random.Random(self.knobs.seed))
+        quiet = Faults(self.knobs, random.Random(self.knobs.seed + 1))
         self.outbox = Outbox(self.knobs, self.stats)
-        self.whatsapp = WhatsAppApi(self.knobs, self.stats, self.faults, self.outbox)
-        self.viber = ViberApi(self.knobs, self.stats, self.faults, self.outbox)
-        self.app = web.Application()
-        self.app.add_routes([web.get("/stats", self._stats), *self.viber.routes(), *self.whatsapp.routes()])
+        self.whatsapp = WhatsAppApi(self.knobs, self.stats, self.faults, self.outbox, quiet_faults=quiet,
+                                    reached=self._reach)
+        self.viber = ViberApi(self.knobs, self.stats, self.faults, self.outbox, quiet_faults=quiet,
+                              reached=self._reach)
+        self.app = web.Application(middlewares=[one_line_errors])
+        self.app.add_routes([web.get("/stats", self._stats), web.get("/reach", self.reach.http_get),
+                             *self.viber.routes(), *self.whatsapp.routes()])
         self._runner: web.AppRunner | None = None
 
     @property
@@ -53,6 +61,7 @@ class GatewaySimulator:
             runner, self._runner = self._runner, None
             await runner.cleanup()
         await self.outbox.stop()
+        self.reach.close()
 
     async def __aenter__(self) -> GatewaySimulator:
         return await self.start()
@@ -74,6 +83,13 @@ class GatewaySimulator:
     async def wait_webhooks(self, timeout_s: float = 10.0) -> bool:
         """True once every scheduled webhook has been answered (or given up)."""
         return await self.outbox.wait_idle(timeout_s)
+
+    def _reach(self, number: str, provider: str, kind: str, ref: str) -> None:
+        """A status callback became due: the message reached its number (once per kind)."""
+        if (provider, ref, kind) in self._reached:
+            return
+        self._reached.add((provider, ref, kind))
+        self.reach.record(number, provider, kind, ref)
 
     async def _stats(self, request: web.Request) -> web.Response:
         per_number = request.query.get("per_number", "1") != "0"

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -31,10 +32,15 @@ def dlr_payload(request_id: str, phone: str, status: str, service_type: str) -> 
 
 
 class ViberApi:
-    def __init__(self, knobs: Knobs, stats: SimStats, faults: Faults, outbox: Outbox) -> None:
+    def __init__(self, knobs: Knobs, stats: SimStats, faults: Faults, outbox: Outbox, *,
+                 quiet_faults: Faults | None = None,
+                 reached: Callable[[str, str, str, str], None] | None = None) -> None:
         self.knobs = knobs
         self.stats = stats
         self.faults = faults
+        # Plans for messages nobody will get a report about draw from their own generator.
+        self.quiet_faults = quiet_faults or faults
+        self.reached = reached
         self.outbox = outbox
         self.tokens: dict[str, float] = {}  # JWT → expiry (monotonic)
         self.messages: dict[str, str] = {}  # request_id → phone digits
@@ -109,9 +115,8 @@ class ViberApi:
                                  status=refusal.status)
 
     def _schedule_reports(self, request_id: str, phone: str, method: str, account: bool) -> None:
-        k, f = self.knobs, self.faults
-        if k.viber_webhook_url is None:
-            return
+        k = self.knobs
+        f = self.faults if k.viber_webhook_url is not None else self.quiet_faults
         delivered_at = f.between(k.delivered_min_s, k.delivered_max_s)
         if f.chance(k.late_share):
             delivered_at += k.late_after_s
@@ -127,15 +132,23 @@ class ViberApi:
             plan = [(delivered_at, "delivered")] + ([(read_at, "seen")] if f.chance(k.read_share) else [])
         duplicate = f.chance(k.duplicate_share)
         for at, status in plan:
-            self._post(at, dlr_payload(request_id, phone, status, method))
+            due = self._reach(phone, status, request_id)
+            self._post(at, dlr_payload(request_id, phone, status, method), due)
             if duplicate:
-                self._post(at + 0.01, dlr_payload(request_id, phone, status, method))
+                self._post(at + 0.01, dlr_payload(request_id, phone, status, method), due)
 
-    def _post(self, delay_s: float, payload: dict[str, Any]) -> None:
+    def _reach(self, phone: str, status: str, request_id: str) -> Callable[[], None] | None:
+        kind = {"delivered": "delivered", "seen": "read"}.get(status)
+        reached = self.reached
+        if reached is None or kind is None:
+            return None
+        return lambda: reached(phone, PROVIDER, kind, request_id)
+
+    def _post(self, delay_s: float, payload: dict[str, Any], on_due: Callable[[], None] | None = None) -> None:
         raw = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Authorization": self.knobs.viber_callback_token,
                    "X-Volna-Signature": hmac_sha256_header(self.knobs.viber_hmac_secret, raw)}
-        self.outbox.schedule(PROVIDER, delay_s, self.knobs.viber_webhook_url, raw, headers)
+        self.outbox.schedule(PROVIDER, delay_s, self.knobs.viber_webhook_url, raw, headers, on_due)
 
 
 def _invalid(body: Any) -> dict[str, Any] | None:

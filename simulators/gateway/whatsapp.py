@@ -2,6 +2,14 @@
 
 Answers as the Cloud API does (Graph error objects with ``error.code``), and posts
 status webhooks (``WebhookPayload`` of Meta's spec) signed with ``X-Hub-Signature-256``.
+
+``POST /inbound/whatsapp`` (a control endpoint, not Meta's) makes a user's text message
+arrive: the ``messages`` webhook with ``metadata``, ``contacts[{profile: {name}, wa_id}]`` and
+``messages[{from, id, timestamp, type: text, text: {body}}]``, as the spec's "Text Message"
+example of ``/whatsapp/webhooks`` has it. (The spec's ``WebhookPayload`` schema rejects every
+inbound text message, its own example included: ``IncomingMessage`` points at the outbound
+``TextMessage``; ``tests/test_sim_gateway.py`` mends that reference to the inbound
+``TextMessage_2`` / ``BaseMessageProperties_1`` and validates against the result.)
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from simulators.control import BadInput, Conflict, json_object, phone_in, text_in
 from simulators.gateway.callbacks import Outbox, hmac_sha256_header
 from simulators.gateway.faults import Faults, Refusal
 from simulators.gateway.knobs import Knobs, SimStats, digits, has_account
@@ -56,17 +66,43 @@ def status_payload(phone_number_id: str, message_id: str, recipient: str, status
             "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}]}
 
 
+def new_message_id() -> str:
+    return "wamid." + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+
+
+def inbound_text_payload(phone_number_id: str, display_phone_number: str, sender: str, name: str,
+                         message_id: str, text: str) -> dict[str, Any]:
+    """A text message from a WhatsApp user, as the Cloud API's ``messages`` webhook has it
+    (``entry[].changes[].value`` with ``metadata``, ``contacts[]`` and ``messages[]``)."""
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
+             "contacts": [{"profile": {"name": name}, "wa_id": sender}],
+             "messages": [{"from": sender, "id": message_id, "timestamp": str(int(time.time())), "type": "text",
+                           "text": {"body": text}}]}
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}]}
+
+
+Reached = Callable[[str, str, str, str], None]  # (number, channel, kind, ref)
+
+
 class WhatsAppApi:
-    def __init__(self, knobs: Knobs, stats: SimStats, faults: Faults, outbox: Outbox) -> None:
+    def __init__(self, knobs: Knobs, stats: SimStats, faults: Faults, outbox: Outbox, *,
+                 quiet_faults: Faults | None = None, reached: Reached | None = None) -> None:
         self.knobs = knobs
         self.stats = stats
         self.faults = faults
+        # Plans for messages nobody will get a webhook about draw from their own generator, so
+        # the sequence of faults a test relies on does not move.
+        self.quiet_faults = quiet_faults or faults
         self.outbox = outbox
+        self.reached = reached
         self.messages: dict[str, str] = {}  # message id → recipient digits
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/{version}/{phone_number_id}/messages", self.send),
-                web.get("/{version}/{phone_number_id}", self.phone_number)]
+                web.get("/{version}/{phone_number_id}", self.phone_number),
+                web.post("/inbound/whatsapp", self.inbound)]
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.knobs.wa_token}"
@@ -101,7 +137,7 @@ class WhatsAppApi:
             self.stats.no_account[PROVIDER] += 1
             return graph_error(400, 131026, "Message Undeliverable.")
         # Accepted from here on.
-        message_id = "wamid." + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+        message_id = new_message_id()
         self.stats.accepted[PROVIDER][to] += 1
         self.messages[message_id] = to
         if not account:
@@ -125,9 +161,8 @@ class WhatsAppApi:
     # ---- status webhooks -------------------------------------------------------------------
 
     def _schedule_statuses(self, phone_number_id: str, message_id: str, to: str, account: bool) -> None:
-        k, f = self.knobs, self.faults
-        if k.whatsapp_webhook_url is None:
-            return
+        k = self.knobs
+        f = self.faults if k.whatsapp_webhook_url is not None else self.quiet_faults
         plan: list[tuple[float, str, list[dict[str, Any]] | None]] = []
         if k.emit_sent:
             plan.append((0.0, "sent", None))
@@ -150,14 +185,43 @@ class WhatsAppApi:
                     plan.append((read_at, "read", None))
         duplicate = f.chance(k.duplicate_share)
         for at, status, errors in plan:
-            self._post(at, status_payload(phone_number_id, message_id, to, status, errors))
+            due = self._reach(to, status, message_id)
+            self._post(at, status_payload(phone_number_id, message_id, to, status, errors), due)
             if duplicate and status != "sent":
-                self._post(at + 0.01, status_payload(phone_number_id, message_id, to, status, errors))
+                self._post(at + 0.01, status_payload(phone_number_id, message_id, to, status, errors), due)
 
-    def _post(self, delay_s: float, payload: dict[str, Any]) -> None:
+    def _reach(self, to: str, status: str, message_id: str) -> Callable[[], None] | None:
+        reached = self.reached
+        if reached is None or status not in ("delivered", "read"):
+            return None
+        return lambda: reached(to, PROVIDER, status, message_id)
+
+    def _post(self, delay_s: float, payload: dict[str, Any], on_due: Callable[[], None] | None = None) -> None:
         raw = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"X-Hub-Signature-256": hmac_sha256_header(self.knobs.app_secret, raw)}
-        self.outbox.schedule(PROVIDER, delay_s, self.knobs.whatsapp_webhook_url, raw, headers)
+        self.outbox.schedule(PROVIDER, delay_s, self.knobs.whatsapp_webhook_url, raw, headers, on_due)
+
+    # ---- inbound messages --------------------------------------------------------------------
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        """``POST /inbound/whatsapp`` ``{"from": "79161234567", "text": "STOP"}`` (optional
+        ``phone_number_id``, ``name``): a WhatsApp user writes to the business; the webhook is
+        posted at once, signed like the status webhooks."""
+        body = await json_object(request, allowed=("from", "text", "phone_number_id", "name"),
+                                 required=("from", "text"))
+        sender = phone_in(body, "from", min_digits=8, max_digits=15)
+        text = text_in(body, "text", max_len=4096)
+        name = text_in(body, "name", max_len=256, default="WhatsApp User")
+        phone_number_id = body.get("phone_number_id", self.knobs.wa_phone_number_id)
+        if not isinstance(phone_number_id, str) or not phone_number_id.isdigit() or len(phone_number_id) > 32:
+            raise BadInput("phone_number_id", "expected 1 to 32 digits")
+        if self.knobs.whatsapp_webhook_url is None:
+            raise Conflict("whatsapp_webhook_url", "not set: nowhere to post the message")
+        message_id = new_message_id()
+        self._post(0.0, inbound_text_payload(phone_number_id, self.knobs.wa_display_phone_number, sender, name,
+                                             message_id, text))
+        self.stats.inbound[PROVIDER] += 1
+        return web.json_response({"message_id": message_id, "phone_number_id": phone_number_id}, status=202)
 
 
 def _invalid(body: Any) -> str | None:

@@ -2,7 +2,7 @@
 
 Every knob of :class:`~simulators.smsc.knobs.Knobs` is an option (``--tps-limit 100``,
 ``--id-format hex``, ``--undelivered-share 0.1``); accounts are ``--account system_id:password``
-(repeatable; default ``volna:secret``).
+(repeatable; default ``volna:secret``); ``--reach-log reach-sms.jsonl`` appends the reach ledger.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2775)
-    parser.add_argument("--http-port", type=int, default=None, help="serve GET /stats here (0 = a free port)")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="serve the HTTP control endpoint (GET /stats, /reach, /binds, POST /mo) here "
+                        "(0 = a free port)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--tls-cert", help="serve SMPP over TLS with this certificate (PEM) …")
     parser.add_argument("--tls-key", help="… and this private key (PEM)")

@@ -183,11 +183,27 @@ def parse_data_sm(body: bytes) -> Message:
                    tlvs.get(TLV_MESSAGE_PAYLOAD, b""), tlvs)
 
 
+ESM_MO: Final = 0x00  # default message type, store and forward: a mobile-originated message
+
+TonNpi = tuple[int, int]
+
+
+def ton_npi(address: str, *, short_code_max: int = 0) -> TonNpi:
+    """International number: TON 1 / NPI 1 (E.164); alphanumeric: 5 / 0; a digit string of at
+    most ``short_code_max`` digits (a short code): TON 0 unknown / NPI 1."""
+    if not address.isdigit():
+        return 5, 0
+    return (0, 1) if len(address) <= short_code_max else (1, 1)
+
+
 def deliver_sm_body(source: str, destination: str, esm_class: int, data_coding: int, short_message: bytes,
-                    tlvs: bytes = b"") -> bytes:
+                    tlvs: bytes = b"", *, source_ton_npi: TonNpi | None = None,
+                    dest_ton_npi: TonNpi | None = None) -> bytes:
     """A deliver_sm body (international numbers: TON 1 / NPI 1; alphanumeric: 5 / 0)."""
-    src_ton, src_npi = (1, 1) if source.isdigit() else (5, 0)
-    dst_ton, dst_npi = (1, 1) if destination.isdigit() else (5, 0)
+    if len(short_message) > 254:
+        raise CodecError("short_message longer than 254 octets")
+    src_ton, src_npi = source_ton_npi or ton_npi(source)
+    dst_ton, dst_npi = dest_ton_npi or ton_npi(destination)
     return b"".join((
         b"\x00",  # service_type
         bytes((src_ton, src_npi)), cstr(source),
@@ -199,9 +215,10 @@ def deliver_sm_body(source: str, destination: str, esm_class: int, data_coding: 
     ))
 
 
-def data_sm_body(source: str, destination: str, esm_class: int, data_coding: int, tlvs: bytes) -> bytes:
-    src_ton, src_npi = (1, 1) if source.isdigit() else (5, 0)
-    dst_ton, dst_npi = (1, 1) if destination.isdigit() else (5, 0)
+def data_sm_body(source: str, destination: str, esm_class: int, data_coding: int, tlvs: bytes, *,
+                 source_ton_npi: TonNpi | None = None, dest_ton_npi: TonNpi | None = None) -> bytes:
+    src_ton, src_npi = source_ton_npi or ton_npi(source)
+    dst_ton, dst_npi = dest_ton_npi or ton_npi(destination)
     return b"".join((
         b"\x00",
         bytes((src_ton, src_npi)), cstr(source),

@@ -63,6 +63,13 @@ class Knobs:
     garbage_kind: str = "unknown_command"
     #: Stop answering anything (binds included) while true.
     silent: bool = False
+    # ---- MO (POST /mo) ----
+    #: Where the parts of one MO message go when the request names no bind per part: all on
+    #: one bind ("same", round-robin per message) or each on the next bind ("round_robin").
+    mo_parts_routing: str = "same"
+    # ---- reach ledger ----
+    #: Append every reach event to this file as one JSON line (empty: in memory only).
+    reach_log: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -109,6 +116,13 @@ class SmscStats:
     garbage_sent: int = 0
     #: Garbage the client answered (deliver_sm_resp to a bad deliver_sm, generic_nack to an unknown command).
     garbage_answered: int = 0
+    #: MO messages sent (``POST /mo``), their PDUs (parts), the parts the ESME answered ESME_ROK or
+    #: with an error, and the messages whose every part was answered ESME_ROK.
+    mo_messages: int = 0
+    mo_parts_sent: int = 0
+    mo_parts_acked: int = 0
+    mo_parts_nacked: int = 0
+    mo_messages_acked: int = 0
 
     @property
     def messages(self) -> int:

@@ -1,4 +1,4 @@
-"""The SMSC simulator: an SMPP 3.4 server on asyncio, its message store, receipts and ``/stats``."""
+"""The SMSC simulator: an SMPP 3.4 server on asyncio, its message store, receipts, MO and HTTP control."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ import re
 import ssl
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
-from simulators.smsc import codec
+from simulators.control import BadInput, Conflict
+from simulators.reach import ReachLedger, mask
+from simulators.smsc import codec, mo
+from simulators.smsc.http import control_app
 from simulators.smsc.knobs import Knobs, SmscStats
 from simulators.smsc.session import SmscSession
 from simulators.smsc.text import Concat, Reassembler, decode, gsm_encode, part_is_broken, split_udh
@@ -28,7 +33,21 @@ STATES = {"DELIVRD": (2, "000"), "EXPIRED": (3, "003"), "UNDELIV": (5, "001"), "
 
 
 @dataclass(slots=True)
+class MessageFate:
+    """What becomes of one message, all its parts alike: its final state, decided once."""
+
+    stat: str
+    number: str  # the destination as addressed
+    ref: str  # the message id of its first part
+    total: int
+    accepted: int = 0
+    delivered: int = 0
+
+
+@dataclass(slots=True)
 class PendingReceipt:
+    """One accepted part on its way to the handset (and its receipt, if one was asked for)."""
+
     system_id: str
     number: int
     source: str  # the message's destination
@@ -38,6 +57,17 @@ class PendingReceipt:
     text: str
     origin: SmscSession | None
     attempts: int = 0
+    fate: MessageFate | None = None
+    receipt: bool = True
+    counted: bool = False
+
+
+@dataclass(slots=True)
+class MoMessage:
+    mo_id: str
+    parts: int
+    acked: int = 0
+    nacked: int = 0
 
 
 class SmscSimulator:
@@ -55,9 +85,18 @@ class SmscSimulator:
         self.port = port
         self.http_port = http_port
         self.stats = SmscStats()
+        self.reach = ReachLedger(self.knobs.reach_log or None)
         self.sessions: set[SmscSession] = set()
         self.reassembler = Reassembler()
         self._rng = random.Random(self.knobs.seed)
+        # Fates of messages without a receipt draw here, so the receipts' draws stay as they were.
+        self._fate_rng = random.Random(self.knobs.seed + 1)
+        self._fates: dict[tuple[str, str, str, int, int], MessageFate] = {}
+        self._bind_serial = 0
+        self._mo_rr = 0
+        self._mo_ref = 0
+        self._mo_seq = 0
+        self.mo_messages: dict[str, MoMessage] = {}
         self._next_id = self.knobs.first_message_id
         self._receivers: dict[str, list[SmscSession]] = {}
         self._rr: dict[str, int] = {}
@@ -76,9 +115,7 @@ class SmscSimulator:
                                                 ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.http_port is not None:
-            app = web.Application()
-            app.add_routes([web.get("/stats", self._http_stats), web.get("/knobs", self._http_knobs)])
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(control_app(self), access_log=None, handle_signals=False)
             await runner.setup()
             await web.TCPSite(runner, self.host, self.http_port).start()
             self._runner = runner
@@ -99,6 +136,7 @@ class SmscSimulator:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        self.reach.close()
 
     async def __aenter__(self) -> SmscSimulator:
         return await self.start()
@@ -115,6 +153,8 @@ class SmscSimulator:
 
     def register(self, session: SmscSession) -> None:
         assert session.system_id is not None
+        self._bind_serial += 1
+        session.bind_serial = self._bind_serial
         if session.can_receive:
             self._receivers.setdefault(session.system_id, []).append(session)
             self._flush_waiting(session.system_id)
@@ -175,10 +215,12 @@ class SmscSimulator:
         return True
 
     def accept(self, session: SmscSession, message: codec.Message) -> str:
-        """Store one part: count the message once its last part is in, schedule its receipt."""
+        """Store one part: count the message once its last part is in, schedule its delivery
+        (and receipt)."""
         self.stats.accepted_parts += 1
         number = self._next_id
         self._next_id += 1
+        message_id = self._format_id(number, self.knobs.id_format)
         system_id = session.system_id or ""
         concat = None
         payload = message.payload
@@ -205,9 +247,28 @@ class SmscSimulator:
                                           message.data_coding, payload)
             if joined is not None:
                 self._count(message.destination, decode(message.data_coding, joined), concat.total)
-        if self.knobs.receipts and message.registered_delivery & 0x03:
-            self._schedule_receipt(session, message, number, decode(message.data_coding, payload)[:20])
-        return self._format_id(number, self.knobs.id_format)
+        receipt = bool(self.knobs.receipts and message.registered_delivery & 0x03)
+        stat = self._draw_stat() if receipt else None  # per part, as before: the receipts' draws unchanged
+        fate = self._fate(system_id, message, concat, message_id, stat)
+        self._schedule_delivery(session, message, number, decode(message.data_coding, payload)[:20], fate, receipt)
+        return message_id
+
+    def _fate(self, system_id: str, message: codec.Message, concat: Concat | None, message_id: str,
+              stat: str | None) -> MessageFate:
+        """The message's fate: new for a one-part message or a first part, else its first part's."""
+        if concat is None or concat.total <= 1:
+            return MessageFate(stat or self._draw_stat(self._fate_rng), message.destination, message_id, 1, 1)
+        key = (system_id, message.source, message.destination, concat.ref, concat.total)
+        fate = self._fates.get(key)
+        if fate is None:
+            fate = self._fates[key] = MessageFate(stat or self._draw_stat(self._fate_rng), message.destination,
+                                                  message_id, concat.total)
+        elif concat.seq == 1:
+            fate.ref = message_id
+        fate.accepted += 1
+        if fate.accepted >= fate.total:  # every part is in: a later message may reuse the reference
+            del self._fates[key]
+        return fate
 
     def _count(self, destination: str, text: str, parts: int) -> None:
         self.stats.per_destination[destination] += 1
@@ -220,9 +281,9 @@ class SmscSimulator:
 
     # ---- receipts ------------------------------------------------------------------------
 
-    def _draw_stat(self) -> str:
+    def _draw_stat(self, rng: random.Random | None = None) -> str:
         k = self.knobs
-        x = self._rng.random()
+        x = (rng or self._rng).random()
         for stat, share in (("UNDELIV", k.undelivered_share), ("EXPIRED", k.expired_share),
                             ("REJECTD", k.rejected_share)):
             if x < share:
@@ -230,34 +291,49 @@ class SmscSimulator:
             x -= share
         return "DELIVRD"
 
-    def _receipt_delay_s(self) -> float:
-        k = self.knobs
+    def _receipt_delay_s(self, rng: random.Random | None = None) -> float:
+        k, r = self.knobs, rng or self._rng
         if k.receipt_delay == "fixed" or k.receipt_delay_max_s <= k.receipt_delay_min_s:
             return max(0.0, k.receipt_delay_min_s)
         if k.receipt_delay == "exponential":
             mean = k.receipt_delay_mean_s or (k.receipt_delay_max_s - k.receipt_delay_min_s) / 2
-            return min(k.receipt_delay_max_s, k.receipt_delay_min_s + self._rng.expovariate(1 / max(mean, 1e-6)))
-        return self._rng.uniform(k.receipt_delay_min_s, k.receipt_delay_max_s)
+            return min(k.receipt_delay_max_s, k.receipt_delay_min_s + r.expovariate(1 / max(mean, 1e-6)))
+        return r.uniform(k.receipt_delay_min_s, k.receipt_delay_max_s)
 
-    def _schedule_receipt(self, session: SmscSession, message: codec.Message, number: int, text: str) -> None:
-        receipt = PendingReceipt(session.system_id or "", number, message.destination, message.source,
-                                 self._draw_stat(), datetime.now(), text, session)
-        self._later(self._receipt_delay_s(), receipt)
+    def _schedule_delivery(self, session: SmscSession, message: codec.Message, number: int, text: str,
+                           fate: MessageFate, receipt: bool) -> None:
+        part = PendingReceipt(session.system_id or "", number, message.destination, message.source, fate.stat,
+                              datetime.now(), text, session, fate=fate, receipt=receipt)
+        self._later(self._receipt_delay_s(None if receipt else self._fate_rng), part)
 
     def _later(self, delay_s: float, receipt: PendingReceipt) -> None:
         loop = asyncio.get_running_loop()
         if delay_s <= 0:
-            loop.call_soon(self._send_receipt, receipt, None)
+            loop.call_soon(self._due, receipt)
             return
         handle: asyncio.TimerHandle | None = None
 
         def fire() -> None:
             if handle is not None:
                 self._timers.discard(handle)
-            self._send_receipt(receipt, None)
+            self._due(receipt)
 
         handle = loop.call_later(delay_s, fire)
         self._timers.add(handle)
+
+    def _due(self, part: PendingReceipt) -> None:
+        """A part reached its final state: the message reached its number when its last part is
+        delivered (once, however often the receipt is sent); then the receipt, if asked for."""
+        if self._server is None:
+            return
+        fate = part.fate
+        if fate is not None and not part.counted:
+            part.counted = True
+            fate.delivered += 1
+            if fate.delivered == fate.total and fate.stat == "DELIVRD":
+                self.reach.record(fate.number, "sms", "delivered", fate.ref)
+        if part.receipt:
+            self._send_receipt(part, None)
 
     def requeue_receipt(self, receipt: PendingReceipt, delay_s: float) -> None:
         receipt.attempts += 1
@@ -330,14 +406,55 @@ class SmscSimulator:
             tlvs += self._receipt_tlvs(r)
         return codec.data_sm_body(r.source, r.destination, codec.ESM_RECEIPT, 0, tlvs)
 
-    # ---- HTTP ----------------------------------------------------------------------------
+    # ---- MO ------------------------------------------------------------------------------
 
-    async def _http_stats(self, request: web.Request) -> web.Response:
-        per_message = request.query.get("per_message", "1") not in ("0", "false")
-        data = self.stats.to_json(per_message=per_message)
-        data["sessions"] = len(self.bound())
-        data["incomplete_messages"] = self.reassembler.incomplete
-        return web.json_response(data)
+    def receiving_binds(self) -> list[SmscSession]:
+        """Bound receivers and transceivers in bind order: what ``POST /mo``'s ``bind`` indexes."""
+        return sorted((s for s in self.sessions if s.can_receive), key=lambda s: s.bind_serial)
 
-    async def _http_knobs(self, request: web.Request) -> web.Response:
-        return web.json_response(self.knobs.to_json())
+    def send_mo(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Deliver a mobile-originated message (:mod:`simulators.smsc.mo`) to the bound ESMEs now;
+        raises :class:`BadInput` (400) or :class:`Conflict` (409: nobody can receive)."""
+        req = mo.parse_request(body)
+        binds = self.receiving_binds()
+        if not binds:
+            raise Conflict("bind", "no receiver or transceiver is bound")
+        ref = (self._mo_ref + 1) % 256
+        pdus = mo.build_pdus(req, ref)
+        targets = self._mo_targets(req.binds, binds, len(pdus))
+        self._mo_ref = ref
+        self._mo_seq += 1
+        message = MoMessage(f"mo-{self._mo_seq}", len(pdus))
+        self.mo_messages[message.mo_id] = message
+        self.stats.mo_messages += 1
+        parts = []
+        for pdu, session in zip(pdus, targets, strict=True):
+            seq = session.send_mo(pdu.command_id, pdu.body, message)
+            parts.append({"part": pdu.seq_in_message, "bind": binds.index(session),
+                          "system_id": session.system_id, "sequence_number": seq,
+                          "command": "data_sm" if pdu.command_id == codec.DATA_SM else "deliver_sm"})
+        log.info("MO %s from %s: %d part(s)", message.mo_id, mask(req.source), len(pdus))
+        return {"mo_id": message.mo_id, "data_coding": req.data_coding, "ref": ref if len(pdus) > 1 else None,
+                "parts": parts}
+
+    def _mo_targets(self, wanted: list[mo.Bind] | mo.Bind | None, binds: list[SmscSession],
+                    count: int) -> list[SmscSession]:
+        per_part = self.knobs.mo_parts_routing == "round_robin"
+        if isinstance(wanted, list):
+            if len(wanted) != count:
+                raise BadInput("bind", f"{len(wanted)} binds for {count} parts")
+            return [self._mo_pick(w, binds) for w in wanted]
+        if per_part:
+            return [self._mo_pick(wanted, binds) for _ in range(count)]
+        return [self._mo_pick(wanted, binds)] * count
+
+    def _mo_pick(self, wanted: mo.Bind | None, binds: list[SmscSession]) -> SmscSession:
+        if isinstance(wanted, int):
+            if wanted >= len(binds):
+                raise BadInput("bind", f"no receiving bind {wanted} ({len(binds)} bound)")
+            return binds[wanted]
+        pool = binds if wanted is None else [b for b in binds if b.system_id == wanted]
+        if not pool:
+            raise BadInput("bind", "no receiving bind of that system_id")
+        i, self._mo_rr = self._mo_rr, self._mo_rr + 1
+        return pool[i % len(pool)]

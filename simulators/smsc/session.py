@@ -10,7 +10,7 @@ from simulators.smsc import codec
 from simulators.smsc.codec import CodecError
 
 if TYPE_CHECKING:
-    from simulators.smsc.server import PendingReceipt, SmscSimulator
+    from simulators.smsc.server import MoMessage, PendingReceipt, SmscSimulator
 
 log = logging.getLogger("simulators.smsc")
 
@@ -36,6 +36,10 @@ class SmscSession(asyncio.Protocol):
         self._out: list[bytes] = []
         #: Sequence numbers of garbage PDUs we sent (to count the client's answers).
         self.garbage_seqs: set[int] = set()
+        #: MO parts sent and not yet answered, by our sequence number.
+        self.mo_out: dict[int, MoMessage] = {}
+        #: Order of binding (set when bound): ``POST /mo`` numbers receiving binds by it.
+        self.bind_serial = 0
 
     @property
     def can_receive(self) -> bool:
@@ -146,6 +150,10 @@ class SmscSession(asyncio.Protocol):
                 self.garbage_seqs.discard(seq)
                 self.stats.garbage_answered += 1
                 return
+            mo = self.mo_out.pop(seq, None)
+            if mo is not None:
+                self._mo_answered(mo, status)
+                return
             receipt = self.receipts_out.pop(seq, None)
             if receipt is None:
                 return
@@ -232,6 +240,24 @@ class SmscSession(asyncio.Protocol):
         if receipt.origin is not None and receipt.origin is not self:
             self.stats.receipts_on_other_session += 1
         self.write(codec.pack(command_id, seq, body))
+
+    def send_mo(self, command_id: int, body: bytes, message: MoMessage) -> int:
+        """One part of a mobile-originated message; returns its sequence number."""
+        seq = self.next_seq()
+        self.mo_out[seq] = message
+        self.stats.mo_parts_sent += 1
+        self.write(codec.pack(command_id, seq, body))
+        return seq
+
+    def _mo_answered(self, message: MoMessage, status: int) -> None:
+        if status == codec.ROK:
+            self.stats.mo_parts_acked += 1
+            message.acked += 1
+            if message.acked == message.parts:
+                self.stats.mo_messages_acked += 1
+        else:
+            self.stats.mo_parts_nacked += 1
+            message.nacked += 1
 
     def send_garbage(self, kind: str) -> None:
         self.stats.garbage_sent += 1
