@@ -7,9 +7,11 @@ one_final          every loaded task (follow-ups included) has exactly one ``fin
 at_most_once       a peer got each attempt at most once; on a channel with ``resend_unconfirmed``
                    at most as often as the attempt was dispatched (each resend has its own
                    ``dispatched`` record); no send without a ``dispatched`` record (guarantee 4)
-caps               per debtor, the attempts that reached a peer and count towards the caps (their
-                   recorded outcome is counted by the scenario, or ``unknown``, or none was
-                   recorded) stay within the day's cap of their class (guarantee 3)
+caps               per debtor and local day, the contacts the peers say reached the debtor's numbers
+                   (their reach ledgers: answered calls and answering machines, delivered or read
+                   messages, calls put through to an operator as conversations) stay within the
+                   day's cap of their class (guarantee 3). The engine's own outcome labels are not
+                   read: a slot the engine forgot to count is caught by what reached the phone
 windows            every send arrived while the window was open in every candidate zone of its
                    task, at engine time (guarantee 2): checked here with zoneinfo alone, 08:00–20:00
                    local on the wave's day (a working day), not with the engine's calendar
@@ -45,6 +47,17 @@ class Verdict:
         return [head, *(f"        {e}" for e in self.examples[:SHOWN])]
 
 
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What a peer says reached a number (``simulators.reach``), at engine time."""
+
+    channel: str
+    number: str  # digits
+    kind: str  # answered | machine | operator | delivered | read
+    ref: str
+    engine_ms: int
+
+
 @dataclass
 class Observed:
     wave_id: str
@@ -56,10 +69,10 @@ class Observed:
     wire: list[WireSend]
     #: Channels whose connector resends unconfirmed attempts.
     resend: frozenset[str]
-    #: channel → outcomes that keep a cap slot used (the scenario's ``caps_count``).
-    counting: dict[str, frozenset[str]]
     #: cap class → the day's limit.
     day_caps: dict[str, int]
+    #: What the peers say reached each number.
+    reach: list[Reach] = field(default_factory=list)
 
 
 AttemptKey = tuple[str, int]  # (task id, attempt number)
@@ -173,27 +186,41 @@ def _reached(o: Observed, ix: _Index) -> set[AttemptKey]:
     return reached
 
 
-def cap_class(result: dict[str, Any] | None) -> str:
-    actions = ((result or {}).get("data") or {}).get("actions") or []
-    return "conversation" if "operator" in actions else "message"
-
-
 def caps(o: Observed, ix: _Index) -> Verdict:
-    used: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for key in sorted(_reached(o, ix)):
-        task = o.tasks.get(key[0])
-        if task is None:
+    """Per debtor and local day, from the reach ledgers only. A call that reached an operator is
+    a conversation (not also a voice message); a message delivered and then read is one contact."""
+    debtor_of: dict[str, str] = {}
+    zones_of: dict[str, tuple[str, ...]] = {}
+    for task in o.tasks.values():
+        digits = "".join(c for c in task["phone"] if c.isdigit())
+        debtor_of[digits] = task["debtor_id"]
+        zones_of.setdefault(task["debtor_id"], task_zones(task.get("tz"), task.get("region"), task["phone"]))
+    operator_calls = {r.ref for r in o.reach if r.kind == "operator"}
+    contacts: dict[tuple[str, date, str], set[tuple[str, str]]] = defaultdict(set)
+    unknown = 0
+    for r in o.reach:
+        debtor = debtor_of.get(r.number)
+        if debtor is None:
+            unknown += 1
             continue
-        result = ix.result_of.get(key)
-        channel = ix.channel_of.get(key, task["channel"])
-        outcome = (result or {}).get("outcome")
-        if outcome is None or outcome == "unknown" or outcome in o.counting.get(channel, frozenset()):
-            used[(task["debtor_id"], cap_class(result))].append(f"{key[0]}/{key[1]} {channel} {outcome}")
-    bad = [f"{debtor} {klass}: {len(items)} > {o.day_caps[klass]}: {'; '.join(items)}"
-           for (debtor, klass), items in sorted(used.items()) if len(items) > o.day_caps[klass]]
+        if r.kind == "operator":
+            klass = "conversation"
+        elif r.channel == "ivr" and r.ref in operator_calls:
+            continue
+        else:
+            klass = "message"
+        # A debtor whose zone is uncertain has a local day in each candidate zone: count in each.
+        for day in {datetime.fromtimestamp(r.engine_ms / 1000, ZoneInfo(z)).date() for z in zones_of[debtor]}:
+            contacts[(debtor, day, klass)].add((r.channel, r.ref))
+    bad = [f"{debtor} {day} {klass}: {len(refs)} > {o.day_caps[klass]}: {sorted(refs)[:6]}"
+           for (debtor, day, klass), refs in sorted(contacts.items()) if len(refs) > o.day_caps[klass]]
+    if unknown:
+        bad.append(f"{unknown} contacts reached numbers no task has")
     debtors = {t["debtor_id"] for t in o.tasks.values()}
-    at_cap = sum(1 for (_, klass), items in used.items() if len(items) == o.day_caps[klass])
-    summary = f"{len(debtors)} debtors, {at_cap} at a day cap, {len(bad)} over"
+    at_cap = sum(1 for (_, _, klass), refs in contacts.items() if len(refs) == o.day_caps[klass])
+    reached = sum(len(refs) for refs in contacts.values())
+    summary = (f"{len(debtors)} debtors, {reached} contacts the peers saw reach them, {at_cap} debtor-days at a "
+               f"cap, {len(bad)} over")
     return Verdict("caps", not bad, summary, bad)
 
 

@@ -39,8 +39,8 @@ from engine.store.localredis import free_port
 from simulators.ami import AmiSimulator
 from simulators.gateway import GatewaySimulator
 from simulators.smsc import SmscSimulator
-from tests.chaos.invariants import Observed, Verdict, check
-from tests.chaos.plan import CAMPAIGN, DAY, SCENARIO, WAVE, Fault, Options, Plan, auto_duration, make_plan
+from tests.chaos.invariants import Observed, Reach, Verdict, check
+from tests.chaos.plan import CAMPAIGN, DAY, WAVE, Fault, Options, Plan, auto_duration, make_plan
 from tests.chaos.world import (
     Fleet,
     GatewayTap,
@@ -341,11 +341,11 @@ async def _observe(world: World, ctx: Context, settings: Settings) -> Observed:
     clock = world.clock
     sends = [*world.ami.stats.sends, *world.tap.sends, *world.smsc_tap.sends]  # type: ignore[attr-defined]
     wire = [WireSend(s.channel, s.number, s.real_s, s.ref, clock.engine_ms_at(s.real_s)) for s in sends]
-    scenario = ctx.scenarios[SCENARIO]
-    counting = {ch.value: frozenset(o.value for o in outs) for ch, outs in scenario.caps_count.items()}
     resend = frozenset(ch.value for ch, section in settings.channels.items() if section.resend_unconfirmed)
-    return Observed(WAVE, DAY, tasks, states, counts, records, wire, resend, counting,
-                    {"message": settings.caps.message.day, "conversation": settings.caps.conversation.day})
+    reach = [Reach(e["channel"], e["number"], e["kind"], e["ref"], clock.engine_ms_at(e["at_ms"] / 1000))
+             for sim in (world.ami, world.smsc, world.gateway) for e in sim.reach.events()]
+    return Observed(WAVE, DAY, tasks, states, counts, records, wire, resend,
+                    {"message": settings.caps.message.day, "conversation": settings.caps.conversation.day}, reach)
 
 
 def _processes(world: World) -> Verdict:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from connectors.ami.calls import call_ids
-from tests.chaos.invariants import Observed, check
+from tests.chaos.invariants import Observed, Reach, check
 from tests.chaos.plan import DAY, Options, make_plan
 from tests.chaos.run import run_chaos
 from tests.chaos.world import JumpClock, WireSend
@@ -76,15 +76,18 @@ EVENING_MSK = NOON_MSK + 9 * 3_600_000  # 21:00 Moscow: closed
 
 
 def _observed(wire: list[WireSend], records: list[dict[str, Any]], *, n_tasks: int = 3,
-              resend: frozenset[str] = frozenset()) -> Observed:
+              resend: frozenset[str] = frozenset(), reach: list[Reach] | None = None) -> Observed:
+    """By default every send reached the handset (one delivery in the SMSC's reach ledger each)."""
     tasks = {f"T{i:06d}": {"task_id": f"T{i:06d}", "debtor_id": "D1", "channel": "sms", "phone": "+79160000001",
                            "tz": "Europe/Moscow"} for i in range(1, n_tasks + 1)}
     finals = {r["task_id"]: r["outcome"] for r in records if r["kind"] == "result" and r.get("final")}
     states = {t: {"s": "f", "out": finals.get(t)} for t in tasks}
     counts = {"total": n_tasks, "final": n_tasks, "queued": 0, "leased": 0}
-    return Observed("w", DAY, tasks, states, counts, records, wire, resend,
-                    {"sms": frozenset({"delivered", "unknown"}), "ivr": frozenset({"answered"})},
-                    {"message": 2, "conversation": 1})
+    if reach is None:
+        reach = [Reach(w.channel, w.number, "answered" if w.channel == "ivr" else "delivered", f"m{i}",
+                       w.engine_ms or 0) for i, w in enumerate(wire)]
+    return Observed("w", DAY, tasks, states, counts, records, wire, resend, {"message": 2, "conversation": 1},
+                    reach)
 
 
 def _rec(kind: str, task: str, outcome: str | None = None, channel: str = "sms", attempt: int = 1,
@@ -120,6 +123,23 @@ def test_checker_catches_each_violation() -> None:
     assert not _verdicts(_observed(wire[:2], records))["one_final"]
     # A send the engine never reported.
     assert not _verdicts(_observed([*wire[:2], _sms("T000009")], base))["at_most_once"]
+
+
+def test_caps_are_judged_by_what_reached_the_phone_not_by_the_engines_labels() -> None:
+    """Three messages reached D1 (its message cap is two a day) although the engine recorded two of
+    them as not counting (rejected, undelivered): the verdict believes the SMSC. A call put
+    through to an operator is a conversation, and the day's one conversation is allowed."""
+    records = [r for t, out in (("T000001", "delivered"), ("T000002", "rejected"), ("T000003", "undelivered"))
+               for r in (_rec("dispatched", t), _rec("result", t, out))]
+    wire = [_sms("T000001"), _sms("T000002"), _sms("T000003")]
+    assert not _verdicts(_observed(wire, records))["caps"]
+    def reached(channel: str, kind: str, ref: str) -> Reach:
+        return Reach(channel, "79160000001", kind, ref, NOON_MSK)
+
+    two = [reached("sms", "delivered", "m1"), reached("sms", "read", "m1"), reached("sms", "delivered", "m2"),
+           reached("ivr", "answered", "c1"), reached("ivr", "operator", "c1")]
+    assert _verdicts(_observed(wire, records, reach=two))["caps"]
+    assert not _verdicts(_observed(wire, records, reach=[*two, reached("ivr", "operator", "c2")]))["caps"]
 
 
 def test_checker_allows_reported_resends_only() -> None:
