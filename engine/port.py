@@ -47,6 +47,26 @@ class ConnectorMetrics(Protocol):
     def gateway_response(self, target: str, status: int | str) -> None:
         """An HTTP gateway's answer: its status, or ``timeout`` / ``connect_error``."""
 
+    def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
+        """Something a connector counts (``volna_connector_events_total``): a submit, a receipt, a
+        malformed PDU, a send whose answer never came, a retry…"""
+
+
+class NoMetrics:
+    """Where a connector run on its own (a test of the connector alone) reports: nowhere."""
+
+    def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
+        pass
+
+    def throttled(self, kind: str, target: str, n: int = 1) -> None:
+        pass
+
+    def gateway_response(self, target: str, status: int | str) -> None:
+        pass
+
+    def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
+        pass
+
 
 #: ``announce(id, parts, parts_policy, data)`` → an awaitable that is done when the id is registered.
 Announce = Callable[[str, int, str, dict[str, Any]], Awaitable[Any]]
@@ -153,9 +173,9 @@ class Connector(ABC):
     channel: Channel
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash only if True.
     resend_unconfirmed: bool = False
-    #: The process's metrics, set by the runner before ``open`` (None when run alone): report
-    #: sessions with ``self.metrics.set_connections(kind, target, up, configured)`` (the README's metric catalogue).
-    metrics: ConnectorMetrics | None = None
+    #: The process's metrics, set by the runner before ``open`` (nowhere when run alone): sessions,
+    #: throttling, gateway answers and the connector's own events (the README's metric catalogue).
+    metrics: ConnectorMetrics = NoMetrics()
 
     def __init__(self) -> None:
         self._sink: EventSink | None = None

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 from connectors.ami import AmiConnector  # noqa: E402
 from connectors.ami.calls import CallTracker, call_ids  # noqa: E402
 from connectors.ami.message import AmiParser  # noqa: E402
+from engine.metrics.registry import Metrics  # noqa: E402
 from engine.port import Accepted, InboundEvent, LateEvent, Retry  # noqa: E402
 from load._common import free_port, peak_rss_mb, percentile, process_cpu_s, process_peak_rss_mb  # noqa: E402
 from tests.test_ami_support import config, request  # noqa: E402
@@ -237,6 +238,8 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
         cfg = config(port, events=events_mask, trunk={"max_concurrent": concurrency, "rate_per_s": 10_000},
                      settle_s=0.5, ring_timeout_s=5.0, action_timeout_s=10.0)
         conn = AmiConnector.from_config(cfg)
+        metrics = Metrics(process=False)
+        conn.metrics = metrics
         waiting: dict[str, asyncio.Future[LateEvent]] = {}
         finals: dict[str, int] = {}
 
@@ -290,7 +293,7 @@ async def bench_end_to_end(calls: int, concurrency: int, events_mask: str, burst
               f"per call → {calls / max(cpu, 1e-9):,.0f} originates and {events / max(cpu, 1e-9):,.0f} events per "
               f"CPU s, all of the connector's work and the driver's included), "
               f"simulator {sim_cpu:.1f} s ({sim_cpu / elapsed:.0%}); "
-              f"outcomes {dict(sorted(conn.counters.outcomes.items()))}")
+              f"outcomes {dict(sorted((k[8:], v) for k, v in metrics.events('ami').items() if k[:8] == 'outcome:'))}")
         print(f"           GC ({gc_mode}): {gc_clock.runs} collections, {gc_clock.total_s:.2f} s, "
               f"longest {gc_clock.max_s * 1e3:.0f} ms")
         return {"calls": calls, "concurrency": concurrency, "originates_per_s": calls / elapsed,

@@ -70,12 +70,15 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
     from connectors.smpp import SmppConnector
     from engine.domain.models import Attempt, Task
     from engine.domain.outcomes import Channel
+    from engine.metrics.registry import Metrics
     from engine.port import Accepted, LateEvent, SendRequest
 
     conn = SmppConnector.from_config({"accounts": [{
         "name": "bench", "host": "127.0.0.1", "port": port, "system_id": "bench", "password": "secret",
         "binds": binds, "window": window, "rate_per_s": 1e6, "response_timeout_s": 30.0, "window_wait_s": 60.0,
     }]})
+    metrics = Metrics(process=False)
+    conn.metrics = metrics
     templates = ["Uvazhaemyj abonent! Dolg za teplo {i} rub. Oplatite do 25 chisla.",
                  "Задолженность за водоснабжение: {i} руб. Оплатите до 25 числа."]
     requests = []
@@ -127,13 +130,13 @@ async def run(port: int, n: int, concurrency: int, binds: int, window: int) -> d
             sent_s = time.perf_counter() - t0
             await asyncio.wait_for(all_in.wait(), 120)
             cpu = time.process_time() - cpu0
-            stats = conn.stats.to_dict()
+            stats = metrics.events("smpp")
     return {
         "messages": n, "accepted": accepted, "messages_per_s": n / sent_s,
         "submit_resp_p50_ms": submits.p_ms(0.5), "submit_resp_p99_ms": submits.p_ms(0.99),
         "receipts": receipts, "receipts_per_s": receipts / (last_receipt - t0),
         "cpu_us_per_message": cpu / n * 1e6, "binds": binds, "window": window, "concurrency": concurrency,
-        "throttled": stats["throttled"], "malformed_pdus": stats["malformed_pdus"],
+        "throttled": stats.get("throttled", 0), "malformed_pdus": stats.get("malformed_pdus", 0),
     }
 
 

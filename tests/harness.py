@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -135,3 +136,9 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
                     with contextlib.suppress(json.JSONDecodeError):  # a line cut by kill -9
                         out.append(json.loads(line))
     return out
+
+
+def connector_events(conn: Any, kind: str) -> Counter[str]:
+    """What a connector counted (``volna_connector_events_total``); it must have been given a
+    ``Metrics`` (``conn.metrics = Metrics(process=False)``) before it was opened."""
+    return Counter(conn.metrics.events(kind))

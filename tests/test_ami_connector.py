@@ -15,6 +15,7 @@ from engine.domain.outcomes import Outcome
 from engine.errors import ConfigError
 from engine.port import Accepted, Final, Retry
 from simulators.ami import AmiSimulator
+from tests.harness import connector_events
 from tests.test_ami_support import Sink, config, digits, fast_knobs, request, running, wait_for
 
 
@@ -204,7 +205,7 @@ async def test_max_duration_hangs_up_with_the_hangup_action() -> None:
         call.deadline = asyncio.get_running_loop().time()  # as if max_duration_s had passed
         await wait_for(lambda: len(sink.late) == 1, 3.0)
         assert sink.late[0].outcome is Outcome.ANSWERED and sim.stats.hangup_actions == 1
-        assert conn.counters.hangups_sent == 1
+        assert connector_events(conn, "ami")["hangups_sent"] == 1
 
 
 async def test_inbound_call_from_a_debtor() -> None:

@@ -11,8 +11,10 @@ import aiohttp
 from connectors.ami import AmiConnector
 from engine.domain.outcomes import Outcome
 from engine.errors import ConnectorError
+from engine.metrics.registry import Metrics
 from engine.port import Accepted, Retry
 from simulators.ami import AmiSimulator
+from tests.harness import connector_events
 from tests.test_ami_support import Sink, config, digits, fast_knobs, request, running, wait_for
 
 
@@ -67,7 +69,7 @@ async def test_calls_ending_during_an_outage_are_unknown_the_others_keep_their_o
             assert isinstance(r, Accepted)
             ev = got[r.correlation_id]
             assert ev.outcome is Outcome.ANSWERED and ev.data["gap"] and "vanished" not in ev.data
-        assert conn.counters.vanished == 5 and sim.stats.duplicates() == {}
+        assert connector_events(conn, "ami")["vanished"] == 5 and sim.stats.duplicates() == {}
 
 
 async def test_two_processes_on_one_asterisk_both_report_every_call() -> None:
@@ -75,6 +77,7 @@ async def test_two_processes_on_one_asterisk_both_report_every_call() -> None:
     knobs = fast_knobs(key_mix="2:0.5,9:0.2", busy_share=0.2, no_answer_share=0.1)
     async with AmiSimulator(knobs) as sim:
         a, b = AmiConnector.from_config(config(sim.port)), AmiConnector.from_config(config(sim.port))
+        a.metrics, b.metrics = Metrics(process=False), Metrics(process=False)
         sink_a, sink_b = Sink(), Sink()
         a.bind_events(sink_a)
         b.bind_events(sink_b)
@@ -88,7 +91,7 @@ async def test_two_processes_on_one_asterisk_both_report_every_call() -> None:
         assert set(got_a) == set(got_b) == ids
         for cid in ids:
             assert got_a[cid] == got_b[cid]  # outcome, codes, data and actions alike
-        assert a.counters.foreign_finals == 10 and b.counters.foreign_finals == 10
+        assert connector_events(a, "ami")["foreign_finals"] == connector_events(b, "ami")["foreign_finals"] == 10
         assert sim.stats.originates == 20
 
 

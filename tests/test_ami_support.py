@@ -12,6 +12,7 @@ from connectors.ami import AmiConnector
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Channel
 from engine.domain.scenarios import Scenario
+from engine.metrics.registry import Metrics
 from engine.port import InboundEvent, LateEvent, SendRequest
 from simulators.ami import AmiSimulator, Knobs
 
@@ -91,6 +92,7 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> No
 async def running(knobs: Knobs | None = None, **cfg: Any) -> AsyncIterator[tuple[AmiSimulator, AmiConnector, Sink]]:
     async with AmiSimulator(knobs or fast_knobs()) as sim:
         conn = AmiConnector.from_config(config(sim.port, **cfg))
+        conn.metrics = Metrics(process=False)
         sink = Sink()
         conn.bind_events(sink)
         async with conn:

@@ -12,8 +12,10 @@ from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSe
 from connectors.messengers.whatsapp import classify, template_message
 from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
+from engine.metrics.registry import Metrics
 from engine.port import Accepted, Final, Retry
 from simulators.gateway import GatewaySimulator, Knobs
+from tests.harness import connector_events
 from tests.test_messengers_support import SCENARIO, phone, request, wa_config
 
 WA = Channel.WHATSAPP
@@ -137,12 +139,13 @@ async def test_429_storm_every_message_accepted_once() -> None:
     knobs = Knobs(rate_limit_per_s=200.0, rate_burst=20.0, retry_after_s=0.05, emit_sent=False)
     async with GatewaySimulator(knobs) as sim:
         conn = WhatsAppConnector.from_config(wa_config(sim.url, max_attempts=3, retry_budget_s=0.5))
+        conn.metrics = Metrics(process=False)
         async with conn:
             await _send_until_done(conn, range(150), WA, "wa-test")
         assert sim.stats.throttled["whatsapp"] > 20  # it was a storm
         assert sim.stats.accepted_total("whatsapp") == 150
         assert sim.stats.accepted_twice("whatsapp") == []
-        assert conn.clients["wa-test"].stats.throttled > 0
+        assert connector_events(conn, "gateway")["throttled"] > 0
 
 
 async def test_5xx_burst_is_retried_and_accepted_once() -> None:
@@ -175,10 +178,11 @@ async def test_connection_refused_is_retry() -> None:
     async with GatewaySimulator() as sim:
         url = sim.url
     conn = WhatsAppConnector.from_config(wa_config(url, max_attempts=2))
+    conn.metrics = Metrics(process=False)
     async with conn:
         result = await conn.send(request(1, WA, "wa-test"))
     assert isinstance(result, Retry)
-    assert conn.clients["wa-test"].stats.not_sent == 2
+    assert connector_events(conn, "gateway")["not_sent"] == 2
 
 
 async def test_revoked_token_marks_unhealthy_until_the_file_has_a_good_one(tmp_path: Path) -> None:

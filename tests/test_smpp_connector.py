@@ -11,8 +11,10 @@ from connectors.smpp import SmppConnector
 from connectors.smpp.bind import BindState
 from engine.domain.outcomes import Outcome
 from engine.errors import ConnectorError
+from engine.metrics.registry import Metrics
 from engine.port import Accepted, Final, Retry
 from simulators.smsc import Knobs, SmscSimulator
+from tests.harness import connector_events
 from tests.test_smpp_support import TARGET, Events, account, phone, request, running, until
 
 # ---- (1) text: alphabets, parts, reassembly ----------------------------------------------------
@@ -142,7 +144,7 @@ async def test_throttled_sim_every_message_accepted_once_and_backed_off() -> Non
         assert all(isinstance(r, Accepted) for r in results)
         assert len({r.correlation_id for r in results if isinstance(r, Accepted)}) == n
         assert dict(sim.stats.per_text) == {t: 1 for t in texts}  # accepted exactly once each
-        assert sim.stats.throttled > 0 and conn.stats.throttled == sim.stats.throttled
+        assert sim.stats.throttled > 0 and connector_events(conn, "smpp")["throttled"] == sim.stats.throttled
         assert conn.accounts[TARGET].rate.cuts > 0  # the account slowed down …
         # … so the SMSC saw a bounded number of refusals, not a retry storm
         assert sim.stats.throttled < n // 2
@@ -234,7 +236,7 @@ async def test_receipt_sink_failure_is_answered_with_error_and_redelivered() -> 
         assert isinstance(result, Accepted)
         (event,) = await events.wait_for(1)
         assert event.correlation_id == result.correlation_id
-        assert sim.stats.receipts_nacked == 1 and conn.stats.receipt_sink_errors == 1
+        assert sim.stats.receipts_nacked == 1 and connector_events(conn, "smpp")["receipt_sink_errors"] == 1
 
 
 # ---- (4) connection dropped with submits outstanding ---------------------------------------------
@@ -256,7 +258,7 @@ async def test_drop_with_outstanding_submits_gives_one_result_each_and_no_duplic
         assert all(sim.stats.per_text[t] == 1 for t in accepted)
         # the unknown ones did reach the SMSC (accepted, answer lost): exactly the at-most-once case
         assert all(sim.stats.per_text[t] <= 1 for t in unknown)
-        assert conn.stats.unconfirmed == len(unknown)
+        assert connector_events(conn, "smpp")["unconfirmed"] == len(unknown)
         # re-bound, and sending again
         await conn.wait_bound(5.0)
         assert isinstance(await conn.send(request(99, "after the drop")), Accepted)
@@ -284,21 +286,21 @@ async def test_garbage_pdu_does_not_kill_the_connector(kind: str) -> None:
         assert isinstance(await conn.send(request(1, "before")), Accepted)
         assert sim.inject_garbage(kind) == 1
         if kind == "bad_length":
-            await until(lambda: conn.stats.framing_errors == 1)
+            await until(lambda: connector_events(conn, "smpp")["framing_errors"] == 1)
             await conn.wait_bound(5.0)
         result = await conn.send(request(2, "after"))
         assert isinstance(result, Accepted)
         await events.wait_for(2)
-        stats = conn.stats
+        stats = connector_events(conn, "smpp")
         if kind == "unknown_command":
-            assert stats.generic_nacks_sent == 1 and sim.stats.garbage_answered == 1
+            assert stats["generic_nacks_sent"] == 1 and sim.stats.garbage_answered == 1
         elif kind == "bad_body":
             # answered with deliver_sm_resp although unreadable, counted, bind kept
-            assert stats.malformed_pdus == 1 and sim.stats.garbage_answered == 1 and stats.binds_lost == 0
+            assert stats["malformed_pdus"] == 1 and sim.stats.garbage_answered == 1 and stats["binds_lost"] == 0
         elif kind == "stray_response":
-            assert stats.unexpected_responses == 1 and stats.binds_lost == 0
+            assert stats["unexpected_responses"] == 1 and stats["binds_lost"] == 0
         else:
-            assert stats.binds_lost == 1 and stats.binds == 2
+            assert stats["binds_lost"] == 1 and stats["binds"] == 2
 
 
 async def test_garbage_every_few_pdus_while_sending() -> None:
@@ -306,8 +308,9 @@ async def test_garbage_every_few_pdus_while_sending() -> None:
         results = await asyncio.gather(*(conn.send(request(i, f"noisy {i}")) for i in range(40)))
         assert all(isinstance(r, Accepted) for r in results)
         # every garbage PDU answered (deliver_sm_resp) and counted; the bind was never dropped
-        await until(lambda: sim.stats.garbage_answered == sim.stats.garbage_sent == conn.stats.malformed_pdus)
-        assert sim.stats.garbage_sent > 0 and conn.stats.binds_lost == 0
+        await until(lambda: sim.stats.garbage_answered == sim.stats.garbage_sent
+                    == connector_events(conn, "smpp")["malformed_pdus"])
+        assert sim.stats.garbage_sent > 0 and connector_events(conn, "smpp")["binds_lost"] == 0
 
 
 # ---- binds: credentials, keep-alive, shutdown, window ------------------------------------------
@@ -393,7 +396,8 @@ async def test_cancelled_send_frees_its_slot() -> None:
         assert isinstance(await third, Accepted)
         assert sim.stats.per_text == {"cancelled in flight": 1, "goes through": 1}
         assert conn.accounts[TARGET].binds[0] is not None and conn.accounts[TARGET].binds[0].outstanding == 0
-        assert conn.stats.unexpected_responses == 0  # the late answer to the cancelled one is dropped quietly
+        # the late answer to the cancelled one is dropped quietly
+        assert connector_events(conn, "smpp")["unexpected_responses"] == 0
 
 
 async def test_receipts_before_the_sink_is_bound_are_delivered_again() -> None:
@@ -427,8 +431,10 @@ async def test_tls(tmp_path: Any) -> None:
             assert isinstance(await conn.send(request(1, "over TLS")), Accepted)
         # without our CA the handshake fails: the bind never comes up
         raw = account(sim.port, tls={"enabled": True, "server_hostname": "localhost"}, connect_timeout_s=1.0)
-        async with SmppConnector.from_config({"accounts": [raw]}) as conn:
-            assert not conn.healthy(TARGET) and conn.stats.bind_failures >= 1
+        conn = SmppConnector.from_config({"accounts": [raw]})
+        conn.metrics = Metrics(process=False)
+        async with conn:
+            assert not conn.healthy(TARGET) and connector_events(conn, "smpp")["bind_failures"] >= 1
 
 
 async def test_reports_binds_and_throttling_to_metrics() -> None:

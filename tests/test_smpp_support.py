@@ -10,6 +10,7 @@ from typing import Any
 from connectors.smpp import SmppConnector
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Channel
+from engine.metrics.registry import Metrics
 from engine.port import InboundEvent, LateEvent, SendRequest
 from simulators.smsc import Knobs, SmscSimulator
 
@@ -73,6 +74,7 @@ async def running(knobs: Knobs | None = None, *, http: bool = False,
     async with SmscSimulator(knobs or Knobs(), http_port=0 if http else None) as sim:
         raw = {"accounts": accounts(sim.port) if accounts else [account(sim.port, **over)]}
         conn = SmppConnector.from_config(raw, resend_unconfirmed=False)
+        conn.metrics = Metrics(process=False)
         events = Events()
         conn.bind_events(events)
         async with conn:

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -69,20 +69,6 @@ class _Trunk:
     high_water: int = 0
 
 
-@dataclass
-class AmiCounters:
-    originates: int = 0
-    accepted: int = 0
-    refused: int = 0
-    unconfirmed: int = 0
-    finals: int = 0
-    foreign_finals: int = 0
-    vanished: int = 0
-    inbound: int = 0
-    hangups_sent: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-
 class AmiConnector(Connector):
     channel = Channel.IVR
 
@@ -91,7 +77,6 @@ class AmiConnector(Connector):
         super().__init__()
         self.settings = settings
         self.resend_unconfirmed = resend_unconfirmed
-        self.counters = AmiCounters()
         self._rng = rng or random.Random()
         self._servers: dict[str, _Server] = {}
         self._trunks: dict[str, _Trunk] = {}
@@ -231,7 +216,7 @@ class AmiConnector(Connector):
         trunk.active += 1
         self._no_own_calls.clear()
         trunk.high_water = max(trunk.high_water, trunk.active)
-        self.counters.originates += 1
+        self.count(trunk.server, "originates")
         try:
             # Point of no return: once written, this Originate may place a call.
             reply = await srv.session.action("Originate", headers, action_id=action_id)
@@ -240,17 +225,17 @@ class AmiConnector(Connector):
             return Retry(s.retry_delay_s, f"AMI {trunk.server} not connected")
         except (ConnectorError, asyncio.CancelledError) as exc:
             call.silent = True  # the core records this attempt unknown; follow the call only to free its slot
-            self.counters.unconfirmed += 1
+            self.count(trunk.server, "unconfirmed")
             log.warning("Originate to %s unconfirmed: %s", mask(request.task.phone), exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise ConnectorError(f"Originate unconfirmed: {exc}") from None
         if reply.get("Response") == "Success":
-            self.counters.accepted += 1
+            self.count(trunk.server, "accepted")
             return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
                             data={"server": trunk.server, "trunk": trunk.settings.name})
         self._release(srv.tracker.forget(call_id))
-        self.counters.refused += 1
+        self.count(trunk.server, "refused")
         return Final(Outcome.FAILED, provider_code="originate_error", provider_text=reply.get("Message") or None)
 
     def _release(self, call: Call | None) -> None:
@@ -267,7 +252,7 @@ class AmiConnector(Connector):
             self._inbound(server, msg)
         finished = tracker.handle(msg, asyncio.get_running_loop().time())
         if finished is not None:
-            self._finished(finished)
+            self._finished(server, finished)
 
     def _inbound(self, server: str, msg: Message) -> None:
         did = msg.get("Exten", "")
@@ -281,23 +266,26 @@ class AmiConnector(Connector):
         except IntakeError:
             log.info("inbound call from an unparsable caller id %s", mask(raw))
             return
-        self.counters.inbound += 1
+        self.count(server, "inbound")
         self._spawn_emit(InboundEvent(channel=Channel.IVR, phone=phone, data={
             "call_id": f"{server}:{msg.get('Uniqueid', '')}", "did": did, "context": msg.get("Context", ""),
             "server": server,
         }))
 
-    def _finished(self, f: Finished) -> None:
+    def count(self, server: str, event: str) -> None:
+        self.metrics.event("ami", server, event)
+
+    def _finished(self, server: str, f: Finished) -> None:
         if f.call.own:
             self._release(f.call)
         if f.call.silent:
             return
-        self.counters.finals += 1
+        self.count(server, "finals")
         if not f.call.own:
-            self.counters.foreign_finals += 1
+            self.count(server, "foreign_finals")
         if f.data.get("vanished"):
-            self.counters.vanished += 1
-        self.counters.outcomes[f.outcome.value] = self.counters.outcomes.get(f.outcome.value, 0) + 1
+            self.count(server, "vanished")
+        self.count(server, f"outcome:{f.outcome.value}")
         self._spawn_emit(LateEvent(channel=Channel.IVR, correlation_id=f.call.call_id, outcome=f.outcome, final=True,
                                    provider_code=f.provider_code, provider_text=f.provider_text, data=f.data,
                                    actions=f.actions))
@@ -321,9 +309,9 @@ class AmiConnector(Connector):
             await asyncio.sleep(self.settings.tick_s)
             finished, hangups = srv.tracker.tick(loop.time())
             for f in finished:
-                self._finished(f)
+                self._finished(srv.settings.name, f)
             for call in hangups:
-                self.counters.hangups_sent += 1
+                self.count(srv.settings.name, "hangups_sent")
                 log.info("call %s past its max duration: hanging up", call.call_id)
                 self._spawn_hangup(srv.session, call.channel)
 
@@ -348,4 +336,4 @@ class AmiConnector(Connector):
             return
         present = {m.get("Uniqueid", "") for m in items}
         for f in srv.tracker.reconcile(present, asyncio.get_running_loop().time()):
-            self._finished(f)
+            self._finished(server, f)

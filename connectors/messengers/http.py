@@ -33,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from types import TracebackType
@@ -43,7 +43,7 @@ import aiohttp
 
 from connectors.messengers.settings import HttpSettings
 from engine.errors import ConnectorError
-from engine.port import Retry, SendResult
+from engine.port import ConnectorMetrics, NoMetrics, Retry, SendResult
 
 log = logging.getLogger("connectors.messengers")
 
@@ -102,19 +102,6 @@ class Unhealthy:
 Decision = Done | Again | Unhealthy
 
 
-@dataclass
-class ClientStats:
-    """Plain counters (Prometheus comes later)."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    not_sent: int = 0
-    unknown: int = 0
-    handed_back: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-
-
 def parse_retry_after(value: str | None, ceiling_s: float) -> float | None:
     """``Retry-After`` as seconds (delta-seconds or an HTTP date), clipped to ``[0, ceiling_s]``."""
     if not value:
@@ -147,7 +134,8 @@ class GatewayClient:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.http = http
-        self.stats = ClientStats()
+        #: The process's metrics (the connector passes its own on before ``open``).
+        self.metrics: ConnectorMetrics = NoMetrics()
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -159,6 +147,9 @@ class GatewayClient:
         self._probe_task: asyncio.Task[None] | None = None
         # The outer deadline of one exchange: the connect and read timeouts fire first.
         self._total_s = http.connect_timeout_s + http.read_timeout_s + 2.0
+
+    def count(self, event: str) -> None:
+        self.metrics.event("gateway", self.name, event)
 
     # ---- lifecycle (the one place the state changes) ---------------------------------------
 
@@ -269,7 +260,7 @@ class GatewayClient:
         session = self._session
         if session is None or self._state is not ClientState.OPEN:
             raise NotSent(f"gateway {self.name}: client is {self._state}")
-        self.stats.requests += 1
+        self.count("requests")
         try:
             async with asyncio.timeout(self._total_s):
                 async with session.request(
@@ -279,14 +270,14 @@ class GatewayClient:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            self.stats.not_sent += 1
+            self.count("not_sent")
             raise NotSent(f"gateway {self.name}: cannot connect ({type(exc).__name__})") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            self.stats.unknown += 1
+            self.count("unknown")
             raise MaybeSent(
                 f"gateway {self.name}: no answer after the request was sent ({type(exc).__name__})"
             ) from None
-        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+        self.metrics.gateway_response(self.name, status)
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
@@ -332,15 +323,16 @@ class GatewayClient:
             reason = decision.reason
             delay = decision.delay_s if decision.delay_s is not None else self.backoff_s(retry_no)
             if decision.account_wide:
-                self.stats.throttled += 1
+                self.count("throttled")
+                self.metrics.throttled("gateway", self.name)
                 self.throttle(delay)
             if retry_no == self.http.max_attempts - 1 or time.monotonic() + delay > deadline:
                 return self._hand_back(delay, reason)
-            self.stats.retries += 1
+            self.count("retries")
             if not decision.account_wide:  # the account-wide wait happens at the top of the loop
                 await asyncio.sleep(delay)
         return self._hand_back(self.backoff_s(self.http.max_attempts), reason)
 
     def _hand_back(self, delay_s: float, reason: str) -> Retry:
-        self.stats.handed_back += 1
+        self.count("handed_back")
         return Retry(delay_s=max(delay_s, self.http.backoff_base_s), reason=f"{self.name}: {reason}")

@@ -58,6 +58,7 @@ class AccountsConnector(Connector):
         stack = AsyncExitStack()
         try:
             for client in self.clients.values():
+                client.metrics = self.metrics
                 await stack.enter_async_context(client)
         except BaseException:
             await stack.aclose()

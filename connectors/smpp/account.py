@@ -33,11 +33,10 @@ from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
 from connectors.smpp.delivery import decode_delivery
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
-from connectors.smpp.stats import SmppStats
 from connectors.smpp.throttle import AdaptiveRate
 from engine.domain.phones import mask
 from engine.errors import ConnectorError
-from engine.port import ConnectorMetrics
+from engine.port import ConnectorMetrics, NoMetrics
 
 log = logging.getLogger("connectors.smpp")
 
@@ -57,10 +56,9 @@ class NotSent(ConnectorError):
 
 
 class SmppAccount:
-    def __init__(self, settings: AccountSettings, *, on_receipt: ReceiptSink, stats: SmppStats) -> None:
+    def __init__(self, settings: AccountSettings, *, on_receipt: ReceiptSink) -> None:
         self.settings = settings
         self.name = settings.name
-        self.stats = stats
         self._on_receipt = on_receipt
         ton, npi, addr = settings.source()
         self.head = pdu.SubmitHead(settings.service_type, ton, npi, addr).encode()
@@ -81,8 +79,8 @@ class SmppAccount:
         self._attempted: set[int] = set()
         self._changed = asyncio.Event()
         self._closing = False
-        #: The process's metrics (set by the connector from ``Connector.metrics``), or None.
-        self.metrics: ConnectorMetrics | None = None
+        #: The process's metrics (set by the connector from ``Connector.metrics``).
+        self.metrics: ConnectorMetrics = NoMetrics()
         self.rate = AdaptiveRate(
             settings.rate_per_s,
             decrease=settings.throttle.decrease,
@@ -151,12 +149,12 @@ class SmppAccount:
         s = self.settings
         failures = 0
         while not self._closing:
-            bind = SmppBind(s, self._roles[slot], slot, self, self.stats)
+            bind = SmppBind(s, self._roles[slot], slot, self, self.count)
             self.binds[slot] = bind
             try:
                 await bind.open()
             except BindError as exc:
-                self.stats.bind_failures += 1
+                self.count("bind_failures")
                 failures += 1
                 level = logging.ERROR if isinstance(exc, BindRefused) else logging.WARNING
                 log.log(level, "%s (attempt %d)", exc, failures)
@@ -167,7 +165,7 @@ class SmppAccount:
             except asyncio.CancelledError:
                 bind.abort("cancelled")
                 raise
-            self.stats.binds += 1
+            self.count("binds")
             self._attempted.add(slot)
             self._changed.set()
             bound_at = time.monotonic()
@@ -185,10 +183,12 @@ class SmppAccount:
 
     # ---- BindListener ----------------------------------------------------------------------
 
+    def count(self, event: str, n: int = 1) -> None:
+        self.metrics.event("smpp", self.name, event, n)
+
     def report_connections(self) -> None:
-        if self.metrics is not None:
-            up = sum(1 for b in self.binds if b is not None and b.state is BindState.BOUND)
-            self.metrics.set_connections("smpp", self.name, up, len(self.binds))
+        up = sum(1 for b in self.binds if b is not None and b.state is BindState.BOUND)
+        self.metrics.set_connections("smpp", self.name, up, len(self.binds))
 
     def on_state(self, bind: SmppBind, state: BindState) -> None:
         self._changed.set()
@@ -204,7 +204,7 @@ class SmppAccount:
         try:
             delivery = decode_delivery(command_id, body)
             if not delivery.is_receipt:
-                self.stats.mo_ignored += 1
+                self.count("mo_ignored")
                 log.info("bind %s: mobile-originated message from %s ignored", bind.name,
                          mask("+" + delivery.source_addr))
                 bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
@@ -212,12 +212,12 @@ class SmppAccount:
             receipt = receipt_from_delivery(delivery, submit_id_base=self.settings.submit_id_base,
                                             receipt_id_base=self.settings.receipt_id_base)
         except ReceiptError as exc:
-            self.stats.receipts_unparsed += 1
+            self.count("receipts_unparsed")
             log.warning("bind %s: receipt seq %d unusable: %s", bind.name, seq, exc)
             bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
             return
         except pdu.MalformedPdu as exc:
-            self.stats.malformed_pdus += 1
+            self.count("malformed_pdus")
             log.warning("bind %s: malformed PDU 0x%08X seq %d (%d octets): %s", bind.name, command_id, seq,
                         len(body), exc)
             bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
@@ -229,14 +229,15 @@ class SmppAccount:
     async def _deliver(self, bind: SmppBind, resp_id: int, seq: int, receipt: Receipt) -> None:
         status = pdu.ESME_ROK
         try:
+            self.count("receipts")
             await self._on_receipt(receipt)
         except ConnectorError as exc:
-            self.stats.receipt_sink_errors += 1
+            self.count("receipt_sink_errors")
             status = pdu.ESME_RX_T_APPN
             log.warning("bind %s: receipt for %s not taken (%s); the SMSC will deliver it again",
                         bind.name, receipt.message_id, exc)
         except Exception:
-            self.stats.receipt_sink_errors += 1
+            self.count("receipt_sink_errors")
             status = pdu.ESME_RX_T_APPN
             log.exception("bind %s: receipt for %s not taken; the SMSC will deliver it again",
                           bind.name, receipt.message_id)
@@ -359,9 +360,8 @@ class SmppAccount:
             finally:
                 self._release(bind)
             if status == pdu.ESME_RTHROTTLED or status == pdu.ESME_RMSGQFUL:
-                self.stats.throttled += 1
-                if self.metrics is not None:
-                    self.metrics.throttled("smpp", self.name)
+                self.count("throttled")
+                self.metrics.throttled("smpp", self.name)
                 rate.on_throttled(sent_at)
                 wait_s = backoff * (0.5 + random.random() / 2)
                 if time.monotonic() - started + wait_s > throttle.budget_s:
@@ -371,12 +371,12 @@ class SmppAccount:
                 backoff = min(throttle.retry_max_s, backoff * 2)
                 continue
             if status != pdu.ESME_ROK:
-                self.stats.refused += 1
+                self.count("refused")
                 return status, ""
             rate.on_accepted()
-            self.stats.accepted += 1
+            self.count("accepted")
             message_id = pdu.read_c_string(resp)[0].strip() if resp else ""
             if not message_id:
-                self.stats.malformed_pdus += 1
+                self.count("malformed_pdus")
                 raise pdu.MalformedPdu(f"bind {bind.name}: submit_sm_resp OK without a message_id")
             return status, message_id

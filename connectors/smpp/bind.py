@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
 from connectors.smpp import pdu
 from connectors.smpp.settings import AccountSettings
-from connectors.smpp.stats import SmppStats
 from engine.errors import ConfigError, ConnectorError
 
 log = logging.getLogger("connectors.smpp")
@@ -74,7 +74,7 @@ _MAX_SEQ = 0x7FFFFFFF
 
 class SmppBind(asyncio.Protocol):
     def __init__(self, settings: AccountSettings, role: str, index: int, listener: BindListener,
-                 stats: SmppStats) -> None:
+                 count: Callable[[str, int], None]) -> None:
         self.settings = settings
         self.role = role  # transceiver | transmitter | receiver
         self.name = f"{settings.name}#{index}/{role}"
@@ -87,7 +87,8 @@ class SmppBind(asyncio.Protocol):
         self.state = BindState.CONNECTING
         self.last_rx = time.monotonic()
         self._listener = listener
-        self._stats = stats
+        #: Counts an event of the account (its metrics).
+        self._count = count
         self._seq = 0
         #: seq → (future or None for our own enquire_link, deadline, command_id)
         self._pending: dict[int, tuple[asyncio.Future[Response] | None, float, int]] = {}
@@ -220,7 +221,7 @@ class SmppBind(asyncio.Protocol):
         """
         if self.state is not BindState.BOUND:
             raise BindLost(f"bind {self.name}: {self.state}")
-        self._stats.submits += 1
+        self._count("submits", 1)
         return self._request(pdu.SUBMIT_SM, body)
 
     def _write(self, data: bytes) -> None:
@@ -261,16 +262,16 @@ class SmppBind(asyncio.Protocol):
                 self._dispatch(frame)
             except Exception:
                 # A bug in handling one PDU must not take the session down.
-                self._stats.malformed_pdus += 1
+                self._count("malformed_pdus", 1)
                 log.exception("bind %s: PDU 0x%08X seq %d not handled", self.name, frame[0], frame[2])
         if decoder.lost is not None:
-            self._stats.framing_errors += 1
+            self._count("framing_errors", 1)
             log.error("bind %s: %s", self.name, decoder.lost)
             self.abort("framing lost")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state is not BindState.CLOSED and self.state is not BindState.DRAINING:
-            self._stats.binds_lost += int(self.state is BindState.BOUND)
+            self._count("binds_lost", int(self.state is BindState.BOUND))
         self._finish(BindLost(f"bind {self.name}: connection lost"
                               + (f" ({exc})" if exc else "")))
 
@@ -280,7 +281,7 @@ class SmppBind(asyncio.Protocol):
         for fut, _, command_id in pending.values():
             if fut is not None and not fut.done():
                 if command_id == pdu.SUBMIT_SM:
-                    self._stats.unconfirmed += 1
+                    self._count("unconfirmed", 1)
                 fut.set_exception(error)
         if self._ticker is not None:
             self._ticker.cancel()
@@ -296,7 +297,7 @@ class SmppBind(asyncio.Protocol):
         if command_id & pdu.RESP:
             entry = self._pending.pop(seq, None)
             if entry is None:
-                self._stats.unexpected_responses += 1
+                self._count("unexpected_responses", 1)
                 log.warning("bind %s: response 0x%08X seq %d matches no request (late or bogus)",
                             self.name, command_id, seq)
                 return
@@ -306,7 +307,7 @@ class SmppBind(asyncio.Protocol):
             if fut is None or fut.done():
                 return
             if command_id != request_id | pdu.RESP and command_id != pdu.GENERIC_NACK:
-                self._stats.malformed_pdus += 1
+                self._count("malformed_pdus", 1)
                 fut.set_exception(pdu.MalformedPdu(
                     f"response 0x{command_id:08X} to request 0x{request_id:08X} (seq {seq})"))
                 return
@@ -327,7 +328,7 @@ class SmppBind(asyncio.Protocol):
         elif command_id in (pdu.ALERT_NOTIFICATION, pdu.OUTBIND):
             pass  # no response is defined for these
         else:
-            self._stats.generic_nacks_sent += 1
+            self._count("generic_nacks_sent", 1)
             log.warning("bind %s: unknown command 0x%08X seq %d: generic_nack", self.name, command_id, seq)
             self.respond(pdu.GENERIC_NACK, seq, pdu.ESME_RINVCMDID)
 
@@ -354,7 +355,7 @@ class SmppBind(asyncio.Protocol):
             return
         seq = self._next_seq()
         self._probe_seq = seq
-        self._stats.enquire_links += 1
+        self._count("enquire_links", 1)
         self._pending[seq] = (None, time.monotonic() + self._timeout_s, pdu.ENQUIRE_LINK)
         log.debug("bind %s: enquire_link (%s)", self.name, why)
         self._write(pdu.encode_pdu(pdu.ENQUIRE_LINK, seq))
@@ -369,9 +370,9 @@ class SmppBind(asyncio.Protocol):
                 return
             if not fut.done():
                 timed_out = True
-                self._stats.response_timeouts += 1
+                self._count("response_timeouts", 1)
                 if command_id == pdu.SUBMIT_SM:
-                    self._stats.unconfirmed += 1
+                    self._count("unconfirmed", 1)
                 fut.set_exception(ResponseTimeout(
                     f"bind {self.name}: no response to 0x{command_id:08X} within {self._timeout_s}s"))
         if timed_out and self._probe_seq is None:

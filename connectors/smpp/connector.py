@@ -30,7 +30,7 @@ Receipts (on any bind of the account) become :class:`~engine.port.LateEvent` thr
 :meth:`Connector.emit`; the core correlates them by message id. A receipt is answered after the
 sink returned (``ESME_RX_T_APPN`` if it raised or none is bound yet: the SMSC delivers it again),
 so a crash never acknowledges a receipt nobody recorded; the sink sees a receipt at least once.
-Mobile-originated deliver_sm (not receipts) are answered and ignored (counted in ``stats``).
+Mobile-originated deliver_sm (not receipts) are answered and ignored (counted as ``mo_ignored``).
 
 Usage::
 
@@ -54,7 +54,6 @@ from connectors.smpp.gsm import encode_text
 from connectors.smpp.receipt import Receipt, canonical_id
 from connectors.smpp.segments import ConcatRefs, segments, split_units
 from connectors.smpp.settings import SmppSettings
-from connectors.smpp.stats import SmppStats
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
@@ -88,9 +87,8 @@ class SmppConnector(Connector):
         super().__init__()
         self.settings = settings
         self.resend_unconfirmed = resend_unconfirmed
-        self.stats = SmppStats()
         self.accounts: dict[str, SmppAccount] = {
-            a.name: SmppAccount(a, on_receipt=self._on_receipt, stats=self.stats) for a in settings.accounts
+            a.name: SmppAccount(a, on_receipt=self._on_receipt) for a in settings.accounts
         }
         self._refs = {a.name: ConcatRefs(a.concat_ref_bits) for a in settings.accounts}
         self._targets = [Target(a.name, a.rate_per_s, a.concurrency) for a in settings.accounts]
@@ -208,5 +206,4 @@ class SmppConnector(Connector):
             # Not wired yet (binds come up in open(), before bind_events): refuse it for now, the
             # SMSC delivers it again (ESME_RX_T_APPN), rather than answer OK and lose it.
             raise ConnectorError("no event sink bound yet")
-        self.stats.receipts += 1
         await self.emit(receipt.to_event())

@@ -109,6 +109,9 @@ class Metrics:
         self.late_events = FastCounter("volna_late_events", "Late events (receipts, hang-ups, webhooks) "
                                        "received, with no known attempt (unknown_id), or not recorded (failed)",
                                        ["channel", "result"])
+        self.connector_events = FastCounter(
+            "volna_connector_events", "What connectors count, by kind (smpp, ami, gateway), target and event: "
+            "submits, receipts, malformed PDUs, unconfirmed sends, retries, refusals…", ["kind", "target", "event"])
         self.hangup_causes = FastCounter("volna_call_hangup_causes", "Ended IVR attempts by Q.850 hang-up cause",
                                          ["cause"])
         self.claim_to_send = FastHistogram(
@@ -124,7 +127,7 @@ class Metrics:
             (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
         self._fast: list[FastCounter | FastHistogram] = [
             self.tasks_claimed, self.tasks_sent, self.send_results, self.tasks_finished, self.caps_hit,
-            self.pacing_waits, self.pacing_wait_seconds, self.late_events, self.hangup_causes,
+            self.pacing_waits, self.pacing_wait_seconds, self.late_events, self.hangup_causes, self.connector_events,
             self.claim_to_send, self.send_to_accepted, self.accepted_to_final]
         # Per request or per state change: prometheus_client's own.
         self.webhook_requests = Counter("volna_webhook_requests", "Webhook requests by provider and verdict",
@@ -230,6 +233,17 @@ class Metrics:
 
     def throttled(self, kind: str, target: str, n: int = 1) -> None:
         self.throttled_total.labels(kind, target).inc(n)
+
+    def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
+        self.connector_events.inc((kind, target, event), n)
+
+    def events(self, kind: str, target: str | None = None) -> dict[str, int]:
+        """A connector's events so far (one target's, or summed over its targets)."""
+        out: dict[str, int] = {}
+        for (k, t, event), n in self.connector_events.values.items():
+            if k == kind and (target is None or t == target):
+                out[event] = out.get(event, 0) + int(n)
+        return out
 
     def gateway_response(self, target: str, status: int | str) -> None:
         """An HTTP status (counted as 2xx/3xx/4xx/429/5xx) or ``timeout`` / ``connect_error``."""
