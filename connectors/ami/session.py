@@ -47,6 +47,7 @@ from typing import Any
 
 from connectors.ami.message import AmiParser, Message, serialize
 from connectors.ami.settings import ServerSettings
+from engine.backoff import Backoff
 from engine.errors import ConfigError, ConnectorError, ProtocolError
 
 log = logging.getLogger("connectors.ami.session")
@@ -219,8 +220,8 @@ class AmiSession:
                 if was_ready and self._on_lost is not None:
                     self._on_lost()
             failures += 1
-            ceiling = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** min(failures, 16))
-            await asyncio.sleep(self._rng.uniform(self.reconnect_min_s, ceiling))
+            await asyncio.sleep(Backoff(self.reconnect_min_s, self.reconnect_max_s, jitter=1.0).delay_s(
+                failures, self._rng))
 
     async def _connect_and_login(self) -> None:
         self._set_state(State.CONNECTING)

@@ -42,6 +42,7 @@ from typing import Any
 import aiohttp
 
 from connectors.messengers.settings import HttpSettings
+from engine.backoff import Backoff
 from engine.errors import ConnectorError
 from engine.port import ConnectorMetrics, NoMetrics, Retry, SendResult
 
@@ -241,9 +242,7 @@ class GatewayClient:
         return max(0.0, self._throttled_until - time.monotonic())
 
     def backoff_s(self, retry_no: int) -> float:
-        """Exponential backoff with jitter: ``[½, 1] × min(max, base × 2^n)``."""
-        ceiling = min(self.http.backoff_max_s, self.http.backoff_base_s * (2**retry_no))
-        return ceiling * self._rng.uniform(0.5, 1.0)
+        return Backoff(self.http.backoff_base_s, self.http.backoff_max_s).delay_s(retry_no, self._rng)
 
     # ---- one exchange ----------------------------------------------------------------------
 

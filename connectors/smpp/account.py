@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from connectors.smpp.delivery import decode_delivery
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.throttle import AdaptiveRate
+from engine.backoff import Backoff
 from engine.domain.phones import mask
 from engine.errors import ConnectorError
 from engine.port import ConnectorMetrics, NoMetrics
@@ -177,9 +177,7 @@ class SmppAccount:
                 await asyncio.sleep(self._backoff_s(failures))
 
     def _backoff_s(self, failures: int) -> float:
-        s = self.settings
-        ceiling = min(s.reconnect_max_s, s.reconnect_min_s * 2 ** min(failures - 1, 30))
-        return ceiling * (0.5 + random.random() / 2)
+        return Backoff(self.settings.reconnect_min_s, self.settings.reconnect_max_s).delay_s(failures - 1)
 
     # ---- BindListener ----------------------------------------------------------------------
 
@@ -342,7 +340,8 @@ class SmppAccount:
         """
         throttle = self.settings.throttle
         started = time.monotonic()
-        backoff = throttle.retry_min_s
+        backoff = Backoff(throttle.retry_min_s, throttle.retry_max_s)
+        throttles = 0
         rate = self.rate
         while True:
             bind = await self._acquire(first=next_part)
@@ -363,12 +362,12 @@ class SmppAccount:
                 self.count("throttled")
                 self.metrics.throttled("smpp", self.name)
                 rate.on_throttled(sent_at)
-                wait_s = backoff * (0.5 + random.random() / 2)
+                wait_s = backoff.delay_s(throttles)
+                throttles += 1
                 if time.monotonic() - started + wait_s > throttle.budget_s:
                     raise NotSent(f"account {self.name}: {pdu.status_text(status)} for {throttle.budget_s}s",
                                   throttle.retry_max_s)
                 await asyncio.sleep(wait_s)
-                backoff = min(throttle.retry_max_s, backoff * 2)
                 continue
             if status != pdu.ESME_ROK:
                 self.count("refused")

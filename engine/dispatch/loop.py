@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 
+from engine.backoff import Backoff
 from engine.calendar.clock import engine_ms
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
@@ -37,6 +38,7 @@ from engine.waves.live import WaveStates
 log = logging.getLogger(__name__)
 
 _SLOT_POLL_S = 0.02
+_CLAIM_BACKOFF = Backoff(0.5, 5.0, jitter=0.0)
 
 
 class ChannelLoop:
@@ -70,7 +72,8 @@ class ChannelLoop:
         self._min_claim = max(1, min(self.settings.batch_size, self.max_inflight) // 4)
         self._claiming = True
         self._rr = 0
-        self._backoff_s = 0.0
+        #: Claim rounds failed in a row (Redis away): the next one waits longer.
+        self._failures = 0
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -87,11 +90,12 @@ class ChannelLoop:
                 except Exception as exc:
                     # Redis away (a restart loading a big AOF) or a bug in one round: the loop
                     # lives on, with a capped backoff, and claims again when Redis answers.
-                    self._backoff_s = min(max(self._backoff_s * 2, 0.5), 5.0)
-                    log.warning("claim round failed (%s); retrying in %.1f s", exc, self._backoff_s)
-                    await asyncio.sleep(self._backoff_s)
+                    wait_s = _CLAIM_BACKOFF.delay_s(self._failures)
+                    self._failures += 1
+                    log.warning("claim round failed (%s); retrying in %.1f s", exc, wait_s)
+                    await asyncio.sleep(wait_s)
                     continue
-                self._backoff_s = 0.0
+                self._failures = 0
                 if not claimed_any and self._claiming:
                     await self._idle(next_ms)
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.backoff import Backoff
 from engine.config.settings import RedisSettings
 from engine.errors import StoreUnavailable
 
@@ -65,7 +65,8 @@ async def ensure_reachable(redis: Redis, settings: RedisSettings, *, wait: async
     A dispatcher restarted while Redis restarts waits for it (what systemd's restart loop would
     do, without the log noise of a crash per second); a one-shot command says so and exits.
     """
-    delay_s = 0.2
+    backoff = Backoff(0.2, max_backoff_s, jitter=0.2)
+    failures = 0
     while True:
         try:
             await asyncio.wait_for(redis.ping(), 5.0)
@@ -74,9 +75,11 @@ async def ensure_reachable(redis: Redis, settings: RedisSettings, *, wait: async
             where = describe_url(settings.url)
             if wait is None:
                 raise StoreUnavailable(f"Redis at {where} is unavailable: {type(exc).__name__}") from None
+            delay_s = backoff.delay_s(failures)
+            failures += 1
             log.warning("Redis at %s is unavailable (%s); retrying in %.1f s", where, type(exc).__name__, delay_s)
         try:
-            await asyncio.wait_for(wait.wait(), delay_s * random.uniform(0.8, 1.2))
+            await asyncio.wait_for(wait.wait(), delay_s)
             return False
         except TimeoutError:
-            delay_s = min(max_backoff_s, delay_s * 2)
+            pass
