@@ -160,9 +160,6 @@ class CallTracker:
             self._remove(call)
         return call
 
-    def active_own(self) -> list[Call]:
-        return [c for c in self.calls.values() if c.own]
-
     def _add(self, call: Call) -> None:
         self.calls[call.call_id] = call
         self._by_uid[call.call_id] = call

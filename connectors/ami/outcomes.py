@@ -63,8 +63,6 @@ CAUSE_OUTCOMES: dict[int, Outcome] = {
     42: Outcome.CONGESTION,
 }
 
-#: Causes that say nothing about an unanswered call.
-SILENT_CAUSES = frozenset({0, 16})
 #: Cause outcomes more specific than any reason but an answer.
 _SPECIFIC = frozenset({Outcome.INVALID_NUMBER, Outcome.REJECTED})
 _REASON_DECIDES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.CONGESTION})

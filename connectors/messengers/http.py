@@ -288,9 +288,6 @@ class GatewayClient:
             text=raw[:_TEXT_KEPT].decode("utf-8", "replace"),
         )
 
-    def is_retry_status(self, status: int) -> bool:
-        return status in self.http.retry_statuses
-
     # ---- the retry loop of one send --------------------------------------------------------
 
     async def run(self, attempt: Callable[[], Awaitable[Decision]]) -> SendResult:

@@ -113,10 +113,6 @@ class SmppBind(asyncio.Protocol):
         self.state = state
         self._listener.on_state(self, state)
 
-    @property
-    def has_room(self) -> bool:
-        return self.state is BindState.BOUND and self.outstanding < self.window
-
     # ---- opening and closing ---------------------------------------------------------------
 
     async def open(self) -> None:

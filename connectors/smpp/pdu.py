@@ -317,8 +317,3 @@ def read_bind_resp(body: bytes) -> str:
     if not body:
         return ""
     return read_c_string(body)[0]
-
-
-def encode_deliver_sm_resp(seq: int, status: int = ESME_ROK, command_id: int = DELIVER_SM_RESP) -> bytes:
-    """``deliver_sm_resp`` / ``data_sm_resp``: an empty ``message_id``."""
-    return encode_pdu(command_id, seq, b"\x00", status)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from engine.context import Context
@@ -20,14 +20,12 @@ from engine.dispatch.finisher import Finisher
 from engine.dispatch.lifecycle import Lifecycle
 from engine.dispatch.loop import ChannelLoop
 from engine.dispatch.recovery import Recovery
-from engine.domain.outcomes import Channel
 from engine.metrics.refresh import Refresher
 from engine.port import Connector
 from engine.waves.live import WaveStates
 
 log = logging.getLogger(__name__)
 
-ConnectorFactory = Callable[[Channel], Connector]
 
 
 class Runner:

@@ -44,9 +44,6 @@ class Outcome(StrEnum):
     ERROR = "error"
 
 
-#: Outcomes a channel reports once the contact happened (for stats and reports).
-REACHED = frozenset({Outcome.ANSWERED, Outcome.DELIVERED, Outcome.READ})
-
 #: Outcomes produced by the engine itself, never by a connector.
 ENGINE_OUTCOMES = frozenset(
     {

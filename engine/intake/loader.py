@@ -225,7 +225,7 @@ async def add_followup_task(ctx: Context, task: Task, channel: Channel, *, suffi
     return bool(flags and flags[0])
 
 
-async def file_lines(path: str, chunk_lines: int = 2000) -> AsyncIterator[bytes]:
+async def file_lines(path: str) -> AsyncIterator[bytes]:
     """Stream a file's lines without blocking the loop (reads happen in a worker thread)."""
     import asyncio
 
