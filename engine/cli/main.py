@@ -242,10 +242,7 @@ def cmd_sim(argv: list[str]) -> int:
 # ---- entry point -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="volna", description="Volna campaign engine",
-        epilog="Also: `volna api` (the control API, the console, webhooks, /metrics), `volna token` (API "
-               "tokens), `volna demo` (a real wave against the simulators); each has its own --help.")
+    p = argparse.ArgumentParser(prog="volna", description="Volna campaign engine")
     p.add_argument("--config", help="TOML settings file (default: ./volna.toml when present)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -317,17 +314,42 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", default="ops/asterisk")
     sc.set_defaults(handler=cmd_scenarios)
 
-    sub.add_parser("sim", help="run a simulator: smsc, ami, gateway (options after the name)")
+    own = {"sim": "run a simulator: smsc, ami, gateway (options after the name)",
+           "api": "serve the control API, the console, the webhooks and /metrics (see --help)",
+           "token": "create, list and revoke API tokens (see --help)",
+           "demo": "a real wave against the bundled simulators, on private servers (see --help)"}
+    for name, text in own.items():
+        sub.add_parser(name, help=text, add_help=False).set_defaults(handler=_name_first(name))
     return p
 
 
+def _name_first(name: str) -> Handler:
+    async def refuse(args: argparse.Namespace, settings: Settings) -> int:
+        raise VolnaError(f"`{name}` takes its own options: put it first (volna {name} --help)")
+
+    return refuse
+
+
+#: Commands with parsers of their own: argv after the name goes to ``module.function``. Imported
+#: when used (``volna run`` never loads the API); an ImportError there is a broken install and is
+#: raised, not hidden.
+OWN_PARSERS: dict[str, tuple[str, str]] = {
+    "api": ("engine.api.cli", "main_api"),
+    "token": ("engine.api.cli", "main_token"),
+    "demo": ("engine.demo.main", "main_demo"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import importlib
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sim":
         return cmd_sim(argv[1:])
-    extra = _extra_commands()
-    if argv and argv[0] in extra:
-        return extra[argv[0]](argv[1:])
+    if argv and argv[0] in OWN_PARSERS:
+        module, function = OWN_PARSERS[argv[0]]
+        run: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -338,22 +360,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _extra_commands() -> dict[str, Callable[[list[str]], int]]:
-    """Commands with their own parsers (api, token, demo), when their modules are present."""
-    import importlib
-
-    out: dict[str, Callable[[list[str]], int]] = {}
-    for name, module in (("api", "engine.api.cli"), ("token", "engine.api.cli"), ("demo", "engine.demo.main")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        fn = getattr(mod, f"main_{name}", None)
-        if fn is not None:
-            out[name] = fn
-    return out
 
 
 if __name__ == "__main__":
