@@ -19,9 +19,11 @@ venv: $(STAMP)
 system-deps:
 	@bash ops/system-deps.sh
 
+# Who may import whom: the import-linter contracts in pyproject.toml (README, "The code").
 lint: $(STAMP)
 	$(BIN)/ruff check engine connectors simulators tests load
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Two workers: the suite mostly waits on sockets and subprocesses. VOLNA_NO_SKIP: every peer is
 # installed here, so a test that would skip fails instead.
