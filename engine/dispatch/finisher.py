@@ -12,16 +12,18 @@ recorded as a late event of that attempt, and holds its reservation again when i
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from engine.calendar.eligibility import task_window
 from engine.context import Context
 from engine.dispatch.lifecycle import Lifecycle
-from engine.domain.attempt import on_finish, on_late
+from engine.domain.attempt import Verdict, on_finish, on_late
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import ENGINE_OUTCOMES, Channel, Outcome
 from engine.domain.rules import next_attempt
+from engine.gates.caps import AttemptReservations
 from engine.intake.loader import add_followup_task
 from engine.store.schema import Guard
 from engine.store.wavestore import Finalized, FinalizeItem, eligible_score
@@ -53,9 +55,14 @@ class Finisher:
         actions: tuple[str, ...] = (),
         guard: Guard = Guard.LEASED,
         unsent: bool = False,
+        reservations: AttemptReservations | None = None,
+        reserved: bool = True,
     ) -> bool:
         """Record ``outcome`` for claim ``generation`` of ``attempt``; True when this call applied it
-        (exactly one does). ``unsent``: it was begun but never reached the wire."""
+        (exactly one does). ``unsent``: it was begun but never reached the wire. ``reservations``:
+        the claim's, when the caller has them at hand (else they are worked out again).
+        ``reserved=False``: the caller knows this claim never reserved (a gate stopped it first),
+        so there is nothing to settle."""
         ctx = self.ctx
         _, day = await ctx.wave_day(task.wave_id)
         scenario = ctx.scenarios.get(task.scenario)
@@ -67,10 +74,19 @@ class Finisher:
                 lambda ch: self.window(task, day, ch),
             )
         counted = scenario is not None and scenario.counts(attempt.channel, outcome)
-        reservations = self.lifecycle.reservations(task, attempt, generation, day)
-        settlement = on_finish(counted, operator="operator" in actions,
-                               conversation_class=reservations.cap_class == "conversation")
-        late = on_late(counted)
+        settled = None
+        late_hold = False
+        if reserved and ctx.settings.caps.enabled:  # caps off: nothing was reserved, nothing is settled
+            known = reservations is not None
+            if reservations is None:
+                reservations = self.lifecycle.reservations(task, attempt, generation, day)
+            settlement = on_finish(counted, operator="operator" in actions,
+                                   conversation_class=reservations.cap_class == "conversation")
+            if known and settlement.reservation is Verdict.HOLD:
+                # The caller's claim reserved it and still holds it (else this finalize is refused).
+                settlement = replace(settlement, reservation=Verdict.KEEP)
+            settled = reservations.wire(settlement)
+            late_hold = on_late(counted) is not None
         payload: dict[str, Any] = {"provider_code": provider_code, "provider_text": provider_text,
                                    "data": dict(data or {})}
         if actions:
@@ -78,8 +94,7 @@ class Finisher:
         item = FinalizeItem(
             task.task_id, attempt.number, attempt.channel, outcome.value, payload,
             None if nxt is None else (nxt.channel, nxt.number, eligible_score(nxt.eligible_ms, task.priority)),
-            guard, reservations.wire(settlement), None if late is None else reservations.wire(late), generation,
-            unsent,
+            guard, settled, late_hold, generation, unsent,
         )
         result = await self.lifecycle.finish(task.wave_id, item)
         if not result.applied:

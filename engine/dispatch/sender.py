@@ -4,9 +4,10 @@
 return: only while the wave runs, only for claims still ours); :meth:`Sender.send` then hands
 each to the connector, after a last look at the clock and the wave. Whatever comes back —
 accepted, final, retry, or an exception that means it may have reached the wire — is recorded
-by :meth:`Sender._record` under :func:`shielded`: a shutdown that cancels the send while it
-waits on the connector cannot cancel the bookkeeping of an answer (guarantee 4), and an attempt
-that may have reached the wire is never silently sent again.
+by :meth:`Sender._record` inside :func:`engine.dispatch.inflight.protected`: a cancel (a
+shutdown past its grace period) may stop the wait on the connector, but is held back while an
+answer is recorded (guarantee 4), and an attempt that may have reached the wire is never
+silently sent again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from engine.calendar.clock import engine_ms
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
 from engine.dispatch.finisher import Finisher
-from engine.dispatch.inflight import InFlight
+from engine.dispatch.inflight import InFlight, protected
 from engine.dispatch.job import Job
 from engine.dispatch.lifecycle import Lifecycle
 from engine.domain.attempt import Settlement, Transition, Verdict
@@ -43,21 +44,10 @@ _SLOT_POLL_S = 0.02
 _SLOT_LATE_S = 0.02
 
 
-async def shielded(work: Awaitable[T]) -> T:
-    """Run ``work`` to its end even when the caller is cancelled meanwhile; the cancellation is
-    raised once it is done."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():
-                raise
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return task.result()
+async def _protected(work: Awaitable[T]) -> T:
+    """Run ``work`` to its end even when a cancel comes meanwhile (it is delivered after)."""
+    with protected():
+        return await work
 
 
 class Sender:
@@ -133,13 +123,13 @@ class Sender:
         except asyncio.CancelledError:
             # Shutdown while waiting for a fresh slot: nothing went out.
             if job.key in self.inflight.jobs:
-                await shielded(self._back(job, 0.0))
+                await _protected(self._back(job, 0.0))
             raise
         except Exception as exc:
             # Nothing went out: the same attempt goes back to the queue. If even that fails
             # (Redis away), let go of the job so its lease expires and recovery decides.
             log.warning("attempt %s failed before the wire: %s", job.key, exc)
-            await shielded(self._back(job, 1.0))
+            await _protected(self._back(job, 1.0))
             return
         if not go:
             return
@@ -151,7 +141,7 @@ class Sender:
         except asyncio.CancelledError:
             # Shutdown past the grace period: the request may be on the wire (guarantee 4).
             job.answered = True
-            await shielded(self._unconfirmed(job, "cancelled during send"))
+            await _protected(self._unconfirmed(job, "cancelled during send"))
             raise
         except Exception as exc:
             job.answered = True
@@ -161,11 +151,11 @@ class Sender:
                         job.attempt.number, mask(job.task.phone), exc,
                         extra={"wave": job.wave_id, "task": job.task.task_id,
                                "attempt": job.attempt.number, "channel": self.channel, "target": job.target})
-            await shielded(self._unconfirmed(job, f"{type(exc).__name__}: {exc}"))
+            await _protected(self._unconfirmed(job, f"{type(exc).__name__}: {exc}"))
             return
         job.answered = True
         self.ctx.metrics.answered(self.channel, job.target, type(result).__name__.lower(), started)
-        await shielded(self._record(job, result))
+        await _protected(self._record(job, result))
 
     async def _back(self, job: Job, delay_s: float) -> None:
         """Begun but not sent: back to the queue, the send counted at begin-send taken back."""
@@ -185,12 +175,12 @@ class Sender:
             return True
         # Paused or stopped, or past the window's end, while this send waited: it never leaves.
         if window_closed:
-            await shielded(self.inflight.end(job, Outcome.WINDOW_MISSED, "the window closed before the send",
+            await _protected(self.inflight.end(job, Outcome.WINDOW_MISSED, "the window closed before the send",
                                              guard=Guard.LEASED, unsent=True))
         elif self.states.state(job.wave_id) is WaveState.PAUSED:
-            await shielded(self._back(job, 0.0))
+            await _protected(self._back(job, 0.0))
         else:
-            await shielded(self.inflight.end(job, Outcome.CANCELLED, "wave no longer running before the send",
+            await _protected(self.inflight.end(job, Outcome.CANCELLED, "wave no longer running before the send",
                                              guard=Guard.LEASED, unsent=True))
         return False
 
@@ -221,6 +211,7 @@ class Sender:
                 await self.finisher.finish(
                     job.task, job.attempt, job.generation, result.outcome, provider_code=result.provider_code,
                     provider_text=result.provider_text, data=result.data, actions=result.actions,
+                    reservations=job.reservations,
                 )
             else:
                 # Nothing reached the peer: the same attempt again later, its reservation given back.

@@ -121,6 +121,10 @@ class Verdict(StrEnum):
     HOLD = "h"
     #: Give it back: the attempt did not reach the debtor in a way that counts.
     RELEASE = "r"
+    #: Leave it as it is: the caller knows its claim holds it (the owner of the send that just
+    #: answered), so keeping it costs nothing. News that comes after the attempt ended is
+    #: settled with HOLD all the same.
+    KEEP = "k"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,7 @@ def periods(day: date) -> tuple[str, str, str]:
 
 
 def counters(debtor_id: str, cap_class: str, day: date) -> tuple[str, str, str]:
-    d, w, m = (keys.cap_counter(debtor_id, cap_class, p) for p in periods(day))
-    return d, w, m
+    return keys.cap_counters(debtor_id, cap_class, periods(day))
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,12 @@ def cap_counter(debtor_id: str, cap_class: str, period: str) -> str:
     return f"{debtor_tag(debtor_id)}:cap:{cap_class}:{period}"
 
 
+def cap_counters(debtor_id: str, cap_class: str, periods: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The day, week and month counters of one class (the hot path's :func:`cap_counter` × 3)."""
+    head = f"{debtor_tag(debtor_id)}:cap:{cap_class}:"
+    return head + periods[0], head + periods[1], head + periods[2]
+
+
 def pacing_rate(target: str) -> str:
     return f"{PREFIX}:{{p:{target}}}:tat"
 

@@ -306,7 +306,7 @@ class Reservation:
 
     def wire(self, verdict: Verdict) -> list[Any]:
         """The settlement of this reservation as the scripts take it."""
-        return [self.key, self.field, list(self.counters), verdict.value]
+        return [self.key, self.field, self.counters, verdict]
 
 
 # ---- result records ------------------------------------------------------------------------------
@@ -364,6 +364,11 @@ def lua_constants() -> str:
     lines.append(f"local OUTBOX_SEQ = {_lua_string(OUTBOX_SEQ)}")
     lines.append(f"local DELIVERED = {_lua_string(Outcome.DELIVERED.value)}")
     lines.append(f"local SF = {_lua_table(STATE_FIELDS)}")
+    # The task state's codec, field by field: a loop over SF costs Redis more on the hot path.
+    lines.append("local function decode_state(raw)\n  local w = cjson.decode(raw)\n  return {"
+                 + ", ".join(f"{name} = w.{short}" for name, short in STATE_FIELDS.items()) + "}\nend")
+    lines.append("local function encode_state(st)\n  return cjson.encode({"
+                 + ", ".join(f"{short} = st.{name}" for name, short in STATE_FIELDS.items()) + "})\nend")
     plain = {c.name: c.value for c in Counter if "{" not in c.value}
     lines.append(f"local CNT = {_lua_table(plain)}")
     lines += [_lua_template(c.name, c.value) for c in Counter if "{" in c.value]

@@ -77,8 +77,8 @@ class FinalizeItem:
     guard: Guard = Guard.LEASED
     #: What ending the attempt does with its reservations.
     settlement: SettlementWire | None = None
-    #: What news of the attempt after it ended does (a counted late delivery holds again).
-    late_settlement: SettlementWire | None = None
+    #: News of the attempt after it ended counts: its reservation is held again.
+    late_hold: bool = False
     #: The claim this is about (checked with ``Guard.CLAIM``).
     generation: int = 0
     #: It ends after its begin-send without reaching the wire: the send counted is taken back.
@@ -160,8 +160,8 @@ class WaveStore:
         rows = [[it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload},
                  None if it.next_attempt is None else [it.next_attempt[0].value, it.next_attempt[1],
                                                        it.next_attempt[2]],
-                 it.guard.value, it.channel.value, it.settlement, it.late_settlement, it.generation,
-                 int(it.unsent)] for it in items]
+                 it.guard, it.channel, it.settlement, int(it.late_hold), it.generation, int(it.unsent)]
+                for it in items]
         raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
         return [Finalized(bool(int(raw[i])), raw[i + 1] or "", bool(int(raw[i + 2])))
                 for i in range(0, len(raw), 3)], outbox

@@ -14,11 +14,14 @@ end
 -- asked for a claim that was already settled is refused (its claim is dead). ``seq`` orders
 -- the settlements that reach a Redis Cluster through a wave's outbox; nil applies at once.
 local function settle_reservation(key, field, counters, verdict, seq)
+  if verdict == VERDICT.KEEP then return 0 end
   local raw = redis.call('HGET', key, field)
   local cur = nil
   if raw then cur = cjson.decode(raw) end
   if cur and seq and tonumber(cur[RES.seq] or 0) >= seq then return 0 end
   local held = cur ~= nil and cur[RES.held] == 1
+  -- Kept as it is (the common end of a contact that counts): nothing to write.
+  if held and verdict == VERDICT.HOLD and not seq then return 0 end
   local stored = counters
   if cur then stored = cur[RES.counters] end
   if verdict == VERDICT.HOLD then

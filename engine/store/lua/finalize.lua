@@ -1,6 +1,6 @@
 -- Ends attempts: records each result once, settles its reservations, and either ends the task
 -- or queues its next attempt. ARGV[4]: JSON array of
--- [id, attempt, outcome, payload, next, guard, channel, settlement, late settlement, generation, unsent]:
+-- [id, attempt, outcome, payload, next, guard, channel, settlement, late hold, generation, unsent]:
 --   next  = null (the task is final) or [channel, attempt, score] (retry or cascade);
 --   guard = ''        the attempt is leased (its owner's send, or a late event);
 --           'expired' the attempt is leased and its lease has expired (recovery);
@@ -10,8 +10,8 @@
 --                     anything else means the claim is over, and nothing is recorded;
 --   channel           the attempt's own channel (a late event's, not the task's current one);
 --   settlement        what ending the attempt does with its reservations;
---   late settlement   what news of an attempt that already ended does (a counted delivery
---                     after the acceptance timed out holds its reservation again), or null;
+--   late hold = 1     news of an attempt that already ended counts (a delivery after the
+--                     acceptance timed out): its reservation (the settlement's first) is held again;
 --   unsent = 1        it ends after its begin-send without reaching the wire (the window closed
 --                     or the wave stopped while it waited): the send counted is taken back.
 -- Returns per item: flag (1 applied, 0 duplicate/late), pacing target to release or '', 1 when
@@ -53,7 +53,10 @@ for i, item in ipairs(items) do
         -- delivery after the SMS fallback went out): recorded for its own attempt and channel;
         -- it changes the task no more, but a contact that counts holds its reservation.
         emit(record(KIND.LATE, id, st, outcome, false, payload, attempt, channel))
-        settle(item[9])
+        if tonumber(item[9]) == 1 and type(item[8]) == 'table' and item[8][1] then
+          local main = item[8][1]
+          settle({{main[1], main[2], main[3], VERDICT.HOLD}})
+        end
         count(CNT.LATE, 1)
       end
     end

@@ -9,18 +9,7 @@ local MAXLEN = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local SETTLE_INLINE = ARGV[3] == SETTLE.INLINE
 
-local function decode_state(raw)
-  local wire = cjson.decode(raw)
-  local st = {}
-  for name, short in pairs(SF) do st[name] = wire[short] end
-  return st
-end
-
-local function encode_state(st)
-  local wire = {}
-  for name, short in pairs(SF) do wire[short] = st[name] end
-  return cjson.encode(wire)
-end
+-- decode_state(raw) and encode_state(st) are generated with the header (STATE_FIELDS).
 
 local function getst(id)
   local raw = redis.call('HGET', KEYS[K.state], id)
