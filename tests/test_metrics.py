@@ -211,7 +211,8 @@ async def test_volna_run_serves_metrics_on_its_port(redis: aioredis.Redis, redis
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """``volna run --metrics-port N``: the dispatcher's own metrics on N while it runs, gone after."""
     import connectors.registry
-    from engine.cli.main import build_parser, cmd_run
+    from engine.cli.main import build_parser
+    from engine.cli.run import cmd_run
     from tests.harness import make_settings
 
     monkeypatch.setattr(connectors.registry, "build_connector", lambda ch, settings: MeteredConnector(ch))

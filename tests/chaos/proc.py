@@ -4,7 +4,7 @@
 
 Settings, clock and connectors come from the generated config exactly as ``volna run`` builds
 them (``load_settings``, ``connectors.registry.build_connector`` for every enabled channel,
-``engine.cli.main.with_context``: the clock from ``settings.clock``, Redis waited for at start-up,
+``engine.cli.common.with_context``: the clock from ``settings.clock``, Redis waited for at start-up,
 ``Runner``). SIGTERM drains; SIGUSR1 logs what each channel loop
 holds (the chaos run asks before it judges, for post-mortems).
 """
@@ -19,7 +19,7 @@ import signal
 from collections import Counter
 
 from connectors.registry import build_connector, enabled_channels
-from engine.cli.main import with_context
+from engine.cli.common import with_context
 from engine.config.settings import load_settings
 from engine.context import Context
 from engine.dispatch.runner import Runner
