@@ -87,11 +87,12 @@ class NodeSmsc:
     def __init__(self, *, accounts: dict[str, str] | None = None, receipt_delay_ms: float = 200,
                  throttle_rate: float = 0, throttle_share: float = 0, undeliv_share: float = 0,
                  reach_log: str | Path | None = None, keep_texts: bool = False, seed: int = 1,
-                 receipt_retry_ms: float = 1000, host: str = "127.0.0.1") -> None:
+                 receipt_retry_ms: float = 1000, submit_delay_ms: float = 0, host: str = "127.0.0.1") -> None:
         self.accounts = accounts or {"volna": "secret"}
         self.host = host
         self.args = ["--host", host, "--receipt-delay-ms", str(receipt_delay_ms),
-                     "--receipt-retry-ms", str(receipt_retry_ms), "--throttle-rate", str(throttle_rate),
+                     "--receipt-retry-ms", str(receipt_retry_ms), "--submit-delay-ms", str(submit_delay_ms),
+                     "--throttle-rate", str(throttle_rate),
                      "--throttle-share", str(throttle_share), "--undeliv-share", str(undeliv_share),
                      "--seed", str(seed)]
         for system_id, password in self.accounts.items():

@@ -6,7 +6,7 @@
 //
 //   node smsc.js --port 0 --http-port 0 --account volna:secret [--receipt-delay-ms 200]
 //                [--throttle-rate N] [--throttle-share F] [--undeliv-share F]
-//                [--reach-log PATH] [--keep-texts] [--seed N] [--first-id N]
+//                [--submit-delay-ms N] [--reach-log PATH] [--keep-texts] [--seed N] [--first-id N]
 //
 // It accepts binds (transmitter, receiver, transceiver) of the configured accounts, answers
 // enquire_link and unbind, answers submit_sm with a message id and, after the receipt delay, sends
@@ -14,7 +14,8 @@
 // receipted_message_id and message_state TLVs) on a receiver or transceiver bind of the same
 // system_id, round-robin across them (so a receipt often arrives on another bind than its submit).
 // Above --throttle-rate accepted submits in any 1000 ms per system_id, and for a --throttle-share
-// of submits, it answers ESME_RTHROTTLED (0x58). It counts binds, submits, parts (UDH
+// of submits, it answers ESME_RTHROTTLED (0x58); --submit-delay-ms holds every submit_sm_resp
+// that long (so a client's window fills). It counts binds, submits, parts (UDH
 // concatenation, IE 0x00 and 0x08, parsed: each part counted once, each concatenated message once
 // by its reference), receipts, throttled submits and messages per destination, and reports them
 // at GET /stats (JSON) and on SIGUSR2 (one JSON line on stdout). Once it listens it prints
@@ -33,12 +34,13 @@ const smpp = require('smpp');
 function parseArgs(argv) {
 	const cfg = {
 		host: '127.0.0.1', port: 2775, httpPort: 0, accounts: {}, receiptDelayMs: 200,
-		receiptRetryMs: 1000, throttleRate: 0, throttleShare: 0, undelivShare: 0, reachLog: '',
+		receiptRetryMs: 1000, submitDelayMs: 0, throttleRate: 0, throttleShare: 0, undelivShare: 0, reachLog: '',
 		keepTexts: false, seed: 1, firstId: 1,
 	};
 	const numeric = {
 		'--port': 'port', '--http-port': 'httpPort', '--receipt-delay-ms': 'receiptDelayMs',
-		'--receipt-retry-ms': 'receiptRetryMs', '--throttle-rate': 'throttleRate',
+		'--receipt-retry-ms': 'receiptRetryMs', '--submit-delay-ms': 'submitDelayMs',
+		'--throttle-rate': 'throttleRate',
 		'--throttle-share': 'throttleShare', '--undeliv-share': 'undelivShare', '--seed': 'seed',
 		'--first-id': 'firstId',
 	};
@@ -64,8 +66,9 @@ function parseArgs(argv) {
 		} else if (flag === '--keep-texts') {
 			cfg.keepTexts = true;
 		} else if (flag === '--help' || flag === '-h') {
-			process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 26)
-				.map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+			const lines = fs.readFileSync(__filename, 'utf8').split('\n').slice(1);
+			const header = lines.slice(0, lines.findIndex((l) => !l.startsWith('//')));
+			process.stdout.write(header.map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
 			process.exit(0);
 		} else {
 			throw new Error(`unknown option ${flag}`);
@@ -233,14 +236,14 @@ class Smsc {
 		this.stats.submits++;
 		if (session.mode !== 'transmitter' && session.mode !== 'transceiver') {
 			this.stats.rejected++;
-			session.send(pdu.response({command_status: smpp.ESME_RINVBNDSTS}));
+			this.answer(session, pdu.response({command_status: smpp.ESME_RINVBNDSTS}));
 			return;
 		}
 		const why = this.throttle(session.systemId);
 		if (why) {
 			this.stats.throttled++;
 			this.stats['throttled_' + why]++;
-			session.send(pdu.response({command_status: smpp.ESME_RTHROTTLED}));
+			this.answer(session, pdu.response({command_status: smpp.ESME_RTHROTTLED}));
 			return;
 		}
 		const body = pdu.short_message;
@@ -259,7 +262,7 @@ class Smsc {
 		this.stats.accepted_parts++;
 		if (!this.stats.first_accept_ms) this.stats.first_accept_ms = at;
 		this.stats.last_accept_ms = at;
-		session.send(pdu.response({message_id: id}));
+		this.answer(session, pdu.response({message_id: id}));
 		const message = this.assemble(session, pdu, udh, text, id);
 		const receipt = {
 			id, systemId: session.systemId, from: session, submittedMs: at, message,
@@ -269,6 +272,18 @@ class Smsc {
 			sent: false, tries: 0,
 		};
 		if (pdu.registered_delivery & 0x03) this.later(this.cfg.receiptDelayMs, receipt);
+	}
+
+	answer(session, resp) {
+		if (this.cfg.submitDelayMs <= 0) {
+			session.send(resp);
+			return;
+		}
+		const timer = setTimeout(() => {
+			this.timers.delete(timer);
+			session.send(resp);
+		}, this.cfg.submitDelayMs);
+		this.timers.add(timer);
 	}
 
 	// Joins the parts of a concatenated message; returns the message a part belongs to.
