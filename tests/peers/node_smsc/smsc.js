@@ -146,6 +146,12 @@ function receiptDate(ms) {
 		two(d.getUTCHours()) + two(d.getUTCMinutes());
 }
 
+// A whole message as the reach ledger follows it: parts arrived of total, receipts requested and
+// DELIVRD receipts sent.
+function newMessage(destination, ton, firstId, arrived) {
+	return {destination, ton, firstId, total: 1, arrived, requested: 0, delivered: 0, failed: false, written: false};
+}
+
 // The concatenation IE of a part's UDH (node-smpp splits the UDH into IEs: [iei, len, ...data]).
 function concatInfo(udhList) {
 	for (const ie of udhList || []) {
@@ -264,6 +270,8 @@ class Smsc {
 		this.stats.last_accept_ms = at;
 		this.answer(session, pdu.response({message_id: id}));
 		const message = this.assemble(session, pdu, udh, text, id);
+		const wanted = (pdu.registered_delivery & 0x03) !== 0;
+		if (wanted) message.requested++;
 		const receipt = {
 			id, systemId: session.systemId, from: session, submittedMs: at, message,
 			source: pdu.destination_addr, sourceTon: pdu.dest_addr_ton, sourceNpi: pdu.dest_addr_npi,
@@ -271,7 +279,8 @@ class Smsc {
 			text: text.slice(0, 20), stat: this.random() < this.cfg.undelivShare ? 'UNDELIV' : 'DELIVRD',
 			sent: false, tries: 0,
 		};
-		if (pdu.registered_delivery & 0x03) this.later(this.cfg.receiptDelayMs, receipt);
+		if (wanted) this.later(this.cfg.receiptDelayMs, receipt);
+		else this.reached(message);
 	}
 
 	answer(session, resp) {
@@ -291,26 +300,26 @@ class Smsc {
 		const info = concatInfo(udh);
 		const destination = pdu.destination_addr;
 		if (!info || info.total <= 1) {
-			const message = {destination, ton: pdu.dest_addr_ton, firstId: id, receiptsLeft: 1, failed: false};
 			this.whole(destination, text, 1);
-			return message;
+			return newMessage(destination, pdu.dest_addr_ton, id, 1);
 		}
 		bump(this.stats.udh_ref_bits, info.bits);
 		const key = [session.systemId, pdu.source_addr, destination, info.bits, info.ref, info.total].join('|');
 		let entry = this.partial.get(key);
 		if (!entry) {
-			entry = {
-				parts: new Map(),
-				message: {destination, ton: pdu.dest_addr_ton, firstId: null, receiptsLeft: info.total, failed: false},
-			};
+			entry = {parts: new Map(), message: newMessage(destination, pdu.dest_addr_ton, null, 0)};
 			this.partial.set(key, entry);
 			this.stats.incomplete++;
 		}
 		if (entry.parts.has(info.seq)) {
 			this.stats.duplicate_parts++;
-			return {destination, ton: pdu.dest_addr_ton, firstId: id, receiptsLeft: 1, failed: true};
+			const duplicate = newMessage(destination, pdu.dest_addr_ton, id, 1);
+			duplicate.failed = true;  // never in the reach ledger: its message is counted already
+			return duplicate;
 		}
 		entry.parts.set(info.seq, text);
+		entry.message.arrived++;
+		entry.message.total = info.total;
 		if (info.seq === 1) entry.message.firstId = id;
 		if (entry.parts.size === info.total) {
 			this.partial.delete(key);
@@ -387,9 +396,14 @@ class Smsc {
 		if (session !== receipt.from) this.stats.receipts_on_other_session++;
 		if (!receipt.sent) {
 			receipt.sent = true;
-			if (delivered) this.stats.receipts_delivered++;
-			else this.stats.receipts_undelivered++;
-			this.reached(receipt, delivered, at);
+			if (delivered) {
+				this.stats.receipts_delivered++;
+				receipt.message.delivered++;
+			} else {
+				this.stats.receipts_undelivered++;
+				receipt.message.failed = true;
+			}
+			this.reached(receipt.message, at);
 		}
 	}
 
@@ -403,17 +417,18 @@ class Smsc {
 		if (receipt.tries < 6) this.later(this.cfg.receiptRetryMs, receipt);
 	}
 
-	// The reach ledger: a message is reached when every part's DELIVRD receipt was sent.
-	reached(receipt, delivered, at) {
-		const message = receipt.message;
-		if (!delivered) message.failed = true;
-		message.receiptsLeft--;
-		if (message.receiptsLeft > 0 || message.failed) return;
+	// The reach ledger: a message is reached once all its parts arrived and a DELIVRD receipt
+	// was sent for every part that asked for one (Kannel asks on one part of a long message,
+	// Volna on each), none of them failed.
+	reached(message, at) {
+		if (message.written || message.failed || message.arrived < message.total) return;
+		if (message.requested === 0 || message.delivered < message.requested) return;
+		message.written = true;
 		this.stats.reach_written++;
 		if (this.reach === null) return;
 		const number = message.ton === 1 ? '+' + message.destination : message.destination;
 		fs.writeSync(this.reach, JSON.stringify({
-			at_ms: Math.round(at), number, channel: 'sms', kind: 'delivered', ref: message.firstId || receipt.id,
+			at_ms: Math.round(at || nowMs()), number, channel: 'sms', kind: 'delivered', ref: message.firstId,
 		}) + '\n');
 	}
 
