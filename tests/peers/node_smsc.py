@@ -9,7 +9,8 @@ installed from another ``package-lock.json`` (a stamp holds the lock file's hash
 lock so parallel test workers install once. Without ``node``/``npm`` it raises
 :class:`NodeMissing` saying what to install (``ops/system-deps.sh`` installs Debian's ``nodejs``
 and ``npm`` as root). The SMSC listens on free ports it picks itself (``--port 0``) and says
-which on its first line of output, so two SMSCs never race for a port.
+which on its first line of output, so two SMSCs never race for a port (``port=`` names one when
+a client must be configured before the SMSC starts).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class NodeSmsc:
     def __init__(self, *, accounts: dict[str, str] | None = None, receipt_delay_ms: float = 200,
                  throttle_rate: float = 0, throttle_share: float = 0, undeliv_share: float = 0,
                  reach_log: str | Path | None = None, keep_texts: bool = False, seed: int = 1,
-                 receipt_retry_ms: float = 1000, submit_delay_ms: float = 0, host: str = "127.0.0.1") -> None:
+                 receipt_retry_ms: float = 1000, submit_delay_ms: float = 0, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.accounts = accounts or {"volna": "secret"}
         self.host = host
         self.args = ["--host", host, "--receipt-delay-ms", str(receipt_delay_ms),
@@ -101,7 +103,7 @@ class NodeSmsc:
             self.args += ["--reach-log", str(reach_log)]
         if keep_texts:
             self.args.append("--keep-texts")
-        self.port = 0
+        self.port = port  # 0: a free port it picks (and says which)
         self.http_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -125,7 +127,8 @@ class NodeSmsc:
         node = ensure_installed()
         self._dir = tempfile.TemporaryDirectory(prefix="node-smsc-")
         with open(self.output, "wb") as out, open(Path(self._dir.name) / "stderr.log", "wb") as err:
-            self.proc = subprocess.Popen([node, str(SCRIPT), "--port", "0", "--http-port", "0", *self.args],
+            self.proc = subprocess.Popen([node, str(SCRIPT), "--port", str(self.port), "--http-port", "0",
+                                          *self.args],
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while True:

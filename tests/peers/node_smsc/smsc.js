@@ -128,7 +128,8 @@ function newStats() {
 		errors: 0,
 		first_accept_ms: 0,       // epoch ms (fractional) of the first and the last part accepted
 		last_accept_ms: 0,
-		last_receipt_ms: 0,
+		last_receipt_ms: 0,       // … the last receipt written
+		last_ack_ms: 0,           // … the last receipt answered ESME_ROK (the client recorded it)
 	};
 }
 
@@ -411,6 +412,7 @@ class Smsc {
 		session.unanswered.delete(resp.sequence_number);
 		if (resp.command_status === 0) {
 			this.stats.receipts_acked++;
+			this.stats.last_ack_ms = nowMs();
 			return;
 		}
 		this.stats.receipts_nacked++;
