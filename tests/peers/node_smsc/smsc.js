@@ -18,7 +18,7 @@
 // that long (so a client's window fills). It counts binds, submits, parts (UDH
 // concatenation, IE 0x00 and 0x08, parsed: each part counted once, each concatenated message once
 // by its reference), receipts, throttled submits and messages per destination, and reports them
-// at GET /stats (JSON) and on SIGUSR2 (one JSON line on stdout). Once it listens it prints
+// at GET /stats (JSON; ?brief=1 leaves out the per-destination counts) and on SIGUSR2 (one JSON line on stdout). Once it listens it prints
 // {"listening": {"smpp": PORT, "http": PORT}} on stdout. With --reach-log it appends one JSON line
 // per message whose DELIVRD receipts were all sent:
 // {"at_ms", "number" (+digits for an international destination), "channel": "sms",
@@ -434,10 +434,12 @@ class Smsc {
 		}) + '\n');
 	}
 
-	snapshot() {
+	// brief: without the per-destination and per-text counts (cheap enough to poll during a run).
+	snapshot(brief) {
 		const out = {...this.stats, receivers: {}};
 		for (const [systemId, list] of Object.entries(this.receivers)) out.receivers[systemId] = list.length;
-		if (this.cfg.keepTexts) out.per_text = this.perText;
+		if (brief) delete out.per_destination;
+		else if (this.cfg.keepTexts) out.per_text = this.perText;
 		return out;
 	}
 
@@ -491,9 +493,10 @@ function main() {
 	const smsc = new Smsc(cfg);
 	const server = smpp.createServer((session) => smsc.attach(session));
 	const stats = http.createServer((req, res) => {
-		if (req.method === 'GET' && req.url.split('?')[0] === '/stats') {
+		const [path, query] = req.url.split('?');
+		if (req.method === 'GET' && path === '/stats') {
 			res.writeHead(200, {'Content-Type': 'application/json'});
-			res.end(JSON.stringify(smsc.snapshot()));
+			res.end(JSON.stringify(smsc.snapshot(/(^|&)brief=1(&|$)/.test(query || ''))));
 			return;
 		}
 		res.writeHead(404, {'Content-Type': 'text/plain'});
