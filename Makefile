@@ -35,6 +35,7 @@ demo: $(STAMP) system-deps
 	$(BIN)/volna demo
 
 bench: $(STAMP) system-deps
+	bash load/kannel/install.sh
 	$(BIN)/python load/bench_all.py
 
 # Against a running `volna api`: LOCUST_HOST=http://127.0.0.1:8080 VOLNA_TOKEN=... make load
