@@ -166,7 +166,7 @@ async def _bound(smsc: Any, binds: int) -> bool:
 
 
 async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
-    from engine.localredis import RedisServer
+    from engine.store.localredis import RedisServer
 
     redis = RedisServer(directory=folder / "redis").start()
     smsc = node_smsc("volna")

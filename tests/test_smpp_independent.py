@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Accepted
 from connectors.smpp import SmppConnector
 from connectors.smpp.bind import BindState
-from engine.outcomes import Outcome
+from engine.domain.outcomes import Outcome
+from engine.metrics.registry import Metrics
+from engine.port import Accepted
 from simulators.smsc import Knobs, SmscSimulator
+from tests.harness import connector_events
 from tests.peers import node_smsc
 from tests.test_smpp_support import TARGET, Events, account, phone, request
 
@@ -110,6 +112,7 @@ def peer_kind(request: pytest.FixtureRequest) -> str:
 async def bound(peer: Peer, **over: Any) -> AsyncIterator[tuple[SmppConnector, Events]]:
     """A connector with one account on ``peer`` (``over`` changes it), bound, with its sink."""
     conn = SmppConnector.from_config({"accounts": [account(peer.port, **over)]}, resend_unconfirmed=False)
+    conn.metrics = Metrics(process=False)
     events = Events()
     conn.bind_events(events)
     async with conn:
@@ -158,7 +161,7 @@ async def test_transmitter_and_receiver_binds(peer_kind: str) -> None:
 
 
 async def test_wrong_password_is_counted_and_not_bound(peer_kind: str) -> None:
-    from connectors.base import Retry
+    from engine.port import Retry
 
     async with start_peer(peer_kind, PeerKnobs()) as peer:
         raw = account(peer.port, password="wrong", window_wait_s=0.2)
@@ -209,7 +212,7 @@ async def test_throttled_rate_backed_off_and_every_message_accepted_once(peer_ki
             counts = await peer.counts()
             assert counts["per_text"] == {t: 1 for t in texts}  # accepted exactly once each
             assert counts["accepted_parts"] == n
-            assert counts["throttled"] > 0 and conn.stats.throttled == counts["throttled"]
+            assert counts["throttled"] > 0 and connector_events(conn, "smpp")["throttled"] == counts["throttled"]
             assert conn.accounts[TARGET].rate.cuts > 0  # the account slowed down …
             # … and backed off: no retry storm. The 50 over the first second's 100 wait up to a
             # second (the node SMSC counts any 1000 ms, its burst is a whole second: measured 294
@@ -233,7 +236,7 @@ async def test_throttled_share_every_message_accepted_once() -> None:
             assert all(isinstance(r, Accepted) for r in results)
             counts = await peer.counts()
             assert counts["per_text"] == {t: 1 for t in texts}
-            assert counts["throttled_share"] > 0 and counts["throttled"] == conn.stats.throttled
+            assert counts["throttled_share"] > 0 and counts["throttled"] == connector_events(conn, "smpp")["throttled"]
             assert counts["submits"] == n + counts["throttled"]
 
 
