@@ -15,6 +15,7 @@ from engine.calendar.clock import ScaledClock
 from engine.config.settings import load_settings
 from engine.context import Context
 from engine.demo.portfolio import debtors, task_line
+from engine.domain.wave import WaveState
 from engine.intake.loader import Intake
 from engine.store.connection import make_redis
 
@@ -48,7 +49,7 @@ class DemoRun:
             for wave_id in self.wave_ids:
                 # The demo's time is up: pause (the rest of the day — retries an hour later,
                 # tasks not reached yet — stays queued and could be resumed), never cancel.
-                if not finished and (await ctx.waves.get(wave_id)).state.value == "running":
+                if not finished and (await ctx.waves.get(wave_id)).state is WaveState.RUNNING:
                     await ctx.waves.change(wave_id, "pause", by="demo")
             await self._settle(ctx)
             path = await self._export(ctx)
@@ -91,8 +92,8 @@ class DemoRun:
         with view:
             while time.monotonic() < deadline:
                 await view.refresh()
-                states = [(await ctx.waves.get(w)).state.value for w in self.wave_ids]
-                if all(s in ("completed", "stopped") for s in states):
+                states = [(await ctx.waves.get(w)).state for w in self.wave_ids]
+                if all(s.finished for s in states):
                     return True
                 dead = self.procs.dead()
                 if dead:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from engine.calendar.clock import Clock
 from engine.calendar.windows import WindowCalendar
+from engine.domain.wave import WaveState
 from engine.metrics.registry import Metrics
 from engine.store import keys
 from engine.store.keys import CHANNEL_ORDER, WaveKeys
@@ -107,7 +108,7 @@ class Refresher:
         metas = await pipe.execute()
         oldest = (datetime.fromtimestamp(now_ms / 1000, UTC).date() - timedelta(days=WAVE_RETENTION_DAYS)).isoformat()
         return [(w, state) for w, (state, day) in zip(ids, metas, strict=True)
-                if state and (state in ("created", "running", "paused") or (day or "") >= oldest)]
+                if state and (not WaveState(state).finished or (day or "") >= oldest)]
 
     def _families(self, now: int, waves: list[tuple[str, str]], replies: list[Any],
                   targets: list[tuple[str, str, Any]], took_s: float) -> list[Metric]:
@@ -117,8 +118,8 @@ class Refresher:
         for i, (wave_id, state) in enumerate(waves):
             part = replies[i * per_wave : (i + 1) * per_wave]
             counts = WaveCounts.parse(part[0] if isinstance(part[0], dict) else {})
-            for s in ("created", "running", "paused", "stopped", "completed"):
-                g.add("volna_wave_state", "1 for the wave's current state", {"wave": wave_id, "state": s},
+            for s in WaveState:
+                g.add("volna_wave_state", "1 for the wave's current state", {"wave": wave_id, "state": s.value},
                       1 if s == state else 0)
             for name, counter in (("total", Counter.TOTAL), ("queued", Counter.QUEUED), ("in_flight", Counter.LEASED),
                                   ("final", Counter.FINAL), ("sent", Counter.SENT)):
@@ -188,7 +189,7 @@ class Refresher:
 
     def _window_left(self, now: int, state: str, counts: WaveCounts) -> float | None:
         zones = [z for z in counts.zones() if not z.startswith("multi:")]
-        if state not in ("running", "paused") or not zones:
+        if state not in (WaveState.RUNNING, WaveState.PAUSED) or not zones:
             return None
         closes = [s.closes_at_ms for s in self.windows.zone_states(zones, now)
                   if s.open_now and s.closes_at_ms is not None]
