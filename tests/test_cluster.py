@@ -123,3 +123,38 @@ async def test_stop_within_one_second_on_a_cluster(cluster: aioredis.Redis, clus
     sent = {s["task"] for s in sends}
     assert all(o == "cancelled" for t, o in by_task.items() if t not in sent)
     assert len(by_task) == 2000
+
+
+async def test_reservations_settle_through_the_outbox_on_a_cluster(cluster: aioredis.Redis, cluster_url: str,
+                                                                   tmp_path: Path) -> None:
+    """On a cluster a wave's script cannot write a debtor's cap keys (another slot): the settlement
+    goes through the wave's outbox and is applied in the debtor's slot. The contact-accounting
+    faults of tests/test_contact_accounting.py hold there too, and the outbox ends empty."""
+    from engine.domain.outcomes import Channel, Outcome
+    from engine.port import LateEvent
+    from engine.store.keys import WaveKeys
+    from tests.harness import running
+    from tests.test_contact_accounting import Scripted, _cascade_scenario
+
+    settings = make_settings(cluster_url, redis={"cluster": True}, scenarios_dir=str(_cascade_scenario(tmp_path)),
+                             dispatcher={"lease_s": 1.0})
+    ctx = context(settings, ScaledClock(NOON_MSK), cluster)
+    await load_wave(ctx, "w1", DAY, [make_task(1, channel="viber", scenario="cascade", cascade=["sms"]),
+                                     make_task(2, scenario="cascade")])
+    viber = Scripted(channel=Channel.VIBER, answer="accepted")
+    sms = Scripted(channel=Channel.SMS, answer="final", outcome=Outcome.DELIVERED)
+    async with running(ctx, [viber, sms]):
+        await wait_until(lambda: _finals_are(ctx, 2), timeout_s=30)
+        await viber.emit(LateEvent(Channel.VIBER, f"m-{viber.sends[0].attempt.key}", Outcome.DELIVERED))
+        await wait_until(lambda: _late_seen(ctx))
+    assert await ctx.caps.used("d1", "message", DAY) == (2, 2, 2)  # the SMS, and Viber's late delivery
+    assert await ctx.caps.used("d2", "message", DAY) == (1, 1, 1)
+    assert await cluster.hlen(WaveKeys("w1").outbox) <= 1  # only its sequence field is left
+
+
+async def _finals_are(ctx: object, n: int) -> bool:
+    return int((await ctx.waves.counts("w1")).get("final", 0)) >= n  # type: ignore[attr-defined]
+
+
+async def _late_seen(ctx: object) -> bool:
+    return int((await ctx.waves.counts("w1")).get("late", 0)) >= 1  # type: ignore[attr-defined]
