@@ -32,7 +32,9 @@ for i, item in ipairs(items) do
   local st = seen[id] or (states[i] and decode_state(states[i]))
   local ok = false
   if st and st.phase ~= PH.ended and st.attempt == attempt then
-    if guard == GUARD.LEASED then ok = leased(st)
+    if guard == GUARD.LEASED then
+      -- A result belongs to the claim that sent it: another claim of the same attempt (a resend) is not it.
+      ok = leased(st) and (tonumber(item[10]) == 0 or st.generation == tonumber(item[10]))
     elseif guard == GUARD.EXPIRED then
       local exp = redis.call('ZSCORE', KEYS[K.leases], id)
       ok = leased(st) and exp ~= false and tonumber(exp) <= NOW
