@@ -20,7 +20,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from engine.api.app import PRINCIPAL, make_app
+from engine.api.access import PRINCIPAL
+from engine.api.app import make_app
 from engine.calendar.clock import make_clock
 from engine.config.settings import Settings, load_settings
 from engine.context import Context

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.api.app import AUDIT, CTX, OPTIONS, allow, audit_note, principal
+from engine.api.access import AUDIT, CTX, OPTIONS, allow, audit_note, principal
 from engine.api.auth import (
     ID_CHARS,
     NAME_PATTERN,

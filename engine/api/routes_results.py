@@ -16,7 +16,7 @@ from typing import Protocol
 from aiohttp import web
 from redis.asyncio import Redis
 
-from engine.api.app import CTX, HUB, OPTIONS, allow
+from engine.api.access import CTX, HUB, OPTIONS, allow
 from engine.api.auth import Perm
 from engine.api.http import ApiError, check_stream_id, int_query, json_response
 from engine.api.routes_waves import existing_wave

@@ -12,7 +12,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.api.app import CTX, OPTIONS, allow, audit_note, principal
+from engine.api.access import CTX, OPTIONS, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ApiError, int_query, json_response, read_json
 from engine.domain.phones import mask, normalize

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, web
 
-from engine.api.app import CTX, OPTIONS, UPLOADS, allow, audit_note
+from engine.api.access import CTX, OPTIONS, UPLOADS, allow, audit_note
 from engine.api.auth import Perm
 from engine.api.http import ApiError, error_response, json_response
 from engine.api.routes_waves import existing_wave

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from engine.api.app import CTX, OPTIONS, RATES, allow, audit_note, principal
+from engine.api.access import CTX, OPTIONS, RATES, allow, audit_note, principal
 from engine.api.auth import Perm
 from engine.api.http import ID_PATTERN, ApiError, json_response, read_json
 from engine.context import Context
