@@ -33,12 +33,12 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.messengers.viber import parse_viber
 from connectors.messengers.webhooks import (
     Check,
     Parsed,
     WebhookFormatError,
     parse_json,
-    parse_viber,
     parse_whatsapp,
     verify_sha256,
     verify_subscription,
