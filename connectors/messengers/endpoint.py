@@ -46,6 +46,7 @@ from connectors.messengers.webhooks import (
 )
 from engine.port import LateEvent
 from engine.web.admission import Admission
+from engine.web.body import BodyStalled, BodyTooLarge, read_body
 
 log = logging.getLogger("connectors.messengers.endpoint")
 
@@ -196,24 +197,12 @@ class WebhookEndpoint:
     # ---- steps ------------------------------------------------------------------------------
 
     async def _body(self, request: web.Request) -> bytes | web.Response:
-        """The raw body, at most ``max_body_bytes`` (413 past it, before reading when the length is
-        known), whole within ``body_read_timeout_s`` (408 after it)."""
-        length = request.content_length
-        if length is not None and length > self.max_body_bytes:
-            return self._too_large()
+        """The raw body (:func:`engine.web.body.read_body`), or the answer that refuses it."""
         try:
-            async with asyncio.timeout(self.body_read_timeout_s):
-                if length is not None:
-                    return await request.content.read()  # the parser delivers at most Content-Length bytes
-                chunks = bytearray()
-                while True:
-                    chunk = await request.content.read(65536)
-                    if not chunk:
-                        return bytes(chunks)
-                    chunks += chunk
-                    if len(chunks) > self.max_body_bytes:
-                        return self._too_large()
-        except TimeoutError:
+            return await read_body(request, self.max_body_bytes, self.body_read_timeout_s)
+        except BodyTooLarge:
+            return self._too_large()
+        except BodyStalled:
             self.stats.stalled += 1
             _sampled(self.stats.stalled, "webhook body not received within %.0f s", self.body_read_timeout_s)
             resp = web.Response(status=408, text="body too slow")

@@ -1,4 +1,4 @@
-"""What every handler shares: the error type, JSON replies, capped JSON bodies, id checks.
+"""What every handler shares: the error type, JSON replies, validated JSON bodies, id checks.
 
 Errors leave as ``{"error": "..."}`` (plus, for some, a few documented fields). Messages
 go through :func:`engine.domain.phones.mask_text` on the way out, so no phone number ever
@@ -7,7 +7,6 @@ leaves in an error, whatever raised it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from engine.domain.phones import mask_text
+from engine.web.body import BodyRefused, read_body
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,30 +80,15 @@ def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return value
 
 
-async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
-    """The body, at most ``max_bytes`` (413 before reading when Content-Length says more), whole
-    within ``timeout_s`` (408 after: a client that stalls its body must not hold a handler)."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
-    chunks = bytearray()
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.content.iter_chunked(65536):
-                chunks += chunk
-                if len(chunks) > max_bytes:
-                    raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
-    except TimeoutError:
-        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s", close=True) from None
-    return bytes(chunks)
-
-
 async def read_json(request: web.Request, model: type[M], max_bytes: int, timeout_s: float) -> M:
     """Parse and validate a JSON body: 415 not JSON, 413 too large, 408 too slow, 400 malformed or invalid."""
     ctype = request.content_type
     if request.body_exists and ctype not in JSON_TYPES and ctype != "application/octet-stream":
         raise ApiError(415, f"expected Content-Type application/json, got {ctype}")
-    body = await read_body(request, max_bytes, timeout_s)
+    try:
+        body = await read_body(request, max_bytes, timeout_s)
+    except BodyRefused as exc:  # the rest of the body is not read: close rather than drain it
+        raise ApiError(exc.status, str(exc), close=True) from None
     if not body.strip():
         raise ApiError(400, "a JSON object is required in the body")
     try:
