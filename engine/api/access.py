@@ -13,11 +13,11 @@ from aiohttp import web
 
 from engine.api.audit import Audit, AuditEntry
 from engine.api.auth import Perm, Principal
+from engine.api.http import Handler
 from engine.api.sse import Hub
 from engine.context import Context
 from engine.web.admission import Admission
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: A readiness check: True when the part it checks (a connector's bind, …) is ready.
 ReadinessCheck = Callable[[], Awaitable[bool]]
 

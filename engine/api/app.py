@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.api import routes_admin, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
 from engine.api.access import (
     AUDIT,
     AUDIT_ENTRY,
@@ -43,7 +43,7 @@ from engine.api.access import (
 )
 from engine.api.audit import Audit, AuditEntry
 from engine.api.auth import Perm, Principal, authenticate
-from engine.api.http import ApiError, error_response, json_response
+from engine.api.http import ApiError, error_response
 from engine.api.openapi import openapi_handler
 from engine.api.sse import Hub
 from engine.context import Context
@@ -145,34 +145,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-# ---- health --------------------------------------------------------------------------------
-
-async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and serving."""
-    return json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Redis answers a PING in time, and every readiness callback says yes."""
-    app = request.app
-    timeout_s = app[OPTIONS].readiness_timeout_s
-    checks: dict[str, bool] = {}
-
-    async def run(name: str, check: Callable[[], Awaitable[object]]) -> None:
-        try:
-            async with asyncio.timeout(timeout_s):
-                checks[name] = bool(await check())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            checks[name] = False
-
-    await asyncio.gather(run("redis", app[CTX].redis.ping),
-                         *(run(name, check) for name, check in app[READINESS].items()))
-    ready = all(checks.values())
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
-
-
 # ---- the console ---------------------------------------------------------------------------
 
 async def ui_index(request: web.Request) -> web.FileResponse:
@@ -220,10 +192,8 @@ def make_app(
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_security_headers)
 
-    app.router.add_get("/healthz", healthz, allow_head=True)
-    app.router.add_get("/readyz", readyz, allow_head=True)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
-    for module in (routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
+    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
         app.add_routes(module.routes)
     app.router.add_get("/", ui_redirect)
     app.router.add_get("/ui", ui_redirect)
