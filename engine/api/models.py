@@ -44,6 +44,9 @@ class Answer(BaseModel):
 
 WaveAction = Literal["start", "pause", "resume", "stop"]
 StopKind = Literal["debtor", "phone"]
+#: A debtor id, or a phone in any form ``phonenumbers`` reads (stored and looked up as E.164).
+StopValue = Annotated[str, Field(min_length=1, max_length=128)]
+UploadFormat = Literal["jsonl", "csv"]
 Actions = Annotated[list[WaveAction], Field(description="The control actions the wave's state allows")]
 History = Annotated[
     dict[str, int | str | None],
@@ -182,7 +185,7 @@ class Rejection(Answer):
 
 class UploadReport(Answer):
     wave_id: str
-    format: Literal["jsonl", "csv"]
+    format: UploadFormat
     lines: int
     bytes: int
     accepted: int
@@ -198,7 +201,7 @@ class UploadReport(Answer):
 
 class StopIn(Body):
     kind: StopKind
-    value: str = Field(min_length=1, max_length=128)
+    value: StopValue
     reason: StopReason
 
 

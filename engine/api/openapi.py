@@ -20,13 +20,24 @@ from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
 from engine.api.auth import ROLE_PERMS, Perm, Role
 from engine.api.http import Handler
-from engine.api.models import STREAM_ID_PATTERN, CampaignIn, Error, StopIn, TokenIn, WaveIn
+from engine.api.models import (
+    STREAM_ID_PATTERN,
+    CampaignIn,
+    Error,
+    StopIn,
+    StopKind,
+    StopValue,
+    TokenIn,
+    UploadFormat,
+    WaveIn,
+)
+from engine.api.routes_results import KINDS
 from engine.api.routes_waves import CONTROL_ACTIONS
 from engine.domain.wave import WaveState
 
@@ -54,6 +65,12 @@ ERROR_TEXT = {
 # ---- parameters ----------------------------------------------------------------------------------
 
 
+def schema_of(tp: Any) -> Schema:
+    """A parameter's schema from the type the models use for the same value (not written again)."""
+    schema: Schema = TypeAdapter(tp).json_schema(ref_template=REF_TEMPLATE)
+    return schema
+
+
 def path_param(name: str, schema: Schema | None = None, description: str = "") -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"},
             "description": description}
@@ -71,11 +88,10 @@ WAVE = path_param("wave_id", description="The wave's id")
 WAVE_Q = query("wave", {"type": "string", "minLength": 1}, "The wave", required=True)
 SINCE = query("since", {"type": "string", "pattern": STREAM_ID_PATTERN},
               "Stream id: records after it (exclusive); absent = from the start")
-_KIND = "(dispatched|result|late|inbound)"
+_KIND = "(" + "|".join(sorted(KINDS)) + ")"
 KIND = query("kind", {"type": "string", "pattern": f"^{_KIND}(,{_KIND})*$"}, "Only these kinds (comma-separated)")
-STOP_KIND = path_param("kind", {"type": "string", "enum": ["debtor", "phone"]})
-STOP_VALUE = path_param("value", {"type": "string", "minLength": 1, "maxLength": 128},
-                        "A debtor id, or a phone in any form (looked up as E.164)")
+STOP_KIND = path_param("kind", schema_of(StopKind))
+STOP_VALUE = path_param("value", schema_of(StopValue), "A debtor id, or a phone in any form (looked up as E.164)")
 
 
 # ---- the table -----------------------------------------------------------------------------------
@@ -129,7 +145,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/v1/waves", routes_waves.list_waves, "listWaves", "waves", "Waves, filtered",
        params=(query("day", {"type": "string", "format": "date"}, "The wave's day"),
                query("campaign", {"type": "string"}, "The campaign"),
-               query("state", {"type": "string", "enum": [s.value for s in WaveState]}, "State")),
+               query("state", schema_of(WaveState), "State")),
        errors=(400, 403)),
     Op("post", "/api/v1/waves", routes_waves.create_wave, "createWave", "waves", "Create a wave",
        "The campaign is registered if new.", body=WaveIn, errors=(400, 403, 409, 413, 415), links=_wave_links()),
@@ -147,12 +163,12 @@ OPERATIONS: tuple[Op, ...] = (
        "Past the upload limit (413) or when nothing arrives for api.body_read_timeout_s (408): the counts of what "
        "was loaded before it. Read at most api.upload_lines_per_s; 429 beyond api.max_concurrent_uploads uploads "
        "at once.",
-       params=(WAVE, query("format", {"type": "string", "enum": ["jsonl", "csv"]}, "Overrides the Content-Type")),
+       params=(WAVE, query("format", schema_of(UploadFormat), "Overrides the Content-Type")),
        raw_body={"application/x-ndjson": {"type": "string"}, "text/csv": {"type": "string"}},
        errors=(400, 403, 404, 409, 413, 415, 429, 507)),
     Op("get", "/api/v1/stoplist", routes_stoplist.list_stoplist, "listStoplist", "stoplist",
        "A page of stop-list entries",
-       params=(query("kind", {"type": "string", "enum": ["debtor", "phone"]}, "default debtor"),
+       params=(query("kind", schema_of(StopKind), "default debtor"),
                query("cursor", {"type": "integer", "minimum": 0}, "From the previous `next`"), page_size(5000)),
        errors=(400, 403)),
     Op("post", "/api/v1/stoplist", routes_stoplist.add_stop, "addStop", "stoplist",

@@ -23,13 +23,14 @@ from engine.api.models import ResultsPage
 from engine.api.routes_waves import existing_wave
 from engine.api.sse import Entry, Subscriber, id_key
 from engine.store.keys import WaveKeys
+from engine.store.schema import RecordKind
 from engine.waves.results import decode
 
 log = logging.getLogger("engine.api.results")
 
 routes = web.RouteTableDef()
 
-KINDS = frozenset({"dispatched", "result", "late", "inbound"})
+KINDS = frozenset(k.value for k in RecordKind)
 CATCH_UP_PAGE = 500
 #: How long an EventSource waits before reconnecting (the SSE ``retry:`` field).
 RETRY_MS = 2000

@@ -17,14 +17,13 @@ import asyncio
 import csv
 import time
 from collections.abc import AsyncIterator
-from typing import Literal
 
 from aiohttp import StreamReader, web
 
 from engine.api.access import CTX, OPTIONS, UPLOADS, allow, audit_note
 from engine.api.auth import Perm
 from engine.api.http import ApiError, answers
-from engine.api.models import Rejection, UploadReport
+from engine.api.models import Rejection, UploadFormat, UploadReport
 from engine.api.routes_waves import existing_wave
 from engine.domain.phones import mask_text
 from engine.errors import IntakeError, StoreFull, WaveError
@@ -134,7 +133,7 @@ async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return chained()
 
 
-def upload_format(request: web.Request) -> Literal["jsonl", "csv"]:
+def upload_format(request: web.Request) -> UploadFormat:
     fmt = request.query.get("format")
     if fmt == "jsonl":
         return "jsonl"
@@ -170,7 +169,7 @@ async def upload_tasks(request: web.Request) -> UploadReport:
         return await _load(request, wave_id, fmt)
 
 
-async def _load(request: web.Request, wave_id: str, fmt: Literal["jsonl", "csv"]) -> UploadReport:
+async def _load(request: web.Request, wave_id: str, fmt: UploadFormat) -> UploadReport:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
     listed: list[Rejection] = []
