@@ -21,18 +21,20 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from connectors.messengers.endpoint import WEBHOOK_STATS, WebhookSecrets, make_webhook_app
+from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 from engine.api.app import ApiOptions
 from engine.api.auth import create_token
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
 from engine.errors import StoreFull
 from engine.intake.loader import MAX_LINE_BYTES, Intake
+from engine.metrics.registry import Metrics
 from engine.store.connection import make_redis
 from engine.store.localredis import RedisServer, free_port
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, lines_of, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import api_client, serving
+from tests.test_webhooks import webhook_count
 
 DAY = date(2026, 12, 1)
 NOON_MSK = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
@@ -155,7 +157,8 @@ async def test_a_client_that_stalls_its_body_is_cut_off(redis: aioredis.Redis, r
     ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
     token = await create_token(redis, "admin", "limits")
-    hooks = make_webhook_app(_nothing, SECRETS, body_read_timeout_s=0.5)
+    metrics = Metrics(process=False)
+    hooks = make_webhook_app(_nothing, SECRETS, body_read_timeout_s=0.5, metrics=metrics)
     lines = b"".join(json.dumps(task(n)).encode() + b"\n" for n in range(3))
     async with serving(hooks) as hook_url, api_client(ctx, options=ApiOptions(body_read_timeout_s=0.5)) as api:
         stalls = [
@@ -172,7 +175,7 @@ async def test_a_client_that_stalls_its_body_is_cut_off(redis: aioredis.Redis, r
             assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
         upload = json.loads(answers[2][0].split(b"\r\n\r\n", 1)[1])
         assert (upload["accepted"], upload["lines"]) == (3, 3) and "nothing arrived" in upload["error"]
-        assert hooks[WEBHOOK_STATS].stalled == 1
+        assert webhook_count(metrics, "stalled", "whatsapp") == 1
         # Still serving.
         view = await api.get("/api/v1/waves/w1")
         assert view.status == 200 and view.body["counts"]["total"] == 3, view.body
@@ -192,7 +195,8 @@ async def test_webhook_requests_beyond_max_concurrent_are_refused_at_once() -> N
         await release.wait()
         events.append(event)
 
-    app = make_webhook_app(slow, SECRETS, max_concurrent=2)
+    metrics = Metrics(process=False)
+    app = make_webhook_app(slow, SECRETS, max_concurrent=2, metrics=metrics)
     body = json.dumps({"message_status": "delivered", "request_id": "r1"}).encode()
     headers = {"Authorization": "cb-token", "X-Volna-Signature": sign_sha256("hmac-secret", body),
                "Content-Type": "application/json"}
@@ -206,8 +210,8 @@ async def test_webhook_requests_beyond_max_concurrent_are_refused_at_once() -> N
         assert [(await t).status for t in held] == [200, 200]
         async with session.post(url + "/webhooks/viber", data=body, headers=headers) as again:
             assert again.status == 200
-    stats = app[WEBHOOK_STATS]
-    assert (stats.overloaded, stats.accepted, len(events)) == (1, 3, 3)
+    assert (webhook_count(metrics, "overloaded", "viber"), webhook_count(metrics, "accepted", "viber"), len(events)) \
+        == (1, 3, 3)
 
 
 async def test_uploads_beyond_max_concurrent_are_refused_and_each_is_paced(redis: aioredis.Redis,

@@ -5,7 +5,7 @@
 * a dispatcher (the in-process ``Runner``) with a :class:`MeteredConnector` per channel, its
   ``/metrics`` served by ``serve_metrics`` as ``volna run --metrics-port`` does;
 * an API-like app with its own ``Context`` (so its own metrics, as ``volna api`` has): the
-  messengers' webhooks metered by ``Metrics.meter_webhooks``, late events recorded through
+  messengers' webhooks counted by the endpoint through ``Metrics``, late events recorded through
   its own correlation, ``/metrics`` from ``Metrics.handler``, the refresher in ``cleanup_ctx``;
 
 and loads a wave that touches every metric: SMS through pacing, a cap hit, a throttled
@@ -205,7 +205,7 @@ async def observed_engine(redis_url: str, *, refresh_s: float = 0.2, start: bool
         api_correlation = Correlation(api_ctx, Finisher(api_ctx, Lifecycle(api_ctx)))
         app = web.Application()
         app.router.add_get("/metrics", api_ctx.metrics.handler())
-        app.add_routes(api_ctx.metrics.meter_webhooks(webhook_routes(api_correlation.record, SECRETS)))
+        app.add_routes(webhook_routes(api_correlation.record, SECRETS, metrics=api_ctx.metrics))
         app.cleanup_ctx.append(refreshing(api_ctx.metrics, api_ctx.redis, api_ctx.clock, api_ctx.windows))
         api_runner = web.AppRunner(app, access_log=None)
         await api_runner.setup()

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 from connectors.messengers.routemobile import RouteMobileAdapter
+from connectors.messengers.viber import parse_viber
 from connectors.messengers.webhooks import (
     Check,
     Parsed,
     WebhookFormatError,
     parse_json,
-    parse_viber,
     parse_whatsapp,
     sign_sha256,
     verify_sha256,

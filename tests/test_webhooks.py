@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.messengers import ViberConnector, WhatsAppConnector
-from connectors.messengers.endpoint import WEBHOOK_STATS, WebhookSecrets, WebhookStats, make_webhook_app
+from connectors.messengers.endpoint import WebhookSecrets, make_webhook_app
 from connectors.messengers.routemobile import RouteMobileAdapter
 from connectors.messengers.webhooks import WebhookFormatError, parse_whatsapp, sign_sha256
 from connectors.registry import webhook_secrets
 from engine.domain.outcomes import Channel, Outcome
+from engine.metrics.registry import Metrics
 from engine.port import Accepted, LateEvent
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import Recorder, phone, request, serve, viber_config, wa_config
@@ -42,9 +43,28 @@ def dlr(request_id: str, status: str) -> dict[str, Any]:
             "service_type": "one_way", "request_id": request_id}
 
 
+def webhook_count(metrics: Metrics, verdict: str, provider: str | None = None) -> int:
+    """``volna_webhook_requests_total`` of a verdict, for one provider or summed over both."""
+    return _sum(metrics, "volna_webhook_requests_total", "verdict", verdict, provider)
+
+
+def webhook_items(metrics: Metrics, result: str, provider: str | None = None) -> int:
+    """``volna_webhook_items_total`` of a result (``event``, ``ignored``, ``skipped``)."""
+    return _sum(metrics, "volna_webhook_items_total", "result", result, provider)
+
+
+def _sum(metrics: Metrics, name: str, label: str, value: str, provider: str | None) -> int:
+    get = metrics.registry.get_sample_value
+    return int(sum(get(name, {"provider": p, label: value}) or 0 for p in ([provider] if provider else
+                                                                            ["whatsapp", "viber"])))
+
+
 class Endpoint:
-    def __init__(self, url: str, session: aiohttp.ClientSession, sink: Recorder, stats: WebhookStats) -> None:
-        self.url, self.session, self.sink, self.stats = url, session, sink, stats
+    def __init__(self, url: str, session: aiohttp.ClientSession, sink: Recorder, metrics: Metrics) -> None:
+        self.url, self.session, self.sink, self.metrics = url, session, sink, metrics
+
+    def count(self, verdict: str, provider: str | None = None) -> int:
+        return webhook_count(self.metrics, verdict, provider)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> int:
         async with self.session.post(self.url + path, data=body, headers=headers or {}) as resp:
@@ -64,9 +84,10 @@ class Endpoint:
 @pytest.fixture
 async def endpoint() -> AsyncIterator[Endpoint]:
     sink = Recorder()
-    app = make_webhook_app(sink, SECRETS, max_body_bytes=4096)
+    metrics = Metrics(process=False)
+    app = make_webhook_app(sink, SECRETS, max_body_bytes=4096, metrics=metrics)
     async with serve(app) as url, aiohttp.ClientSession() as session:
-        yield Endpoint(url, session, sink, app[WEBHOOK_STATS])
+        yield Endpoint(url, session, sink, metrics)
 
 
 # ---- handshake and signatures ---------------------------------------------------------------
@@ -80,7 +101,7 @@ async def test_verify_handshake(endpoint: Endpoint) -> None:
     for bad in ({**good, "hub.verify_token": "nope"}, {**good, "hub.mode": "unsubscribe"}, {}):
         async with endpoint.session.get(url, params=bad) as resp:
             assert resp.status == 403
-    assert endpoint.stats.verify_ok == 1 and endpoint.stats.verify_refused == 3
+    assert endpoint.count("verify_ok", "whatsapp") == 1 and endpoint.count("verify_refused", "whatsapp") == 3
 
 
 async def test_whatsapp_signatures(endpoint: Endpoint) -> None:
@@ -95,7 +116,8 @@ async def test_whatsapp_signatures(endpoint: Endpoint) -> None:
     assert await endpoint.post("/webhooks/whatsapp", changed,
                                {"X-Hub-Signature-256": sign_sha256("sim-app-secret", raw)}) == 403
     assert [e.outcome for e in endpoint.sink.events] == [Outcome.DELIVERED, Outcome.DELIVERED]
-    assert (endpoint.stats.unsigned, endpoint.stats.bad_signature) == (1, 3)
+    assert (endpoint.count("unsigned", "whatsapp"), endpoint.count("bad_signature", "whatsapp")) == (1, 3)
+    assert endpoint.count("accepted", "whatsapp") == 2 and webhook_items(endpoint.metrics, "event", "whatsapp") == 2
 
 
 async def test_viber_token_and_hmac(endpoint: Endpoint) -> None:
@@ -132,8 +154,31 @@ async def test_oversized_malformed_and_still_serving(endpoint: Endpoint) -> None
                                    {"X-Hub-Signature-256": sign_sha256("sim-app-secret", junk)}) == 400
     assert await endpoint.viber("just a string") == 400
     assert await endpoint.wa(wa_status("wamid.B", "read")) == 200  # still serving
-    stats = endpoint.stats
-    assert (stats.too_large, stats.malformed, stats.events) == (2, 5, 1)
+    assert (endpoint.count("too_large"), endpoint.count("malformed"), webhook_items(endpoint.metrics, "event")) \
+        == (2, 5, 1)
+    assert endpoint.count("too_large", "viber") == 1 and endpoint.count("malformed", "viber") == 1
+
+
+async def test_every_verdict_and_item_is_a_series_from_the_start_and_items_are_counted(endpoint: Endpoint) -> None:
+    """What the endpoint refuses or takes is visible in Prometheus only (no counters beside it): every
+    verdict of a served route starts at 0, so a first refusal shows in ``rate()``; the items of an
+    accepted payload are counted by what became of them."""
+    series = {(s.name, s.labels["provider"], s.labels.get("verdict") or s.labels["result"])
+              for fam in endpoint.metrics.registry.collect() for s in fam.samples
+              if s.name in ("volna_webhook_requests_total", "volna_webhook_items_total")}
+    verdicts = {"accepted", "malformed", "unsigned", "bad_signature", "stalled", "too_large", "overloaded",
+                "sink_error", "other"}
+    for provider, extra in (("whatsapp", {"verify_ok", "verify_refused"}), ("viber", set())):
+        assert {v for n, p, v in series if (n, p) == ("volna_webhook_requests_total", provider)} == verdicts | extra
+        assert {v for n, p, v in series if (n, p) == ("volna_webhook_items_total", provider)} == {
+            "event", "ignored", "skipped"}
+    payload = wa_status("wamid.D", "delivered")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["statuses"] += [{"id": "wamid.E", "status": "sent"}, {"status": "read"}]  # ignored; skipped (no id)
+    value["messages"] = [{"from": "79160000001", "type": "text"}]  # an inbound message: ignored
+    assert await endpoint.wa(payload) == 200
+    assert [webhook_items(endpoint.metrics, r, "whatsapp") for r in ("event", "ignored", "skipped")] == [1, 2, 1]
+    assert endpoint.count("accepted") == 1 and sum(endpoint.count(v) for v in verdicts) == 1
 
 
 async def test_sink_failure_asks_for_redelivery() -> None:
@@ -144,13 +189,15 @@ async def test_sink_failure_asks_for_redelivery() -> None:
         await asyncio.sleep(5)
 
     for sink in (broken, slow):
-        app = make_webhook_app(sink, SECRETS, sink_timeout_s=0.1)
+        metrics = Metrics(process=False)
+        app = make_webhook_app(sink, SECRETS, sink_timeout_s=0.1, metrics=metrics)
         async with serve(app) as url, aiohttp.ClientSession() as session:
             raw = json.dumps(wa_status("wamid.C", "delivered")).encode()
             async with session.post(url + "/webhooks/whatsapp", data=raw,
                                     headers={"X-Hub-Signature-256": sign_sha256("sim-app-secret", raw)}) as resp:
                 assert resp.status == 503
-            assert app[WEBHOOK_STATS].sink_errors == 1
+            assert webhook_count(metrics, "sink_error", "whatsapp") == 1
+            assert metrics.registry.get_sample_value("volna_errors_total", {"kind": "webhook_sink"}) == 1
 
 
 def test_channel_without_secrets_has_no_route() -> None:

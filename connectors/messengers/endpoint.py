@@ -17,8 +17,14 @@ signature (or token); 403 a wrong one (a body changed after signing is a wrong o
 413 a body over ``max_body_bytes`` (``Content-Length`` checked before reading, the read
 capped too); 429 with ``Retry-After`` when ``max_concurrent`` requests are already being
 handled; 503 when the sink failed or timed out, so the provider delivers again (the
-core's finalize is idempotent per attempt, a duplicate is recorded once). Every refusal
-is counted in :class:`WebhookStats`; the endpoint keeps serving through all of it.
+core's finalize is idempotent per attempt, a duplicate is recorded once). The endpoint keeps
+serving through all of it.
+
+Every request is counted once, by its :class:`Verdict`, and every item of an accepted payload
+by what became of it (:class:`Item`), through the :class:`WebhookMetrics` it is given
+(``engine.metrics.registry.Metrics`` in ``volna api``: ``volna_webhook_requests_total`` and
+``volna_webhook_items_total``); alone (``metrics=None``) it counts nothing. Refusals that
+come in floods are logged for the first one and then every 1000th.
 
 Unknown message ids are the sink's business (the core's correlation counts and logs them).
 """
@@ -27,18 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from connectors.messengers.viber import parse_viber
 from connectors.messengers.webhooks import (
     Check,
     Parsed,
     WebhookFormatError,
     parse_json,
-    parse_viber,
     parse_whatsapp,
     verify_sha256,
     verify_subscription,
@@ -46,14 +54,75 @@ from connectors.messengers.webhooks import (
 )
 from engine.port import LateEvent
 from engine.web.admission import Admission
+from engine.web.body import BodyStalled, BodyTooLarge, read_body
 
 log = logging.getLogger("connectors.messengers.endpoint")
 
 Sink = Callable[[LateEvent], Awaitable[Any]]
-Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 WHATSAPP_SIGNATURE = "X-Hub-Signature-256"
 VOLNA_SIGNATURE = "X-Volna-Signature"
+#: Refusals of one kind between two log lines about them.
+LOG_EVERY = 1000
+
+
+class Verdict(StrEnum):
+    """What the endpoint answered a request (the ``verdict`` label)."""
+
+    ACCEPTED = "accepted"
+    MALFORMED = "malformed"
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    STALLED = "stalled"
+    TOO_LARGE = "too_large"
+    OVERLOADED = "overloaded"
+    SINK_ERROR = "sink_error"
+    VERIFY_OK = "verify_ok"
+    VERIFY_REFUSED = "verify_refused"
+    #: A handler raised (a bug): aiohttp answers 500.
+    OTHER = "other"
+
+
+class Item(StrEnum):
+    """What became of one item of a well-formed payload (the ``result`` label)."""
+
+    #: An outcome of ours, handed to the sink (the core) and recorded.
+    EVENT = "event"
+    #: Well-formed but not an outcome of ours: inbound messages, ``sent``, unknown statuses.
+    IGNORED = "ignored"
+    #: Malformed inside a well-formed payload (the good items are still taken).
+    SKIPPED = "skipped"
+
+
+#: Verdict → (status, body); the body of ``verify_ok`` is Meta's challenge.
+ANSWERS: dict[Verdict, tuple[int, str]] = {
+    Verdict.ACCEPTED: (200, ""),
+    Verdict.MALFORMED: (400, "malformed payload"),
+    Verdict.UNSIGNED: (401, "signature missing"),
+    Verdict.BAD_SIGNATURE: (403, "signature mismatch"),
+    Verdict.STALLED: (408, "body too slow"),
+    Verdict.TOO_LARGE: (413, "body too large"),
+    Verdict.OVERLOADED: (429, "too many requests"),
+    Verdict.SINK_ERROR: (503, "try again"),
+    Verdict.VERIFY_OK: (200, ""),
+    Verdict.VERIFY_REFUSED: (403, "verification refused"),
+}
+#: Answered before the body is read whole: close the connection rather than drain it.
+CLOSING = frozenset({Verdict.STALLED, Verdict.TOO_LARGE, Verdict.OVERLOADED})
+_POST_VERDICTS = tuple(v for v in Verdict if v not in (Verdict.VERIFY_OK, Verdict.VERIFY_REFUSED))
+
+
+class WebhookMetrics(Protocol):
+    """What the endpoint reports (``engine.metrics.registry.Metrics`` has these; connectors do not import it)."""
+
+    def webhook_series(self, provider: str, verdicts: Iterable[str], items: Iterable[str]) -> None:
+        """A provider's route is served: its series start at 0."""
+
+    def webhook(self, provider: str, verdict: str) -> None: ...
+
+    def webhook_items(self, provider: str, result: str, n: int) -> None: ...
+
+    def error(self, kind: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -70,41 +139,20 @@ class WebhookSecrets:
     viber_hmac_secret: str = ""
 
 
-@dataclass
-class WebhookStats:
-    """Plain counters (Prometheus metrics come later)."""
-
-    requests: dict[str, int] = field(default_factory=dict)
-    accepted: int = 0
-    events: int = 0
-    ignored: int = 0
-    skipped: int = 0
-    unsigned: int = 0
-    bad_signature: int = 0
-    too_large: int = 0
-    malformed: int = 0
-    stalled: int = 0
-    overloaded: int = 0
-    sink_errors: int = 0
-    verify_ok: int = 0
-    verify_refused: int = 0
-
-    def refused(self) -> int:
-        return self.unsigned + self.bad_signature + self.too_large + self.malformed + self.stalled + self.overloaded
-
-
-WEBHOOK_STATS = web.AppKey("webhook_stats", WebhookStats)
+#: A handler's decision: the verdict, and the body when it is not the verdict's own (the challenge).
+Decided = tuple[Verdict, str | None]
+Decide = Callable[[str, web.Request], Awaitable[Decided]]
 
 
 class WebhookEndpoint:
-    """The handlers, bound to one sink, one set of secrets and one :class:`WebhookStats`."""
+    """The handlers, bound to one sink, one set of secrets and one :class:`WebhookMetrics` (or none)."""
 
     def __init__(
         self,
         sink: Sink,
         secrets: WebhookSecrets,
         *,
-        stats: WebhookStats | None = None,
+        metrics: WebhookMetrics | None = None,
         max_body_bytes: int = 256 * 1024,
         sink_timeout_s: float = 10.0,
         body_read_timeout_s: float = 10.0,
@@ -114,138 +162,126 @@ class WebhookEndpoint:
     ) -> None:
         self.sink = sink
         self.secrets = secrets
-        self.stats = stats if stats is not None else WebhookStats()
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.sink_timeout_s = sink_timeout_s
         self.body_read_timeout_s = body_read_timeout_s
         self.admission = Admission(max_concurrent)
         self.emit_sent = emit_sent
         self.prefix = prefix.rstrip("/")
+        # Only to sample the log of refusal floods: the numbers people read are the metrics.
+        self._refusals: Counter[Verdict] = Counter()
 
     def routes(self) -> list[web.RouteDef]:
         out: list[web.RouteDef] = []
         if self.secrets.whatsapp_app_secrets:
-            out += [web.get(f"{self.prefix}/whatsapp", self.whatsapp_verify, allow_head=False),
-                    web.post(f"{self.prefix}/whatsapp", self._admitted("whatsapp", self.whatsapp))]
+            self._series("whatsapp", Verdict)
+            out += [web.get(f"{self.prefix}/whatsapp", self._served("whatsapp", self.whatsapp_verify),
+                            allow_head=False),
+                    web.post(f"{self.prefix}/whatsapp", self._served("whatsapp", self.whatsapp, admitted=True))]
         if self.secrets.viber_token or self.secrets.viber_hmac_secret:
-            out.append(web.post(f"{self.prefix}/viber", self._admitted("viber", self.viber)))
+            self._series("viber", _POST_VERDICTS)
+            out.append(web.post(f"{self.prefix}/viber", self._served("viber", self.viber, admitted=True)))
         return out
 
-    def _admitted(self, route: str, handler: Handler) -> Handler:
-        """``handler`` while fewer than ``max_concurrent`` requests are inside, else 429 at once."""
-        async def admitted(request: web.Request) -> web.Response:
-            with self.admission.enter() as inside:
-                if inside:
-                    return await handler(request)
-            self._count(route)
-            self.stats.overloaded += 1
-            _sampled(self.stats.overloaded, "%s webhook refused: %d requests already being handled", route,
-                     self.admission.limit)
-            resp = web.Response(status=429, text="too many requests", headers={"Retry-After": "1"})
-            resp.force_close()  # the body is not read
-            return resp
+    def _series(self, provider: str, verdicts: Iterable[Verdict]) -> None:
+        if self.metrics is not None:
+            self.metrics.webhook_series(provider, [v.value for v in verdicts], [i.value for i in Item])
 
-        return admitted
+    def _served(self, provider: str, decide: Decide, *, admitted: bool = False
+                ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The route's handler: ``decide``, then the one place a request is counted and answered."""
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                verdict, text = await (self._admitted(decide, provider, request) if admitted
+                                       else decide(provider, request))
+            except Exception:
+                self._count(provider, Verdict.OTHER)
+                raise
+            self._count(provider, verdict)
+            return _answer(verdict, text)
 
-    # ---- handlers ---------------------------------------------------------------------------
+        return handler
 
-    async def whatsapp_verify(self, request: web.Request) -> web.Response:
-        self._count("whatsapp_verify")
+    async def _admitted(self, decide: Decide, provider: str, request: web.Request) -> Decided:
+        """``decide`` while fewer than ``max_concurrent`` requests are inside, else 429 at once."""
+        with self.admission.enter() as inside:
+            if inside:
+                return await decide(provider, request)
+        return self._refused(Verdict.OVERLOADED, "%s webhook refused: %d requests already being handled", provider,
+                             self.admission.limit), None
+
+    def _count(self, provider: str, verdict: Verdict) -> None:
+        if self.metrics is not None:
+            self.metrics.webhook(provider, verdict.value)
+            if verdict is Verdict.SINK_ERROR:
+                self.metrics.error("webhook_sink")
+
+    # ---- deciding ----------------------------------------------------------------------------
+
+    async def whatsapp_verify(self, provider: str, request: web.Request) -> Decided:
         challenge = verify_subscription(request.query, self.secrets.whatsapp_verify_token)
         if challenge is None:
-            self.stats.verify_refused += 1
-            return web.Response(status=403, text="verification refused")
-        self.stats.verify_ok += 1
-        return web.Response(text=challenge)
+            return Verdict.VERIFY_REFUSED, None
+        return Verdict.VERIFY_OK, challenge
 
-    async def whatsapp(self, request: web.Request) -> web.Response:
-        self._count("whatsapp")
+    async def whatsapp(self, provider: str, request: web.Request) -> Decided:
         body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        if isinstance(body, Verdict):
+            return body, None
         check = verify_sha256(self.secrets.whatsapp_app_secrets, body, request.headers.get(WHATSAPP_SIGNATURE))
-        refused = self._refuse(check, "whatsapp")
-        if refused is not None:
-            return refused
+        if check is not Check.OK:
+            return self._unsigned(check, provider), None
         try:
             parsed = parse_whatsapp(parse_json(body), emit_sent=self.emit_sent)
         except WebhookFormatError as exc:
-            return self._malformed("whatsapp", exc)
-        return await self._deliver(parsed)
+            return self._refused(Verdict.MALFORMED, "malformed %s webhook: %s", provider, exc), None
+        return await self._deliver(provider, parsed), None
 
-    async def viber(self, request: web.Request) -> web.Response:
-        self._count("viber")
+    async def viber(self, provider: str, request: web.Request) -> Decided:
         body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        if isinstance(body, Verdict):
+            return body, None
         checks = []
         if self.secrets.viber_token:
             checks.append(verify_token(self.secrets.viber_token, request.headers.get("Authorization")))
         if self.secrets.viber_hmac_secret:
             checks.append(verify_sha256((self.secrets.viber_hmac_secret,), body, request.headers.get(VOLNA_SIGNATURE)))
         worst = Check.BAD if Check.BAD in checks else Check.MISSING if Check.MISSING in checks else Check.OK
-        refused = self._refuse(worst, "viber")
-        if refused is not None:
-            return refused
+        if worst is not Check.OK:
+            return self._unsigned(worst, provider), None
         try:
             parsed = parse_viber(self.secrets.viber_partner, parse_json(body))
         except WebhookFormatError as exc:
-            return self._malformed("viber", exc)
-        return await self._deliver(parsed)
+            return self._refused(Verdict.MALFORMED, "malformed %s webhook: %s", provider, exc), None
+        return await self._deliver(provider, parsed), None
 
     # ---- steps ------------------------------------------------------------------------------
 
-    async def _body(self, request: web.Request) -> bytes | web.Response:
-        """The raw body, at most ``max_body_bytes`` (413 past it, before reading when the length is
-        known), whole within ``body_read_timeout_s`` (408 after it)."""
-        length = request.content_length
-        if length is not None and length > self.max_body_bytes:
-            return self._too_large()
+    async def _body(self, request: web.Request) -> bytes | Verdict:
+        """The raw body (:func:`engine.web.body.read_body`), or the verdict that refuses it."""
         try:
-            async with asyncio.timeout(self.body_read_timeout_s):
-                if length is not None:
-                    return await request.content.read()  # the parser delivers at most Content-Length bytes
-                chunks = bytearray()
-                while True:
-                    chunk = await request.content.read(65536)
-                    if not chunk:
-                        return bytes(chunks)
-                    chunks += chunk
-                    if len(chunks) > self.max_body_bytes:
-                        return self._too_large()
-        except TimeoutError:
-            self.stats.stalled += 1
-            _sampled(self.stats.stalled, "webhook body not received within %.0f s", self.body_read_timeout_s)
-            resp = web.Response(status=408, text="body too slow")
-            resp.force_close()
-            return resp
+            return await read_body(request, self.max_body_bytes, self.body_read_timeout_s)
+        except BodyTooLarge:
+            return self._refused(Verdict.TOO_LARGE, "webhook body over %d bytes refused", self.max_body_bytes)
+        except BodyStalled:
+            return self._refused(Verdict.STALLED, "webhook body not received within %.0f s",
+                                 self.body_read_timeout_s)
 
-    def _too_large(self) -> web.Response:
-        self.stats.too_large += 1
-        _sampled(self.stats.too_large, "webhook body over %d bytes refused", self.max_body_bytes)
-        resp = web.Response(status=413, text="body too large")
-        resp.force_close()  # the rest of the body is not read: close the connection rather than drain it
-        return resp
-
-    def _refuse(self, check: Check, route: str) -> web.Response | None:
-        if check is Check.OK:
-            return None
+    def _unsigned(self, check: Check, provider: str) -> Verdict:
         if check is Check.MISSING:
-            self.stats.unsigned += 1
-            _sampled(self.stats.unsigned, "unsigned %s webhook refused", route)
-            return web.Response(status=401, text="signature missing")
-        self.stats.bad_signature += 1
-        _sampled(self.stats.bad_signature, "badly signed %s webhook refused", route)
-        return web.Response(status=403, text="signature mismatch")
+            return self._refused(Verdict.UNSIGNED, "unsigned %s webhook refused", provider)
+        return self._refused(Verdict.BAD_SIGNATURE, "badly signed %s webhook refused", provider)
 
-    def _malformed(self, route: str, exc: Exception) -> web.Response:
-        self.stats.malformed += 1
-        _sampled(self.stats.malformed, "malformed %s webhook: %s", route, exc)
-        return web.Response(status=400, text="malformed payload")
+    def _refused(self, verdict: Verdict, msg: str, *args: Any) -> Verdict:
+        """Log the first refusal of a kind and then every 1000th: a flood must not flood the log too."""
+        self._refusals[verdict] += 1
+        count = self._refusals[verdict]
+        if count == 1 or count % LOG_EVERY == 0:
+            log.warning(msg + " (%d so far)", *args, count)
+        return verdict
 
-    async def _deliver(self, parsed: Parsed) -> web.Response:
-        self.stats.ignored += parsed.ignored
-        self.stats.skipped += parsed.skipped
+    async def _deliver(self, provider: str, parsed: Parsed) -> Verdict:
         events = parsed.events
         if events:
             try:
@@ -255,32 +291,38 @@ class WebhookEndpoint:
                     else:
                         await asyncio.gather(*(self.sink(e) for e in events))
             except Exception:
-                self.stats.sink_errors += 1
                 log.exception("webhook events could not be handed to the core; the provider will redeliver")
-                return web.Response(status=503, text="try again")
-            self.stats.events += len(events)
-        self.stats.accepted += 1
-        return web.Response(status=200)
+                return Verdict.SINK_ERROR
+        # Counted once taken: a payload refused with 503 comes again and would count twice.
+        self._items(provider, Item.EVENT, len(events))
+        self._items(provider, Item.IGNORED, parsed.ignored)
+        self._items(provider, Item.SKIPPED, parsed.skipped)
+        return Verdict.ACCEPTED
 
-    def _count(self, route: str) -> None:
-        self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
-
-
-def _sampled(count: int, msg: str, *args: Any) -> None:
-    """Log the first refusal and then every 1000th: a flood must not flood the log too."""
-    if count == 1 or count % 1000 == 0:
-        log.warning(msg + " (%d so far)", *args, count)
+    def _items(self, provider: str, item: Item, n: int) -> None:
+        if n and self.metrics is not None:
+            self.metrics.webhook_items(provider, item.value, n)
 
 
-def webhook_routes(sink: Sink, secrets: WebhookSecrets, **options: Any) -> list[web.RouteDef]:
+def _answer(verdict: Verdict, text: str | None) -> web.Response:
+    status, default = ANSWERS[verdict]
+    resp = web.Response(status=status, text=default if text is None else text)
+    if verdict is Verdict.OVERLOADED:
+        resp.headers["Retry-After"] = "1"
+    if verdict in CLOSING:
+        resp.force_close()
+    return resp
+
+
+def webhook_routes(sink: Sink, secrets: WebhookSecrets, *, metrics: WebhookMetrics | None = None,
+                   **options: Any) -> list[web.RouteDef]:
     """Routes to add to an existing app (``app.add_routes(...)``); ``options`` as :class:`WebhookEndpoint`."""
-    return WebhookEndpoint(sink, secrets, **options).routes()
+    return WebhookEndpoint(sink, secrets, metrics=metrics, **options).routes()
 
 
-def make_webhook_app(sink: Sink, secrets: WebhookSecrets, **options: Any) -> web.Application:
-    """A standalone app serving the webhook routes; its counters are ``app[WEBHOOK_STATS]``."""
-    endpoint = WebhookEndpoint(sink, secrets, **options)
+def make_webhook_app(sink: Sink, secrets: WebhookSecrets, *, metrics: WebhookMetrics | None = None,
+                     **options: Any) -> web.Application:
+    """A standalone app serving the webhook routes; ``options`` as :class:`WebhookEndpoint`."""
     app = web.Application()
-    app[WEBHOOK_STATS] = endpoint.stats
-    app.add_routes(endpoint.routes())
+    app.add_routes(webhook_routes(sink, secrets, metrics=metrics, **options))
     return app

@@ -69,6 +69,11 @@ def adapter_class(partner: str) -> type[ViberAdapter]:
     return cls
 
 
+def parse_viber(partner: str, data: Any) -> Parsed:
+    """A Viber partner's callback (parsed JSON) → events, by the partner adapter's format; pure."""
+    return adapter_class(partner).parse_callback(data)
+
+
 class ViberConnector(AccountsConnector):
     """Viber through the configured partner, one target per partner account."""
 

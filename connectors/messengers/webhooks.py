@@ -1,6 +1,6 @@
 """Messenger webhooks as pure functions: signatures, the verify handshake, payloads → :class:`LateEvent`.
 
-No I/O here: ``engine/webhooks.py`` is the aiohttp transport around these.
+No I/O here: :mod:`connectors.messengers.endpoint` is the aiohttp transport around these.
 
 WhatsApp (Meta spec ``WebhookPayload`` → ``entry[].changes[].value.statuses[]``):
 
@@ -20,7 +20,8 @@ not a webhook at all raises :class:`WebhookFormatError` (the endpoint answers 40
 one bad item inside a good payload is skipped and counted, so the provider does
 not redeliver the good ones forever.
 
-Viber delivery reports are the partner adapter's format (``parse_viber``).
+Viber delivery reports are each partner adapter's format: ``connectors.messengers.viber.parse_viber``
+picks the adapter, which parses with the helpers here (the dependency goes viber → webhooks).
 """
 
 from __future__ import annotations
@@ -184,13 +185,3 @@ def _whatsapp_status(item: Any, emit_sent: bool) -> LateEvent | str:
         channel=Channel.WHATSAPP, correlation_id=message_id, outcome=outcome, final=final,
         provider_code=code, provider_text=text[:300] if text else None, data=data,
     )
-
-
-# ---- Viber -------------------------------------------------------------------------------------
-
-
-def parse_viber(partner: str, data: Any) -> Parsed:
-    """A Viber partner's callback → events, by the partner adapter's format."""
-    from connectors.messengers.viber import adapter_class
-
-    return adapter_class(partner).parse_callback(data)

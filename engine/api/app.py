@@ -19,17 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api.access import (
+    AUDIT,
+    AUDIT_ENTRY,
+    CTX,
+    HUB,
+    OPTIONS,
+    PRINCIPAL,
+    RATES,
+    READINESS,
+    UPLOADS,
+    ApiOptions,
+    Handler,
+    ReadinessCheck,
+)
 from engine.api.audit import Audit, AuditEntry
 from engine.api.auth import Perm, Principal, authenticate
-from engine.api.http import ApiError, error_response, json_response
+from engine.api.http import ApiError, error_response
+from engine.api.openapi import openapi_handler
 from engine.api.sse import Hub
 from engine.context import Context
 from engine.web.admission import Admission
@@ -38,69 +53,7 @@ log = logging.getLogger("engine.api")
 
 UI_DIR = Path(__file__).parent / "ui"
 OPENAPI_PATH = "/api/v1/openapi.json"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: A readiness check: True when the part it checks (a connector's bind, …) is ready.
-ReadinessCheck = Callable[[], Awaitable[bool]]
-
-
-@dataclass(frozen=True)
-class ApiOptions:
-    """Knobs of the app beyond :class:`engine.config.settings.ApiSettings` (tests shorten the intervals)."""
-
-    max_body_bytes: int = 1 << 20
-    max_upload_bytes: int = 1 << 30
-    #: An SSE comment line this often when there is nothing to send (proxies close idle streams).
-    heartbeat_s: float = 15.0
-    #: XREAD block of a results feed (below the Redis client's socket timeout).
-    feed_block_ms: int = 2000
-    #: Batches a live client may have queued before it falls back to catching up from Redis.
-    feed_queue_batches: int = 64
-    #: Rejected lines listed in an upload's answer (the total is always counted).
-    rejections_listed: int = 1000
-    readiness_timeout_s: float = 1.0
-    #: A JSON body must arrive whole, and an upload must send something, within this (else 408).
-    body_read_timeout_s: float = 10.0
-    #: Uploads served at once by this process; one more is answered 429 with ``Retry-After``.
-    max_concurrent_uploads: int = 4
-    #: Lines per second one upload is read at (0: as fast as the intake goes); the client is
-    #: slowed by TCP back-pressure, so a planner's bulk load cannot starve the dispatchers' Redis.
-    upload_lines_per_s: float = 20_000.0
-
-
-CTX = web.AppKey("ctx", Context)
-OPTIONS = web.AppKey("options", ApiOptions)
-AUDIT = web.AppKey("audit", Audit)
-HUB = web.AppKey("hub", Hub)
-UPLOADS = web.AppKey("uploads", Admission)
-READINESS = web.AppKey("readiness", dict[str, ReadinessCheck])
-#: Per-channel rates by wave, briefly cached: every open console asks for them every few seconds.
-RATES = web.AppKey("rates", dict[str, tuple[float, dict[str, float]]])
-
-PRINCIPAL = web.RequestKey("principal", Principal)
-AUDIT_ENTRY = web.RequestKey("audit_entry", AuditEntry)
-
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def allow(perm: Perm, audit: str | None = None) -> Callable[[Handler], Handler]:
-    """Declare what a handler needs (and, for a change, its audit action name)."""
-
-    def mark(handler: Handler) -> Handler:
-        handler.volna_perm = perm  # type: ignore[attr-defined]
-        handler.volna_audit = audit  # type: ignore[attr-defined]
-        return handler
-
-    return mark
-
-
-def principal(request: web.Request) -> Principal:
-    return request[PRINCIPAL]
-
-
-def audit_note(request: web.Request, what: str, target: str = "", **detail: object) -> None:
-    """What a handler changed, for the audit record the middleware writes after it."""
-    request[AUDIT_ENTRY] = AuditEntry(what, target, dict(detail))
 
 
 # ---- middlewares ---------------------------------------------------------------------------
@@ -192,34 +145,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-# ---- health --------------------------------------------------------------------------------
-
-async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and serving."""
-    return json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Redis answers a PING in time, and every readiness callback says yes."""
-    app = request.app
-    timeout_s = app[OPTIONS].readiness_timeout_s
-    checks: dict[str, bool] = {}
-
-    async def run(name: str, check: Callable[[], Awaitable[object]]) -> None:
-        try:
-            async with asyncio.timeout(timeout_s):
-                checks[name] = bool(await check())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            checks[name] = False
-
-    await asyncio.gather(run("redis", app[CTX].redis.ping),
-                         *(run(name, check) for name, check in app[READINESS].items()))
-    ready = all(checks.values())
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
-
-
 # ---- the console ---------------------------------------------------------------------------
 
 async def ui_index(request: web.Request) -> web.FileResponse:
@@ -249,9 +174,6 @@ def make_app(
     ``readiness``: named checks ``/readyz`` runs beside the Redis PING (connectors bound…).
     ``metrics``: the handler of ``GET /metrics``. ``extra_routes``: anything else to serve.
     """
-    from engine.api import routes_admin, routes_results, routes_stoplist, routes_tasks, routes_waves
-    from engine.api.openapi import openapi_handler
-
     settings = ctx.settings.api
     opts = options or ApiOptions(
         max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
@@ -270,10 +192,8 @@ def make_app(
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_security_headers)
 
-    app.router.add_get("/healthz", healthz, allow_head=True)
-    app.router.add_get("/readyz", readyz, allow_head=True)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
-    for module in (routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
+    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
         app.add_routes(module.routes)
     app.router.add_get("/", ui_redirect)
     app.router.add_get("/ui", ui_redirect)

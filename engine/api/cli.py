@@ -20,7 +20,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from engine.api.app import PRINCIPAL, make_app
+from engine.api.access import PRINCIPAL
+from engine.api.app import make_app
 from engine.calendar.clock import make_clock
 from engine.config.settings import Settings, load_settings
 from engine.context import Context
@@ -64,9 +65,9 @@ def default_extras(ctx: Context) -> Mapping[str, Any]:
 
     correlation = Correlation(ctx, Finisher(ctx, Lifecycle(ctx)))
     api = ctx.settings.api
-    routes = webhook_routes(correlation.record, webhook_secrets(ctx.settings),
+    routes = webhook_routes(correlation.record, webhook_secrets(ctx.settings), metrics=ctx.metrics,
                             body_read_timeout_s=api.body_read_timeout_s, max_concurrent=api.webhook_max_concurrent)
-    return {"webhooks": ctx.metrics.meter_webhooks(routes), "metrics": ctx.metrics.handler()}
+    return {"webhooks": routes, "metrics": ctx.metrics.handler()}
 
 
 async def serve(settings: Settings, host: str, port: int, *, extras: Extras = default_extras,

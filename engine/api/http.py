@@ -1,4 +1,4 @@
-"""What every handler shares: the error type, JSON replies, capped JSON bodies, id checks.
+"""What every handler shares: the error type, JSON answers (declared models), validated JSON bodies, id checks.
 
 Errors leave as ``{"error": "..."}`` (plus, for some, a few documented fields). Messages
 go through :func:`engine.domain.phones.mask_text` on the way out, so no phone number ever
@@ -7,23 +7,23 @@ leaves in an error, whatever raised it.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from engine.api.models import ID_PATTERN, STREAM_ID_PATTERN, Error
 from engine.domain.phones import mask_text
+from engine.web.body import BodyRefused, read_body
 
 M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: Ids the API creates (waves, campaigns): no braces (Redis Cluster hash tags), no spaces.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
-#: A results stream id (``ms`` or ``ms-seq``).
-STREAM_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 
 JSON_TYPES = ("application/json", "application/problem+json")
@@ -43,16 +43,35 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, headers=headers, content_type="application/json",
-        text=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-    )
+def model_response(answer: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, headers=headers, content_type="application/json",
+                        text=answer.model_dump_json(by_alias=True))
+
+
+def answers(model: type[M], status: int = 200) -> Callable[[Callable[[web.Request], Awaitable[M]]], Handler]:
+    """The handler returns a ``model`` (mypy holds it to that), which leaves as JSON with ``status``.
+
+    The OpenAPI document takes the answer's schema from here (``volna_answer``), so what a
+    handler builds and what the document promises are the same model.
+    """
+
+    def wrap(fn: Callable[[web.Request], Awaitable[M]]) -> Handler:
+        @functools.wraps(fn)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            answer = await fn(request)
+            if type(answer) is not model:  # what the document promises is exactly this model
+                raise TypeError(f"{fn.__qualname__} answered a {type(answer).__name__}, not its {model.__name__}")
+            return model_response(answer, status)
+
+        handler.volna_answer = (status, model)  # type: ignore[attr-defined]
+        return handler
+
+    return wrap
 
 
 def error_response(status: int, message: str, *, headers: dict[str, str] | None = None,
                    extra: dict[str, Any] | None = None) -> web.Response:
-    return json_response({"error": mask_text(message), **(extra or {})}, status=status, headers=headers)
+    return model_response(Error(error=mask_text(message), **(extra or {})), status, headers)
 
 
 def check_id(value: str, what: str) -> str:
@@ -80,30 +99,15 @@ def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return value
 
 
-async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
-    """The body, at most ``max_bytes`` (413 before reading when Content-Length says more), whole
-    within ``timeout_s`` (408 after: a client that stalls its body must not hold a handler)."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
-    chunks = bytearray()
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.content.iter_chunked(65536):
-                chunks += chunk
-                if len(chunks) > max_bytes:
-                    raise ApiError(413, f"request body over {max_bytes} bytes", close=True)
-    except TimeoutError:
-        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s", close=True) from None
-    return bytes(chunks)
-
-
 async def read_json(request: web.Request, model: type[M], max_bytes: int, timeout_s: float) -> M:
     """Parse and validate a JSON body: 415 not JSON, 413 too large, 408 too slow, 400 malformed or invalid."""
     ctype = request.content_type
     if request.body_exists and ctype not in JSON_TYPES and ctype != "application/octet-stream":
         raise ApiError(415, f"expected Content-Type application/json, got {ctype}")
-    body = await read_body(request, max_bytes, timeout_s)
+    try:
+        body = await read_body(request, max_bytes, timeout_s)
+    except BodyRefused as exc:  # the rest of the body is not read: close rather than drain it
+        raise ApiError(exc.status, str(exc), close=True) from None
     if not body.strip():
         raise ApiError(400, "a JSON object is required in the body")
     try:

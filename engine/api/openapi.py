@@ -1,51 +1,51 @@
-"""The OpenAPI 3 document of the control API, served at ``/api/v1/openapi.json``.
+"""The OpenAPI 3.1 document of the control API, served at ``/api/v1/openapi.json``, generated.
 
-Written by hand next to the handlers and kept true by ``tests/test_api_openapi.py``
-(schemathesis against the live app: no 5xx, every answer matches its schema).
+Every schema in it is a model's ``model_json_schema()`` (:mod:`engine.api.models`): request
+bodies in validation mode, answers in serialization mode, collected with their ``$defs`` under
+``components/schemas``. Each operation's answer is the model its handler declares with
+:func:`engine.api.http.answers` (and returns: mypy holds it to that), its body the model the
+table names, which the handler validates with. What is written here by hand is the table of
+operations: paths, parameters, error statuses, summaries, links — no schema.
+
+Kept true by ``tests/test_api_openapi.py``: schemathesis against the live app (no 5xx, every
+answer matches its schema), and every schema here is the one its model generates.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
 
-from engine.api.auth import NAME_PATTERN, Role
-from engine.api.http import ID_PATTERN, STREAM_ID_PATTERN
-from engine.domain.outcomes import Channel
+from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api.auth import ROLE_PERMS, Perm, Role
+from engine.api.http import Handler
+from engine.api.models import (
+    STREAM_ID_PATTERN,
+    CampaignIn,
+    Error,
+    StopIn,
+    StopKind,
+    StopValue,
+    TokenIn,
+    UploadFormat,
+    WaveIn,
+)
+from engine.api.routes_results import KINDS
+from engine.api.routes_waves import CONTROL_ACTIONS
 from engine.domain.wave import WaveState
-from engine.gates.stoplist import StopReason
 
-STREAM_SINCE_PATTERN = "^(now|" + STREAM_ID_PATTERN[1:-1] + ")$"
+REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
 Schema = dict[str, Any]
 
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def obj(props: dict[str, Schema], required: list[str] | None = None, *, extra: bool | Schema = False) -> Schema:
-    out: Schema = {"type": "object", "properties": props, "additionalProperties": extra}
-    if required is None:
-        required = list(props)
-    if required:
-        out["required"] = required
-    return out
-
-
-INT: Schema = {"type": "integer"}
-NUM: Schema = {"type": "number"}
-STR: Schema = {"type": "string"}
-BOOL: Schema = {"type": "boolean"}
-COUNTS: Schema = {"type": "object", "additionalProperties": INT}
-
-
-def nullable(schema: Schema) -> Schema:
-    return {**schema, "nullable": True}
-
+STREAM_SINCE_PATTERN = "^(now|" + STREAM_ID_PATTERN[1:-1] + ")$"
 
 ERROR_TEXT = {
     400: "Malformed request: bad JSON, a field that does not validate, a bad query parameter",
@@ -62,292 +62,219 @@ ERROR_TEXT = {
 }
 
 
-def responses(ok: int, schema: Schema, *errors: int, description: str = "OK") -> dict[str, Any]:
-    out: dict[str, Any] = {str(ok): {"description": description, "content": {JSON: {"schema": schema}}}}
-    # A call that takes a body (413) can also time out reading it (408).
-    for code in sorted({401, 503, *errors, *((408,) if 413 in errors else ())}):
-        out[str(code)] = {"$ref": f"#/components/responses/E{code}"}
-    return out
+# ---- parameters ----------------------------------------------------------------------------------
 
 
-def linked(resp: dict[str, Any], ok: int, links: dict[str, tuple[str, dict[str, str]]]) -> dict[str, Any]:
-    """Add OpenAPI links to the success answer: what a client (or a stateful test) can call next."""
-    resp[str(ok)]["links"] = {name: {"operationId": op, "parameters": params} for name, (op, params) in links.items()}
-    return resp
+def schema_of(tp: Any) -> Schema:
+    """A parameter's schema from the type the models use for the same value (not written again)."""
+    schema: Schema = TypeAdapter(tp).json_schema(ref_template=REF_TEMPLATE)
+    return schema
 
 
-def json_body(schema: Schema) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": schema}}}
+def path_param(name: str, schema: Schema | None = None, description: str = "") -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"},
+            "description": description}
 
 
-def path_param(name: str, schema: Schema | None = None, description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema or STR, "description": description}
-
-
-def query(name: str, schema: Schema, description: str, required: bool = False) -> dict[str, Any]:
+def query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
+def page_size(maximum: int) -> Schema:
+    return query("limit", {"type": "integer", "minimum": 1, "maximum": maximum}, "Page size")
+
+
 WAVE = path_param("wave_id", description="The wave's id")
-CHANNELS = [c.value for c in Channel]
-ACTIONS = ["start", "pause", "resume", "stop"]
-
-SCHEMAS: dict[str, Schema] = {
-    "Error": obj({"error": STR}, extra=True),
-    "Health": obj({"status": {"type": "string", "enum": ["ok"]}}),
-    "Ready": obj({"ready": BOOL, "checks": {"type": "object", "additionalProperties": BOOL}}),
-    "CampaignIn": obj({"campaign_id": {"type": "string", "pattern": ID_PATTERN},
-                       "title": {"type": "string", "maxLength": 200}}, ["campaign_id"]),
-    "Campaign": obj({"campaign_id": STR, "title": STR, "created_at": nullable(INT), "created_by": STR}),
-    "CampaignDetail": obj({"campaign_id": STR, "title": STR, "created_at": nullable(INT), "created_by": STR,
-                           "waves": {"type": "array", "items": ref("WaveSummary")}}),
-    "CampaignList": obj({"campaigns": {"type": "array", "items": ref("Campaign")}}),
-    "WaveIn": obj({"wave_id": {"type": "string", "pattern": ID_PATTERN},
-                   "campaign_id": {"type": "string", "pattern": ID_PATTERN},
-                   "day": {"type": "string", "format": "date",
-                           "description": "The debtors' local calendar day the wave runs on"}}),
-    "History": {
-        "type": "object",
-        "description": "`<state>_at` (epoch ms, engine clock) and `<state>_by` (token name): created, running, "
-                       "paused, stopped, completed",
-        "additionalProperties": {"nullable": True, "anyOf": [INT, STR]},
-    },
-    "Actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS},
-                "description": "The control actions the wave's state allows"},
-    "WaveSummary": obj({
-        "wave_id": STR, "campaign_id": STR, "day": STR,
-        "state": {"type": "string", "enum": [s.value for s in WaveState]},
-        "actions": ref("Actions"),
-        "counts": obj({k: INT for k in ("total", "queued", "in_flight", "final", "sent")}),
-        "history": ref("History"),
-    }),
-    "WaveList": obj({"waves": {"type": "array", "items": ref("WaveSummary")}, "now_ms": INT}),
-    "ChannelView": obj({
-        "total": INT, "queued": INT, "eligible_now": INT, "sent": INT, "accepted": INT, "outcomes": COUNTS,
-        "rate_per_min": {"type": "number", "description": "Results per minute over the last real minute"},
-    }),
-    "ZoneView": obj({
-        "zone": {"type": "string", "description": "An IANA zone, or multi:N for tasks constrained to N zones"},
-        "tasks": INT, "open_now": BOOL, "opens_at_ms": nullable(INT), "closes_at_ms": nullable(INT),
-    }, ["zone", "tasks"]),
-    "WaveView": obj({
-        "wave_id": STR, "campaign_id": STR, "day": STR,
-        "state": {"type": "string", "enum": [s.value for s in WaveState]},
-        "now_ms": INT,
-        "counts": obj({k: INT for k in ("total", "queued", "in_flight", "final", "sent", "late_events",
-                                        "inbound_calls")}),
-        "outcomes": COUNTS,
-        "channels": {"type": "object", "additionalProperties": ref("ChannelView")},
-        "rate_per_min": {"type": "number", "description": "Final outcomes per minute (engine clock)"},
-        "eta_s": nullable(INT),
-        "zones": {"type": "array", "items": ref("ZoneView")},
-        "multi_zone_tasks": INT,
-        "history": ref("History"),
-        "actions": ref("Actions"),
-    }),
-    "ControlResult": obj({"wave_id": STR, "action": {"type": "string", "enum": ACTIONS},
-                          "state": {"type": "string", "enum": [s.value for s in WaveState]}, "by": STR}),
-    "Rejection": obj({"line": INT, "reason": STR}),
-    "UploadReport": obj({
-        "wave_id": STR, "format": {"type": "string", "enum": ["jsonl", "csv"]},
-        "lines": INT, "bytes": INT, "accepted": INT, "already_loaded": INT, "rejected": INT,
-        "rejections": {"type": "array", "items": ref("Rejection"),
-                       "description": "The first rejected lines (at most 1000 by default)"},
-        "rejections_truncated": BOOL, "seconds": NUM,
-    }),
-    "StopIn": obj({"kind": {"type": "string", "enum": ["debtor", "phone"]},
-                   "value": {"type": "string", "minLength": 1, "maxLength": 128},
-                   "reason": {"type": "string", "enum": [r.value for r in StopReason]}}),
-    "StopEntry": obj({"kind": {"type": "string", "enum": ["debtor", "phone"]}, "value": STR,
-                      "reason": STR, "at_ms": INT, "by": STR}),
-    "StopPage": obj({"kind": {"type": "string", "enum": ["debtor", "phone"]},
-                     "entries": {"type": "array", "items": ref("StopEntry")}, "next": nullable(STR)}),
-    "StopRemoved": obj({"kind": STR, "value": STR, "removed": BOOL}),
-    "ResultRecord": {
-        "type": "object",
-        "description": "A record of the results stream (see `volna results` in the README)",
-        "required": ["kind", "task_id", "wave_id", "stream_id"],
-        "properties": {
-            "stream_id": STR, "kind": {"type": "string", "enum": ["dispatched", "result", "late", "inbound"]},
-            "task_id": STR, "attempt": INT, "wave_id": STR, "campaign_id": STR, "debtor_id": STR,
-            "channel": {"type": "string", "enum": CHANNELS}, "outcome": nullable(STR), "final": BOOL,
-            "provider_code": nullable(STR), "provider_text": nullable(STR), "claimed_at": nullable(INT),
-            "sent_at": nullable(INT), "accepted_at": nullable(INT), "finished_at": nullable(INT),
-            "data": {"type": "object"},
-        },
-    },
-    "ResultsPage": obj({"wave_id": STR, "records": {"type": "array", "items": ref("ResultRecord")},
-                        "next": nullable(STR), "more": BOOL}),
-    "WhoAmI": obj({"name": STR, "role": {"type": "string", "enum": [r.value for r in Role]}, "token_id": STR,
-                   "permissions": {"type": "array", "items": STR}, "now_ms": INT}),
-    "TokenIn": obj({"role": {"type": "string", "enum": [r.value for r in Role]},
-                    "name": {"type": "string", "pattern": NAME_PATTERN}}),
-    "TokenCreated": obj({"token": STR, "token_id": STR, "name": STR,
-                         "role": {"type": "string", "enum": [r.value for r in Role]}}),
-    "TokenInfo": obj({"token_id": STR, "name": STR, "role": {"type": "string", "enum": [r.value for r in Role]},
-                      "created_ms": INT}),
-    "TokenList": obj({"tokens": {"type": "array", "items": ref("TokenInfo")}}),
-    "TokenRevoked": obj({"token_id": STR, "revoked": BOOL}),
-    "AuditRecord": obj({"id": STR, "who": STR, "role": STR, "what": STR, "target": STR, "status": INT,
-                        "from": STR, "forwarded": STR, "when": STR, "detail": {"type": "object"}, "method": STR},
-                       ["id", "who", "what", "status", "when"], extra=True),
-    "AuditPage": obj({"records": {"type": "array", "items": ref("AuditRecord")}, "next": nullable(STR)}),
-}
-
+WAVE_Q = query("wave", {"type": "string", "minLength": 1}, "The wave", required=True)
 SINCE = query("since", {"type": "string", "pattern": STREAM_ID_PATTERN},
               "Stream id: records after it (exclusive); absent = from the start")
-_KIND = "(dispatched|result|late|inbound)"
+_KIND = "(" + "|".join(sorted(KINDS)) + ")"
 KIND = query("kind", {"type": "string", "pattern": f"^{_KIND}(,{_KIND})*$"}, "Only these kinds (comma-separated)")
-WAVE_Q = query("wave", {"type": "string", "minLength": 1}, "The wave", required=True)
-STOP_KIND = path_param("kind", {"type": "string", "enum": ["debtor", "phone"]})
-STOP_VALUE = path_param("value", {"type": "string", "minLength": 1, "maxLength": 128},
-                        "A debtor id, or a phone in any form (looked up as E.164)")
-PUBLIC: list[dict[str, list[str]]] = []
+STOP_KIND = path_param("kind", schema_of(StopKind))
+STOP_VALUE = path_param("value", schema_of(StopValue), "A debtor id, or a phone in any form (looked up as E.164)")
 
-PATHS: dict[str, Any] = {
-    "/healthz": {"get": {"operationId": "healthz", "tags": ["health"], "security": PUBLIC,
-                         "summary": "The process is alive",
-                         "responses": {"200": {"description": "alive", "content": {JSON: {"schema": ref("Health")}}}}}},
-    "/readyz": {"get": {"operationId": "readyz", "tags": ["health"], "security": PUBLIC,
-                        "summary": "Redis answers and every readiness check passes",
-                        "responses": {
-                            "200": {"description": "ready", "content": {JSON: {"schema": ref("Ready")}}},
-                            "503": {"description": "not ready", "content": {JSON: {"schema": ref("Ready")}}}}}},
-    "/api/v1/whoami": {"get": {"operationId": "whoami", "tags": ["auth"], "summary": "The caller's token",
-                               "responses": responses(200, ref("WhoAmI"))}},
-    "/api/v1/campaigns": {
-        "get": {"operationId": "listCampaigns", "tags": ["campaigns"], "summary": "Every campaign",
-                "responses": responses(200, ref("CampaignList"), 403)},
-        "post": {"operationId": "createCampaign", "tags": ["campaigns"], "summary": "Create a campaign",
-                 "description": "Roles: planner, manager, admin",
-                 "requestBody": json_body(ref("CampaignIn")),
-                 "responses": linked(responses(201, ref("Campaign"), 400, 403, 409, 413, 415, description="Created"),
-                                     201, {"GetCampaign": ("getCampaign",
-                                                           {"campaign_id": "$response.body#/campaign_id"})})},
-    },
-    "/api/v1/campaigns/{campaign_id}": {
-        "get": {"operationId": "getCampaign", "tags": ["campaigns"], "summary": "A campaign and its waves",
-                "parameters": [path_param("campaign_id")],
-                "responses": responses(200, ref("CampaignDetail"), 403, 404)},
-    },
-    "/api/v1/waves": {
-        "get": {"operationId": "listWaves", "tags": ["waves"], "summary": "Waves, filtered",
-                "parameters": [query("day", {"type": "string", "format": "date"}, "The wave's day"),
-                               query("campaign", STR, "The campaign"),
-                               query("state", {"type": "string", "enum": [s.value for s in WaveState]}, "State")],
-                "responses": responses(200, ref("WaveList"), 400, 403)},
-        "post": {"operationId": "createWave", "tags": ["waves"], "summary": "Create a wave",
-                 "description": "Roles: planner, manager, admin. The campaign is registered if new.",
-                 "requestBody": json_body(ref("WaveIn")),
-                 "responses": linked(responses(201, ref("WaveView"), 400, 403, 409, 413, 415, description="Created"),
-                                     201, {f"{op[0].upper()}{op[1:]}": (op, {"wave_id": "$response.body#/wave_id"})
-                                           for op in ("getWave", "uploadTasks", *(f"{a}Wave" for a in ACTIONS))})},
-    },
-    "/api/v1/waves/{wave_id}": {
-        "get": {"operationId": "getWave", "tags": ["waves"],
-                "summary": "The wave's view: counts by state, outcome and channel, rates, ETA, zones, history",
-                "parameters": [WAVE], "responses": responses(200, ref("WaveView"), 403, 404)},
-    },
-    **{
-        f"/api/v1/waves/{{wave_id}}/{action}": {
-            "post": {"operationId": f"{action}Wave", "tags": ["waves"], "summary": f"{action.capitalize()} the wave",
-                     "description": "Roles: manager, admin. Recorded as by=<token name>"
-                                    + (". Every task not yet sent ends `cancelled`." if action == "stop" else ""),
-                     "parameters": [WAVE],
-                     "responses": responses(200, ref("ControlResult"), 403, 404, 409)},
-        }
-        for action in ACTIONS
-    },
-    "/api/v1/waves/{wave_id}/tasks": {
-        "post": {
-            "operationId": "uploadTasks", "tags": ["tasks"],
-            "summary": "Load tasks (JSON Lines or CSV), streamed",
-            "description": "Roles: planner, admin. The body is read line by line as it arrives, never whole. "
-                           "Format from `?format=`, else the Content-Type. Past the upload limit (413) or when "
-                           "nothing arrives for api.body_read_timeout_s (408): the counts of what was loaded "
-                           "before it. Read at most api.upload_lines_per_s; 429 beyond "
-                           "api.max_concurrent_uploads uploads at once.",
-            "parameters": [WAVE, query("format", {"type": "string", "enum": ["jsonl", "csv"]},
-                                       "Overrides the Content-Type")],
-            "requestBody": {"required": True, "content": {
-                "application/x-ndjson": {"schema": {"type": "string"}},
-                "text/csv": {"schema": {"type": "string"}},
-            }},
-            "responses": responses(200, ref("UploadReport"), 400, 403, 404, 409, 413, 415, 429, 507),
-        },
-    },
-    "/api/v1/stoplist": {
-        "get": {"operationId": "listStoplist", "tags": ["stoplist"], "summary": "A page of stop-list entries",
-                "parameters": [query("kind", {"type": "string", "enum": ["debtor", "phone"]}, "default debtor"),
-                               query("cursor", {"type": "integer", "minimum": 0}, "From the previous `next`"),
-                               query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "Page size")],
-                "responses": responses(200, ref("StopPage"), 400, 403)},
-        "post": {"operationId": "addStop", "tags": ["stoplist"], "summary": "Put a debtor or a phone on the list",
-                 "description": "Roles: manager, admin",
-                 "requestBody": json_body(ref("StopIn")),
-                 "responses": linked(responses(201, ref("StopEntry"), 400, 403, 413, 415, description="Added"), 201, {
-                     name: (op, {"kind": "$response.body#/kind", "value": "$response.body#/value"})
-                     for name, op in (("GetStop", "getStop"), ("RemoveStop", "removeStop"))})},
-    },
-    "/api/v1/stoplist/{kind}/{value}": {
-        "get": {"operationId": "getStop", "tags": ["stoplist"], "summary": "Look an entry up",
-                "parameters": [STOP_KIND, STOP_VALUE], "responses": responses(200, ref("StopEntry"), 400, 403, 404)},
-        "delete": {"operationId": "removeStop", "tags": ["stoplist"], "summary": "Take an entry off the list",
-                   "description": "Roles: manager, admin",
-                   "parameters": [STOP_KIND, STOP_VALUE],
-                   "responses": responses(200, ref("StopRemoved"), 400, 403, 404)},
-    },
-    "/api/v1/results": {
-        "get": {"operationId": "resultsPage", "tags": ["results"], "summary": "A page of the wave's results stream",
-                "parameters": [WAVE_Q, SINCE, KIND,
-                               query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "Page size")],
-                "responses": responses(200, ref("ResultsPage"), 400, 403, 404)},
-    },
-    "/api/v1/results/stream": {
-        "get": {
-            "operationId": "resultsStream", "tags": ["results"],
-            "summary": "Server-Sent Events: the wave's results as they happen",
-            "description": "`id:` the stream id, `data:` the record JSON; comments as heartbeats. Resumes after "
-                           "the `Last-Event-ID` header; else after `since` (`now`: new records only); else from "
-                           "the start.",
-            "parameters": [WAVE_Q, {**SINCE, "schema": {"type": "string", "pattern": STREAM_SINCE_PATTERN},
-                                     "description": "Stream id (exclusive), or `now` for new records only"}, KIND,
-                           {"name": "Last-Event-ID", "in": "header", "required": False,
-                            "schema": {"type": "string", "pattern": STREAM_ID_PATTERN}}],
-            "responses": {
-                "200": {"description": "An endless event stream",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                **{k: v for k, v in responses(200, STR, 400, 403, 404).items() if k != "200"},
-            },
-        },
-    },
-    "/api/v1/tokens": {
-        "get": {"operationId": "listTokens", "tags": ["auth"], "summary": "Tokens (never their values)",
-                "description": "Role: admin", "responses": responses(200, ref("TokenList"), 403)},
-        "post": {"operationId": "createToken", "tags": ["auth"], "summary": "A new token, shown once",
-                 "description": "Role: admin", "requestBody": json_body(ref("TokenIn")),
-                 "responses": linked(responses(201, ref("TokenCreated"), 400, 403, 413, 415, description="Created"),
-                                     201, {"RevokeToken": ("revokeToken", {"token_id": "$response.body#/token_id"})})},
-    },
-    "/api/v1/tokens/{token_id}": {
-        "delete": {"operationId": "revokeToken", "tags": ["auth"], "summary": "Revoke a token",
-                   "description": "Role: admin. Not the token making the call (409).",
-                   "parameters": [path_param("token_id")],
-                   "responses": responses(200, ref("TokenRevoked"), 403, 404, 409)},
-    },
-    "/api/v1/audit": {
-        "get": {"operationId": "audit", "tags": ["auth"], "summary": "The audit stream, oldest first",
-                "description": "Role: admin",
-                "parameters": [SINCE, query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size")],
-                "responses": responses(200, ref("AuditPage"), 400, 403)},
-    },
-}
+
+# ---- the table -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: its handler (which declares the answer and the permission), and what the
+    document says besides."""
+
+    method: str
+    path: str
+    handler: Handler
+    op_id: str
+    tag: str
+    summary: str
+    description: str = ""
+    params: tuple[Schema, ...] = ()
+    #: The JSON body's model (the handler validates with it).
+    body: type[BaseModel] | None = None
+    #: A body that is not JSON (uploads): media type → schema.
+    raw_body: Mapping[str, Schema] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    #: What a client (or a stateful test) can call next: name → (operationId, parameters).
+    links: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    #: The answer is a stream of Server-Sent Events, not a model.
+    event_stream: bool = False
+    public: bool = False
+    #: Error descriptions that differ from :data:`ERROR_TEXT` for this operation.
+    error_text: Mapping[int, str] = field(default_factory=dict)
+
+
+def _wave_links() -> dict[str, tuple[str, Mapping[str, str]]]:
+    ops = ("getWave", "uploadTasks", *(f"{a}Wave" for a in CONTROL_ACTIONS))
+    return {f"{op[0].upper()}{op[1:]}": (op, {"wave_id": "$response.body#/wave_id"}) for op in ops}
+
+
+OPERATIONS: tuple[Op, ...] = (
+    Op("get", "/healthz", routes_health.healthz, "healthz", "health", "The process is alive", public=True),
+    Op("get", "/readyz", routes_health.readyz, "readyz", "health",
+       "Redis answers and every readiness check passes", public=True, errors=(503,),
+       error_text={503: "Not ready: `error` names the failing checks; `ready` and `checks` as when ready"}),
+    Op("get", "/api/v1/whoami", routes_admin.whoami, "whoami", "auth", "The caller's token"),
+    Op("get", "/api/v1/campaigns", routes_waves.list_campaigns, "listCampaigns", "campaigns", "Every campaign",
+       errors=(403,)),
+    Op("post", "/api/v1/campaigns", routes_waves.create_campaign, "createCampaign", "campaigns", "Create a campaign",
+       body=CampaignIn, errors=(400, 403, 409, 413, 415),
+       links={"GetCampaign": ("getCampaign", {"campaign_id": "$response.body#/campaign_id"})}),
+    Op("get", "/api/v1/campaigns/{campaign_id}", routes_waves.get_campaign, "getCampaign", "campaigns",
+       "A campaign and its waves", params=(path_param("campaign_id"),), errors=(403, 404)),
+    Op("get", "/api/v1/waves", routes_waves.list_waves, "listWaves", "waves", "Waves, filtered",
+       params=(query("day", {"type": "string", "format": "date"}, "The wave's day"),
+               query("campaign", {"type": "string"}, "The campaign"),
+               query("state", schema_of(WaveState), "State")),
+       errors=(400, 403)),
+    Op("post", "/api/v1/waves", routes_waves.create_wave, "createWave", "waves", "Create a wave",
+       "The campaign is registered if new.", body=WaveIn, errors=(400, 403, 409, 413, 415), links=_wave_links()),
+    Op("get", "/api/v1/waves/{wave_id}", routes_waves.get_wave, "getWave", "waves",
+       "The wave's view: counts by state, outcome and channel, rates, ETA, zones, history", params=(WAVE,),
+       errors=(403, 404)),
+    *(Op("post", f"/api/v1/waves/{{wave_id}}/{action}", routes_waves.control_wave, f"{action}Wave", "waves",
+         f"{action.capitalize()} the wave",
+         "Recorded as by=<token name>." + (" Every task not yet sent ends `cancelled`." if action == "stop" else ""),
+         params=(WAVE,), errors=(403, 404, 409))
+      for action in CONTROL_ACTIONS),
+    Op("post", "/api/v1/waves/{wave_id}/tasks", routes_tasks.upload_tasks, "uploadTasks", "tasks",
+       "Load tasks (JSON Lines or CSV), streamed",
+       "The body is read line by line as it arrives, never whole. Format from `?format=`, else the Content-Type. "
+       "Past the upload limit (413) or when nothing arrives for api.body_read_timeout_s (408): the counts of what "
+       "was loaded before it. Read at most api.upload_lines_per_s; 429 beyond api.max_concurrent_uploads uploads "
+       "at once.",
+       params=(WAVE, query("format", schema_of(UploadFormat), "Overrides the Content-Type")),
+       raw_body={"application/x-ndjson": {"type": "string"}, "text/csv": {"type": "string"}},
+       errors=(400, 403, 404, 409, 413, 415, 429, 507)),
+    Op("get", "/api/v1/stoplist", routes_stoplist.list_stoplist, "listStoplist", "stoplist",
+       "A page of stop-list entries",
+       params=(query("kind", schema_of(StopKind), "default debtor"),
+               query("cursor", {"type": "integer", "minimum": 0}, "From the previous `next`"), page_size(5000)),
+       errors=(400, 403)),
+    Op("post", "/api/v1/stoplist", routes_stoplist.add_stop, "addStop", "stoplist",
+       "Put a debtor or a phone on the list", body=StopIn, errors=(400, 403, 413, 415),
+       links={name: (op, {"kind": "$response.body#/kind", "value": "$response.body#/value"})
+              for name, op in (("GetStop", "getStop"), ("RemoveStop", "removeStop"))}),
+    Op("get", "/api/v1/stoplist/{kind}/{value}", routes_stoplist.get_stop, "getStop", "stoplist",
+       "Look an entry up", params=(STOP_KIND, STOP_VALUE), errors=(400, 403, 404)),
+    Op("delete", "/api/v1/stoplist/{kind}/{value}", routes_stoplist.remove_stop, "removeStop", "stoplist",
+       "Take an entry off the list", params=(STOP_KIND, STOP_VALUE), errors=(400, 403, 404)),
+    Op("get", "/api/v1/results", routes_results.results_page, "resultsPage", "results",
+       "A page of the wave's results stream", params=(WAVE_Q, SINCE, KIND, page_size(10000)), errors=(400, 403, 404)),
+    Op("get", "/api/v1/results/stream", routes_results.results_stream, "resultsStream", "results",
+       "Server-Sent Events: the wave's results as they happen",
+       "`id:` the stream id, `data:` the record JSON (a ResultRecord); comments as heartbeats. Resumes after the "
+       "`Last-Event-ID` header; else after `since` (`now`: new records only); else from the start.",
+       params=(WAVE_Q, {**SINCE, "schema": {"type": "string", "pattern": STREAM_SINCE_PATTERN},
+                        "description": "Stream id (exclusive), or `now` for new records only"}, KIND,
+               {"name": "Last-Event-ID", "in": "header", "required": False,
+                "schema": {"type": "string", "pattern": STREAM_ID_PATTERN}}),
+       errors=(400, 403, 404), event_stream=True),
+    Op("get", "/api/v1/tokens", routes_admin.get_tokens, "listTokens", "auth", "Tokens (never their values)",
+       errors=(403,)),
+    Op("post", "/api/v1/tokens", routes_admin.post_token, "createToken", "auth", "A new token, shown once",
+       body=TokenIn, errors=(400, 403, 413, 415),
+       links={"RevokeToken": ("revokeToken", {"token_id": "$response.body#/token_id"})}),
+    Op("delete", "/api/v1/tokens/{token_id}", routes_admin.delete_token, "revokeToken", "auth", "Revoke a token",
+       "Not the token making the call (409).", params=(path_param("token_id"),), errors=(403, 404, 409)),
+    Op("get", "/api/v1/audit", routes_admin.get_audit, "audit", "auth", "The audit stream, oldest first",
+       params=(SINCE, page_size(1000)), errors=(400, 403)),
+)
+
+
+# ---- generation ----------------------------------------------------------------------------------
+
+
+def answer_of(handler: Handler) -> tuple[int, type[BaseModel]]:
+    """The status and model a handler declared with :func:`engine.api.http.answers`."""
+    answer: tuple[int, type[BaseModel]] = handler.volna_answer  # type: ignore[attr-defined]
+    return answer
+
+
+def _unique(models: list[type[BaseModel]]) -> tuple[type[BaseModel], ...]:
+    return tuple(dict.fromkeys(models))
+
+
+#: The models the document's schemas come from: request bodies, and answers (errors included).
+REQUEST_MODELS = _unique([op.body for op in OPERATIONS if op.body is not None])
+ANSWER_MODELS = _unique([Error, *(answer_of(op.handler)[1] for op in OPERATIONS if not op.event_stream)])
+
+
+def roles_allowed(perm: Perm) -> list[str]:
+    return [r.value for r in Role if perm in ROLE_PERMS[r]]
+
+
+def _operation(op: Op, refs: Mapping[Any, Schema]) -> Schema:
+    """``refs``: (model, mode) → its ``$ref`` (``models_json_schema``)."""
+    out: Schema = {"operationId": op.op_id, "tags": [op.tag], "summary": op.summary}
+    perm: Perm = getattr(op.handler, "volna_perm", Perm.ADMIN)
+    roles = "" if op.public or perm is Perm.READ else f"Roles: {', '.join(roles_allowed(perm))}."
+    description = " ".join(part for part in (roles, op.description) if part)
+    if description:
+        out["description"] = description
+    if op.public:
+        out["security"] = []
+    if op.params:
+        out["parameters"] = list(op.params)
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {JSON: {"schema": refs[(op.body, "validation")]}}}
+    elif op.raw_body:
+        out["requestBody"] = {"required": True,
+                              "content": {media: {"schema": schema} for media, schema in op.raw_body.items()}}
+    responses: Schema = {}
+    if op.event_stream:
+        responses["200"] = {"description": "An endless event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    else:
+        status, model = answer_of(op.handler)
+        ok: Schema = {"description": {200: "OK", 201: "Created"}.get(status, "OK"),
+                      "content": {JSON: {"schema": refs[(model, "serialization")]}}}
+        if op.links:
+            ok["links"] = {name: {"operationId": target, "parameters": dict(params)}
+                           for name, (target, params) in op.links.items()}
+        responses[str(status)] = ok
+    # Every /api/ call can be refused a token (401) and find Redis down (503); a body that can be
+    # too large (413) can also be too slow (408).
+    errors = {*op.errors, *(() if op.public else (401, 503)), *((408,) if 413 in op.errors else ())}
+    for code in sorted(errors):
+        if code in op.error_text:
+            responses[str(code)] = {"description": op.error_text[code],
+                                    "content": {JSON: {"schema": refs[(Error, "serialization")]}}}
+        else:
+            responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    out["responses"] = responses
+    return out
 
 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
+    refs, top = models_json_schema([(m, "validation") for m in REQUEST_MODELS]
+                                   + [(m, "serialization") for m in ANSWER_MODELS], ref_template=REF_TEMPLATE)
+    paths: dict[str, Schema] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Volna control API", "version": "1",
             "description": "Waves, uploads, the stop-list and the results stream of the Volna campaign engine. "
@@ -357,12 +284,12 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": top["$defs"],
             "responses": {
-                f"E{code}": {"description": text, "content": {JSON: {"schema": ref("Error")}}}
+                f"E{code}": {"description": text, "content": {JSON: {"schema": refs[(Error, "serialization")]}}}
                 for code, text in ERROR_TEXT.items()
             },
         },

@@ -16,19 +16,21 @@ from typing import Protocol
 from aiohttp import web
 from redis.asyncio import Redis
 
-from engine.api.app import CTX, HUB, OPTIONS, allow
+from engine.api.access import CTX, HUB, OPTIONS, allow
 from engine.api.auth import Perm
-from engine.api.http import ApiError, check_stream_id, int_query, json_response
+from engine.api.http import ApiError, answers, check_stream_id, int_query
+from engine.api.models import ResultsPage
 from engine.api.routes_waves import existing_wave
 from engine.api.sse import Entry, Subscriber, id_key
 from engine.store.keys import WaveKeys
+from engine.store.schema import RecordKind
 from engine.waves.results import decode
 
 log = logging.getLogger("engine.api.results")
 
 routes = web.RouteTableDef()
 
-KINDS = frozenset({"dispatched", "result", "late", "inbound"})
+KINDS = frozenset(k.value for k in RecordKind)
 CATCH_UP_PAGE = 500
 #: How long an EventSource waits before reconnecting (the SSE ``retry:`` field).
 RETRY_MS = 2000
@@ -54,7 +56,8 @@ async def wave_query(request: web.Request) -> str:
 
 @routes.get("/api/v1/results")
 @allow(Perm.READ)
-async def results_page(request: web.Request) -> web.Response:
+@answers(ResultsPage)
+async def results_page(request: web.Request) -> ResultsPage:
     """A page of records after ``since``; ``next`` is the cursor for the following page."""
     ctx = request.app[CTX]
     wave_id = await wave_query(request)
@@ -69,7 +72,9 @@ async def results_page(request: web.Request) -> web.Response:
     if kinds is not None:
         records = [r for r in records if r.get("kind") in kinds]
     cursor = page[-1][0] if page else since
-    return json_response({"wave_id": wave_id, "records": records, "next": cursor, "more": len(page) == limit})
+    # One validation of the whole page (in pydantic's core) rather than one call per record.
+    return ResultsPage.model_validate({"wave_id": wave_id, "records": records, "next": cursor,
+                                       "more": len(page) == limit})
 
 
 def _event_bytes(entries: list[Entry], kinds: frozenset[str] | None) -> bytes:

@@ -7,35 +7,27 @@ and removed as E.164. In the audit stream and in errors a phone is masked.
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
-from engine.api.app import CTX, OPTIONS, allow, audit_note, principal
+from engine.api.access import CTX, OPTIONS, allow, audit_note, principal
 from engine.api.auth import Perm
-from engine.api.http import ApiError, int_query, json_response, read_json
+from engine.api.http import ApiError, answers, int_query, read_json
+from engine.api.models import StopEntry, StopIn, StopKind, StopPage, StopRemoved
 from engine.domain.phones import mask, normalize
 from engine.errors import IntakeError, VolnaError
-from engine.gates.stoplist import StopEntry, StopReason, entry_dict
+from engine.gates.stoplist import entry_dict
 from engine.store import keys
 
 routes = web.RouteTableDef()
 
-KINDS = ("debtor", "phone")
 
-
-class StopIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["debtor", "phone"]
-    value: str = Field(min_length=1, max_length=128)
-    reason: StopReason
-
-
-def _kind(raw: str) -> str:
-    if raw not in KINDS:
-        raise ApiError(400, "kind must be debtor or phone")
-    return raw
+def _kind(raw: str) -> StopKind:
+    if raw == "debtor":
+        return "debtor"
+    if raw == "phone":
+        return "phone"
+    raise ApiError(400, "kind must be debtor or phone")
 
 
 def _normalized(kind: str, value: str) -> str:
@@ -54,7 +46,8 @@ def _shown(kind: str, value: str) -> str:
 
 @routes.get("/api/v1/stoplist")
 @allow(Perm.READ)
-async def list_stoplist(request: web.Request) -> web.Response:
+@answers(StopPage)
+async def list_stoplist(request: web.Request) -> StopPage:
     """A page of entries of one kind (``kind``, default debtor); ``next`` is the cursor, null at the end."""
     ctx = request.app[CTX]
     kind = _kind(request.query.get("kind", "debtor"))
@@ -65,13 +58,15 @@ async def list_stoplist(request: web.Request) -> web.Response:
     entries = []
     for value, raw in sorted(found.items()):
         data = json.loads(raw)
-        entries.append(entry_dict(StopEntry(kind, value, data["reason"], data["at"], data.get("by", ""))))
-    return json_response({"kind": kind, "entries": entries, "next": str(next_cursor) if next_cursor else None})
+        entries.append(StopEntry(kind=kind, value=value, reason=data["reason"], at_ms=data["at"],
+                                 by=data.get("by", "")))
+    return StopPage(kind=kind, entries=entries, next=str(next_cursor) if next_cursor else None)
 
 
 @routes.post("/api/v1/stoplist")
 @allow(Perm.STOPLIST, "stoplist.add")
-async def add_stop(request: web.Request) -> web.Response:
+@answers(StopEntry, 201)
+async def add_stop(request: web.Request) -> StopEntry:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
     body = await read_json(request, StopIn, opts.max_body_bytes, opts.body_read_timeout_s)
@@ -82,12 +77,13 @@ async def add_stop(request: web.Request) -> web.Response:
     except VolnaError as exc:
         raise ApiError(400, f"value: {exc}") from None
     audit_note(request, "stoplist.add", _shown(entry.kind, entry.value), reason=entry.reason)
-    return json_response(entry_dict(entry), status=201)
+    return StopEntry.model_validate(entry_dict(entry))
 
 
 @routes.get("/api/v1/stoplist/{kind}/{value}")
 @allow(Perm.READ)
-async def get_stop(request: web.Request) -> web.Response:
+@answers(StopEntry)
+async def get_stop(request: web.Request) -> StopEntry:
     ctx = request.app[CTX]
     kind = _kind(request.match_info["kind"])
     try:
@@ -96,12 +92,13 @@ async def get_stop(request: web.Request) -> web.Response:
         raise ApiError(400, f"value: {exc}") from None
     if entry is None:
         raise ApiError(404, f"that {kind} is not on the stop-list")
-    return json_response(entry_dict(entry))
+    return StopEntry.model_validate(entry_dict(entry))
 
 
 @routes.delete("/api/v1/stoplist/{kind}/{value}")
 @allow(Perm.STOPLIST, "stoplist.remove")
-async def remove_stop(request: web.Request) -> web.Response:
+@answers(StopRemoved)
+async def remove_stop(request: web.Request) -> StopRemoved:
     ctx = request.app[CTX]
     kind = _kind(request.match_info["kind"])
     audit_note(request, "stoplist.remove", f"{kind}:***")
@@ -113,4 +110,4 @@ async def remove_stop(request: web.Request) -> web.Response:
     audit_note(request, "stoplist.remove", _shown(kind, value), removed=removed)
     if not removed:
         raise ApiError(404, f"that {kind} is not on the stop-list")
-    return json_response({"kind": kind, "value": value, "removed": True})
+    return StopRemoved(kind=kind, value=value, removed=True)

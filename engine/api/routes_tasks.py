@@ -20,13 +20,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, web
 
-from engine.api.app import CTX, OPTIONS, UPLOADS, allow, audit_note
+from engine.api.access import CTX, OPTIONS, UPLOADS, allow, audit_note
 from engine.api.auth import Perm
-from engine.api.http import ApiError, error_response, json_response
+from engine.api.http import ApiError, answers
+from engine.api.models import Rejection, UploadFormat, UploadReport
 from engine.api.routes_waves import existing_wave
 from engine.domain.phones import mask_text
 from engine.errors import IntakeError, StoreFull, WaveError
-from engine.intake.loader import MAX_LINE_BYTES, CsvLines, Intake, Rejection
+from engine.intake.loader import MAX_LINE_BYTES, CsvLines, Intake
+from engine.intake.loader import Rejection as LineRejection
 
 routes = web.RouteTableDef()
 
@@ -131,12 +133,14 @@ async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return chained()
 
 
-def upload_format(request: web.Request) -> str:
+def upload_format(request: web.Request) -> UploadFormat:
     fmt = request.query.get("format")
+    if fmt == "jsonl":
+        return "jsonl"
+    if fmt == "csv":
+        return "csv"
     if fmt is not None:
-        if fmt not in ("jsonl", "csv"):
-            raise ApiError(400, "format must be jsonl or csv")
-        return fmt
+        raise ApiError(400, "format must be jsonl or csv")
     ctype = request.content_type
     if ctype in JSONL_TYPES:
         return "jsonl"
@@ -147,32 +151,32 @@ def upload_format(request: web.Request) -> str:
 
 @routes.post("/api/v1/waves/{wave_id}/tasks")
 @allow(Perm.UPLOAD, "tasks.upload")
-async def upload_tasks(request: web.Request) -> web.StreamResponse:
+@answers(UploadReport)
+async def upload_tasks(request: web.Request) -> UploadReport:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
     wave_id = request.match_info["wave_id"]
     audit_note(request, "tasks.upload", wave_id)
     length = request.content_length
     if length is not None and length > opts.max_upload_bytes:
-        return _closing(error_response(413, f"upload over {opts.max_upload_bytes} bytes"))
+        raise ApiError(413, f"upload over {opts.max_upload_bytes} bytes", close=True)
     fmt = upload_format(request)
     await existing_wave(ctx, wave_id)
     with request.app[UPLOADS].enter() as admitted:
         if not admitted:
-            return _closing(error_response(
-                429, f"{opts.max_concurrent_uploads} uploads are being loaded; send this one again shortly",
-                headers={"Retry-After": str(UPLOAD_RETRY_AFTER_S)}))
+            raise ApiError(429, f"{opts.max_concurrent_uploads} uploads are being loaded; send this one again shortly",
+                           close=True, headers={"Retry-After": str(UPLOAD_RETRY_AFTER_S)})
         return await _load(request, wave_id, fmt)
 
 
-async def _load(request: web.Request, wave_id: str, fmt: str) -> web.Response:
+async def _load(request: web.Request, wave_id: str, fmt: UploadFormat) -> UploadReport:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
-    listed: list[dict[str, object]] = []
+    listed: list[Rejection] = []
 
-    def on_reject(r: Rejection) -> None:
+    def on_reject(r: LineRejection) -> None:
         if len(listed) < opts.rejections_listed:
-            listed.append({"line": r.line_no, "reason": mask_text(r.reason)})
+            listed.append(Rejection(line=r.line_no, reason=mask_text(r.reason)))
 
     body = BodyLines(request.content, opts.max_upload_bytes, idle_timeout_s=opts.body_read_timeout_s,
                      lines_per_s=opts.upload_lines_per_s)
@@ -188,28 +192,21 @@ async def _load(request: web.Request, wave_id: str, fmt: str) -> web.Response:
         raise ApiError(507, exc.reason) from None
     except IntakeError as exc:
         raise ApiError(400, exc.reason) from None
-    seconds = time.monotonic() - started
-    answer = {
-        "wave_id": wave_id, "format": fmt, "lines": body.lines_read, "bytes": body.bytes_read,
-        "accepted": report.accepted, "already_loaded": report.duplicates, "rejected": report.rejected,
-        "rejections": listed, "rejections_truncated": report.rejected > len(listed),
-        "seconds": round(seconds, 3),
-    }
+    answer = UploadReport(
+        wave_id=wave_id, format=fmt, lines=body.lines_read, bytes=body.bytes_read, accepted=report.accepted,
+        already_loaded=report.duplicates, rejected=report.rejected, rejections=listed,
+        rejections_truncated=report.rejected > len(listed), seconds=round(time.monotonic() - started, 3),
+    )
     audit_note(request, "tasks.upload", wave_id, format=fmt, lines=body.lines_read, accepted=report.accepted,
                already_loaded=report.duplicates, rejected=report.rejected, too_large=body.too_large,
                stalled=body.stalled)
-    counts = {k: v for k, v in answer.items() if k != "wave_id"}
+    # Cut short, the answer is a refusal that still says what was loaded (the rest of the body is
+    # not read: the connection is closed rather than drained).
+    counts = answer.model_dump(mode="json", exclude={"wave_id"})
     if body.too_large:
-        return _closing(error_response(
-            413, f"upload over {opts.max_upload_bytes} bytes: loading stopped after line {body.lines_read}",
-            extra=counts))
+        raise ApiError(413, f"upload over {opts.max_upload_bytes} bytes: loading stopped after line "
+                            f"{body.lines_read}", close=True, **counts)
     if body.stalled:
-        return _closing(error_response(
-            408, f"nothing arrived for {opts.body_read_timeout_s:g} s: loading stopped after line "
-                 f"{body.lines_read}; send the file again (nothing is doubled)", extra=counts))
-    return json_response(answer)
-
-
-def _closing(response: web.Response) -> web.Response:
-    response.force_close()  # the rest of the body is not read: close rather than drain it
-    return response
+        raise ApiError(408, f"nothing arrived for {opts.body_read_timeout_s:g} s: loading stopped after line "
+                            f"{body.lines_read}; send the file again (nothing is doubled)", close=True, **counts)
+    return answer

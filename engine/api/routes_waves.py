@@ -8,12 +8,24 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from engine.api.app import CTX, OPTIONS, RATES, allow, audit_note, principal
+from engine.api.access import CTX, OPTIONS, RATES, allow, audit_note, principal
 from engine.api.auth import Perm
-from engine.api.http import ID_PATTERN, ApiError, json_response, read_json
+from engine.api.http import ApiError, answers, read_json
+from engine.api.models import (
+    Campaign,
+    CampaignDetail,
+    CampaignIn,
+    CampaignList,
+    ControlResult,
+    SummaryCounts,
+    WaveAction,
+    WaveIn,
+    WaveList,
+    WaveSummary,
+    WaveView,
+)
 from engine.context import Context
 from engine.domain.wave import TRANSITIONS, WaveState
 from engine.errors import WaveError
@@ -23,7 +35,7 @@ from engine.waves.status import status_view
 
 routes = web.RouteTableDef()
 
-CONTROL_ACTIONS = ("start", "pause", "resume", "stop")
+CONTROL_ACTIONS: tuple[WaveAction, ...] = ("start", "pause", "resume", "stop")
 #: How far back the per-channel rate looks (real time; the results stream ids are Redis time).
 RATE_WINDOW_MS = 60_000
 #: At most this many records are read for it; past that the rate is scaled from the span read.
@@ -31,33 +43,20 @@ RATE_SAMPLE = 5000
 RATE_CACHE_S = 2.0
 
 
-class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    campaign_id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(default="", max_length=200)
-
-
-class WaveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    wave_id: str = Field(pattern=ID_PATTERN)
-    campaign_id: str = Field(pattern=ID_PATTERN)
-    #: The debtors' local calendar day the wave runs on.
-    day: date
-
-
 # ---- campaigns -----------------------------------------------------------------------------
 
 @routes.get("/api/v1/campaigns")
 @allow(Perm.READ)
-async def list_campaigns(request: web.Request) -> web.Response:
+@answers(CampaignList)
+async def list_campaigns(request: web.Request) -> CampaignList:
     raw = await request.app[CTX].redis.hgetall(keys.CAMPAIGNS)
-    campaigns = [_campaign(v) for _, v in sorted(raw.items())]
-    return json_response({"campaigns": campaigns})
+    return CampaignList(campaigns=[_campaign(v) for _, v in sorted(raw.items())])
 
 
 @routes.post("/api/v1/campaigns")
 @allow(Perm.CREATE, "campaign.create")
-async def create_campaign(request: web.Request) -> web.Response:
+@answers(Campaign, 201)
+async def create_campaign(request: web.Request) -> Campaign:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
     body = await read_json(request, CampaignIn, opts.max_body_bytes, opts.body_read_timeout_s)
@@ -66,32 +65,34 @@ async def create_campaign(request: web.Request) -> web.Response:
               "created_by": principal(request).name}
     if not await ctx.redis.hsetnx(keys.CAMPAIGNS, body.campaign_id, json.dumps(record, ensure_ascii=False)):
         raise ApiError(409, f"campaign {body.campaign_id!r} already exists")
-    return json_response(_campaign(json.dumps(record)), status=201)
+    return _campaign(json.dumps(record))
 
 
 @routes.get("/api/v1/campaigns/{campaign_id}")
 @allow(Perm.READ)
-async def get_campaign(request: web.Request) -> web.Response:
+@answers(CampaignDetail)
+async def get_campaign(request: web.Request) -> CampaignDetail:
     ctx = request.app[CTX]
     campaign_id = request.match_info["campaign_id"]
     raw = await ctx.redis.hget(keys.CAMPAIGNS, campaign_id)
     if raw is None:
         raise ApiError(404, f"no campaign {campaign_id!r}")
     waves = await wave_summaries(ctx, campaign=campaign_id)
-    return json_response({**_campaign(raw), "waves": waves})
+    return CampaignDetail(**dict(_campaign(raw)), waves=waves)
 
 
-def _campaign(raw: str) -> dict[str, Any]:
+def _campaign(raw: str) -> Campaign:
     data = json.loads(raw)
-    return {"campaign_id": data["campaign_id"], "title": data.get("title", ""),
-            "created_at": data.get("created_at"), "created_by": data.get("created_by", "")}
+    return Campaign(campaign_id=data["campaign_id"], title=data.get("title", ""),
+                    created_at=data.get("created_at"), created_by=data.get("created_by", ""))
 
 
 # ---- waves ---------------------------------------------------------------------------------
 
 @routes.get("/api/v1/waves")
 @allow(Perm.READ)
-async def list_waves(request: web.Request) -> web.Response:
+@answers(WaveList)
+async def list_waves(request: web.Request) -> WaveList:
     ctx = request.app[CTX]
     day = request.query.get("day")
     if day is not None:
@@ -103,12 +104,13 @@ async def list_waves(request: web.Request) -> web.Response:
     if state is not None and state not in {s.value for s in WaveState}:
         raise ApiError(400, f"state must be one of {', '.join(s.value for s in WaveState)}")
     waves = await wave_summaries(ctx, day=day, campaign=request.query.get("campaign"), state=state)
-    return json_response({"waves": waves, "now_ms": ctx.clock.now_ms()})
+    return WaveList(waves=waves, now_ms=ctx.clock.now_ms())
 
 
 @routes.post("/api/v1/waves")
 @allow(Perm.CREATE, "wave.create")
-async def create_wave(request: web.Request) -> web.Response:
+@answers(WaveView, 201)
+async def create_wave(request: web.Request) -> WaveView:
     ctx = request.app[CTX]
     opts = request.app[OPTIONS]
     body = await read_json(request, WaveIn, opts.max_body_bytes, opts.body_read_timeout_s)
@@ -117,20 +119,22 @@ async def create_wave(request: web.Request) -> web.Response:
         await ctx.waves.create(body.wave_id, body.campaign_id, body.day, by=principal(request).name)
     except WaveError as exc:
         raise ApiError(409, str(exc)) from None
-    return json_response(await wave_view(ctx, body.wave_id), status=201)
+    return await wave_view(ctx, body.wave_id)
 
 
 @routes.get("/api/v1/waves/{wave_id}")
 @allow(Perm.READ)
-async def get_wave(request: web.Request) -> web.Response:
+@answers(WaveView)
+async def get_wave(request: web.Request) -> WaveView:
     ctx = request.app[CTX]
     wave_id = await existing_wave(ctx, request.match_info["wave_id"])
-    return json_response(await wave_view(ctx, wave_id, request.app[RATES]))
+    return await wave_view(ctx, wave_id, request.app[RATES])
 
 
 @routes.post(r"/api/v1/waves/{wave_id}/{action:(start|pause|resume|stop)}")
 @allow(Perm.CONTROL, "wave.control")
-async def control_wave(request: web.Request) -> web.Response:
+@answers(ControlResult)
+async def control_wave(request: web.Request) -> ControlResult:
     ctx = request.app[CTX]
     action = request.match_info["action"]
     wave_id = request.match_info["wave_id"]
@@ -142,7 +146,7 @@ async def control_wave(request: web.Request) -> web.Response:
     except WaveError as exc:
         raise ApiError(409, str(exc)) from None
     audit_note(request, f"wave.{action}", wave_id, state=state.value)
-    return json_response({"wave_id": wave_id, "action": action, "state": state.value, "by": by})
+    return ControlResult.model_validate({"wave_id": wave_id, "action": action, "state": state, "by": by})
 
 
 async def existing_wave(ctx: Context, wave_id: str) -> str:
@@ -153,7 +157,7 @@ async def existing_wave(ctx: Context, wave_id: str) -> str:
 
 
 async def wave_view(ctx: Context, wave_id: str, cache: dict[str, tuple[float, dict[str, float]]] | None = None
-                    ) -> dict[str, Any]:
+                    ) -> WaveView:
     """``engine.waves.status.status_view`` plus per-channel rates and the actions the state allows."""
     try:
         view = await status_view(ctx.waves, wave_id, ctx.windows)
@@ -164,10 +168,10 @@ async def wave_view(ctx: Context, wave_id: str, cache: dict[str, tuple[float, di
         info["rate_per_min"] = rates.get(channel, 0.0)
     view["actions"] = allowed_actions(view["state"])
     view["history"] = history(view["history"])
-    return view
+    return WaveView.model_validate(view)
 
 
-def allowed_actions(state: str) -> list[str]:
+def allowed_actions(state: str) -> list[WaveAction]:
     return [a for a in CONTROL_ACTIONS if state in {s.value for s in TRANSITIONS[a][0]}]
 
 
@@ -204,7 +208,7 @@ async def channel_rates(redis: Redis, wave_id: str) -> dict[str, float]:
 
 
 async def wave_summaries(ctx: Context, *, day: str | None = None, campaign: str | None = None,
-                         state: str | None = None) -> list[dict[str, Any]]:
+                         state: str | None = None) -> list[WaveSummary]:
     """One line per wave (ids sorted), filtered; the days and campaigns of waves never change (cached)."""
     ids = []
     for wave_id in await ctx.waves.list():
@@ -226,12 +230,12 @@ async def wave_summaries(ctx: Context, *, day: str | None = None, campaign: str 
         if not meta or (state is not None and meta.get("state") != state):
             continue
         total, queued, leased, final, sent = (int(c or 0) for c in counts)
-        out.append({
-            "wave_id": wave_id, "campaign_id": meta.get("campaign_id", ""), "day": meta.get("day", ""),
-            "state": meta.get("state", ""), "actions": allowed_actions(meta.get("state", "")),
-            "counts": {"total": total, "queued": queued, "in_flight": leased, "final": final, "sent": sent},
-            "history": history(meta),
-        })
+        out.append(WaveSummary(
+            wave_id=wave_id, campaign_id=meta.get("campaign_id", ""), day=meta.get("day", ""),
+            state=WaveState(meta.get("state", "")), actions=allowed_actions(meta.get("state", "")),
+            counts=SummaryCounts(total=total, queued=queued, in_flight=leased, final=final, sent=sent),
+            history=history(meta),
+        ))
     return out
 
 

@@ -51,10 +51,6 @@ log = logging.getLogger("engine.metrics.registry")
 #: Error kinds counted in ``volna_errors_total`` (initialised at 0 so rates exist from the start).
 ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
                "metrics_refresh", "webhook_sink")
-WEBHOOK_VERDICTS = ("accepted", "unsigned", "bad_signature", "too_large", "malformed", "sink_error",
-                    "stalled", "overloaded", "verify_ok", "verify_refused", "other")
-_WEBHOOK_POST_VERDICT = {200: "accepted", 400: "malformed", 401: "unsigned", 403: "bad_signature",
-                         408: "stalled", 413: "too_large", 429: "overloaded", 503: "sink_error"}
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
 #: Phases of an attempt held by a dispatcher loop (``engine.dispatch.job.Job.phase``).
@@ -132,6 +128,9 @@ class Metrics:
         # Per request or per state change: prometheus_client's own.
         self.webhook_requests = Counter("volna_webhook_requests", "Webhook requests by provider and verdict",
                                         ["provider", "verdict"], registry=r)
+        self.webhook_items_total = Counter("volna_webhook_items", "Items of accepted webhook payloads: event "
+                                           "(handed to the core), ignored (not an outcome of ours), skipped "
+                                           "(malformed inside a good payload)", ["provider", "result"], registry=r)
         self.errors = Counter("volna_errors", "Errors by kind (each also logged)", ["kind"], registry=r)
         # Reported by connectors.
         self.connections_up = Gauge("volna_connections_up", "Sessions of a connector that are up (SMPP binds "
@@ -251,44 +250,20 @@ class Metrics:
             status = "429" if status == 429 else f"{min(max(status // 100, 2), 5)}xx"
         self.gateway_responses.labels(target, status).inc()
 
-    # ---- webhooks -----------------------------------------------------------------------------
+    # ---- webhooks (counted by connectors.messengers.endpoint: its WebhookMetrics) -------------
+
+    def webhook_series(self, provider: str, verdicts: Iterable[str], items: Iterable[str]) -> None:
+        """A provider's webhook route is served: its series start at 0."""
+        for verdict in verdicts:
+            self.webhook_requests.labels(provider, verdict)
+        for result in items:
+            self.webhook_items_total.labels(provider, result)
 
     def webhook(self, provider: str, verdict: str) -> None:
         self._child(self.webhook_requests, provider, verdict).inc()
 
-    def meter_webhooks(self, routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
-        """The webhook routes (``connectors.messengers.endpoint.webhook_routes``), each answer counted by its
-        status (the endpoints' documented contract: 200 accepted, 400 malformed, 401 unsigned,
-        403 bad signature, 413 too large, 503 the core could not record it)."""
-        out = []
-        for route in routes:
-            provider = route.path.rstrip("/").rsplit("/", 1)[-1]
-            for verdict in WEBHOOK_VERDICTS:
-                self.webhook_requests.labels(provider, verdict)
-            out.append(web.RouteDef(route.method, route.path, self._metered(provider, route.method, route.handler),
-                                    route.kwargs))
-        return out
-
-    def _metered(self, provider: str, method: str, handler: Any) -> Callable[[web.Request], Awaitable[Any]]:
-        async def counted(request: web.Request) -> web.StreamResponse:
-            status = 500
-            try:
-                response: web.StreamResponse = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            finally:
-                if method == "GET":
-                    verdict = "verify_ok" if status == 200 else "verify_refused"
-                else:
-                    verdict = _WEBHOOK_POST_VERDICT.get(status, "other")
-                self.webhook(provider, verdict)
-                if verdict == "sink_error":
-                    self.error("webhook_sink")
-
-        return counted
+    def webhook_items(self, provider: str, result: str, n: int) -> None:
+        self._child(self.webhook_items_total, provider, result).inc(n)
 
     # ---- serving and refreshing ---------------------------------------------------------------
 

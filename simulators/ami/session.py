@@ -7,12 +7,10 @@ What it may read is its ``mask``: the event classes of its login's ``Events`` he
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.wire import ActionReader, Headers, encode, get
-
-if TYPE_CHECKING:
-    from simulators.ami.server import AmiSimulator
 
 _ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
                           "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
@@ -28,8 +26,21 @@ def event_mask(value: str) -> frozenset[str]:
     return frozenset(p.strip() for p in v.split(",") if p.strip())
 
 
+class SessionHost(Protocol):
+    """What a connection uses of the simulator that serves it (:class:`simulators.ami.server.AmiSimulator`)."""
+
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def stats(self) -> SimStats: ...
+    @property
+    def sessions(self) -> set[Session]: ...
+
+    def handle(self, s: Session, action: Headers) -> None: ...
+
+
 class Session(asyncio.Protocol):
-    def __init__(self, sim: AmiSimulator) -> None:
+    def __init__(self, sim: SessionHost) -> None:
         self.sim = sim
         self.reader = ActionReader()
         self.transport: asyncio.Transport | None = None

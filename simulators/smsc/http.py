@@ -21,18 +21,37 @@ Bad input gets ``400`` and one line naming the field (:mod:`simulators.control`)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from simulators.control import json_object, one_line_errors
+from simulators.reach import ReachLedger
 from simulators.smsc import mo
+from simulators.smsc.knobs import Knobs, SmscStats
+from simulators.smsc.session import SmscSession
+from simulators.smsc.text import Reassembler
 
-if TYPE_CHECKING:
-    from simulators.smsc.server import SmscSimulator
+
+class Controlled(Protocol):
+    """What the control endpoint uses of the simulator (:class:`simulators.smsc.server.SmscSimulator`)."""
+
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def stats(self) -> SmscStats: ...
+    @property
+    def reach(self) -> ReachLedger: ...
+    @property
+    def reassembler(self) -> Reassembler: ...
+
+    def bound(self, system_id: str | None = None) -> list[SmscSession]: ...
+    def receiving_binds(self) -> list[SmscSession]: ...
+    def send_mo(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-def control_app(sim: SmscSimulator) -> web.Application:
+def control_app(sim: Controlled) -> web.Application:
     app = web.Application(middlewares=[one_line_errors], client_max_size=256 * 1024)
 
     async def stats(request: web.Request) -> web.Response:

@@ -10,7 +10,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -22,6 +21,7 @@ from simulators.reach import ReachLedger, mask
 from simulators.smsc import codec, mo
 from simulators.smsc.http import control_app
 from simulators.smsc.knobs import Knobs, SmscStats
+from simulators.smsc.messages import MessageFate, MoMessage, PendingReceipt
 from simulators.smsc.session import SmscSession
 from simulators.smsc.text import Concat, Reassembler, decode, gsm_encode, part_is_broken, split_udh
 
@@ -30,44 +30,6 @@ log = logging.getLogger("simulators.smsc")
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9 ]")
 #: stat word → (message_state TLV value, err)
 STATES = {"DELIVRD": (2, "000"), "EXPIRED": (3, "003"), "UNDELIV": (5, "001"), "REJECTD": (8, "002")}
-
-
-@dataclass(slots=True)
-class MessageFate:
-    """What becomes of one message, all its parts alike: its final state, decided once."""
-
-    stat: str
-    number: str  # the destination as addressed
-    ref: str  # the message id of its first part
-    total: int
-    accepted: int = 0
-    delivered: int = 0
-
-
-@dataclass(slots=True)
-class PendingReceipt:
-    """One accepted part on its way to the handset (and its receipt, if one was asked for)."""
-
-    system_id: str
-    number: int
-    source: str  # the message's destination
-    destination: str  # the message's source
-    stat: str
-    submitted_at: datetime
-    text: str
-    origin: SmscSession | None
-    attempts: int = 0
-    fate: MessageFate | None = None
-    receipt: bool = True
-    counted: bool = False
-
-
-@dataclass(slots=True)
-class MoMessage:
-    mo_id: str
-    parts: int
-    acked: int = 0
-    nacked: int = 0
 
 
 class SmscSimulator:
@@ -347,8 +309,9 @@ class SmscSimulator:
             return None
         mode = self.knobs.receipt_routing
         origin = receipt.origin
-        if mode == "same" and origin in receivers:
-            return origin
+        same = [s for s in receivers if s is origin]
+        if mode == "same" and same:
+            return same[0]
         if mode == "other":
             others = [s for s in receivers if s is not origin]
             if others:

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from simulators.smsc import codec
 from simulators.smsc.codec import CodecError
-
-if TYPE_CHECKING:
-    from simulators.smsc.server import MoMessage, PendingReceipt, SmscSimulator
+from simulators.smsc.knobs import Knobs, SmscStats
+from simulators.smsc.messages import MoMessage, PendingReceipt
 
 log = logging.getLogger("simulators.smsc")
 
 GARBAGE_KINDS = ("unknown_command", "bad_body", "stray_response", "bad_length")
 
 
+class SessionHost(Protocol):
+    """What a session uses of the simulator that serves it (:class:`simulators.smsc.server.SmscSimulator`)."""
+
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def stats(self) -> SmscStats: ...
+    @property
+    def sessions(self) -> set[SmscSession]: ...
+
+    def register(self, session: SmscSession) -> None: ...
+    def unregister(self, session: SmscSession) -> None: ...
+    def take_drop(self) -> bool: ...
+    def admit(self, session: SmscSession, message: codec.Message) -> int: ...
+    def accept(self, session: SmscSession, message: codec.Message) -> str: ...
+    def latency_s(self) -> float: ...
+    def requeue_receipt(self, receipt: PendingReceipt, delay_s: float) -> None: ...
+
+
 class SmscSession(asyncio.Protocol):
-    def __init__(self, server: SmscSimulator) -> None:
+    def __init__(self, server: SessionHost) -> None:
         self.server = server
         self.knobs = server.knobs
         self.stats = server.stats
