@@ -27,7 +27,7 @@ NOON_MSK_MS = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
 def volna_command() -> list[str]:
     """The ``volna`` console script of this interpreter's environment (as installed by ``make venv``)."""
     script = Path(sys.executable).parent / "volna"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from engine.cli.main import main; sys.exit(main())"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli.main"]
 
 
 def child_env() -> dict[str, str]:

@@ -16,14 +16,13 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from engine.api.models import ID_PATTERN, STREAM_ID_PATTERN, Error
+from engine.api.models import STREAM_ID_PATTERN, Error
 from engine.domain.phones import mask_text
 from engine.web.body import BodyRefused, read_body
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_ID = re.compile(ID_PATTERN)
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 
 JSON_TYPES = ("application/json", "application/problem+json")
@@ -72,12 +71,6 @@ def answers(model: type[M], status: int = 200) -> Callable[[Callable[[web.Reques
 def error_response(status: int, message: str, *, headers: dict[str, str] | None = None,
                    extra: dict[str, Any] | None = None) -> web.Response:
     return model_response(Error(error=mask_text(message), **(extra or {})), status, headers)
-
-
-def check_id(value: str, what: str) -> str:
-    if not _ID.match(value):
-        raise ApiError(400, f"{what} must match {ID_PATTERN}")
-    return value
 
 
 def check_stream_id(value: str, what: str) -> str:

@@ -35,7 +35,6 @@ routes = web.RouteTableDef()
 JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/x-jsonlines",
                          "application/jsonlines", "application/json-lines"})
 CSV_TYPES = frozenset({"text/csv", "application/csv"})
-READ_CHUNK = 1 << 16
 #: Let other requests run at least this often while a big upload is being validated.
 YIELD_EVERY_LINES = 200
 #: What a refused upload is told to wait (an upload takes seconds to minutes).
