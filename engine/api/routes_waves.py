@@ -31,6 +31,7 @@ from engine.domain.wave import TRANSITIONS, WaveState
 from engine.errors import WaveError
 from engine.store import keys
 from engine.store.keys import WaveKeys
+from engine.store.schema import RECORD_FIELD, Counter, Meta
 from engine.waves.status import status_view
 
 routes = web.RouteTableDef()
@@ -197,7 +198,7 @@ async def channel_rates(redis: Redis, wave_id: str) -> dict[str, float]:
     page = await redis.xrevrange(WaveKeys(wave_id).results, max="+", min=str(since), count=RATE_SAMPLE)
     counts: dict[str, int] = {}
     for _, fields in page:
-        record = json.loads(fields.get("r", "{}"))
+        record = json.loads(fields.get(RECORD_FIELD, "{}"))
         if record.get("kind") == "result":
             counts[record.get("channel", "")] = counts.get(record.get("channel", ""), 0) + 1
     span_ms = RATE_WINDOW_MS
@@ -222,12 +223,12 @@ async def wave_summaries(ctx: Context, *, day: str | None = None, campaign: str 
     for wave_id in ids:
         wk = WaveKeys(wave_id)
         pipe.hgetall(wk.meta)
-        pipe.hmget(wk.counts, "total", "queued", "leased", "final", "sent")
+        pipe.hmget(wk.counts, [Counter.TOTAL, Counter.QUEUED, Counter.LEASED, Counter.FINAL, Counter.SENT])
     replies = await pipe.execute() if ids else []
     out = []
     for i, wave_id in enumerate(ids):
         meta, counts = replies[2 * i], replies[2 * i + 1]
-        if not meta or (state is not None and meta.get("state") != state):
+        if not meta or (state is not None and meta.get(Meta.STATE) != state):
             continue
         total, queued, leased, final, sent = (int(c or 0) for c in counts)
         out.append(WaveSummary(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from engine.store.keys import WaveKeys
+from engine.store.schema import RECORD_FIELD
 
 log = logging.getLogger("engine.api.sse")
 
@@ -42,7 +43,7 @@ class Entry:
 
     @classmethod
     def of(cls, stream_id: str, fields: dict[str, str]) -> Entry:
-        raw = fields.get("r", "{}")
+        raw = fields.get(RECORD_FIELD, "{}")
         try:
             kind = str(json.loads(raw).get("kind", ""))
         except (json.JSONDecodeError, AttributeError):

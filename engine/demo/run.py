@@ -18,6 +18,7 @@ from engine.demo.portfolio import debtors, task_line
 from engine.domain.wave import WaveState
 from engine.intake.loader import Intake
 from engine.store.connection import make_redis
+from engine.store.schema import Counter as WaveCounter
 
 #: Share of the portfolio per wave: robocalls carry the volume, as in the agency's figures.
 WAVES = (("ivr", 0.70, "soft_reminder", None), ("sms", 0.15, "pre_court", None),
@@ -107,7 +108,7 @@ class DemoRun:
         while time.monotonic() < deadline:
             leased = 0
             for wave_id in self.wave_ids:
-                leased += int((await ctx.waves.counts(wave_id)).get("leased", 0))
+                leased += int((await ctx.waves.counts(wave_id)).get(WaveCounter.LEASED, 0))
             if leased == 0:
                 return
             await asyncio.sleep(0.5)
@@ -135,7 +136,7 @@ class DemoRun:
         total = sum(finals.values())
         waiting = 0
         for wave_id in self.wave_ids:
-            waiting += int((await ctx.waves.counts(wave_id)).get("queued", 0))
+            waiting += int((await ctx.waves.counts(wave_id)).get(WaveCounter.QUEUED, 0))
         reached = finals["answered"] + finals["delivered"] + finals["read"]
         print("\n=== Volna demo: the day's report ===")
         print(f"debtors {self.args.debtors}: {total} tasks ended, {waiting} still queued for later today "

@@ -18,16 +18,16 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from engine.domain.models import Result
 from engine.store.keys import WaveKeys
+from engine.store.schema import RECORD_FIELD
 
-CSV_FIELDS = [
-    "stream_id", "kind", "wave_id", "campaign_id", "task_id", "attempt", "debtor_id", "channel", "outcome",
-    "final", "provider_code", "provider_text", "claimed_at", "sent_at", "accepted_at", "finished_at", "data",
-]
+#: The export's columns: the stream entry's id, then the record's fields (engine.domain.models.Result).
+CSV_FIELDS = ["stream_id", *Result.model_fields]
 
 
 def decode(stream_id: str, fields: dict[str, str]) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(fields["r"])
+    record: dict[str, Any] = json.loads(fields[RECORD_FIELD])
     record["stream_id"] = stream_id
     return record
 
