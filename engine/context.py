@@ -49,12 +49,12 @@ class Context:
         s = self.settings
         scripts = Scripts(self.redis)
         settle = SettleMode.OUTBOX if s.redis.cluster else SettleMode.INLINE
+        self.windows = WindowCalendar(s.windows)
         self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen, settle_mode=settle,
-                           scripts=scripts)
+                           scripts=scripts, calendar=self.windows)
         self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
         self.stoplist = StopList(self.redis)
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
-        self.windows = WindowCalendar(s.windows)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, redis: Redis) -> Context:

@@ -90,7 +90,7 @@ async def test_operator_only_when_the_conversation_cap_has_room() -> None:
 async def test_bad_input_never_dials() -> None:
     async with running() as (sim, conn, _):
         assert await conn.send(request(1, amount="lots")) == Final(Outcome.ERROR,
-                                                                    provider_text="'lots' is not an amount")
+                                                                    provider_text="not an amount: 'lots'")
         assert isinstance(await conn.send(request(2, target="nope")), Final)
         no_ivr = request(3)
         object.__setattr__(no_ivr, "scenario", None)

@@ -6,16 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from engine.calendar.clock import SystemClock
+from engine.calendar.clock import ScaledClock
 from engine.intake.loader import Intake
 from tests.harness import ROOT, context, lines_of, make_settings, task
 
 DAY = date(2026, 12, 1)
+NOON_MSK = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
 BAD_LINES: list[tuple[str, str]] = [
     (json.dumps(task(9001, phone="12345")), "phone"),
@@ -52,7 +53,7 @@ def _file_rows() -> tuple[list[str], dict[int, str]]:
 
 
 async def test_thousand_good_twelve_bad_then_reload_adds_nothing(redis: aioredis.Redis, redis_url: str) -> None:
-    ctx = context(make_settings(redis_url), SystemClock(), redis)
+    ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
     rows, bad_at = _file_rows()
     report = await Intake(ctx).load("w1", lines_of(rows))
@@ -67,7 +68,7 @@ async def test_thousand_good_twelve_bad_then_reload_adds_nothing(redis: aioredis
 
 
 async def test_phone_normalized_to_e164(redis: aioredis.Redis, redis_url: str) -> None:
-    ctx = context(make_settings(redis_url), SystemClock(), redis)
+    ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
     await Intake(ctx).load("w1", lines_of([task(1, phone="8 916 123-45-67")]))
     stored = json.loads(await redis.hget("volna:{w:w1}:tasks", "t1"))
@@ -75,12 +76,14 @@ async def test_phone_normalized_to_e164(redis: aioredis.Redis, redis_url: str) -
 
 
 async def test_csv_with_vars_columns(redis: aioredis.Redis, redis_url: str) -> None:
-    ctx = context(make_settings(redis_url), SystemClock(), redis)
+    ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
+    vars_ = "var_creditor,var_due_date,var_pay_url,var_address"
+    values = "Водоканал,10.12,https://pay.example/x,ул. Ленина 1"
     csv_lines = [
-        "task_id,debtor_id,channel,phone,region,scenario,var_amount,var_account,cascade",
-        "a1,d1,viber,89161234567,77,soft_reminder,1500.5,ЛС1,sms",
-        "a2,d2,sms,+79161234568,14,soft_reminder,99,ЛС2,",
+        f"task_id,debtor_id,channel,phone,region,scenario,var_amount,var_account,cascade,{vars_}",
+        f"a1,d1,viber,89161234567,77,soft_reminder,1500.5,ЛС1,sms,{values}",
+        f"a2,d2,sms,+79161234568,14,soft_reminder,99,ЛС2,,{values}",
         "a3,d3,sms,+79161234569,77,soft_reminder,99",
     ]
 
@@ -92,7 +95,9 @@ async def test_csv_with_vars_columns(redis: aioredis.Redis, redis_url: str) -> N
     assert report.accepted == 2 and report.rejected == 1
     assert report.rejections[0].line_no == 4 and "columns" in report.rejections[0].reason
     stored = json.loads(await redis.hget("volna:{w:w1}:tasks", "a1"))
-    assert stored["vars"] == {"amount": "1500.5", "account": "ЛС1"} and stored["cascade"] == ["sms"]
+    assert stored["vars"] == {"amount": "1500.5", "account": "ЛС1", "creditor": "Водоканал", "due_date": "10.12",
+                              "pay_url": "https://pay.example/x", "address": "ул. Ленина 1"}
+    assert stored["cascade"] == ["sms"]
 
 
 def test_cli_load_prints_counts_and_writes_rejects(redis_url: str, tmp_path: Path) -> None:
@@ -100,7 +105,8 @@ def test_cli_load_prints_counts_and_writes_rejects(redis_url: str, tmp_path: Pat
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     env_cmd = [sys.executable, "-m", "engine.cli.main"]
-    env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
+    env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios"),
+           "VOLNA_CLOCK": ScaledClock(NOON_MSK).spec()}
     subprocess.run([*env_cmd, "wave", "create", "w1", "--campaign", "c1", "--day", "2026-12-01"],
                    check=True, cwd=ROOT, env=env, capture_output=True)
     rejects = tmp_path / "rejects.txt"

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from engine.domain.models import Task
 from engine.errors import IntakeError
-from engine.intake.loader import CsvLines, parse_line
+from engine.intake.lines import FileFormat, TaskLines
 
 DAY = date(2026, 12, 1)
 
@@ -26,9 +26,10 @@ GOOD = {"task_id": "t1", "debtor_id": "d1", "channel": "sms", "phone": "+7916123
         "wave_id": "w", "campaign_id": "c"}
 
 
-def _check(raw: bytes, fmt: str, csv_state: CsvLines | None = None) -> None:
+def _check(raw: bytes, fmt: str, reader: TaskLines | None = None) -> None:
+    reader = reader or TaskLines(FileFormat(kind=fmt))  # type: ignore[arg-type]
     try:
-        obj = parse_line(raw, fmt, csv_state)
+        obj = reader.parse(raw)
         if obj is None:
             return
         Task.model_validate({**GOOD, **obj} if fmt == "csv" else obj)
@@ -53,7 +54,15 @@ def test_any_json_object_as_a_task(obj: dict[str, object]) -> None:
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.text(max_size=20), min_size=1, max_size=6))
 def test_any_csv_row(cells: list[str]) -> None:
-    csv_state = CsvLines()
-    csv_state.parse("task_id,debtor_id,channel,phone,var_amount,cascade")
+    reader = TaskLines(FileFormat(kind="csv"))
+    reader.parse(b"task_id,debtor_id,channel,phone,var_amount,cascade")
     line = ",".join('"' + c.replace('"', '""') + '"' for c in cells)
-    _check(line.encode(), "csv", csv_state)
+    _check(line.encode(), "csv", reader)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(["auto", "utf-8", "cp1251"]), st.sampled_from(["auto", ",", ";", "\t"]))
+def test_any_bytes_as_csv_in_any_encoding_and_separator(raw: bytes, encoding: str, delimiter: str) -> None:
+    reader = TaskLines(FileFormat(kind="csv", encoding=encoding, delimiter=delimiter))  # type: ignore[arg-type]
+    for line in (b"task_id;debtor_id;channel;phone" if delimiter != "," else b"task_id,debtor_id,channel,phone", raw):
+        _check(line, "csv", reader)

@@ -27,7 +27,8 @@ from engine.api.auth import create_token
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
 from engine.errors import StoreFull
-from engine.intake.loader import MAX_LINE_BYTES, Intake
+from engine.intake.lines import MAX_LINE_BYTES
+from engine.intake.loader import Intake
 from engine.metrics.registry import Metrics
 from engine.store.connection import make_redis
 from engine.store.localredis import RedisServer, free_port

@@ -195,10 +195,10 @@ async def test_api_app_serves_metrics_without_a_token(redis: aioredis.Redis, red
     from aiohttp.test_utils import TestClient, TestServer
 
     from engine.api.app import make_app
-    from engine.calendar.clock import SystemClock
+    from engine.calendar.clock import ScaledClock
     from tests.harness import context, make_settings
 
-    ctx = context(make_settings(redis_url), SystemClock(), redis)
+    ctx = context(make_settings(redis_url), ScaledClock(1_796_115_600_000), redis)
     ctx.metrics.claimed("sms", 3)
     app = make_app(ctx, metrics=ctx.metrics.handler())
     async with TestClient(TestServer(app)) as client:

@@ -40,6 +40,7 @@ from engine.api.models import (
 from engine.api.routes_results import KINDS
 from engine.api.routes_waves import CONTROL_ACTIONS
 from engine.domain.wave import WaveState
+from engine.intake.lines import ENCODINGS
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -163,7 +164,12 @@ OPERATIONS: tuple[Op, ...] = (
        "Past the upload limit (413) or when nothing arrives for api.body_read_timeout_s (408): the counts of what "
        "was loaded before it. Read at most api.upload_lines_per_s; 429 beyond api.max_concurrent_uploads uploads "
        "at once.",
-       params=(WAVE, query("format", schema_of(UploadFormat), "Overrides the Content-Type")),
+       params=(WAVE, query("format", schema_of(UploadFormat), "Overrides the Content-Type"),
+               query("encoding", {"type": "string", "enum": list(ENCODINGS)},
+                     "utf-8, cp1251 (Windows-1251, Russian Excel's CSV) or auto (the default: UTF-8 unless a line "
+                     "is not)"),
+               query("delimiter", {"type": "string", "enum": ["auto", ",", ";", "tab"]},
+                     "The CSV separator; auto (the default) sniffs it from the header")),
        raw_body={"application/x-ndjson": {"type": "string"}, "text/csv": {"type": "string"}},
        errors=(400, 403, 404, 409, 413, 415, 429, 507)),
     Op("get", "/api/v1/stoplist", routes_stoplist.list_stoplist, "listStoplist", "stoplist",

@@ -14,7 +14,6 @@ file again, split, and nothing is doubled). The connection is closed rather than
 from __future__ import annotations
 
 import asyncio
-import csv
 import time
 from collections.abc import AsyncIterator
 
@@ -27,7 +26,8 @@ from engine.api.models import Rejection, UploadFormat, UploadReport
 from engine.api.routes_waves import existing_wave
 from engine.domain.phones import mask_text
 from engine.errors import IntakeError, StoreFull, WaveError
-from engine.intake.loader import MAX_LINE_BYTES, CsvLines, Intake
+from engine.intake.lines import MAX_LINE_BYTES, FileFormat, TaskLines, delimiter_arg
+from engine.intake.loader import Intake
 from engine.intake.loader import Rejection as LineRejection
 
 routes = web.RouteTableDef()
@@ -107,21 +107,24 @@ class BodyLines:
         await asyncio.sleep(max(0.0, ahead_s))  # sleep(0) at least: let the dispatchers' I/O in
 
 
-async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def csv_with_header(lines: AsyncIterator[bytes], fmt: FileFormat) -> AsyncIterator[bytes]:
     """The same lines, once the first non-empty one proved a CSV header with a task_id column (else 400).
 
     A file without that header is refused whole: every line of it would be rejected anyway.
     """
     head: list[bytes] = []
-    async for line in lines:
-        head.append(line)
-        if line.strip():
-            break
-    header = head[-1] if head else b""
+    reader = TaskLines(fmt)
     try:
-        CsvLines().parse(header.decode("utf-8").strip())
-    except (IntakeError, UnicodeDecodeError, csv.Error, StopIteration):
-        raise ApiError(400, "a CSV upload starts with a header line naming its columns, task_id among them") from None
+        async for line in lines:
+            head.append(line)
+            reader.parse(line)
+            if reader.header_seen and line.strip():
+                break
+    except IntakeError as exc:
+        raise ApiError(400, f"a CSV upload starts with a header line naming its columns, task_id among them "
+                            f"({exc.reason})") from None
+    if not reader.header_seen or not head:
+        raise ApiError(400, "a CSV upload starts with a header line naming its columns, task_id among them")
 
     async def chained() -> AsyncIterator[bytes]:
         for line in head:
@@ -130,6 +133,15 @@ async def csv_with_header(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield line
 
     return chained()
+
+
+def file_format(request: web.Request, kind: UploadFormat) -> FileFormat:
+    """The upload's format with ``?encoding=utf-8|cp1251|auto`` and ``?delimiter=,|;|tab|auto``."""
+    try:
+        return FileFormat(kind=kind, encoding=request.query.get("encoding", "auto"),  # type: ignore[arg-type]
+                          delimiter=delimiter_arg(request.query.get("delimiter", "auto")))
+    except IntakeError as exc:
+        raise ApiError(400, exc.reason) from None
 
 
 def upload_format(request: web.Request) -> UploadFormat:
@@ -160,6 +172,7 @@ async def upload_tasks(request: web.Request) -> UploadReport:
     if length is not None and length > opts.max_upload_bytes:
         raise ApiError(413, f"upload over {opts.max_upload_bytes} bytes", close=True)
     fmt = upload_format(request)
+    file_format(request, fmt)  # refuse a bad encoding or separator before anything is read
     await existing_wave(ctx, wave_id)
     with request.app[UPLOADS].enter() as admitted:
         if not admitted:
@@ -181,10 +194,11 @@ async def _load(request: web.Request, wave_id: str, fmt: UploadFormat) -> Upload
                      lines_per_s=opts.upload_lines_per_s)
     started = time.monotonic()
     lines = body.lines()
+    parsed_format = file_format(request, fmt)
     if fmt == "csv":
-        lines = await csv_with_header(lines)
+        lines = await csv_with_header(lines, parsed_format)
     try:
-        report = await Intake(ctx).load(wave_id, lines, fmt, on_reject)
+        report = await Intake(ctx).load(wave_id, lines, parsed_format, on_reject)
     except WaveError as exc:
         raise ApiError(409, str(exc)) from None
     except StoreFull as exc:  # the file is fine: Redis has no room (507, as WebDAV servers say it)

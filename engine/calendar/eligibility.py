@@ -16,6 +16,7 @@ from engine.calendar.windows import WindowCalendar
 from engine.calendar.zones import task_zones
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
+from engine.domain.regions import all_regions
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +69,26 @@ def first_eligible_ms(task: Task, day: date, calendar: WindowCalendar, not_befor
     if not_before_ms is not None:
         eligible = max(eligible, not_before_ms)
     return eligible
+
+
+def russian_zones() -> tuple[str, ...]:
+    """Every zone a federal subject spans (engine/domain/data/regions.csv)."""
+    return tuple(sorted({z for r in all_regions() for z in r.zones}))
+
+
+def closed_zones(day: date, now_ms: int, calendar: WindowCalendar, zones: tuple[str, ...] | None = None,
+                 campaign_id: str | None = None) -> list[str]:
+    """The zones whose contact window of ``day`` has closed by ``now_ms`` (or has none that day)."""
+    out = []
+    for zone in zones or russian_zones():
+        window = calendar.window_for(zone, day, Channel.IVR, campaign_id)
+        if window is None or now_ms >= window[1]:
+            out.append(zone)
+    return out
+
+
+def day_is_over(day: date, now_ms: int, calendar: WindowCalendar, campaign_id: str | None = None) -> bool:
+    """No zone of Russia can be contacted any more on ``day``: a wave for it would only end
+    ``window_missed``."""
+    zones = russian_zones()
+    return len(closed_zones(day, now_ms, calendar, zones, campaign_id)) == len(zones)

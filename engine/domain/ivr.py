@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from engine.domain.amounts import parse_amount
 
 Prompt = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]{1,120}$")]
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=32)]
@@ -221,12 +222,8 @@ class ScenarioLike(Protocol):
 
 def split_amount(value: Any) -> tuple[int, int]:
     """``"1 234,5"`` → ``(1234, 50)``: roubles and kopecks (half-up); ``ValueError`` if not an amount."""
-    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
-    try:
-        amount = Decimal(text).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount") from None
-    if not amount.is_finite() or amount < 0 or amount >= 10**12:
+    amount = parse_amount(value)
+    if amount < 0 or amount >= 10**12:
         raise ValueError(f"{value!r} is not an amount")
     kopecks = int(amount * 100)
     return kopecks // 100, kopecks % 100

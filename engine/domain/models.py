@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import normalize
+from engine.domain.regions import zones_for_region
+from engine.domain.zone_names import zone_name
 from engine.errors import IntakeError
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
@@ -66,15 +68,19 @@ class Task(BaseModel):
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
+        """An IANA zone, or a planner's ``UTC+3`` / ``МСК+4`` (:mod:`engine.domain.zone_names`)."""
+        return None if value is None else _check_zone(zone_name(value))
 
-    @field_validator("region")
+    @field_validator("region", mode="before")
     @classmethod
-    def _known_region(cls, value: str | None) -> str | None:
+    def _known_region(cls, value: Any) -> str | None:
+        """A federal subject's code: ``"14"``, or ``14`` from a spreadsheet that took it for a number."""
         if value is None:
             return None
-        from engine.domain.regions import zones_for_region
-
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("region must be a subject's code such as \"77\"")
         value = value.strip().zfill(2) if value.strip().isdigit() else value.strip()
         zones_for_region(value)  # raises ValueError for an unknown subject
         return value

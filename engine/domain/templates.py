@@ -8,14 +8,20 @@ no-break space between thousands, comma before kopecks).
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
+
+from engine.domain.amounts import parse_amount
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
 _STRAY_BRACE = re.compile(r"[{}]")
 FORMATS = ("money", "text", "date")
 NBSP = "\u00a0"
+
+
+def template_vars(template: str) -> list[tuple[str, str | None]]:
+    """``(name, format)`` of every placeholder, in order (format None for a plain ``{name}``)."""
+    return [(name, fmt) for _, name, fmt in _compile(template) if name is not None]
 
 
 def check_template(template: str) -> list[str]:
@@ -33,14 +39,9 @@ def check_template(template: str) -> list[str]:
 
 
 def format_money(value: Any) -> str:
-    """``12345.67`` → ``12 345,67 ₽`` (NBSP as the group separator and before the sign)."""
-    try:
-        amount = Decimal(str(value))
-        if not amount.is_finite():  # NaN compares by raising, Infinity has no kopecks
-            raise InvalidOperation
-        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"not an amount: {value!r}") from None
+    """``12345.67`` or ``"12 345,67"`` → ``12 345,67 ₽`` (NBSP as the group separator and before the
+    sign)."""
+    amount = parse_amount(value)
     sign = "-" if amount < 0 else ""
     roubles, kopecks = f"{abs(amount):.2f}".split(".")
     groups: list[str] = []

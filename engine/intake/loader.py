@@ -8,9 +8,6 @@ nothing: a task id already in the wave is counted as already loaded.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,9 +23,10 @@ from engine.domain.models import Task
 from engine.domain.outcomes import Channel
 from engine.domain.wave import WaveState
 from engine.errors import IntakeError, StoreFull, WaveError
+from engine.intake.checks import check_task
+from engine.intake.lines import FileFormat, TaskLines
 from engine.store.wavestore import TaskRow, eligible_score
 
-MAX_LINE_BYTES = 64 * 1024
 BATCH = 500
 
 
@@ -68,58 +66,6 @@ def zone_label(zones: tuple[str, ...]) -> str:
     return zones[0] if len(zones) == 1 else f"multi:{len(zones)}"
 
 
-class CsvLines:
-    """Turns CSV text lines into dicts; ``var_*`` columns become ``vars``, ``cascade`` is ``a|b``."""
-
-    def __init__(self) -> None:
-        self.header: list[str] | None = None
-
-    def parse(self, line: str) -> dict[str, Any] | None:
-        row = next(csv.reader(io.StringIO(line)))
-        if self.header is None:
-            self.header = [h.strip() for h in row]
-            if "task_id" not in self.header:
-                raise IntakeError("CSV header has no task_id column")
-            return None
-        if len(row) != len(self.header):
-            raise IntakeError(f"{len(row)} columns where the header has {len(self.header)}")
-        obj: dict[str, Any] = {}
-        variables: dict[str, Any] = {}
-        for name, value in zip(self.header, row, strict=True):
-            value = value.strip()
-            if name.startswith("var_"):
-                variables[name[4:]] = value
-            elif value == "":
-                continue
-            elif name == "cascade":
-                obj[name] = [c for c in value.split("|") if c]
-            else:
-                obj[name] = value
-        obj["vars"] = variables
-        return obj
-
-
-def parse_line(raw: bytes, fmt: str, csv_state: CsvLines | None) -> dict[str, Any] | None:
-    if len(raw) > MAX_LINE_BYTES:
-        raise IntakeError(f"line is longer than {MAX_LINE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise IntakeError(f"not UTF-8 (byte {exc.start})") from None
-    if not text:
-        return None
-    if fmt == "csv":
-        assert csv_state is not None
-        return csv_state.parse(text)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IntakeError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(obj, dict):
-        raise IntakeError("a task line is a JSON object")
-    return obj
-
-
 class Intake:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -128,23 +74,24 @@ class Intake:
         self,
         wave_id: str,
         lines: AsyncIterator[bytes],
-        fmt: str = "jsonl",
+        fmt: FileFormat | str = "jsonl",
         on_reject: Callable[[Rejection], None] | None = None,
     ) -> IntakeReport:
-        if fmt not in ("jsonl", "csv"):
-            raise IntakeError(f"unknown format {fmt!r} (jsonl or csv)")
+        """``fmt``: a :class:`FileFormat`, or just its kind (``jsonl``, ``csv``: the encoding and
+        the separator guessed)."""
+        file_format = fmt if isinstance(fmt, FileFormat) else FileFormat(kind=fmt)  # type: ignore[arg-type]
         info = await self.ctx.waves.get(wave_id)
         if info.state in (WaveState.STOPPED, WaveState.COMPLETED):
             raise WaveError(f"wave {wave_id!r} is {info.state}: it takes no more tasks")
         report = IntakeReport()
-        csv_state = CsvLines() if fmt == "csv" else None
+        reader = TaskLines(file_format)
         batch: list[TaskRow] = []
         seen: set[str] = set()
         line_no = batch_line = 0
         async for raw in lines:
             line_no += 1
             try:
-                obj = parse_line(raw, fmt, csv_state)
+                obj = reader.parse(raw)
                 if obj is None:
                     continue
                 row = self._row(obj, wave_id, info.campaign_id, info.day)
@@ -186,6 +133,7 @@ class Intake:
         if "debtor_id" not in obj or obj["debtor_id"] in (None, ""):
             raise IntakeError("debtor_id: missing")
         task = Task.model_validate(obj)
+        check_task(task, self.ctx.scenarios)
         return task_row(self.ctx, task, day)
 
     async def _flush(self, wave_id: str, batch: list[TaskRow], report: IntakeReport, first_line: int) -> None:

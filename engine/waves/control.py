@@ -15,6 +15,8 @@ from datetime import date
 from redis.asyncio import Redis
 
 from engine.calendar.clock import Clock
+from engine.calendar.eligibility import closed_zones, day_is_over
+from engine.calendar.windows import WindowCalendar
 from engine.domain.wave import TRANSITIONS, WaveState
 from engine.errors import WaveError
 from engine.store import keys
@@ -37,9 +39,12 @@ class Waves:
     """Wave operations over one Redis client."""
 
     def __init__(self, redis: Redis, clock: Clock, *, results_maxlen: int = 5_000_000,
-                 settle_mode: SettleMode = SettleMode.INLINE, scripts: Scripts | None = None) -> None:
+                 settle_mode: SettleMode = SettleMode.INLINE, scripts: Scripts | None = None,
+                 calendar: WindowCalendar | None = None) -> None:
         self.redis = redis
         self.clock = clock
+        #: With a calendar, a wave for a day already over everywhere is refused.
+        self.calendar = calendar
         self.scripts = scripts or Scripts(redis)
         self.results_maxlen = results_maxlen
         self.settle_mode = settle_mode
@@ -50,6 +55,8 @@ class Waves:
     async def create(self, wave_id: str, campaign_id: str, day: date, *, by: str = "cli") -> WaveInfo:
         wk = WaveKeys(wave_id)
         now = self.clock.now_ms()
+        if self.calendar is not None and day_is_over(day, now, self.calendar, campaign_id):
+            raise WaveError(f"{day} is over in every zone: a wave for it would contact nobody")
         created = await self.redis.hsetnx(wk.meta, Meta.WAVE_ID, wave_id)
         if not created:
             raise WaveError(f"wave {wave_id!r} already exists")
@@ -62,6 +69,13 @@ class Waves:
         await self.redis.hsetnx(keys.CAMPAIGNS, campaign_id, json.dumps({"campaign_id": campaign_id,
                                                                            "created_at": now}))
         return await self.get(wave_id)
+
+    def closed_today(self, day: date, campaign_id: str | None = None) -> list[str]:
+        """The zones whose window of ``day`` closed already (what a manager creating a wave for
+        today is warned about); empty for a day not yet begun anywhere."""
+        if self.calendar is None:
+            return []
+        return closed_zones(day, self.clock.now_ms(), self.calendar, campaign_id=campaign_id)
 
     async def get(self, wave_id: str) -> WaveInfo:
         meta = await self.redis.hgetall(WaveKeys(wave_id).meta)
