@@ -10,12 +10,13 @@ the server keeps serving. Values are never echoed back: they may be phone number
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -144,3 +145,10 @@ def phone_in(data: Mapping[str, Any], key: str, *, min_digits: int = 3, max_digi
     if not digits.isdigit() or not min_digits <= len(digits) <= max_digits or not digits.isascii():
         raise BadInput(key, f"expected {min_digits} to {max_digits} digits")
     return digits
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A simulator's command line refuses bad input in one line and exit 2, like ``volna``'s."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")

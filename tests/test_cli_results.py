@@ -107,3 +107,32 @@ def test_stoplist_commands(redis_url: str, tmp_path: Path) -> None:
     imported = volna(redis_url, "stoplist", "import", str(file))
     assert "imported 2, rejected 1" in imported.stdout and "line 3:" in imported.stderr
     assert volna(redis_url, "stoplist", "remove", "--debtor", "d1").stdout.strip() == "removed"
+
+
+async def test_tail_waits_for_waves_and_follows_those_created_later(redis: aioredis.Redis, redis_url: str) -> None:
+    """``volna results tail --campaign c2`` started before any wave exists: it waits (it used to crash),
+    then follows a wave of that campaign created later, from its first record; another campaign's
+    wave is not shown."""
+    import asyncio
+
+    env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios"),
+           "VOLNA_CLOCK": ScaledClock(NOON_MSK).spec(), "VOLNA_LOG__JSON": "false"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine.cli.main", "results", "tail", "--campaign", "c2", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        said = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert b"waiting" in said and proc.returncode is None
+        ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
+        await load_wave(ctx, "other", DAY, [task(1, wave="other")], campaign="c1", start=False)
+        await load_wave(ctx, "later", DAY, [task(2, wave="later")], campaign="c2", start=False)
+        await ctx.waves.change("other", "stop")
+        await ctx.waves.change("later", "stop")  # its queued task ends cancelled: one record
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 15)
+        record = json.loads(line)
+        assert (record["wave_id"], record["task_id"], record["outcome"]) == ("later", "t2", "cancelled")
+    finally:
+        proc.terminate()
+        await proc.wait()

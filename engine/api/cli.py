@@ -6,7 +6,6 @@ own parser and ``--config``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
@@ -22,6 +21,7 @@ from aiohttp.web_response import StreamResponse
 
 from engine.api.access import PRINCIPAL
 from engine.api.app import make_app
+from engine.argparsing import Parser, refusal
 from engine.calendar.clock import make_clock
 from engine.config.settings import Settings, load_settings
 from engine.context import Context
@@ -101,7 +101,7 @@ async def serve(settings: Settings, host: str, port: int, *, extras: Extras = de
 
 
 def main_api(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="volna api", description="Serve the control API and the wave console")
+    p = Parser(prog="volna api", description="Serve the control API and the wave console")
     p.add_argument("--config", help="TOML settings file (default: ./volna.toml when present)")
     p.add_argument("--host", help="listen address (default: api.host)")
     p.add_argument("--port", type=int, help="listen port (default: api.port; 0 = any free port)")
@@ -113,7 +113,7 @@ def main_api(argv: list[str]) -> int:
         port = settings.api.port if args.port is None else args.port
         return asyncio.run(serve(settings, host, port))
     except VolnaError as exc:
-        print(f"volna: {exc}", file=sys.stderr)
+        print(refusal(exc), file=sys.stderr)
         return 2
     except OSError as exc:  # the port is taken, the address is not ours
         print(f"volna api: cannot listen: {exc.strerror or exc}", file=sys.stderr)
@@ -125,7 +125,7 @@ def main_api(argv: list[str]) -> int:
 def main_token(argv: list[str]) -> int:
     from engine.api.auth import Role, create_token, list_tokens, revoke_token
 
-    p = argparse.ArgumentParser(prog="volna token", description="API tokens (stored hashed; shown once)")
+    p = Parser(prog="volna token", description="API tokens (stored hashed; shown once)")
     p.add_argument("--config", help="TOML settings file (default: ./volna.toml when present)")
     sub = p.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="create a token and print it (the only time it is shown)")
@@ -160,5 +160,5 @@ def main_token(argv: list[str]) -> int:
         settings = load_settings(args.config)
         return asyncio.run(run(settings))
     except VolnaError as exc:
-        print(f"volna: {exc}", file=sys.stderr)
+        print(refusal(exc), file=sys.stderr)
         return 2

@@ -34,3 +34,12 @@ async def with_context(settings: Settings, body: Callable[[Context], Coroutine[A
                                    f"{type(exc).__name__}") from None
     finally:
         await redis.aclose()
+
+
+def add_by(parser: argparse.ArgumentParser) -> None:
+    """``--by NAME`` (who acts, written with the change), accepted before or after the action."""
+    parser.add_argument("--by", default=argparse.SUPPRESS, help="who is acting (written with the change)")
+
+
+def by(args: argparse.Namespace) -> str:
+    return str(getattr(args, "by", "cli"))

@@ -12,6 +12,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
+from engine.argparsing import Parser, refusal
 from engine.cli import load, results, run, scenarios, stoplist, wave
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
@@ -23,7 +24,7 @@ COMMANDS = (load, wave, run, stoplist, results, scenarios)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="volna", description="Volna campaign engine")
+    p = Parser(prog="volna", description="Volna campaign engine")
     p.add_argument("--config", help="TOML settings file (default: ./volna.toml when present)")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
@@ -49,7 +50,8 @@ def cmd_sim(argv: list[str]) -> int:
     import importlib
 
     if not argv or argv[0] not in ("smsc", "ami", "gateway"):
-        print("usage: volna sim smsc|ami|gateway [options]", file=sys.stderr)
+        print("volna: sim: name a simulator: smsc, ami or gateway (then its options; --help lists them)",
+              file=sys.stderr)
         return 2
     # Each simulator package runs as ``python -m simulators.<name>``; its __main__ has main(argv).
     module = importlib.import_module(f"simulators.{argv[0]}.__main__")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings.log)
         return asyncio.run(args.handler(args, settings))
     except VolnaError as exc:
-        print(f"volna: {exc}", file=sys.stderr)
+        print(refusal(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

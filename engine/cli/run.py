@@ -10,15 +10,15 @@ import signal
 from engine.cli.common import Subparsers, with_context
 from engine.config.settings import Settings
 from engine.context import Context
+from engine.domain.outcomes import Channel
 from engine.errors import VolnaError
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.registry import build_connector, enabled_channels
     from engine.dispatch.runner import Runner
-    from engine.domain.outcomes import Channel
 
-    channels = [Channel(c) for c in args.channels.split(",")] if args.channels else enabled_channels(settings)
+    channels = args.channels or enabled_channels(settings)
     if not channels:
         raise VolnaError("no channels: pass --channels or configure [channels.<name>] in volna.toml")
     connectors = [build_connector(ch, settings) for ch in channels]
@@ -50,9 +50,20 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return await with_context(settings, body, wait_for_redis=stop)
 
 
+def channels_arg(value: str) -> list[Channel]:
+    out = []
+    for name in (v.strip() for v in value.split(",")):
+        try:
+            out.append(Channel(name))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name!r} is not a channel ({', '.join(c.value for c in Channel)})") \
+                from None
+    return out
+
+
 def add(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="run the dispatcher (one loop per channel)")
-    run.add_argument("--channels", help="comma-separated: ivr,sms,viber,whatsapp")
+    run.add_argument("--channels", type=channels_arg, help="comma-separated: ivr,sms,viber,whatsapp")
     run.add_argument("--metrics-port", type=int,
                      help="serve /metrics on this port, all interfaces (one port per process; default: off)")
     run.set_defaults(handler=cmd_run)

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from engine.cli.common import Subparsers
 from engine.config.settings import Settings
+from engine.errors import ConfigError
 
 
 async def cmd_scenarios(args: argparse.Namespace, settings: Settings) -> int:
     from engine.config.scenario_files import load_scenarios
 
-    scenarios = load_scenarios(Path(args.dir or settings.scenarios_dir))
+    directory = Path(args.dir or settings.scenarios_dir)
+    if not directory.is_dir():  # noqa: ASYNC240 (CLI: nothing else runs on this loop)
+        raise ConfigError(f"{directory}: no such folder of scenarios")
+    scenarios = load_scenarios(directory)
     if args.action == "check":
         for name, sc in scenarios.items():
             print(f"{name}: ok ({sc.title})")

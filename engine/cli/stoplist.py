@@ -7,9 +7,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from engine.cli.common import Subparsers, with_context
+from engine.cli.common import Subparsers, add_by, by, with_context
 from engine.config.settings import Settings
 from engine.context import Context
+from engine.errors import VolnaError
 
 
 async def cmd_stoplist(args: argparse.Namespace, settings: Settings) -> int:
@@ -20,7 +21,7 @@ async def cmd_stoplist(args: argparse.Namespace, settings: Settings) -> int:
         now = ctx.clock.now_ms()
         if args.action == "add":
             kind, value = ("debtor", args.debtor) if args.debtor else ("phone", args.phone)
-            await sl.add(kind, value, args.reason, now_ms=now, by=args.by)
+            await sl.add(kind, value, args.reason, now_ms=now, by=by(args))
             print(f"added {kind} ({args.reason})")
         elif args.action == "remove":
             kind, value = ("debtor", args.debtor) if args.debtor else ("phone", args.phone)
@@ -28,8 +29,13 @@ async def cmd_stoplist(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "list":
             sys.stdout.write(entries_as_csv(await sl.entries(args.kind)))
         elif args.action == "import":
-            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
-            added, errors = await sl.import_csv(text.splitlines(), now_ms=now, by=args.by)
+            try:
+                text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+            except FileNotFoundError:
+                raise VolnaError(f"{args.file}: no such file") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise VolnaError(f"{args.file}: cannot read it as UTF-8 text ({exc})") from None
+            added, errors = await sl.import_csv(text.splitlines(), now_ms=now, by=by(args))
             for err in errors:
                 print(err, file=sys.stderr)
             print(f"imported {added}, rejected {len(errors)}")
@@ -50,9 +56,11 @@ def add(sub: Subparsers) -> None:
         if action == "add":
             sp.add_argument("--reason", required=True,
                             help="paid, refused, representative, bankrupt, deceased, wrong_number, complaint")
+        add_by(sp)
     lst = ssub.add_parser("list")
     lst.add_argument("--kind", choices=["debtor", "phone"])
     imp = ssub.add_parser("import", help="CSV rows kind,value,reason")
     imp.add_argument("file")
-    stop.add_argument("--by", default="cli")
+    add_by(imp)
+    add_by(stop)
     stop.set_defaults(handler=cmd_stoplist)

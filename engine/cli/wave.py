@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
+import sys
 from typing import Any
 
-from engine.cli.common import Subparsers, with_context
+from engine.argparsing import day_arg
+from engine.cli.common import Subparsers, add_by, by, with_context
 from engine.config.settings import Settings
 from engine.context import Context
 from engine.waves.status import status_view
@@ -17,8 +18,12 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
     async def body(ctx: Context) -> int:
         waves = ctx.waves
         if args.action == "create":
-            info = await waves.create(args.wave, args.campaign, date.fromisoformat(args.day), by=args.by)
+            info = await waves.create(args.wave, args.campaign, args.day, by=by(args))
             print(f"wave {info.wave_id} created for {info.day} ({info.state})")
+            closed = waves.closed_today(info.day, info.campaign_id)
+            if closed:
+                print(f"warning: the window of {info.day} has already closed in {len(closed)} zone(s): "
+                      + ", ".join(closed), file=sys.stderr)
         elif args.action == "list":
             for wave_id in await waves.list():
                 info = await waves.get(wave_id)
@@ -27,7 +32,7 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
             view = await status_view(waves, args.wave, ctx.windows)
             print(json.dumps(view, ensure_ascii=False, indent=2) if args.json else render_status(view))
         else:
-            state = await waves.change(args.wave, args.action, by=args.by)
+            state = await waves.change(args.wave, args.action, by=by(args))
             print(f"wave {args.wave}: {state}")
         return 0
 
@@ -64,12 +69,15 @@ def add(sub: Subparsers) -> None:
     create = wsub.add_parser("create")
     create.add_argument("wave")
     create.add_argument("--campaign", required=True)
-    create.add_argument("--day", required=True, help="the debtors' local calendar day, YYYY-MM-DD")
+    create.add_argument("--day", required=True, type=day_arg, help="the debtors' local calendar day, YYYY-MM-DD")
+    add_by(create)
     for action in ("start", "pause", "resume", "stop"):
-        wsub.add_parser(action).add_argument("wave")
+        act = wsub.add_parser(action)
+        act.add_argument("wave")
+        add_by(act)
     status = wsub.add_parser("status")
     status.add_argument("wave")
     status.add_argument("--json", action="store_true")
     wsub.add_parser("list")
-    wave.add_argument("--by", default="cli", help="who is acting (written with the state change)")
+    add_by(wave)
     wave.set_defaults(handler=cmd_wave)

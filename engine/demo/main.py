@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from engine.argparsing import Parser
 from engine.calendar.clock import ScaledClock
 from engine.calendar.windows import DayType, WindowCalendar
 from engine.config.settings import WindowSettings
@@ -34,7 +35,7 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="volna demo", description=__doc__)
+    p = Parser(prog="volna demo", description=__doc__)
     p.add_argument("--debtors", type=int, default=20_000)
     p.add_argument("--minutes", type=float, default=2.0, help="how long the waves run at most")
     p.add_argument("--clock", default="10:00",

@@ -7,10 +7,12 @@ are JSON in the field ``r``; their shape is :class:`engine.domain.models.Result`
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -87,81 +89,74 @@ async def ensure_group(redis: Redis, wave_id: str, group: str, start: str = "0")
             raise
 
 
+WaveSource = Callable[[], Awaitable[list[str]]]
+
+
 async def follow(
-    redis: Redis, wave_ids: list[str], *, group: str | None = None, consumer: str = "tail",
-    start: str = "$", block_ms: int = 1000, count: int = 100,
+    redis: Redis, waves: list[str] | WaveSource, *, group: str | None = None, consumer: str = "tail",
+    start: str = "$", block_ms: int = 1000, count: int = 100, discover_s: float = 2.0,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Follow the streams of ``wave_ids``.
+    """Follow the results streams of ``waves``: a fixed list, or a function naming the waves to
+    follow (asked again every ``discover_s``, so a wave created later is followed from its first
+    record, and nothing is there to follow until one exists).
 
-    With ``group``: through a consumer group, at least once — a record is acknowledged after
-    the caller took it (its next ``__anext__``), and on start the consumer's own pending
-    records (read but never acknowledged, e.g. before a crash) come first.
+    With ``group``: through a consumer group, at least once — a record is acknowledged after the
+    caller took it (its next ``__anext__``), and on start the consumer's own pending records (read
+    but never acknowledged, e.g. before a crash) come first. A Redis Cluster is read one stream
+    per call (each wave's stream lives in its wave's slot).
     """
-    names = [WaveKeys(w).results for w in wave_ids]
-    if isinstance(redis, RedisCluster) and len(names) > 1:
-        # Each wave's stream lives in its wave's slot: a cluster cannot XREAD them in one call.
-        async for record in _follow_each(redis, names, group, consumer, start, block_ms, count):
-            yield record
-        return
-    if not group:
-        cursors = dict.fromkeys(names, start)
-        while True:
-            answer = await redis.xread(cursors, count=count, block=block_ms)
-            for name, entries in answer or []:
-                for stream_id, fields in entries:
-                    cursors[name] = stream_id
-                    yield decode(stream_id, fields)
-    for wave_id in wave_ids:
-        await ensure_group(redis, wave_id, group, "0" if start in ("0", "-") else "$")
-    cursors = dict.fromkeys(names, "0")  # pending first
+    discover: WaveSource = waves if callable(waves) else _fixed(waves)
+    cluster = isinstance(redis, RedisCluster)
+    cursors: dict[str, str] = {}
+    first_round = True
+    next_discovery = 0.0
     while True:
-        answer = await redis.xreadgroup(group, consumer, cursors, count=count,
-                                        block=None if any(c != ">" for c in cursors.values()) else block_ms)
-        for name, entries in answer or []:
-            if not entries and cursors[name] != ">":
-                cursors[name] = ">"  # pending drained: new records from now on
-            for stream_id, fields in entries:
-                if fields is None:  # pending entry trimmed away meanwhile
-                    await redis.xack(name, group, stream_id)
+        if time.monotonic() >= next_discovery:
+            for wave_id in await discover():
+                name = WaveKeys(wave_id).results
+                if name in cursors:
                     continue
-                if cursors[name] != ">":
-                    cursors[name] = stream_id
-                yield decode(stream_id, fields)
-                await redis.xack(name, group, stream_id)
-
-
-async def _follow_each(
-    redis: Redis, names: list[str], group: str | None, consumer: str, start: str, block_ms: int, count: int,
-) -> AsyncIterator[dict[str, Any]]:
-    """``follow`` on a cluster: one stream per call, a short sleep when all were empty."""
-    import asyncio
-
-    if group:
-        for name in names:
-            try:
-                await redis.xgroup_create(name, group, id="0" if start in ("0", "-") else "$", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-    cursors = dict.fromkeys(names, "0" if group else start)
-    while True:
+                # Waves there at the start begin at ``start``; a wave found later, at its beginning.
+                begin = start if first_round else "0"
+                if group:
+                    await ensure_group(redis, wave_id, group, "0" if begin in ("0", "-") else "$")
+                    begin = "0"  # this consumer's pending records first
+                cursors[name] = begin
+            first_round = False
+            next_discovery = time.monotonic() + discover_s
+        if not cursors:
+            await asyncio.sleep(discover_s)
+            continue
+        wait_ms = int(min(block_ms, discover_s * 1000))
         got = False
-        for name in names:
+        batches = [{n: c} for n, c in cursors.items()] if cluster else [dict(cursors)]
+        for batch in batches:
+            pending = group is not None and any(c != ">" for c in batch.values())
             if group:
-                answer = await redis.xreadgroup(group, consumer, {name: cursors[name]}, count=count)
+                answer = await redis.xreadgroup(group, consumer, batch, count=count,
+                                                block=None if pending or cluster else wait_ms)
             else:
-                answer = await redis.xread({name: cursors[name]}, count=count)
-            for _, entries in answer or []:
+                answer = await redis.xread(batch, count=count, block=None if cluster else wait_ms)
+            for name, entries in answer or []:
                 if group and not entries and cursors[name] != ">":
-                    cursors[name] = ">"
+                    cursors[name] = ">"  # pending drained: new records from now on
                 for stream_id, fields in entries:
                     got = True
                     if not group or cursors[name] != ">":
                         cursors[name] = stream_id
-                    if fields is None:
+                    if fields is None:  # a pending entry trimmed away meanwhile
+                        if group:
+                            await redis.xack(name, group, stream_id)
                         continue
                     yield decode(stream_id, fields)
                     if group:
                         await redis.xack(name, group, stream_id)
-        if not got:
+        if cluster and not got:
             await asyncio.sleep(block_ms / 1000)
+
+
+def _fixed(wave_ids: list[str]) -> WaveSource:
+    async def these() -> list[str]:
+        return list(wave_ids)
+
+    return these

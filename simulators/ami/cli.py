@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from simulators.ami.knobs import Knobs
 from simulators.ami.server import AmiSimulator
+from simulators.control import OneLineParser
 
 
 def _bool(text: str) -> bool:
@@ -38,7 +39,7 @@ def _mapping(text: str) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators.ami", description=__doc__)
+    parser = OneLineParser(prog="python -m simulators.ami", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5038)
     parser.add_argument("--http-port", type=int, default=None,

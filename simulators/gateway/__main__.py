@@ -10,12 +10,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from simulators.control import OneLineParser
 from simulators.gateway.knobs import Knobs
 from simulators.gateway.server import GatewaySimulator
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators.gateway", description=__doc__)
+    parser = OneLineParser(prog="python -m simulators.gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--log-level", default="INFO")

@@ -15,6 +15,7 @@ import signal
 import ssl
 from collections.abc import Sequence
 
+from simulators.control import OneLineParser
 from simulators.smsc.knobs import Knobs
 from simulators.smsc.server import SmscSimulator
 
@@ -35,7 +36,7 @@ def _account(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators.smsc", description=__doc__,
+    parser = OneLineParser(prog="python -m simulators.smsc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2775)
