@@ -74,16 +74,17 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         if not (self.data / "PG_VERSION").exists():
-            subprocess.run([*self.run_as, self.initdb, "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                            "--locale=C.UTF-8", "--no-sync"], check=True, stdout=subprocess.DEVNULL,
+            subprocess.run([*self.run_as, self.initdb, "-D", str(self.data), "-U", self.user, "--auth=trust",
+                            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses='' -c max_connections=60 "
                    "-c shared_buffers=128MB -c log_error_verbosity=terse -c log_min_error_statement=panic "
                    "-c log_min_messages=warning")
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run([*self.run_as, self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "postgres.log"),
-                        "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run([*self.run_as, self.pg_ctl, "-D", str(self.data), "-o", options, "-l",
+                        str(self.dir / "postgres.log"), "-w", "-t", "60", "start"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.create_database(self.database)
         return self
 
