@@ -24,7 +24,7 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
                 info = await waves.get(wave_id)
                 print(f"{wave_id}\t{info.campaign_id}\t{info.day}\t{info.state}")
         elif args.action == "status":
-            view = await status_view(waves, args.wave, ctx.windows)
+            view = await status_view(waves, args.wave, ctx.windows, ctx.settings.archive.group)
             print(json.dumps(view, ensure_ascii=False, indent=2) if args.json else render_status(view))
         else:
             state = await waves.change(args.wave, args.action, by=args.by)
@@ -53,6 +53,9 @@ def render_status(view: dict[str, Any]) -> str:
         lines.append("  windows open now: " + (", ".join(open_zones) or "none"))
         if closed:
             lines.append("  windows closed: " + ", ".join(closed))
+    if view.get("archive_lag"):
+        lines.append(f"  archive: {view['archive_lag']} records not yet archived"
+                     + (" (kept in Redis until they are)" if view["state"] in ("completed", "stopped") else ""))
     if view["multi_zone_tasks"]:
         lines.append(f"  tasks constrained to the intersection of several zones: {view['multi_zone_tasks']}")
     return "\n".join(lines)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from engine.calendar.windows import WindowCalendar
 from engine.domain.outcomes import Channel
 from engine.store.keys import CHANNEL_ORDER, WaveKeys
@@ -11,7 +13,22 @@ from engine.store.schema import Counter, WaveCounts
 from engine.waves.control import Waves
 
 
-async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None) -> dict[str, Any]:
+async def archive_lag(waves: Waves, wave_id: str, group: str) -> int:
+    """Records of the wave's results stream the archive's consumer group does not hold yet."""
+    stream = WaveKeys(wave_id).results
+    try:
+        groups = await waves.redis.xinfo_groups(stream)
+    except ResponseError:
+        return 0
+    for g in groups:
+        if str(g.get("name")) == group:
+            lag = g.get("lag")
+            return int(lag if lag is not None else await waves.redis.xlen(stream)) + int(g.get("pending") or 0)
+    return int(await waves.redis.xlen(stream))
+
+
+async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None,
+                      archive_group: str = "archive") -> dict[str, Any]:
     info = await waves.get(wave_id)
     counts = WaveCounts(await waves.counts(wave_id))
     now = waves.clock.now_ms()
@@ -62,5 +79,7 @@ async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None
         "outcomes": counts.outcomes(), "channels": channels,
         "rate_per_min": round(per_min, 1), "eta_s": eta_s,
         "zones": zone_view, "multi_zone_tasks": constrained,
+        # A finished wave leaves Redis only once this is 0 (engine.archive.purge).
+        "archive_lag": await archive_lag(waves, wave_id, archive_group),
         "history": {k: v for k, v in info.meta.items() if k.endswith(("_at", "_by")) and k != "pending_by"},
     }
