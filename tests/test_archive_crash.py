@@ -91,5 +91,5 @@ async def test_archivers_killed_at_random_lose_nothing_and_write_nothing_twice(
     held = await archived_ids(pg_dsn)
     assert set(held) == ids_of("w1", records), "a record is missing from the archive (or one is extra)"
     assert max(held.values()) == 1
-    pending = await redis.xpending(f"volna:{{w:w1}}:results", "archive")
+    pending = await redis.xpending("volna:{w:w1}:results", "archive")
     assert pending["pending"] == 0

@@ -109,7 +109,7 @@ WITH r AS (
 SELECT c.channel,
        coalesce(p.actions, 0), coalesce(d.debtors_contacted, 0), coalesce(d.debtors_reached, 0),
        round(coalesce(p.actions, 0)::numeric / nullif(d.debtors_contacted, 0), 2),
-       round(coalesce(p.actions, 0)::numeric / nullif(d.debtors_contacted, 0) / %(months)s, 2),
+       round(coalesce(p.actions, 0)::numeric / nullif(d.debtors_contacted, 0) / (%(days)s::numeric / 30.4375), 2),
        coalesce(p.answered, 0),
        CASE WHEN c.channel = 'ivr' THEN round(coalesce(p.answered, 0)::numeric / nullif(p.actions, 0), 4) END,
        coalesce(v.delivered, 0),
@@ -143,7 +143,7 @@ GROUP BY day ORDER BY day
 
 
 def _params(period: Period, campaign: str | None) -> dict[str, Any]:
-    return {"start": period.start, "end": period.end, "campaign": campaign, "months": period.months,
+    return {"start": period.start, "end": period.end, "campaign": campaign, "days": period.days,
             "channels": [c.value for c in CHANNEL_ORDER]}
 
 
