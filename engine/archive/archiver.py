@@ -22,6 +22,7 @@ is set, applies the retention rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from redis.asyncio import Redis
@@ -92,6 +94,10 @@ class Batch:
 
     tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLES})
     acks: dict[str, list[str]] = field(default_factory=dict)
+    #: Waves first seen while preparing it: their rows are written in its transaction.
+    waves: list[tuple[str, WaveInfo]] = field(default_factory=list)
+    #: (wave, task) whose ``tasks`` rows it writes.
+    tasks_written: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -116,6 +122,10 @@ class Archiver:
         #: (wave, task) already written to ``tasks`` by this process (the rest is ON CONFLICT's).
         self._tasks_seen: set[tuple[str, str]] = set()
         self._last_claim = 0.0
+        #: The batch being written while the next one is prepared (one in flight: the two cores
+        #: of a small machine then serve Python and PostgreSQL at once).
+        self._writing: asyncio.Task[int] | None = None
+        self._new_waves: list[tuple[str, WaveInfo]] = []
         self._last_retention = time.monotonic()
         self.cluster = isinstance(redis, RedisCluster)
 
@@ -135,6 +145,11 @@ class Archiver:
                                      f"{reason(exc)}") from None
 
     async def close(self) -> None:
+        if self._writing is not None:
+            self._writing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._writing
+            self._writing = None
         if self.conn is not None:
             await self.conn.close()
             self.conn = None
@@ -158,6 +173,8 @@ class Archiver:
                 if n == 0:
                     await self.housekeeping()
                 failures = 0
+                if stop.is_set():
+                    await self.flush()
             except (ArchiveUnavailable, psycopg.OperationalError) as exc:
                 failures += 1
                 if failures == 1 or failures % 30 == 0:
@@ -175,10 +192,18 @@ class Archiver:
             total += n
             if n == 0:
                 break
+        await self.flush()
         await self.housekeeping(purge_waves=purge_waves)
         return total
 
+    async def flush(self) -> None:
+        """Waits for the batch in flight (its errors are raised here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
     async def housekeeping(self, *, purge_waves: bool = True) -> None:
+        await self.flush()
         await self.mark_archived()
         if purge_waves:
             await self.purge()
@@ -253,10 +278,20 @@ class Archiver:
         if taken:
             log.info("took over %d records an archiver left unacknowledged", len(taken))
             await self.archive(streams, taken)
+            await self.flush()
         return len(taken)
 
     async def archive(self, streams: dict[str, str], entries: Sequence[tuple[str, str, dict[str, str] | None]]
                       ) -> int:
+        """Prepares the batch (Redis only), then writes it once the batch before it is committed;
+        returns its records. The write and the acknowledgement run while the caller reads on."""
+        batch = await self.prepare(streams, entries)
+        await self.flush()
+        self._writing = asyncio.create_task(self.commit(batch), name="archive-write")
+        return batch.records
+
+    async def prepare(self, streams: dict[str, str], entries: Sequence[tuple[str, str, dict[str, str] | None]]
+                      ) -> Batch:
         batch = Batch()
         wanted: dict[str, set[str]] = {}
         parsed: list[Entry] = []
@@ -288,14 +323,22 @@ class Archiver:
                 batch.tables["inbound"].append(rows.inbound_row(entry, info.day, info.campaign_id))
             else:
                 batch.tables["other_records"].append(rows.other_row(entry))
-        await self.write(batch)
+        batch.waves, self._new_waves = self._new_waves, []
+        return batch
+
+    async def commit(self, batch: Batch) -> int:
+        """One transaction, then the acknowledgement in Redis (only after the commit)."""
+        try:
+            await self.write(batch)
+        except BaseException:
+            self._new_waves = batch.waves + self._new_waves  # written with a later batch
+            raise
         pipe = self.redis.pipeline(transaction=False)
         for name, ids in batch.acks.items():
             for start in range(0, len(ids), 1000):
                 pipe.xack(name, self.group, *ids[start:start + 1000])
         await pipe.execute()
-        for wave_id, task_ids in wanted.items():
-            self._tasks_seen.update((wave_id, t) for t in task_ids)
+        self._tasks_seen.update(batch.tasks_written)
         if self.metrics is not None:
             for table, table_rows in batch.tables.items():
                 if table_rows:
@@ -321,12 +364,13 @@ class Archiver:
                 out[(wave_id, task_id)] = task
                 if (wave_id, task_id) in self._tasks_seen:
                     continue
+                batch.tasks_written.append((wave_id, task_id))
                 batch.tables["tasks"].append((wave_id, task_id, task.campaign_id, task.debtor_id, task.channel.value,
                                               task.scenario, task.region, task.tz, task.priority,
                                               [c.value for c in task.cascade], info.day))
                 batch.tables["task_personal"].append((
                     wave_id, task_id, task.debtor_id, task.phone, phone_hash(self.phone_key, task.phone),
-                    json.dumps(task.vars, ensure_ascii=False), info.day))
+                    orjson.dumps(task.vars).decode(), info.day))
         return out
 
     async def write(self, batch: Batch) -> None:
@@ -337,9 +381,13 @@ class Archiver:
         try:
             async with conn.transaction():
                 await self._copy(conn, batch, direct=True)
+                for wave_id, info in batch.waves:
+                    await self._upsert_wave(wave_id, info)
         except psycopg.errors.UniqueViolation:
             async with conn.transaction():
                 await self._copy(conn, batch, direct=False)
+                for wave_id, info in batch.waves:
+                    await self._upsert_wave(wave_id, info)
 
     async def _copy(self, conn: psycopg.AsyncConnection, batch: Batch, *, direct: bool) -> None:
         async with conn.cursor() as cur:
@@ -375,7 +423,7 @@ class Archiver:
         day = date.fromisoformat(meta[Meta.DAY]) if meta.get(Meta.DAY) else date(1970, 1, 1)
         info = WaveInfo(str(meta.get(Meta.CAMPAIGN_ID) or ""), day, str(meta.get(Meta.STATE) or ""), meta)
         self._waves[wave_id] = info
-        await self._upsert_wave(wave_id, info)
+        self._new_waves.append((wave_id, info))
         return info
 
     async def _upsert_wave(self, wave_id: str, info: WaveInfo, *, archived: bool = False) -> None:

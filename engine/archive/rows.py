@@ -17,11 +17,12 @@ however many records say so (a ``read`` after ``delivered``): the table's key is
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
@@ -70,7 +71,7 @@ class Entry:
 def parse_entry(wave_id: str, stream_id: str, fields: dict[str, str] | None, record_field: str) -> Entry:
     raw = (fields or {}).get(record_field, "")
     try:
-        record = json.loads(raw)
+        record = orjson.loads(raw)
     except (TypeError, ValueError):
         record = None
     return Entry(wave_id, stream_id, record if isinstance(record, dict) else None,
@@ -97,6 +98,11 @@ def ts(ms: Any) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int | float) else None
 
 
+def _json(value: Any) -> str:
+    """JSON text for a jsonb column (orjson: the archiver's hot path dumps one per record)."""
+    return orjson.dumps(value).decode()
+
+
 def _data(record: dict[str, Any]) -> dict[str, Any]:
     data = record.get("data")
     return data if isinstance(data, dict) else {}
@@ -118,7 +124,7 @@ def result_row(entry: Entry, day: date, campaign_id: str) -> tuple[Any, ...]:
             ts(r.get("sent_at")), ts(r.get("accepted_at")), ts(r.get("finished_at")),
             parts if isinstance(parts, int) and 0 <= parts < 32768 else None,
             [str(a) for a in actions] if isinstance(actions, list) else None,
-            json.dumps(data, ensure_ascii=False) if data else None)
+            _json(data) if data else None)
 
 
 def inbound_row(entry: Entry, day: date, campaign_id: str) -> tuple[Any, ...]:
@@ -126,14 +132,14 @@ def inbound_row(entry: Entry, day: date, campaign_id: str) -> tuple[Any, ...]:
     ms, seq = entry.ms_seq
     data = _data(r)
     return (entry.wave_id, ms, seq, str(r["kind"]), day, str(r.get("campaign_id") or campaign_id), r["debtor_id"],
-            str(r.get("channel") or ""), ts(r.get("finished_at")), json.dumps(data, ensure_ascii=False))
+            str(r.get("channel") or ""), ts(r.get("finished_at")), _json(data))
 
 
 def other_row(entry: Entry) -> tuple[Any, ...]:
     ms, seq = entry.ms_seq
     record = entry.record if entry.record is not None else {"unparsed": entry.raw}
     kind = record.get("kind")
-    return (entry.wave_id, ms, seq, kind if isinstance(kind, str) else None, json.dumps(record, ensure_ascii=False))
+    return (entry.wave_id, ms, seq, kind if isinstance(kind, str) else None, _json(record))
 
 
 def counts(scenario: Scenario | None, channel: Channel, outcome: Outcome) -> bool:
