@@ -142,8 +142,6 @@ SCHEMAS: dict[str, Schema] = {
         "eta_s": nullable(INT),
         "zones": {"type": "array", "items": ref("ZoneView")},
         "multi_zone_tasks": INT,
-        "archive_lag": {"type": "integer", "description": "Records of the wave's results stream not yet in "
-                        "the PostgreSQL archive; a finished wave leaves Redis only at 0"},
         "history": ref("History"),
         "actions": ref("Actions"),
     }),

@@ -156,7 +156,7 @@ async def wave_view(ctx: Context, wave_id: str, cache: dict[str, tuple[float, di
                     ) -> dict[str, Any]:
     """``engine.waves.status.status_view`` plus per-channel rates and the actions the state allows."""
     try:
-        view = await status_view(ctx.waves, wave_id, ctx.windows, ctx.settings.archive.group)
+        view = await status_view(ctx.waves, wave_id, ctx.windows)
     except WaveError:
         raise ApiError(404, f"no wave {wave_id!r}") from None
     rates = await cached_rates(ctx, wave_id, cache)

@@ -10,7 +10,7 @@ from typing import Any
 from engine.cli.common import Subparsers, with_context
 from engine.config.settings import Settings
 from engine.context import Context
-from engine.waves.status import status_view
+from engine.waves.status import archive_lag, status_view
 
 
 async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,7 +24,9 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
                 info = await waves.get(wave_id)
                 print(f"{wave_id}\t{info.campaign_id}\t{info.day}\t{info.state}")
         elif args.action == "status":
-            view = await status_view(waves, args.wave, ctx.windows, ctx.settings.archive.group)
+            view = await status_view(waves, args.wave, ctx.windows)
+            # A finished wave leaves Redis only once the archive holds all of it (engine.archive.purge).
+            view["archive_lag"] = await archive_lag(waves, args.wave, ctx.settings.archive.group)
             print(json.dumps(view, ensure_ascii=False, indent=2) if args.json else render_status(view))
         else:
             state = await waves.change(args.wave, args.action, by=args.by)

@@ -27,8 +27,7 @@ async def archive_lag(waves: Waves, wave_id: str, group: str) -> int:
     return int(await waves.redis.xlen(stream))
 
 
-async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None,
-                      archive_group: str = "archive") -> dict[str, Any]:
+async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None) -> dict[str, Any]:
     info = await waves.get(wave_id)
     counts = WaveCounts(await waves.counts(wave_id))
     now = waves.clock.now_ms()
@@ -79,7 +78,5 @@ async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None
         "outcomes": counts.outcomes(), "channels": channels,
         "rate_per_min": round(per_min, 1), "eta_s": eta_s,
         "zones": zone_view, "multi_zone_tasks": constrained,
-        # A finished wave leaves Redis only once this is 0 (engine.archive.purge).
-        "archive_lag": await archive_lag(waves, wave_id, archive_group),
         "history": {k: v for k, v in info.meta.items() if k.endswith(("_at", "_by")) and k != "pending_by"},
     }
