@@ -126,6 +126,8 @@ class Archiver:
         #: of a small machine then serve Python and PostgreSQL at once).
         self._writing: asyncio.Task[int] | None = None
         self._new_waves: list[tuple[str, WaveInfo]] = []
+        #: What this process last wrote of each wave's row (state, archived, meta fields).
+        self._wave_rows: dict[str, tuple[str, bool, int]] = {}
         self._last_retention = time.monotonic()
         self.cluster = isinstance(redis, RedisCluster)
 
@@ -444,6 +446,7 @@ class Archiver:
 
     def _forget(self, wave_id: str) -> None:
         self._waves.pop(wave_id, None)
+        self._wave_rows.pop(wave_id, None)
         self._tasks_seen = {k for k in self._tasks_seen if k[0] != wave_id}
 
     async def mark_archived(self) -> list[str]:
@@ -457,7 +460,10 @@ class Archiver:
             info.meta, info.state = meta, str(meta.get(Meta.STATE) or "")
             lag = await purge.archive_lag(self.redis, wave_id, self.group)
             archived = info.state in (WaveState.COMPLETED, WaveState.STOPPED) and lag == 0
-            await self._upsert_wave(wave_id, info, archived=archived)
+            written = (info.state, archived, len(meta))
+            if self._wave_rows.get(wave_id) != written:  # an idle archiver writes nothing
+                await self._upsert_wave(wave_id, info, archived=archived)
+                self._wave_rows[wave_id] = written
             if archived:
                 done.append(wave_id)
         return done
