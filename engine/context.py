@@ -53,7 +53,7 @@ class Context:
         self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen, settle_mode=settle,
                            scripts=scripts, calendar=self.windows)
         self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
-        self.stoplist = StopList(self.redis)
+        self.stoplist = StopList(self.redis, phone_key=s.retention.phone_key())
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
 
     @classmethod

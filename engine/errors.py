@@ -36,3 +36,7 @@ class ProtocolError(ConnectorError):
 
 class StoreUnavailable(VolnaError):
     """Redis cannot be reached (or refuses writes): the message names the server, never its password."""
+
+
+class ArchiveUnavailable(VolnaError):
+    """PostgreSQL cannot be reached or failed a statement: the message names the server, never its password."""

@@ -74,6 +74,51 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A private PostgreSQL for the whole run (per xdist worker), or ``VOLNA_TEST_PG_DSN``; yields
+    the DSN of its maintenance database (each test gets a database of its own: :func:`pg_dsn`)."""
+    if os.environ.get("VOLNA_TEST_PG_DSN"):
+        yield os.environ["VOLNA_TEST_PG_DSN"]
+        return
+    from tests.pg_server import PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.dsn_for("postgres")
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database for this test (dropped after it)."""
+    import uuid
+
+    import psycopg
+    from psycopg import conninfo, sql
+
+    name = f"volna_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield conninfo.make_conninfo(pg_server, dbname=name)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def phone_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "phone-hash.key"
+    path.write_bytes(b"test-key-0123456789abcdef-0123456789")
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _no_phone_in_logs(phone_leak_guard: object) -> Iterator[None]:
     """Every test's in-process log records, formatted as in production, show no phone number."""

@@ -12,7 +12,8 @@ from tests.harness import ROOT
 
 
 def test_demo_small(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # its own private Redis
+    # Its own private Redis and PostgreSQL.
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VOLNA_ARCHIVE__DSN")}
     proc = subprocess.run(
         [sys.executable, "-m", "engine.cli.main", "demo", "--debtors", "300", "--minutes", "0.75", "--no-live",
          "--out", str(tmp_path)],
@@ -24,10 +25,14 @@ def test_demo_small(tmp_path: Path) -> None:
     assert "console: http://127.0.0.1:" in out and "token: " in out
     for line in ("reached (answered or delivered)", "keys pressed", "invalid numbers found", "skipped: by caps"):
         assert line in out
+    # The day is archived, and the report comes from PostgreSQL.
+    assert "=== archived in PostgreSQL: " in out and "SMS parts billed" in out
+    held = int(out.split("=== archived in PostgreSQL: ")[1].split(" records")[0])
     exported = list(tmp_path.glob("results-*.jsonl"))
     assert len(exported) == 1
     records = [json.loads(line) for line in exported[0].read_text(encoding="utf-8").splitlines()]
     assert {r["channel"] for r in records} >= {"ivr", "sms", "viber"}
+    assert held >= len(records)  # the export is results and inbound only; the archive has dispatches too
     finals = [r for r in records if r.get("final")]
     assert len({r["task_id"] + r["wave_id"] for r in finals}) == len(finals)
     # Every child process was stopped: none of their logs ends with a traceback.

@@ -104,7 +104,7 @@ async def remove_stop(request: web.Request) -> StopRemoved:
     audit_note(request, "stoplist.remove", f"{kind}:***")
     try:
         value = _normalized(kind, request.match_info["value"])
-        removed = await ctx.stoplist.remove(kind, value)
+        removed = await ctx.stoplist.remove(kind, value, now_ms=ctx.clock.now_ms(), by=principal(request).name)
     except VolnaError as exc:
         raise ApiError(400, f"value: {exc}") from None
     audit_note(request, "stoplist.remove", _shown(kind, value), removed=removed)

@@ -11,7 +11,7 @@ from engine.argparsing import day_arg
 from engine.cli.common import Subparsers, add_by, by, with_context
 from engine.config.settings import Settings
 from engine.context import Context
-from engine.waves.status import status_view
+from engine.waves.status import archive_lag, status_view
 
 
 async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,6 +30,8 @@ async def cmd_wave(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{wave_id}\t{info.campaign_id}\t{info.day}\t{info.state}")
         elif args.action == "status":
             view = await status_view(waves, args.wave, ctx.windows)
+            # A finished wave leaves Redis only once the archive holds all of it (engine.archive.purge).
+            view["archive_lag"] = await archive_lag(waves, args.wave, ctx.settings.archive.group)
             print(json.dumps(view, ensure_ascii=False, indent=2) if args.json else render_status(view))
         else:
             state = await waves.change(args.wave, args.action, by=by(args))
@@ -58,6 +60,9 @@ def render_status(view: dict[str, Any]) -> str:
         lines.append("  windows open now: " + (", ".join(open_zones) or "none"))
         if closed:
             lines.append("  windows closed: " + ", ".join(closed))
+    if view.get("archive_lag"):
+        lines.append(f"  archive: {view['archive_lag']} records not yet archived"
+                     + (" (kept in Redis until they are)" if view["state"] in ("completed", "stopped") else ""))
     if view["multi_zone_tasks"]:
         lines.append(f"  tasks constrained to the intersection of several zones: {view['multi_zone_tasks']}")
     return "\n".join(lines)

@@ -150,6 +150,77 @@ class ApiSettings(_Section):
     webhook_max_concurrent: int = Field(default=512, ge=1)
 
 
+class ArchiveSettings(_Section):
+    """``volna archive``: the results streams into PostgreSQL (docs/archive.md)."""
+
+    #: libpq connection string or URL (``postgresql://volna@db.example/volna``); keep the password
+    #: in ``password_file`` (or PGPASSFILE), not here.
+    dsn: str = ""
+    password_file: Path | None = None
+    #: Records read and written per round (one COPY per table).
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    #: The consumer group the archivers share on every wave's results stream.
+    group: str = Field(default="archive", pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+    #: A record read by an archiver that died is taken over by another after this long.
+    claim_idle_s: float = Field(default=30.0, gt=0)
+    #: How long one read waits for new records.
+    poll_s: float = Field(default=1.0, gt=0)
+    #: Timeouts of the PostgreSQL connection and of one statement.
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    statement_timeout_s: float = Field(default=120.0, gt=0)
+    #: ``volna archive`` applies the retention rules this often (0: never; run ``volna retention``
+    #: from a timer instead, as ops/systemd/volna-retention.timer does).
+    retention_every_s: float = Field(default=0.0, ge=0)
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"archive.password_file: cannot read {self.password_file} ({exc.strerror})") from None
+
+
+class RetentionSettings(_Section):
+    """How long things are kept (152-FZ for personal data, 230-FZ for the interaction log)."""
+
+    #: A finished wave (completed or stopped) whose results are all archived leaves Redis this long
+    #: after it finished (engine time). Late receipts after that are counted as unknown ids.
+    redis_hours: float = Field(default=48.0, ge=0)
+    #: Personal data in PostgreSQL (phones, template vars) is pseudonymized this long after the
+    #: wave's day: the debtor id stays, the phone becomes its keyed hash.
+    personal_data_days: int = Field(default=365, ge=1)
+    #: Message texts and call-recording references are kept this long (230-FZ and Minjust order
+    #: No. 134: at least 3 years), then deleted.
+    interaction_log_days: int = Field(default=1096, ge=1)
+    #: The key of the phones' keyed hash (HMAC-SHA256), at least 16 bytes: a file only root and
+    #: Volna read. The archive, retention and erasure refuse to run without it.
+    phone_hash_key_file: Path | None = None
+    #: Task vars that name or locate the debtor: erasure takes their values out of the texts kept.
+    personal_vars: list[str] = Field(default_factory=lambda: [
+        "name", "full_name", "first_name", "last_name", "middle_name", "fio", "address"])
+
+    def phone_key(self) -> bytes | None:
+        """The hash key, or None when none is configured."""
+        if self.phone_hash_key_file is None:
+            return None
+        try:
+            key = self.phone_hash_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"retention.phone_hash_key_file: cannot read {self.phone_hash_key_file} "
+                              f"({exc.strerror})") from None
+        if len(key) < 16:
+            raise ConfigError(f"retention.phone_hash_key_file: {self.phone_hash_key_file} holds fewer than 16 bytes")
+        return key
+
+    def require_phone_key(self) -> bytes:
+        key = self.phone_key()
+        if key is None:
+            raise ConfigError("retention.phone_hash_key_file is not set: the archive keeps phones as keyed "
+                              "hashes (make one: head -c 32 /dev/urandom > /etc/volna/phone-hash.key)")
+        return key
+
+
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -188,6 +259,8 @@ class Settings(BaseSettings):
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+    retention: RetentionSettings = RetentionSettings()
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
     clock: str = ""

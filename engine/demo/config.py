@@ -11,9 +11,12 @@ SIM_SMPP_PASSWORD = "sim-pass"
 SIM_AMI_SECRET = "sim-secret"
 
 
-def demo_config(redis_url: str, ports: dict[str, int], clock_spec: str, scenarios: Path) -> dict[str, Any]:
+def demo_config(redis_url: str, ports: dict[str, int], clock_spec: str, scenarios: Path,
+                archive_dsn: str = "", phone_key: Path | None = None) -> dict[str, Any]:
     return {
         "clock": clock_spec,
+        "archive": {"dsn": archive_dsn, "poll_s": 0.5},
+        "retention": {"phone_hash_key_file": str(phone_key)} if phone_key else {},
         "scenarios_dir": str(scenarios),
         "redis": {"url": redis_url},
         "api": {"host": "127.0.0.1", "port": ports["api"]},

@@ -1,10 +1,12 @@
 """``volna demo``: a real day in miniature against the bundled simulators.
 
-Starts a private redis-server (AOF on, in a temporary folder) unless ``REDIS_URL`` is set,
-the three simulators, ``volna api`` and two ``volna run`` processes; generates a portfolio;
+Starts a private redis-server (AOF on, in a temporary folder) unless ``REDIS_URL`` is set, a
+private PostgreSQL unless ``VOLNA_ARCHIVE__DSN`` points at one (the machine's server), the three
+simulators, ``volna api``, two ``volna run`` processes and ``volna archive``; generates a portfolio;
 loads an IVR wave, an SMS wave and a Viber → SMS cascade wave with the shipped scenarios;
 starts them; shows live progress; at the end exports the results, prints a report a
-collections manager would recognise and stops everything it started.
+collections manager would recognise, archives the day and prints the channel report from
+PostgreSQL, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -116,6 +118,20 @@ async def private_redis(workdir: Path) -> AsyncIterator[str]:
         server.stop()
 
 
+@contextlib.asynccontextmanager
+async def private_postgres() -> AsyncIterator[str]:
+    if os.environ.get("VOLNA_ARCHIVE__DSN"):
+        yield os.environ["VOLNA_ARCHIVE__DSN"]
+        return
+    from engine.archive.localpg import PostgresServer
+
+    server = await asyncio.to_thread(PostgresServer().start)
+    try:
+        yield server.dsn
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     from engine.demo.run import DemoRun
 
@@ -126,9 +142,12 @@ async def run_demo(args: argparse.Namespace) -> int:
     procs = Processes(out)
     py = sys.executable
     try:
-        async with private_redis(workdir) as redis_url:
+        async with private_redis(workdir) as redis_url, private_postgres() as archive_dsn:
             ports = {name: free_port() for name in ("smsc", "smsc_http", "ami", "ami_http", "gateway", "api")}
-            config = demo_config(redis_url, ports, clock.spec(), ROOT / "scenarios")
+            key = workdir / "phone-hash.key"
+            key.write_bytes(os.urandom(32).hex().encode())
+            key.chmod(0o600)
+            config = demo_config(redis_url, ports, clock.spec(), ROOT / "scenarios", archive_dsn, key)
             config_path = write_config(config, workdir / "volna.toml")
             procs.start("sim-smsc", [py, "-m", "simulators.smsc", "--port", str(ports["smsc"]),
                                      "--http-port", str(ports["smsc_http"]), "--receipt-delay-max-s", "2",
@@ -154,6 +173,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             for i in (1, 2):
                 procs.start(f"run-{i}", [py, "-m", "engine.cli.main", "--config", str(config_path), "run",
                                          "--channels", "ivr,sms,viber"], env)
+            procs.start("archive", [py, "-m", "engine.cli.main", "--config", str(config_path), "archive"], env)
             run = DemoRun(config_path, clock, day, args, ports, out, procs)
             return await run.execute()
     finally:

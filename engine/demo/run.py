@@ -55,6 +55,7 @@ class DemoRun:
             await self._settle(ctx)
             path = await self._export(ctx)
             await self._report(ctx, path)
+            await self._archive(ctx)
             return 0
         finally:
             await redis.aclose()
@@ -153,3 +154,21 @@ class DemoRun:
         print(f"skipped: by caps {finals['skipped_cap']}, by the stop-list {finals['skipped_stoplist']}, "
               f"dead phones {finals['skipped_phone_invalid']}; window missed {finals['window_missed']}; "
               f"cancelled {finals['cancelled']}; unknown {finals['unknown']}")
+
+    async def _archive(self, ctx: Context) -> None:
+        """The rest of the day into PostgreSQL (``volna archive`` ran beside the waves), then the
+        channel report from there: what ``volna report`` prints."""
+        from engine.archive import report
+        from engine.archive.archiver import Archiver
+        from engine.archive.db import connection
+
+        async with Archiver(ctx.redis, self.settings, ctx.clock, ctx.scenarios, consumer="demo") as archiver:
+            n = await archiver.drain(purge_waves=False)
+        period = report.Period(self.day, self.day)
+        async with connection(self.settings.archive, autocommit=True) as conn:
+            rows = await report.channel_report(conn, period)
+            cur = await conn.execute("SELECT count(*) FROM results")
+            held = (await cur.fetchone() or (0,))[0]
+        print(f"\n=== archived in PostgreSQL: {held} records ({n} in the last pass); `volna report --from "
+              f"{self.day} --to {self.day}` ===")
+        print(report.as_table(rows, period, None))

@@ -56,7 +56,8 @@ class Runner:
             ]
             self.ctx.metrics.watch(self.loops)
             await stack.enter_async_context(Refresher(self.ctx.metrics, self.ctx.redis, self.ctx.clock,
-                                                      self.ctx.windows))
+                                                      self.ctx.windows,
+                                                      archive_group=self.ctx.settings.archive.group))
             tasks = [asyncio.create_task(loop.run(), name=f"loop-{loop.channel}") for loop in self.loops]
             interval = max(self.ctx.settings.dispatcher.lease_s / 3, 0.2)
             recovery = asyncio.create_task(self.recovery.run(interval), name="recovery")

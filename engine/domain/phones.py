@@ -6,6 +6,8 @@ error messages, metric labels) goes through :func:`mask`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from functools import lru_cache
 
@@ -51,3 +53,9 @@ _PHONE_IN_TEXT = re.compile(r"\+?\d{10,15}")
 def mask_text(text: str) -> str:
     """Mask anything in free text that looks like a full phone number."""
     return _PHONE_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+
+
+def phone_hash(key: bytes, e164: str) -> bytes:
+    """The keyed hash a phone is kept as once its clear form is gone (HMAC-SHA256): only a holder
+    of ``key`` can tell whether a number is the one hashed."""
+    return hmac.new(key, e164.encode(), hashlib.sha256).digest()

@@ -2,7 +2,10 @@
 
 Entries are debtors or phones, each with a reason. Phones that came back
 ``invalid_number`` are deactivated automatically (a separate hash, so an
-operator can tell a debtor's refusal from a dead number).
+operator can tell a debtor's refusal from a dead number). Every change is also
+written to the change stream (:data:`engine.store.keys.STOP_CHANGES`) the archive
+keeps, phones there only as their keyed hash and masked. An erased debtor's
+phones stay refused by their keyed hash alone (:data:`engine.store.keys.PHONE_HASHES`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from engine.domain.outcomes import Outcome
-from engine.domain.phones import normalize
+from engine.domain.phones import mask, normalize, phone_hash
 from engine.errors import IntakeError, VolnaError
 from engine.store import keys
 
@@ -49,9 +52,32 @@ class StopEntry:
     by: str
 
 
+#: How many stop-list changes the change stream keeps when nothing archives it.
+CHANGES_MAXLEN = 1_000_000
+
+
 class StopList:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, phone_key: bytes | None = None) -> None:
         self.redis = redis
+        #: The retention key: with it, erased phones are refused by their keyed hash.
+        self.phone_key = phone_key
+
+    def hashed(self, phone: str) -> str:
+        assert self.phone_key is not None
+        return phone_hash(self.phone_key, phone).hex()
+
+    def _change(self, op: str, kind: str, value: str, reason: str, now_ms: int, by: str) -> dict[str, str]:
+        """A change stream entry: a debtor by id; a phone by keyed hash (when a key is set) and mask."""
+        entry = {"op": op, "kind": kind, "reason": reason, "at": str(now_ms), "by": by}
+        if kind == "phone":
+            entry["masked"] = mask(value)
+            entry["hash"] = self.hashed(value) if self.phone_key else ""
+        else:
+            entry["debtor"] = value
+        return entry
+
+    async def _log(self, pipe: Any, entry: dict[str, str]) -> None:
+        pipe.xadd(keys.STOP_CHANGES, entry, maxlen=CHANGES_MAXLEN, approximate=True)
 
     @staticmethod
     def _key(kind: str) -> str:
@@ -74,11 +100,22 @@ class StopList:
         check_reason(reason)
         value = self._value(kind, value)
         entry = StopEntry(kind, value, reason, now_ms, by)
-        await self.redis.hset(self._key(kind), value, json.dumps({"reason": reason, "at": now_ms, "by": by}))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._key(kind), value, json.dumps({"reason": reason, "at": now_ms, "by": by}))
+        await self._log(pipe, self._change("add", kind, value, reason, now_ms, by))
+        await pipe.execute()
         return entry
 
-    async def remove(self, kind: str, value: str) -> bool:
-        return bool(await self.redis.hdel(self._key(kind), self._value(kind, value)))
+    async def remove(self, kind: str, value: str, *, now_ms: int = 0, by: str = "cli") -> bool:
+        value = self._value(kind, value)
+        removed = bool(await self.redis.hdel(self._key(kind), value))
+        if kind == "phone" and self.phone_key:
+            removed = bool(await self.redis.hdel(keys.PHONE_HASHES, self.hashed(value))) or removed
+        if removed:
+            pipe = self.redis.pipeline(transaction=False)
+            await self._log(pipe, self._change("remove", kind, value, "", now_ms, by))
+            await pipe.execute()
+        return removed
 
     async def get(self, kind: str, value: str) -> StopEntry | None:
         value = self._value(kind, value)
@@ -110,6 +147,7 @@ class StopList:
                 check_reason(reason)
                 value = self._value(kind, value)
                 pipe.hset(self._key(kind), value, json.dumps({"reason": reason, "at": now_ms, "by": by}))
+                await self._log(pipe, self._change("add", kind, value, reason, now_ms, by))
                 added += 1
             except (ValueError, VolnaError) as exc:
                 errors.append(f"line {line_no}: {exc}")
@@ -127,16 +165,47 @@ class StopList:
         pipe.hmget(keys.STOP_DEBTORS, debtors)
         pipe.hmget(keys.STOP_PHONES, phones)
         pipe.hmget(keys.INVALID_PHONES, phones)
-        by_debtor, by_phone, invalid = await pipe.execute()
+        if self.phone_key:
+            pipe.hmget(keys.PHONE_HASHES, [self.hashed(p) for p in phones])
+        replies = await pipe.execute()
+        by_debtor, by_phone, invalid = replies[:3]
+        hashed = replies[3] if self.phone_key else [None] * len(phones)
         out: list[Outcome | None] = []
-        for d, p, inv in zip(by_debtor, by_phone, invalid, strict=True):
-            if d is not None or p is not None:
+        for d, p, inv, h in zip(by_debtor, by_phone, invalid, hashed, strict=True):
+            hashed_kind = json.loads(h).get("kind") if h is not None else None
+            if d is not None or p is not None or hashed_kind == "stop":
                 out.append(Outcome.SKIPPED_STOPLIST)
-            elif inv is not None:
+            elif inv is not None or hashed_kind == "invalid":
                 out.append(Outcome.SKIPPED_PHONE_INVALID)
             else:
                 out.append(None)
         return out
+
+
+    async def keep_only_hashed(self, phones: list[str], *, now_ms: int, by: str) -> list[str]:
+        """Erasure: each phone on the stop-list or deactivated is refused from now on by its keyed
+        hash only, and its clear entries are removed. Returns what moved (``stop:reason`` /
+        ``invalid``), one per entry."""
+        moved: list[str] = []
+        for phone in phones:
+            stop_raw = await self.redis.hget(keys.STOP_PHONES, phone)
+            invalid = await self.redis.hget(keys.INVALID_PHONES, phone)
+            if stop_raw is None and invalid is None:
+                continue
+            if stop_raw is not None:
+                reason = json.loads(stop_raw).get("reason", "")
+                value = {"kind": "stop", "reason": reason}
+                moved.append(f"stop:{reason}")
+            else:
+                value = {"kind": "invalid", "reason": "invalid_number"}
+                moved.append("invalid")
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(keys.PHONE_HASHES, self.hashed(phone), json.dumps({**value, "at": now_ms}))
+            pipe.hdel(keys.STOP_PHONES, phone)
+            pipe.hdel(keys.INVALID_PHONES, phone)
+            await self._log(pipe, self._change("hash", "phone", phone, value["reason"], now_ms, by))
+            await pipe.execute()
+        return moved
 
 
 def entries_as_csv(entries: list[StopEntry]) -> str:

@@ -38,12 +38,17 @@ class Refresher:
     """Reads the shared state from Redis every ``metrics.refresh_s`` in one pipelined round trip
     (an async context manager: it runs while the process serves)."""
 
-    def __init__(self, metrics: Metrics, redis: Redis, clock: Clock, windows: WindowCalendar) -> None:
+    def __init__(self, metrics: Metrics, redis: Redis, clock: Clock, windows: WindowCalendar, *,
+                 archive_group: str = "archive") -> None:
         self.m = metrics
+        #: The archive's consumer group: its lag on every wave still in Redis is
+        #: ``volna_archive_lag_records`` (old waves too: an unarchived wave is never purged).
+        self.archive_group = archive_group
         self.redis = redis
         self.clock = clock
         self.windows = windows
         self._task: asyncio.Task[None] | None = None
+        self._all_waves: list[str] = []
         self.refreshes = 0
 
     async def __aenter__(self) -> Refresher:
@@ -92,14 +97,28 @@ class Refresher:
         real_ms = time.time_ns() // 1_000_000
         for _, name, _ in targets:
             pipe.zcount(keys.pacing_slots(name), real_ms, "+inf")
+        reported = {w for w, _ in waves}
+        older = [w for w in self._all_waves if w not in reported]
+        for wave_id in older:
+            wk = WaveKeys(wave_id)
+            pipe.xlen(wk.results)
+            pipe.xinfo_groups(wk.results)
         replies = await pipe.execute(raise_on_error=False)
-        self.m._snapshot = self._families(now, waves, replies, targets, time.monotonic() - started)
+        base = len(replies) - 2 * len(older)
+        lag_parts = [(w, replies[base + 2 * i], replies[base + 2 * i + 1]) for i, w in enumerate(older)]
+        per_wave = 2 + 2 * len(CHANNEL_ORDER) + 1
+        for i, (wave_id, _) in enumerate(waves):
+            part = replies[i * per_wave: (i + 1) * per_wave]
+            lag_parts.append((wave_id, part[-2], part[-1]))
+        self.m._snapshot = self._families(now, waves, replies[:base], targets, time.monotonic() - started)
+        self.m._snapshot += self._archive_lag(lag_parts)
         self.refreshes += 1
 
     async def _waves(self, now_ms: int) -> list[tuple[str, str]]:
         """(wave, state) of the waves worth reporting: not finished, or of today or yesterday."""
         redis = self.redis
         ids = sorted(await redis.smembers(keys.WAVES))
+        self._all_waves = ids
         if not ids:
             return []
         pipe = redis.pipeline(transaction=False)
@@ -178,6 +197,19 @@ class Refresher:
                       in_use)
         g.add("volna_metrics_refresh_seconds", "How long the last read of Redis took", {}, took_s)
         g.add("volna_metrics_refreshed_timestamp_seconds", "When Redis was last read (Unix time)", {}, time.time())
+        return g.families()
+
+    def _archive_lag(self, parts: list[tuple[str, Any, Any]]) -> list[Metric]:
+        g = _Families()
+        for wave_id, length, groups in parts:
+            lag = _int(length)  # no archive group yet: nothing of the stream is archived
+            for group in groups if isinstance(groups, list) else []:
+                if str(group.get("name")) == self.archive_group:
+                    behind = group.get("lag")
+                    lag = (_int(behind) if behind is not None else _int(length)) + _int(group.get("pending"))
+            g.add("volna_archive_lag_records", "Records of a wave's results stream the archive does not hold yet "
+                  "(undelivered to its group or unacknowledged); a wave is purged from Redis only at 0",
+                  {"wave": wave_id}, lag)
         return g.families()
 
     def _eta(self, now: int, counts: WaveCounts) -> float | None:

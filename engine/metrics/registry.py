@@ -132,6 +132,12 @@ class Metrics:
                                            "(handed to the core), ignored (not an outcome of ours), skipped "
                                            "(malformed inside a good payload)", ["provider", "result"], registry=r)
         self.errors = Counter("volna_errors", "Errors by kind (each also logged)", ["kind"], registry=r)
+        # volna archive.
+        self.archive_rows = Counter("volna_archive_rows", "Rows the archiver wrote to PostgreSQL, by table "
+                                    "(results, contacts, tasks, …; a redelivered batch counts again)",
+                                    ["kind"], registry=r)
+        self.archive_purged = Counter("volna_archive_purged_waves", "Finished, fully archived waves whose keys "
+                                      "the archiver removed from Redis", registry=r)
         # Reported by connectors.
         self.connections_up = Gauge("volna_connections_up", "Sessions of a connector that are up (SMPP binds "
                                     "bound, AMI sessions logged in, gateway clients open)",

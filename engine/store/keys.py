@@ -32,6 +32,11 @@ STOP_DEBTORS = f"{PREFIX}:stop:debtor"
 STOP_PHONES = f"{PREFIX}:stop:phone"
 #: Phones deactivated after an ``invalid_number`` outcome: phone → JSON.
 INVALID_PHONES = f"{PREFIX}:phones:invalid"
+#: Stop-list and deactivated phones of erased debtors, by the phone's keyed hash (hex) → JSON
+#: {kind: stop|invalid, reason}: the stop-list still refuses a number nobody keeps in clear.
+PHONE_HASHES = f"{PREFIX}:stop:phonehash"
+#: Stream of stop-list changes (add, remove; phones as keyed hash and mask), for the archive.
+STOP_CHANGES = f"{PREFIX}:stop:changes"
 #: Audit stream of state-changing calls (who, what, when, from where).
 AUDIT = f"{PREFIX}:audit"
 #: API tokens: sha256(token) → JSON {name, role, created}.

@@ -207,6 +207,12 @@ class WaveStore:
     async def cancel_debtor(self, now_ms: int, debtor_id: str, channel: str, outcome: str, reason: str) -> int:
         return int(await self._run("cancel_debtor", now_ms, [debtor_id, channel, outcome, reason]))
 
+    async def purge(self, now_ms: int, group: str, finished_before_ms: int) -> tuple[bool, str]:
+        """Removes every key of the finished wave when ``group`` has archived its whole stream
+        (engine.store.lua.purge); (True, "") or (False, why it stays)."""
+        raw = await self._run("purge", now_ms, [group, finished_before_ms])
+        return (True, "") if raw[0] == "purged" else (False, str(raw[1]))
+
     async def state(self, task_id: str) -> TaskState | None:
         client = self.client or self.scripts.redis
         raw = await client.hget(self.keys.state, task_id)

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from engine.calendar.windows import WindowCalendar
 from engine.domain.outcomes import Channel
 from engine.store.keys import CHANNEL_ORDER, WaveKeys
 from engine.store.schema import Counter, WaveCounts
 from engine.waves.control import Waves
+
+
+async def archive_lag(waves: Waves, wave_id: str, group: str) -> int:
+    """Records of the wave's results stream the archive's consumer group does not hold yet."""
+    stream = WaveKeys(wave_id).results
+    try:
+        groups = await waves.redis.xinfo_groups(stream)
+    except ResponseError:
+        return 0
+    for g in groups:
+        if str(g.get("name")) == group:
+            lag = g.get("lag")
+            return int(lag if lag is not None else await waves.redis.xlen(stream)) + int(g.get("pending") or 0)
+    return int(await waves.redis.xlen(stream))
 
 
 async def status_view(waves: Waves, wave_id: str, windows: WindowCalendar | None = None) -> dict[str, Any]:
