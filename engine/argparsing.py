@@ -12,7 +12,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, with a refusal as one line and exit 2 (``volna: …``), not usage text."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"volna: {self.prog.removeprefix('volna ')}: {message}\n")
+        command = self.prog.removeprefix("volna").strip()
+        self.exit(2, f"volna: {command + ': ' if command else ''}{message}\n")
 
 
 def day_arg(value: str) -> date:

@@ -47,6 +47,13 @@ BAD = [
     # scenarios
     ["scenarios", "check", "--dir", "no-such-dir"],
     ["scenarios", "compile", "--dir", "bad-scenarios"],
+    # the archive's
+    ["report", "--month", "2026-13"],
+    ["report", "--format", "pdf", "--month", "2026-11"],
+    ["report", "--month", "2026-11"],  # no archive configured
+    ["erase"],
+    ["archive", "--once"],  # no archive configured
+    ["retention", "--bogus"],
     # commands with their own parsers
     ["sim", "fax"],
     ["sim", "smsc", "--port", "many"],

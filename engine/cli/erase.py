@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import Subparsers, with_context
+from engine.cli.common import Subparsers, add_by, by, with_context
 from engine.config.settings import Settings
 from engine.context import Context
 from engine.errors import VolnaError
@@ -21,7 +21,7 @@ async def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
     async def body(ctx: Context) -> int:
         async with connection(settings.archive) as conn:
-            report = await erase_debtor(ctx.redis, conn, settings, ctx.clock.now_ms(), debtor, by=args.by)
+            report = await erase_debtor(ctx.redis, conn, settings, ctx.clock.now_ms(), debtor, by=by(args))
         print(f"debtor {debtor}:")
         for line in report.lines():
             print(f"  {line}")
@@ -33,5 +33,5 @@ async def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 def add(sub: Subparsers) -> None:
     p = sub.add_parser("erase", help="erase a debtor's personal data (the interaction log is kept)")
     p.add_argument("--debtor", required=True)
-    p.add_argument("--by", default="cli", help="who asked (written to the audit)")
+    add_by(p)
     p.set_defaults(handler=cmd_erase)

@@ -25,7 +25,7 @@ async def cmd_stoplist(args: argparse.Namespace, settings: Settings) -> int:
             print(f"added {kind} ({args.reason})")
         elif args.action == "remove":
             kind, value = ("debtor", args.debtor) if args.debtor else ("phone", args.phone)
-            removed = await sl.remove(kind, value, now_ms=now, by=args.by)
+            removed = await sl.remove(kind, value, now_ms=now, by=by(args))
             print("removed" if removed else "not on the stop-list")
         elif args.action == "list":
             sys.stdout.write(entries_as_csv(await sl.entries(args.kind)))
