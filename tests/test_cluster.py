@@ -145,7 +145,7 @@ async def test_reservations_settle_through_the_outbox_on_a_cluster(cluster: aior
     sms = Scripted(channel=Channel.SMS, answer="final", outcome=Outcome.DELIVERED)
     async with running(ctx, [viber, sms]):
         await wait_until(lambda: _finals_are(ctx, 2), timeout_s=30)
-        assert await ctx.caps.used("d1", "message", DAY) == (1, 1, 1)  # Viber's slot went back at "accepted"
+        assert await ctx.caps.used("d1", "message", DAY) == (2, 2, 2)  # Viber's kept: its fate is not known
         await viber.emit(LateEvent(Channel.VIBER, f"m-{viber.sends[0].attempt.key}", Outcome.DELIVERED))
         await wait_until(lambda: _late_seen(ctx))
     assert await ctx.caps.used("d1", "message", DAY) == (2, 2, 2)  # the SMS, and Viber's late delivery

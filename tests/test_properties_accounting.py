@@ -35,7 +35,7 @@ from engine.dispatch.lifecycle import Lifecycle
 from engine.dispatch.recovery import Recovery
 from engine.domain.attempt import AttemptPhase, Transition
 from engine.domain.models import Attempt, Task
-from engine.domain.outcomes import Channel, Outcome
+from engine.domain.outcomes import FATE_UNKNOWN, Channel, Outcome
 from engine.domain.wave import WaveState
 from engine.errors import WaveError
 from engine.store import keys
@@ -261,8 +261,8 @@ def machine(env: _Env) -> type[RuleBasedStateMachine]:
             outcome = _OUTCOMES[sent.attempt.channel][pick]
             before = env.run(self._late_count())
             env.run(self.finisher.finish(sent.task, sent.attempt, sent.generation, outcome))
-            if env.run(self._late_count()) > before and self.ctx.scenarios["soft_reminder"].counts(
-                    sent.attempt.channel, outcome):
+            if env.run(self._late_count()) > before and (outcome in FATE_UNKNOWN or self.ctx.scenarios[
+                    "soft_reminder"].counts(sent.attempt.channel, outcome)):
                 SEEN["a counted delivery after the attempt ended"] += 1
 
         async def _late_count(self) -> int:
@@ -337,7 +337,7 @@ def machine(env: _Env) -> type[RuleBasedStateMachine]:
                 operator = "operator" in ((r.get("data") or {}).get("actions") or [])
                 if operator:
                     out.add((r["task_id"], r["attempt"], "conversation"))
-                elif scenario.counts(channel, outcome):
+                elif outcome in FATE_UNKNOWN or scenario.counts(channel, outcome):
                     out.add((r["task_id"], r["attempt"], "message"))
             store = self.ctx.waves.store(self.wave)
             for task_id in ("viber", "sms", "ivr"):

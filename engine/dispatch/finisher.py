@@ -21,7 +21,7 @@ from engine.context import Context
 from engine.dispatch.lifecycle import Lifecycle
 from engine.domain.attempt import Verdict, on_finish, on_late
 from engine.domain.models import Attempt, Task
-from engine.domain.outcomes import ENGINE_OUTCOMES, Channel, Outcome
+from engine.domain.outcomes import ENGINE_OUTCOMES, FATE_UNKNOWN, Channel, Outcome
 from engine.domain.rules import next_attempt
 from engine.gates.caps import AttemptReservations
 from engine.intake.loader import add_followup_task
@@ -73,7 +73,8 @@ class Finisher:
                 task, scenario, attempt.channel, attempt.number, outcome, now,
                 lambda ch: self.window(task, day, ch),
             )
-        counted = scenario is not None and scenario.counts(attempt.channel, outcome)
+        # A contact of unknown fate may have reached the debtor: it holds its slot (FATE_UNKNOWN).
+        counted = outcome in FATE_UNKNOWN or (scenario is not None and scenario.counts(attempt.channel, outcome))
         settled = None
         late_hold = False
         if reserved and ctx.settings.caps.enabled:  # caps off: nothing was reserved, nothing is settled

@@ -27,11 +27,12 @@ process that holds the lease (Redis still says ``CLAIMED``).
 
 The rule this module encodes for 230-FZ: **every way out of a phase that holds a reservation
 settles it exactly once** — kept (:attr:`Verdict.HOLD`) when the attempt's outcome counts
-towards the caps, released (:attr:`Verdict.RELEASE`) otherwise — and a later event that shows
-the contact happened after all (a Viber delivery after the cascade to SMS went out) holds it
-again. A requeue releases: the attempt reserves anew, against the caps as they are then, when
-it is claimed again. :mod:`engine.dispatch.lifecycle` applies these decisions through the Lua
-scripts that make each transition atomic; nothing else settles a reservation.
+towards the caps, or when its fate is unknown (``accepted`` without a final report, ``unknown``:
+:data:`engine.domain.outcomes.FATE_UNKNOWN`), released (:attr:`Verdict.RELEASE`) otherwise — and
+a later event that shows the contact happened after all holds it again. A requeue releases:
+the attempt reserves anew, against the caps as they are then, when it is claimed again.
+:mod:`engine.dispatch.lifecycle` applies these decisions through the Lua scripts that make each
+transition atomic; nothing else settles a reservation.
 """
 
 from __future__ import annotations

@@ -54,3 +54,10 @@ ENGINE_OUTCOMES = frozenset(
         Outcome.CANCELLED,
     }
 )
+
+#: Outcomes that do not say whether the contact happened: the peer took the message but never
+#: reported its fate before the acceptance timed out, or the send's answer was lost. Such an
+#: attempt keeps its cap slot whatever the scenario counts: it may have reached the debtor, and
+#: its delivery may still be reported (a Viber delivery hours later). Found by the chaos run's
+#: caps verdict, which counts what the peers say reached each number.
+FATE_UNKNOWN = frozenset({Outcome.ACCEPTED, Outcome.UNKNOWN})

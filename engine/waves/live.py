@@ -55,7 +55,12 @@ class WaveStates:
         self._changed.set()
 
     async def start(self) -> None:
-        await self.refresh()
+        try:
+            await self.refresh()
+        except RedisError as exc:
+            # Redis went away between the process's check and here (a restart): the poll below
+            # learns the running waves once it answers; a dispatcher must not die of it.
+            log.warning("wave states not read at start (%s); retrying every %.1f s", exc, self.refresh_s)
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
 
     async def stop(self) -> None:
