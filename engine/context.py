@@ -42,7 +42,7 @@ class Context:
     owner: str = field(default_factory=process_id)
     #: wave id → (campaign, day); immutable once a wave exists, so cached for good.
     _wave_days: dict[str, tuple[str, date]] = field(default_factory=dict)
-    #: This process's Prometheus metrics (its own registry; the catalogue is in the README).
+    #: This process's Prometheus metrics (its own registry; the catalogue is in docs/metrics.md).
     metrics: Metrics = field(default_factory=Metrics, repr=False)
 
     def __post_init__(self) -> None:

@@ -36,7 +36,7 @@ from engine.domain.outcomes import Channel, Outcome
 
 class ConnectorMetrics(Protocol):
     """How a connector reports its sessions and its peers' answers (``engine.metrics.registry``
-    implements it; the README's metric catalogue lists the series)."""
+    implements it; docs/metrics.md's catalogue lists the series)."""
 
     def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
         """Sessions up (SMPP binds bound, AMI sessions logged in) and how many are wanted."""
@@ -174,7 +174,7 @@ class Connector(ABC):
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash only if True.
     resend_unconfirmed: bool = False
     #: The process's metrics, set by the runner before ``open`` (nowhere when run alone): sessions,
-    #: throttling, gateway answers and the connector's own events (the README's metric catalogue).
+    #: throttling, gateway answers and the connector's own events (docs/metrics.md's catalogue).
     metrics: ConnectorMetrics = NoMetrics()
 
     def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
     .venv/bin/python load/bench_all.py [--quick]
 
-``--quick`` passes each script smaller sizes (see QUICK) for a fast look; the README's
+``--quick`` passes each script smaller sizes (see QUICK) for a fast look; docs/benchmarks.md's
 table comes from a full run.
 """
 

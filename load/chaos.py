@@ -7,7 +7,7 @@
 Every run prints its seed, the faults it played, the verdicts and the command that replays
 it; the exit code is 0 only when every run passed. The work directory of a failed run (each
 process's log, the AOF, the generated config) is kept and its path printed. The faults and the
-verdicts are described in the README, section "Reliability: chaos runs, bad input, limits".
+verdicts are described in docs/reliability.md, section "Reliability: chaos runs, bad input, limits".
 """
 
 from __future__ import annotations

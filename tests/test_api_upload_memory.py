@@ -1,7 +1,7 @@
 """Acceptance: 100 000 tasks in one streamed upload to a `volna api` process, while a dispatcher sends.
 
 Memory is the property (not speed): the server's RSS stays flat. The figures are printed
-(``pytest -s``) for the README.
+(``pytest -s``) for docs/api.md.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ async def test_a_client_that_stalls_its_body_is_cut_off(redis: aioredis.Redis, r
     the webhook endpoint and the API's JSON bodies answer 408 after ``body_read_timeout_s`` and
     close the connection; an upload that stops sending answers 408 with the counts of the whole
     lines it loaded. The servers keep serving. (Stalled *headers* never reach a handler: aiohttp
-    cannot bound them; the README says to put a proxy with ``client_header_timeout`` in front.)"""
+    cannot bound them; docs/reliability.md says to put a proxy with ``client_header_timeout`` in front.)"""
     ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
     token = await create_token(redis, "admin", "limits")

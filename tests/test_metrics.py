@@ -243,7 +243,7 @@ async def test_volna_run_serves_metrics_on_its_port(redis: aioredis.Redis, redis
 
 
 def test_no_metric_is_named_twice_in_the_catalogue() -> None:
-    catalogue = (ROOT / "README.md").read_text(encoding="utf-8")
+    catalogue = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| `(volna_\w+)`", catalogue, flags=re.M)
     assert len(documented) == len(set(documented))
     served = {fam.name for fam in Metrics().registry.collect()} | {

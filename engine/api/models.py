@@ -229,7 +229,7 @@ class StopRemoved(Answer):
 
 
 class ResultRecord(Result):
-    """A record of the wave's results stream (see ``volna results`` in the README) and its stream id."""
+    """A record of the wave's results stream (see ``volna results`` in docs/cli.md) and its stream id."""
 
     model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 

@@ -1,6 +1,6 @@
 """The results stream over HTTP: pages (``/api/v1/results``) and Server-Sent Events (``/results/stream``).
 
-Both read one wave's Redis Stream; a record is the JSON the engine wrote (see the README's
+Both read one wave's Redis Stream; a record is the JSON the engine wrote (see docs/cli.md's
 ``volna results``), and its stream id is the cursor: ``since`` (exclusive) for pages,
 ``id:`` of each event for SSE, so a client that reconnects with ``Last-Event-ID``
 continues right after the last event it received and sees each record once.

@@ -1,4 +1,4 @@
-"""``volna``: the command line of the engine (see the README, one section per command).
+"""``volna``: the command line of the engine (see docs/cli.md, one section per command).
 
 Each command is a module of this package with an ``add(subparsers)`` that registers its parser
 and handler; commands with parsers of their own (``api``, ``token``, ``demo``, ``sim``) get the

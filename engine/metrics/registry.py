@@ -2,7 +2,7 @@
 
 One :class:`Metrics` per process (``Context.metrics``), on its own ``CollectorRegistry``:
 no module-level state, so tests and several contexts in one process never mix counts.
-The catalogue (every metric, its type, labels and meaning) is in the README ("Metrics, dashboards,
+The catalogue (every metric, its type, labels and meaning) is in docs/metrics.md ("Metrics, dashboards,
 alerts and logs").
 
 Two kinds of numbers:

@@ -5,6 +5,6 @@ architecture's guarantees checked from Redis and from what the simulators receiv
 ``plan`` turns one seed into everything random (tasks, faults, simulator seeds), ``world``
 runs the simulators, Redis and the dispatcher processes (``proc``), ``faults`` plays the
 fault schedule, ``invariants`` gives the verdicts, ``run`` ties them together (the pytest
-test and ``load/chaos.py`` both call it). See the README, section "Reliability: chaos runs, bad
+test and ``load/chaos.py`` both call it). See docs/reliability.md, section "Reliability: chaos runs, bad
 input, limits".
 """
