@@ -43,6 +43,7 @@ import asyncio
 import json
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -165,12 +166,13 @@ async def _bound(smsc: Any, binds: int) -> bool:
 # ---- Volna ---------------------------------------------------------------------------------
 
 
-async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
+async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = None) -> dict[str, Any]:
     from engine.store.localredis import RedisServer
 
     redis = RedisServer(directory=folder / "redis").start()
     smsc = node_smsc("volna")
     dispatcher = None
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         await asyncio.to_thread(smsc.start)
         cli = VolnaCli(write_config(folder, redis.url, smsc.port, BINDS, WINDOW, "volna", PASSWORD))
@@ -180,6 +182,7 @@ async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
         loaded = cli("load", str(tasks), "--wave", WAVE)
         require(f"accepted {n}," in loaded, f"volna load: {loaded.strip()}")
         dispatcher = cli.start_dispatcher(folder / "volna-run.log")
+        profiler = start_profiler(dispatcher.pid, profile) if profile is not None else None
 
         def alive() -> None:
             if dispatcher is not None and dispatcher.poll() is not None:
@@ -189,6 +192,7 @@ async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
         await wait_for(lambda: _bound(smsc, BINDS), 30, "volna run's binds", alive)
         before = {"volna_run": process_cpu_s(dispatcher.pid), "redis": process_cpu_s(redis.proc.pid),  # type: ignore[union-attr]
                   "smsc": process_cpu_s(smsc.pid)}
+        redis_before = await redis_traffic(redis.url)
         t0 = time.perf_counter()
         cli("wave", "start", WAVE)
         want = n * parts
@@ -203,9 +207,12 @@ async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
         wall_s = time.perf_counter() - t0
         after = {"volna_run": process_cpu_s(dispatcher.pid), "redis": process_cpu_s(redis.proc.pid),  # type: ignore[union-attr]
                  "smsc": process_cpu_s(smsc.pid)}
+        redis_after = await redis_traffic(redis.url)
         stats = await asyncio.to_thread(smsc.stats)
         checked = await asyncio.to_thread(check_results, cli, folder, n)
     finally:
+        if profiler is not None:
+            stop_profiler(profiler)
         if dispatcher is not None and dispatcher.poll() is None:
             dispatcher.terminate()
             try:
@@ -220,8 +227,46 @@ async def volna_run(n: int, parts: int, folder: Path) -> dict[str, Any]:
         "system": "volna", "wall_s": wall_s, "wave": checked,
         "end_to_end_per_s": n / ((stats["last_ack_ms"] - stats["first_accept_ms"]) / 1000),
         "cpu_us_per_message": per_message_us(before, after, n),
+        "redis_per_message": {k: round((redis_after.get(k, 0) - redis_before.get(k, 0)) / n, 2)
+                              for k in redis_after if redis_after.get(k, 0) != redis_before.get(k, 0)},
     })
     return figures
+
+
+async def redis_traffic(url: str) -> dict[str, float]:
+    """What Volna asked of Redis so far: calls per command, bytes in and out, and the round trips
+    that carried them (``total_commands_processed`` counts a pipeline's commands one by one; the
+    connections' reads are the round trips: ``io_threaded_reads_processed`` is off, so take
+    ``total_net_input_bytes`` and the call counts)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+        net = await client.info("stats")
+    finally:
+        await client.aclose()
+    out = {name.removeprefix("cmdstat_"): float(v["calls"]) for name, v in stats.items()}
+    out["bytes_in"] = float(net["total_net_input_bytes"])
+    out["bytes_out"] = float(net["total_net_output_bytes"])
+    return out
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``volna run`` (``--profile``: where the dispatcher's time goes under this
+    very load); a flame graph, or speedscope JSON when ``out`` ends in ``.json``."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format", fmt,
+                             "--output", str(out), "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 # ---- the runs --------------------------------------------------------------------------------
@@ -255,12 +300,16 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for i in range(args.runs):
             for system, runs in (("kannel", kannel_runs), ("volna", volna_runs)):
+                if system not in args.systems:
+                    continue
                 folder = Path(tmp) / f"{system}-{i + 1}"
                 folder.mkdir()
                 if system == "kannel":
                     figures = await kannel_run(args.messages, args.parts, folder, args.kannel_feed, args.concurrency)
                 else:
-                    figures = await volna_run(args.messages, args.parts, folder)
+                    profile = args.profile.with_name(f"{args.profile.stem}-{i + 1}{args.profile.suffix}") \
+                        if args.profile is not None else None
+                    figures = await volna_run(args.messages, args.parts, folder, profile)
                 runs.append(figures)
                 if not args.json:
                     print_run(i + 1, figures)
@@ -269,6 +318,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             print(f"work folders kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    if not (kannel_runs and volna_runs):
+        return {"bench": "vs_kannel", "messages": args.messages, "parts": args.parts, "runs": args.runs,
+                "kannel_runs": kannel_runs, "volna_runs": volna_runs, "machine": machine()}
     kannel, volna = medians(kannel_runs), medians(volna_runs)
     return {
         "bench": "vs_kannel", "messages": args.messages, "parts": args.parts, "runs": args.runs,
@@ -285,10 +337,15 @@ def print_run(i: int, f: dict[str, Any]) -> None:
     print(f"run {i} {f['system']:6s} {f['messages_per_s']:7.0f} messages/s ({f['parts_per_s']:.0f} parts/s) at the "
           f"SMSC; end to end {f['end_to_end_per_s']:.0f}/s; receipts {f['receipts_sent']}; CPU µs/message: {cpu}",
           flush=True)
+    if "redis_per_message" in f:
+        print("       Redis per message: " + ", ".join(f"{k} {v:g}" for k, v in sorted(f["redis_per_message"].items())),
+              flush=True)
 
 
 def print_summary(r: dict[str, Any]) -> None:
     m = r["machine"]
+    if "kannel" not in r:
+        return  # one side only (--systems): its runs are printed
     print(f"\n{r['messages']} messages of {r['parts']} UCS-2 part(s), {r['binds']} binds × window {r['window']}, "
           f"receipts after {r['receipt_delay_ms']} ms; medians of {r['runs']} runs (Kannel fed: {r['kannel_feed']})")
     print(f"{m['date']}, {m['nproc']} × {m['cpu']}, Kannel {m['kannel']}, node {m['node']}, Python {m['python']}")
@@ -312,6 +369,10 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=50, help="sendsms requests in flight to Kannel")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the runs' folders (configs, logs)")
+    p.add_argument("--systems", type=lambda s: set(s.split(",")), default={"kannel", "volna"},
+                   help="kannel,volna (default both; one alone prints its runs without a ratio)")
+    p.add_argument("--profile", type=Path, help="py-spy record of each volna run into this file (-1, -2, … "
+                   "added; .svg flame graph or .json speedscope)")
     args = p.parse_args()
     try:
         kannel_binaries()

@@ -3,10 +3,13 @@
 * Each bind slot has a supervisor task: bind, wait until the connection ends, bind again after
   an exponential backoff with jitter (``reconnect_min_s`` doubling up to ``reconnect_max_s``,
   each wait drawn from [d/2, d]); the password file is re-read at every bind.
-* :meth:`SmppAccount.submit` takes a window slot on a bound bind (round-robin over those with
-  room; FIFO wait, up to ``window_wait_s``, when none has), waits for the account's
-  :class:`~connectors.smpp.throttle.AdaptiveRate` (no wait unless the SMSC throttled), writes
-  the PDU and waits for the answer.
+* :meth:`SmppAccount.submit` writes the PDU into a window slot on a bound bind (round-robin
+  over those with room) when one is free and the account's
+  :class:`~connectors.smpp.throttle.AdaptiveRate` lets it go (it always does unless the SMSC
+  throttled); otherwise the PDU waits in the account's queue (FIFO, up to ``window_wait_s``)
+  and is written by whatever frees the way — an answer read on a bind (in that same callback),
+  a bind coming up, the rate's timer — without waking the sending coroutine first. Then it
+  waits for the answer.
   ``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL`` mean the SMSC did not take the message: the same body
   is sent again (new sequence number, any bind) after a jittered, doubling delay, for at most
   ``throttle.budget_s``; the account's rate is cut meanwhile (AIMD) and recovers after.
@@ -28,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from connectors.smpp import pdu
-from connectors.smpp.bind import BindError, BindRefused, BindState, SmppBind
+from connectors.smpp.bind import BindError, BindRefused, BindState, Response, SmppBind
 from connectors.smpp.delivery import decode_delivery
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
@@ -42,6 +45,9 @@ log = logging.getLogger("connectors.smpp")
 
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
+
+Written = tuple[SmppBind, float, "asyncio.Future[Response]"]
+"""A submit on the wire: its bind, when it was written (:meth:`AdaptiveRate.now`), its answer."""
 
 #: A bind that stayed up this long before it was lost reconnects after the shortest backoff.
 _STABLE_BIND_S = 30.0
@@ -71,8 +77,10 @@ class SmppAccount:
         self.binds: list[SmppBind | None] = [None] * len(roles)
         self._tx_slots = [i for i, role in enumerate(roles) if role != "receiver"]
         self._rr = 0
-        #: Sends waiting for a window slot: (deadline on the loop clock, future), FIFO.
-        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+        #: Submits waiting for a window slot or the rate: (deadline on the loop clock, body, future
+        #: of the written submit), FIFO; written by :meth:`_pump`. Left entries stay, done, and are skipped.
+        self._queue: deque[tuple[float, bytes, asyncio.Future[Written]]] = deque()
+        self._pump_timer: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._supervisors: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -98,7 +106,7 @@ class SmppAccount:
         self._supervisors = [
             asyncio.create_task(self._supervise(i), name=f"smpp-{self.name}-{i}") for i in range(len(self.binds))
         ]
-        self._sweeper = asyncio.create_task(self._sweep_waiters(), name=f"smpp-{self.name}-waiters")
+        self._sweeper = asyncio.create_task(self._sweep_queue(), name=f"smpp-{self.name}-queue")
         deadline = time.monotonic() + wait_s
         while len(self._attempted) < len(self.binds) and time.monotonic() < deadline:
             await self._wait_change(deadline)
@@ -106,10 +114,10 @@ class SmppAccount:
     async def stop(self) -> None:
         """Two phases: stop taking submits and drain each bind (deadline), then cancel what is left."""
         self._closing = True
-        for _, fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
+        self._fail_queued(f"account {self.name} is closing")
+        if self._pump_timer is not None:
+            self._pump_timer.cancel()
+            self._pump_timer = None
         binds = [b for b in self.binds if b is not None]
         await asyncio.gather(*(b.close(self.settings.drain_timeout_s) for b in binds), return_exceptions=True)
         tasks = [*self._supervisors, *([self._sweeper] if self._sweeper is not None else [])]
@@ -192,10 +200,11 @@ class SmppAccount:
         self._changed.set()
         self.report_connections()
         if state is BindState.BOUND:
-            while self._waiters:
-                _, fut = self._waiters.popleft()
-                if not fut.done():
-                    fut.set_result(None)
+            self._pump()
+
+    def on_window(self, bind: SmppBind) -> None:
+        if self._queue:
+            self._pump(bind)
 
     def on_delivery(self, bind: SmppBind, command_id: int, seq: int, body: bytes) -> None:
         resp_id = command_id | pdu.RESP
@@ -243,88 +252,96 @@ class SmppAccount:
 
     # ---- the window ------------------------------------------------------------------------
 
-    def _pick(self) -> SmppBind | None:
+    def _pick(self, prefer: SmppBind | None = None) -> SmppBind | None:
+        """A bind with a free window slot: ``prefer`` (the bind an answer just freed, so its
+        submit leaves in the write that answer's chunk ends with), else round-robin."""
+        if prefer is not None and prefer.can_submit and prefer.has_room:
+            return prefer
         slots = self._tx_slots
         n = len(slots)
         for k in range(n):
             i = (self._rr + k) % n
             bind = self.binds[slots[i]]
-            if bind is not None and bind.state is BindState.BOUND and bind.outstanding < bind.window:
+            if bind is not None and bind.has_room:
                 self._rr = i + 1
-                bind.outstanding += 1
-                bind.idle.clear()
                 return bind
         return None
 
-    async def _acquire(self, first: bool = False) -> SmppBind:
-        """A window slot on a bound bind (FIFO among waiters; ``first`` goes ahead of them);
-        :class:`NotSent` after ``window_wait_s``.
+    def _write(self, bind: SmppBind, body: bytes) -> Written:
+        # ---- point of no return: once written, the SMSC may have the message ----
+        self.rate.delay()  # reserves this send's turn (the caller saw ready_in() == 0)
+        return bind, self.rate.now(), bind.submit(body)
 
-        Deadlines are enforced by one sweeper per account (:meth:`_sweep_waiters`), not a timer
-        per waiter: with thousands waiting, per-waiter timers cost more than the sends.
-        Waiters that left stay in the queue, done, and are skipped.
+    async def _written(self, body: bytes, first: bool) -> Written:
+        """The submit written into a window slot; :class:`NotSent` after ``window_wait_s``.
+
+        Deadlines are enforced by one sweeper per account (:meth:`_sweep_queue`), not a timer per
+        submit: with thousands waiting, per-submit timers cost more than the sends.
         """
-        if not self._live_waiters() and not self._closing:
+        if self._closing:
+            raise NotSent(f"account {self.name} is closing", 1.0)
+        if not self._live_queue() and self.rate.ready_in() <= 0:
             bind = self._pick()
             if bind is not None:
-                return bind
+                return self._write(bind, body)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.window_wait_s
-        while True:
-            if self._closing:
-                raise NotSent(f"account {self.name} is closing", 1.0)
-            fut: asyncio.Future[None] = loop.create_future()
-            if first:
-                self._waiters.appendleft((deadline, fut))
-            else:
-                self._waiters.append((deadline, fut))
-            try:
-                await fut
-            except NotSent:
-                raise
-            except BaseException:
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    self._wake_one()  # we were woken but will not use the slot: pass it on
-                raise
-            if self._closing:
-                raise NotSent(f"account {self.name} is closing", 1.0)
-            bind = self._pick()
-            if bind is not None:
-                return bind
+        fut: asyncio.Future[Written] = loop.create_future()
+        entry = (loop.time() + self.settings.window_wait_s, body, fut)
+        if first:
+            self._queue.appendleft(entry)
+        else:
+            self._queue.append(entry)
+        self._pump()
+        return await fut
 
-    async def _sweep_waiters(self) -> None:
+    def _pump(self, prefer: SmppBind | None = None) -> None:
+        """Write queued submits while a bind has room and the rate lets them go."""
+        queue = self._queue
+        while queue:
+            _, body, fut = queue[0]
+            if fut.done():  # its sender left, or its deadline passed
+                queue.popleft()
+                continue
+            wait_s = self.rate.ready_in()
+            if wait_s > 0:
+                if self._pump_timer is None:
+                    self._pump_timer = asyncio.get_running_loop().call_later(wait_s, self._on_pump_timer)
+                return
+            bind = self._pick(prefer)
+            if bind is None:
+                return
+            queue.popleft()
+            fut.set_result(self._write(bind, body))
+
+    def _on_pump_timer(self) -> None:
+        self._pump_timer = None
+        self._pump()
+
+    def _fail_queued(self, why: str) -> None:
+        queue, self._queue = self._queue, deque()
+        for _, _, fut in queue:
+            if not fut.done():
+                fut.set_exception(NotSent(why, 1.0))
+
+    async def _sweep_queue(self) -> None:
         loop = asyncio.get_running_loop()
         tick_s = min(1.0, max(0.02, self.settings.window_wait_s / 4))
         while True:
             await asyncio.sleep(tick_s)
-            if not self._waiters:
+            if not self._queue:
                 continue
             now = loop.time()
-            for deadline, fut in self._waiters:
+            for deadline, _, fut in self._queue:
                 if deadline <= now and not fut.done():
                     fut.set_exception(NotSent(f"account {self.name}: no bound bind with window room within "
                                               f"{self.settings.window_wait_s}s", 1.0))
-            self._live_waiters()
+            self._live_queue()
 
-    def _live_waiters(self) -> bool:
-        waiters = self._waiters
-        while waiters and waiters[0][1].done():
-            waiters.popleft()
-        return bool(waiters)
-
-    def _wake_one(self) -> None:
-        while self._waiters:
-            _, fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-
-    def _release(self, bind: SmppBind) -> None:
-        bind.outstanding -= 1
-        if not bind.outstanding:
-            bind.idle.set()
-        if self._waiters and bind.state is BindState.BOUND:
-            self._wake_one()
+    def _live_queue(self) -> bool:
+        queue = self._queue
+        while queue and queue[0][2].done():
+            queue.popleft()
+        return bool(queue)
 
     # ---- submit ----------------------------------------------------------------------------
 
@@ -344,20 +361,8 @@ class SmppAccount:
         throttles = 0
         rate = self.rate
         while True:
-            bind = await self._acquire(first=next_part)
-            try:
-                # Paced while holding the window slot: at most binds × window submits have a
-                # time reserved, so a cut applies to every submit not reserved yet.
-                delay = rate.delay()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    if bind.state is not BindState.BOUND:
-                        continue  # nothing written: another bind, or the wait for one
-                # ---- point of no return: once written, the SMSC may have the message ----
-                sent_at = rate.now()
-                _, status, resp = await bind.submit(body)
-            finally:
-                self._release(bind)
+            bind, sent_at, answer = await self._written(body, first=next_part)
+            _, status, resp = await answer
             if status == pdu.ESME_RTHROTTLED or status == pdu.ESME_RMSGQFUL:
                 self.count("throttled")
                 self.metrics.throttled("smpp", self.name)

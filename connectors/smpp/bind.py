@@ -9,8 +9,14 @@ State (:class:`BindState`) changes only in :meth:`SmppBind._set_state`::
   ``seq → (future, deadline)``; the response with that sequence resolves the future. A single
   timer per bind (:meth:`_tick`) fails the overdue ones (cheaper than a timer per request)
   and sends ``enquire_link`` when the link has been quiet for ``enquire_link_s``.
-* The *window* (``outstanding`` submit_sm, at most ``window``) is counted here and taken and
-  given back by :class:`connectors.smpp.account.SmppAccount`.
+* The *window* (``outstanding`` submit_sm, at most ``window``) is counted here: taken when a
+  submit_sm is written, given back the moment its answer (or its failure) is read, and the
+  account told at once (:meth:`BindListener.on_window`) so the next waiting submit is written
+  in the same callback — a slot handed to a waiting coroutine instead costs two turns of the
+  event loop before the next PDU leaves, and with ``window`` 10 that turnaround, not the
+  SMSC, set the rate (``load/bench_vs_kannel.py``).
+* What a turn of the event loop writes on a bind leaves in one write: the answers and submits
+  written while reading a chunk of PDUs at the end of that chunk, the rest at the next turn.
 * Incoming ``deliver_sm`` / ``data_sm`` go to the account (which answers them through
   :meth:`respond`); ``enquire_link`` and ``unbind`` are answered here; an unknown command gets
   ``generic_nack`` (ESME_RINVCMDID); a response nobody waits for is counted and dropped.
@@ -68,6 +74,9 @@ class BindListener(Protocol):
 
     def on_delivery(self, bind: SmppBind, command_id: int, seq: int, body: bytes) -> None: ...
 
+    def on_window(self, bind: SmppBind) -> None:
+        """A submit_sm of ``bind`` got its answer (or failed): a window slot is free."""
+
 
 _MAX_SEQ = 0x7FFFFFFF
 
@@ -81,7 +90,7 @@ class SmppBind(asyncio.Protocol):
         self.can_submit = role != "receiver"
         self.window = settings.window
         self.outstanding = 0
-        #: Set while no submit is outstanding (the account clears and sets it with ``outstanding``).
+        #: Set while no submit is outstanding.
         self.idle = asyncio.Event()
         self.idle.set()
         self.state = BindState.CONNECTING
@@ -210,15 +219,31 @@ class SmppBind(asyncio.Protocol):
         self._write(pdu.HEADER.pack(pdu.HEADER_LEN + len(body), command_id, 0, seq) + body)
         return fut
 
+    @property
+    def has_room(self) -> bool:
+        """Bound, connected, and a window slot free: :meth:`submit` will write."""
+        transport = self._transport
+        return (self.state is BindState.BOUND and self.outstanding < self.window and transport is not None
+                and not transport.is_closing())
+
     def submit(self, body: bytes) -> asyncio.Future[Response]:
-        """Write a submit_sm (the caller holds a window slot); resolves to its response.
+        """Write a submit_sm into a window slot (check :attr:`has_room`); resolves to its response.
 
         This is the point of no return: once it returned, the SMSC may have the message.
         """
         if self.state is not BindState.BOUND:
             raise BindLost(f"bind {self.name}: {self.state}")
+        fut = self._request(pdu.SUBMIT_SM, body)
         self._count("submits", 1)
-        return self._request(pdu.SUBMIT_SM, body)
+        self.outstanding += 1
+        self.idle.clear()
+        return fut
+
+    def _window_freed(self) -> None:
+        self.outstanding -= 1
+        if not self.outstanding:
+            self.idle.set()
+        self._listener.on_window(self)
 
     def _write(self, data: bytes) -> None:
         """Queue a PDU; everything queued in one turn of the event loop goes out in one write.
@@ -260,6 +285,8 @@ class SmppBind(asyncio.Protocol):
                 # A bug in handling one PDU must not take the session down.
                 self._count("malformed_pdus", 1)
                 log.exception("bind %s: PDU 0x%08X seq %d not handled", self.name, frame[0], frame[2])
+        if self._out:
+            self._flush()  # the answers and the submits this chunk made room for, in one write
         if decoder.lost is not None:
             self._count("framing_errors", 1)
             log.error("bind %s: %s", self.name, decoder.lost)
@@ -272,6 +299,7 @@ class SmppBind(asyncio.Protocol):
                               + (f" ({exc})" if exc else "")))
 
     def _finish(self, error: BindLost) -> None:
+        self.outstanding = 0  # before the account hears of the state: no slot here any more
         self._set_state(BindState.CLOSED)
         pending, self._pending = self._pending, {}
         for fut, _, command_id in pending.values():
@@ -300,14 +328,15 @@ class SmppBind(asyncio.Protocol):
             fut, _, request_id = entry
             if seq == self._probe_seq:
                 self._probe_seq = None
-            if fut is None or fut.done():
-                return
-            if command_id != request_id | pdu.RESP and command_id != pdu.GENERIC_NACK:
-                self._count("malformed_pdus", 1)
-                fut.set_exception(pdu.MalformedPdu(
-                    f"response 0x{command_id:08X} to request 0x{request_id:08X} (seq {seq})"))
-                return
-            fut.set_result((command_id, status, body))
+            if fut is not None and not fut.done():
+                if command_id != request_id | pdu.RESP and command_id != pdu.GENERIC_NACK:
+                    self._count("malformed_pdus", 1)
+                    fut.set_exception(pdu.MalformedPdu(
+                        f"response 0x{command_id:08X} to request 0x{request_id:08X} (seq {seq})"))
+                else:
+                    fut.set_result((command_id, status, body))
+            if request_id == pdu.SUBMIT_SM:
+                self._window_freed()
         elif command_id == pdu.DELIVER_SM or command_id == pdu.DATA_SM:
             if self.state is BindState.CLOSED:
                 return
@@ -371,5 +400,7 @@ class SmppBind(asyncio.Protocol):
                     self._count("unconfirmed", 1)
                 fut.set_exception(ResponseTimeout(
                     f"bind {self.name}: no response to 0x{command_id:08X} within {self._timeout_s}s"))
+            if command_id == pdu.SUBMIT_SM:
+                self._window_freed()
         if timed_out and self._probe_seq is None:
             self._probe("response timeout")

@@ -80,6 +80,14 @@ class AdaptiveRate:
     def limited(self) -> bool:
         return self.rate_per_s < self.ceiling_per_s
 
+    def ready_in(self) -> float:
+        """Seconds until the next send may go (0: now), reserving nothing."""
+        if self.rate_per_s >= self.ceiling_per_s:
+            return 0.0
+        now = self._clock()
+        self._rise(now)
+        return max(0.0, self._next_at - now)
+
     def delay(self) -> float:
         """Reserve the next send; seconds to wait before it (0 while the bind is not held back)."""
         if self.rate_per_s >= self.ceiling_per_s:
