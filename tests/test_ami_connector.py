@@ -148,7 +148,7 @@ async def test_wire_contract_of_login_and_originate() -> None:
     wire = b"".join(received).decode()
     key = hashlib.md5(b"12345sim-secret").hexdigest()
     assert f"Action: Login\r\nActionID: ctl-2\r\nUsername: volna\r\nAuthType: MD5\r\nKey: {key}\r\n" \
-           "Events: call,user\r\n\r\n" in wire
+           "Events: call,user,system,agent\r\n\r\n" in wire
     originate = wire[wire.index("Action: Originate"):].split("\r\n\r\n")[0].split("\r\n")
     assert originate == [
         "Action: Originate", f"ActionID: {aid}", "Channel: PJSIP/89160000007@trunk-a",

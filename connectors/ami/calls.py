@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.ami.message import Message
-from connectors.ami.outcomes import Verdict, classify
+from connectors.ami.outcomes import SOFTHANGUP_SHUTDOWN, Verdict, classify
 from connectors.ami.variables import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP
 from engine.domain.outcomes import Outcome
 
@@ -86,6 +86,10 @@ class Call:
     amd: str | None = None
     seconds: int | None = None
     operator_unavailable: bool = False
+    #: The phone rang (``Newstate`` Ringing, ``DialState RINGING``).
+    rang: bool = False
+    #: Cut by an Asterisk shutdown (``SoftHangupRequest`` Cause 4, or up when it began).
+    cut_by_shutdown: bool = False
     settle_at: float | None = None
     hangup_sent_at: float | None = None
     #: The send raised (the core records ``unknown``): follow the call to free its slot, emit nothing.
@@ -140,8 +144,8 @@ class CallTracker:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._handlers = {
             "Newchannel": self._newchannel, "Newstate": self._newstate, "DialEnd": self._dialend,
-            "OriginateResponse": self._originate_response, "UserEvent": self._user_event,
-            "Hangup": self._hangup,
+            "DialState": self._dialstate, "OriginateResponse": self._originate_response,
+            "UserEvent": self._user_event, "SoftHangupRequest": self._soft_hangup, "Hangup": self._hangup,
         }
 
     # ---- registration -----------------------------------------------------------------------
@@ -222,8 +226,24 @@ class CallTracker:
 
     def _newstate(self, msg: Message, now: float) -> Finished | None:
         found = self._leg(msg, "Uniqueid", now)
-        if found is not None and msg.get("ChannelState") == "6":
-            self._up(*found, now)
+        if found is not None:
+            state = msg.get("ChannelState")
+            if state == "6":
+                self._up(*found, now)
+            elif state == "5":
+                found[0].rang = True
+        return None
+
+    def _dialstate(self, msg: Message, now: float) -> Finished | None:
+        call = self._by_uid.get(msg.get("DestUniqueid", ""))
+        if call is not None and msg.get("DialStatus") == "RINGING":
+            call.rang = True
+        return None
+
+    def _soft_hangup(self, msg: Message, now: float) -> Finished | None:
+        found = self._leg(msg, "Uniqueid", now)
+        if found is not None and msg.get("Cause") == str(SOFTHANGUP_SHUTDOWN):
+            found[0].cut_by_shutdown = True
         return None
 
     def _up(self, call: Call, leg: Leg, now: float) -> None:
@@ -339,6 +359,11 @@ class CallTracker:
             else:
                 self._remove(call)
 
+    def shutdown(self) -> None:
+        """Asterisk is shutting down: every call it has now is being cut."""
+        for call in self.calls.values():
+            call.cut_by_shutdown = True
+
     def reconcile(self, present: set[str], now: float) -> list[Finished]:
         """After reconnecting: own calls with none of their channels in ``CoreShowChannels`` end."""
         finished = []
@@ -353,8 +378,8 @@ class CallTracker:
                 extra: dict[str, Any] | None = None) -> Finished:
         self._remove(call)
         cause, cause_txt = self._cause(call)
-        verdict = classify(reason=call.reason, cause=cause, cause_txt=cause_txt,
-                           answered=call.answered, amd=call.amd)
+        verdict = classify(reason=call.reason, cause=cause, cause_txt=cause_txt, answered=call.answered,
+                           amd=call.amd, cut_by_shutdown=call.cut_by_shutdown, rang=call.rang)
         if vanished or (extra and call.reason is None and not call.answered):
             verdict = Verdict(Outcome.UNKNOWN, verdict.provider_code, "hang-up not seen")
         seconds = call.seconds
@@ -373,6 +398,8 @@ class CallTracker:
             data["gap"] = True
         if vanished:
             data["vanished"] = True
+        if call.cut_by_shutdown:
+            data["cut"] = "shutdown"
         if extra:
             data.update(extra)
         return Finished(call, verdict.outcome, verdict.provider_code, verdict.provider_text, data, tuple(actions))

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from connectors.ami.calls import Call, CallTracker, Finished, call_ids
 from connectors.ami.message import Message, variable
+from connectors.ami.outcomes import refusal_is_shutdown
 from connectors.ami.session import AmiSession, NotConnected
 from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
 from connectors.ami.variables import channel_variables, context_name, script_of
@@ -58,6 +59,10 @@ class _Server:
     session: AmiSession
     tracker: CallTracker
     ticker: asyncio.Task[None] | None = None
+    #: Asterisk said it is shutting down (a ``Shutdown`` event, or an action refused "Asterisk is
+    #: shutting down"): nothing is originated to it until it is ``FullyBooted`` again.
+    shutting_down: bool = False
+    boot_check: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -108,6 +113,7 @@ class AmiConnector(Connector):
             self._on_event(server.name, tracker, msg)
 
         async def on_ready() -> None:
+            self._after_login(server.name)
             await self._reconcile(server.name)
 
         return AmiSession(
@@ -125,11 +131,15 @@ class AmiConnector(Connector):
 
     def healthy(self, target: str) -> bool:
         trunk = self._trunks.get(target)
-        return trunk is not None and self._servers[trunk.server].session.ready
+        return trunk is not None and self._usable(self._servers[trunk.server])
+
+    @staticmethod
+    def _usable(srv: _Server) -> bool:
+        return srv.session.ready and not srv.shutting_down
 
     def route(self, task: Task) -> str:
-        """Round robin over the trunks whose server is logged in (the first trunk when none is)."""
-        names = [name for name, t in self._trunks.items() if self._servers[t.server].session.ready]
+        """Round robin over the trunks whose server is logged in and up (the first trunk when none is)."""
+        names = [name for name, t in self._trunks.items() if self._usable(self._servers[t.server])]
         if not names:
             return next(iter(self._trunks))
         self._rr += 1
@@ -159,6 +169,8 @@ class AmiConnector(Connector):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_own_calls.wait(), self.settings.close_drain_s)
         for srv in self._servers.values():
+            if srv.boot_check is not None:
+                srv.boot_check.cancel()
             if srv.ticker is not None:
                 srv.ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +192,8 @@ class AmiConnector(Connector):
         srv = self._servers[trunk.server]
         if not srv.session.ready:
             return Retry(s.retry_delay_s, f"AMI {trunk.server} not connected")
+        if srv.shutting_down:
+            return Retry(s.retry_delay_s, f"AMI {trunk.server}: Asterisk is shutting down")
         scenario = request.scenario
         try:
             script = script_of(scenario) if scenario is not None else None
@@ -234,9 +248,15 @@ class AmiConnector(Connector):
             self.count(trunk.server, "accepted")
             return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
                             data={"server": trunk.server, "trunk": trunk.settings.name})
+        # ``Response: Error`` to an async Originate: Asterisk placed nothing (manager.c answers
+        # before it queues the call). Nothing in these refusals is about the number, so the
+        # attempt goes again later: Retry gives its cap reservation back and takes back its send.
         self._release(srv.tracker.forget(call_id))
+        message = reply.get("Message") or "Originate refused"
+        if refusal_is_shutdown(message):
+            self._shutting_down(srv, "Originate refused: " + message)
         self.count(trunk.server, "refused")
-        return Final(Outcome.FAILED, provider_code="originate_error", provider_text=reply.get("Message") or None)
+        return Retry(s.retry_delay_s, f"AMI {trunk.server}: {message}")
 
     def _release(self, call: Call | None) -> None:
         if call is not None and call.own and call.trunk in self._trunks:
@@ -247,8 +267,11 @@ class AmiConnector(Connector):
     # ---- events -----------------------------------------------------------------------------
 
     def _on_event(self, server: str, tracker: CallTracker, msg: Message) -> None:
-        if self._inbound_contexts and msg.get("Event") == "Newchannel" \
-                and msg.get("Context") in self._inbound_contexts:
+        name = msg.get("Event")
+        if name in ("Shutdown", "FullyBooted"):
+            self._system(server, name, msg)
+            return
+        if self._inbound_contexts and name == "Newchannel" and msg.get("Context") in self._inbound_contexts:
             self._inbound(server, msg)
         finished = tracker.handle(msg, asyncio.get_running_loop().time())
         if finished is not None:
@@ -300,6 +323,44 @@ class AmiConnector(Connector):
             await self.emit(event)
         except Exception:
             log.exception("event sink failed for an IVR event")
+
+    # ---- restarts ---------------------------------------------------------------------------
+
+    def _system(self, server: str, name: str, msg: Message) -> None:
+        """``Shutdown`` (class ``system``): stop originating to it; ``FullyBooted``: it is back."""
+        srv = self._servers[server]
+        if name == "Shutdown":
+            self._shutting_down(srv, f"Shutdown: {msg.get('Shutdown', '')}, restart {msg.get('Restart', '')}")
+            return
+        self.count(server, "fully_booted")
+        if srv.shutting_down:
+            log.info("AMI %s: Asterisk is fully booted; originating again", server)
+        srv.shutting_down = False
+
+    def _shutting_down(self, srv: _Server, why: str) -> None:
+        if not srv.shutting_down:
+            log.warning("AMI %s: Asterisk is shutting down (%s); no Originate until it is fully booted",
+                        srv.settings.name, why)
+            self.count(srv.settings.name, "shutdown")
+        srv.shutting_down = True
+        srv.tracker.shutdown()
+
+    def _after_login(self, server: str) -> None:
+        """After a (re)login to a server that was shutting down: ``FullyBooted`` follows the login
+        when the account reads the ``system`` class; an account that does not is trusted after
+        ``boot_wait_s`` (an Originate refused again would mark it down again)."""
+        srv = self._servers[server]
+        if not srv.shutting_down or (srv.boot_check is not None and not srv.boot_check.done()):
+            return
+
+        async def wait_boot() -> None:
+            await asyncio.sleep(self.settings.boot_wait_s)
+            if srv.shutting_down and srv.session.ready:
+                log.warning("AMI %s: no FullyBooted %.0f s after login (does manager.conf read include "
+                            "system?); originating again", server, self.settings.boot_wait_s)
+                srv.shutting_down = False
+
+        srv.boot_check = asyncio.create_task(wait_boot())
 
     # ---- time and reconnects ----------------------------------------------------------------
 

@@ -30,6 +30,14 @@ number format              reports a 404 as congestion
 anything else              ``failed``
 =========================  ==================================================================
 
+A call that was not answered when Asterisk shut down (``SoftHangupRequest`` Cause 4,
+``AST_SOFTHANGUP_SHUTDOWN``, or a ``Shutdown`` event while it was up) ends as what it was, not
+``failed``: ``no_answer`` when the phone rang, ``congestion`` when the call was still being set
+up (the network, not the debtor, did not complete it). Both retry under the usual rules.
+
+A ``Response: Error`` to an async ``Originate`` means nothing was placed; ``refusal_is_shutdown``
+tells a restart's refusals ("Asterisk is shutting down") from the others.
+
 A call counts as answered when the reason is 4 or its originated channel went ``Up``
 (``Newstate`` state 6) even if the ``OriginateResponse`` was missed. ``provider_code`` keeps
 both numbers: ``"reason=4;cause=16"`` (a part is left out when it was never seen).
@@ -77,6 +85,15 @@ def cause_outcome(cause: int, *, answered: bool) -> Outcome | None:
     return CAUSE_OUTCOMES.get(cause, Outcome.FAILED)
 
 
+#: ``AST_SOFTHANGUP_SHUTDOWN``: the ``SoftHangupRequest`` cause of every channel at shutdown.
+SOFTHANGUP_SHUTDOWN = 4
+
+
+def refusal_is_shutdown(message: str) -> bool:
+    """``manager.c`` refuses every action with this while Asterisk shuts down (about 1.1 s)."""
+    return "shutting down" in message.lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     outcome: Outcome
@@ -91,6 +108,8 @@ def classify(
     cause_txt: str | None = None,
     answered: bool = False,
     amd: str | None = None,
+    cut_by_shutdown: bool = False,
+    rang: bool = False,
 ) -> Verdict:
     """The outcome of one finished call (see the tables above)."""
     code = ";".join(
@@ -101,6 +120,8 @@ def classify(
     if answered or reason == 4:
         machine = (amd or "").upper() == "MACHINE"
         return Verdict(Outcome.ANSWERED_MACHINE if machine else Outcome.ANSWERED, code, text)
+    if cut_by_shutdown and reason in (None, 0, 1):
+        return Verdict(Outcome.NO_ANSWER if rang else Outcome.CONGESTION, code, "cut by an Asterisk shutdown")
     by_reason = REASON_OUTCOMES.get(reason, Outcome.FAILED) if reason is not None else None
     by_cause = cause_outcome(cause, answered=False) if cause is not None else None
     if by_cause in _SPECIFIC:

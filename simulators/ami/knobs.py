@@ -147,6 +147,12 @@ class SimStats:
     #: ``POST /restart`` s, and actions answered "Asterisk is shutting down" meanwhile.
     restarts: int = 0
     refused_shutting_down: int = 0
+    #: Originates refused "Asterisk is shutting down", by ChannelId.
+    refused_originates: Counter[str] = field(default_factory=Counter)
+    #: ``time.monotonic()`` when the last restart was over (listening again); 0 before any.
+    booted_at: float = 0.0
+    #: ChannelId → ``time.monotonic()`` of its last Originate.
+    originated_at: dict[str, float] = field(default_factory=dict)
     #: Calls cut by a shutdown.
     cut_by_shutdown: int = 0
     #: Calls an operator took, and ones the queue refused (``JOINEMPTY`` / ``TIMEOUT``).
@@ -161,6 +167,7 @@ class SimStats:
         self.per_number[digits] += 1
         if channel_id:
             self.per_channel_id[channel_id] += 1
+            self.originated_at[channel_id] = now
         second = math.floor(now)
         if second != self._second:
             self._second, self._in_second = second, 0
@@ -181,7 +188,8 @@ class SimStats:
 
     def to_json(self, *, per_number: bool = False) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k not in
-               ("per_number", "per_channel_id")}
+               ("per_number", "per_channel_id", "refused_originates", "originated_at")}
+        out["refused_originates"] = sum(self.refused_originates.values())
         out["outcomes"] = dict(self.outcomes)
         out["numbers"] = len(self.per_number)
         out["numbers_dialled_twice"] = len(self.duplicates())

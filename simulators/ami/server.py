@@ -206,6 +206,7 @@ class AmiSimulator:
         self._set_state(AmiState.DOWN)
         await asyncio.sleep(down_s)
         await self._listen()
+        self.stats.booted_at = time.monotonic()
 
     def _send_shutdown(self) -> None:
         clean = "Uncleanly" if self.calls or self.inbound else "Cleanly"
@@ -258,6 +259,8 @@ class AmiSimulator:
             s.reply(action, [("Response", "Error"), ("Message", "Missing action in request")])
         elif self.state is not AmiState.UP:
             self.stats.refused_shutting_down += 1
+            if name == "originate":
+                self.stats.refused_originates[get(action, "ChannelId")] += 1
             s.reply(action, [("Response", "Error"), ("Message", "Asterisk is shutting down")])
         elif name == "challenge":
             s.challenge = str(self.rng.randrange(10**8, 10**9))
