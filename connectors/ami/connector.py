@@ -33,17 +33,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from connectors.ami.calls import Call, CallTracker, Finished, call_ids
 from connectors.ami.message import Message, variable
+from connectors.ami.operators import CAP_FULL, OFFERED, Operators, QueueState
 from connectors.ami.outcomes import refusal_is_shutdown
 from connectors.ami.session import AmiSession, NotConnected
 from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
-from connectors.ami.variables import channel_variables, context_name, script_of
+from connectors.ami.variables import (
+    OP_OK,
+    OP_RESERVE,
+    RECORDING,
+    channel_variables,
+    context_name,
+    recording_name,
+    script_of,
+)
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask, normalize
@@ -63,6 +72,9 @@ class _Server:
     #: shutting down"): nothing is originated to it until it is ``FullyBooted`` again.
     shutting_down: bool = False
     boot_check: asyncio.Task[None] | None = None
+    poller: asyncio.Task[None] | None = None
+    #: Set when a queue is watched for the first time: poll at once.
+    poll_now: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -90,6 +102,8 @@ class AmiConnector(Connector):
         self._no_own_calls = asyncio.Event()
         self._inbound_contexts = frozenset(settings.inbound_contexts)
         self._inbound_dids = frozenset(settings.inbound_dids)
+        self._operators = Operators(settings.queue_stale_s)
+        self._closing = False
         for server in settings.servers:
             tracker = CallTracker(prefix=settings.channel_id_prefix, follow_foreign=settings.follow_foreign,
                                   settle_s=settings.settle_s, hangup_wait_s=settings.hangup_wait_s)
@@ -157,6 +171,7 @@ class AmiConnector(Connector):
         for srv in self._servers.values():
             await srv.session.start()
             srv.ticker = asyncio.create_task(self._tick(srv), name=f"ami-tick-{srv.settings.name}")
+            srv.poller = asyncio.create_task(self._poll_queues(srv), name=f"ami-queues-{srv.settings.name}")
         await asyncio.gather(*(s.session.wait_ready(self.settings.connect_timeout_s)
                                for s in self._servers.values()))
         for name, srv in self._servers.items():
@@ -168,9 +183,15 @@ class AmiConnector(Connector):
         if any(t.active for t in self._trunks.values()) and self.settings.close_drain_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_own_calls.wait(), self.settings.close_drain_s)
+        self._closing = True
         for srv in self._servers.values():
-            if srv.boot_check is not None:
-                srv.boot_check.cancel()
+            helpers = [t for t in (srv.boot_check, srv.poller) if t is not None]
+            for task in helpers:
+                task.cancel()
+            if helpers:
+                # Bounded: a cancel that lands as an action's answer arrives can be lost (3.11's
+                # wait_for); the poller then sees _closing and ends on its own.
+                await asyncio.wait(helpers, timeout=2.0)
             if srv.ticker is not None:
                 srv.ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +232,19 @@ class AmiConnector(Connector):
                             data={"duplicate": True})
         if s.local_guard and trunk.active >= trunk.settings.max_concurrent:
             return Retry(min(s.retry_delay_s, 1.0), f"trunk {trunk.settings.name} full")
+        now = asyncio.get_running_loop().time()
+        op = script.operator if script.offers_operator() else None
+        offer = ""
+        if op is not None:
+            self.watch_queue(op.queue, trunk.server)
+            if op.calls_per_free_agent is not None and not self._operators.may_call(
+                    trunk.server, op.queue, reserve=op.reserve, per_agent=op.calls_per_free_agent, now=now):
+                self.count(trunk.server, "paced_by_agents")
+                return Retry(min(s.retry_delay_s, s.queue_poll_s), f"queue {op.queue}: no free operator to pace by")
+            offer = self._operators.offer(trunk.server, op.queue, reserve=op.reserve,
+                                          per_agent=op.offers_per_free_agent, now=now) \
+                if request.extras.get("conversation_allowed") else CAP_FULL
+            self.metrics.operator_offer(op.queue, offer)
         number = format_number(request.task.phone, trunk.settings.number_format)
         headers = [
             ("Channel", trunk.settings.dial.format(number=number)),
@@ -220,13 +254,20 @@ class AmiConnector(Connector):
         ]
         if trunk.settings.caller_id:
             headers.append(("CallerID", trunk.settings.caller_id))
-        values = {"VOLNA_TASK": request.task.task_id, "VOLNA_ATTEMPT": str(request.attempt.number),
-                  "VOLNA_CALL": call_id, "VOLNA_CONV_OK": bool(request.extras.get("conversation_allowed")),
-                  **variables}
+        values: dict[str, Any] = {"VOLNA_TASK": request.task.task_id, "VOLNA_ATTEMPT": str(request.attempt.number),
+                                  "VOLNA_CALL": call_id, OP_OK: offer == OFFERED}
+        if op is not None:
+            values[OP_RESERVE] = str(op.reserve)
+        if script.record != "none":
+            values[RECORDING] = recording_name(request.attempt.wave_id, request.task.task_id, request.attempt.number,
+                                               s.recording_format)
+        values |= variables
         headers += [("Variable", variable(k, v)) for k, v in values.items()]
-        now = asyncio.get_running_loop().time()
+        captures = [o.capture.max_days for _, m in script.menus() for o in m.options if o.capture is not None]
         call = srv.tracker.register(call_id, other_id, action_id, now=now, deadline=now + final_after_s,
-                                    trunk=trunk.settings.name)
+                                    trunk=trunk.settings.name, promise_max_days=max(captures, default=366))
+        if op is not None:
+            self._operators.started(trunk.server, op.queue, call_id, offered=offer == OFFERED)
         trunk.active += 1
         self._no_own_calls.clear()
         trunk.high_water = max(trunk.high_water, trunk.active)
@@ -246,8 +287,10 @@ class AmiConnector(Connector):
             raise ConnectorError(f"Originate unconfirmed: {exc}") from None
         if reply.get("Response") == "Success":
             self.count(trunk.server, "accepted")
-            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
-                            data={"server": trunk.server, "trunk": trunk.settings.name})
+            data = {"server": trunk.server, "trunk": trunk.settings.name}
+            if op is not None:
+                data["operator_offer"] = offer
+            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s, data=data)
         # ``Response: Error`` to an async Originate: Asterisk placed nothing (manager.c answers
         # before it queues the call). Nothing in these refusals is about the number, so the
         # attempt goes again later: Retry gives its cap reservation back and takes back its send.
@@ -259,6 +302,8 @@ class AmiConnector(Connector):
         return Retry(s.retry_delay_s, f"AMI {trunk.server}: {message}")
 
     def _release(self, call: Call | None) -> None:
+        if call is not None and call.own:
+            self._operators.ended(call.call_id)
         if call is not None and call.own and call.trunk in self._trunks:
             self._trunks[call.trunk].active -= 1
             if not any(t.active for t in self._trunks.values()):
@@ -301,6 +346,7 @@ class AmiConnector(Connector):
     def _finished(self, server: str, f: Finished) -> None:
         if f.call.own:
             self._release(f.call)
+            self._count_call(f.call)
         if f.call.silent:
             return
         self.count(server, "finals")
@@ -313,6 +359,13 @@ class AmiConnector(Connector):
                                    provider_code=f.provider_code, provider_text=f.provider_text, data=f.data,
                                    actions=f.actions))
 
+    def _count_call(self, call: Call) -> None:
+        """What an own call says about prompts and operators (counted once: by its originator)."""
+        for _, prompt, _ in call.prompt_failures:
+            self.metrics.prompt_failure(prompt)
+        if call.queue_result is not None and call.queue:
+            self.metrics.operator(call.queue, call.queue_result, call.queue_wait_s)
+
     def _spawn_emit(self, event: LateEvent | InboundEvent) -> None:
         task = asyncio.create_task(self._emit_safely(event))
         self._emits.add(task)
@@ -323,6 +376,44 @@ class AmiConnector(Connector):
             await self.emit(event)
         except Exception:
             log.exception("event sink failed for an IVR event")
+
+    # ---- operator queues --------------------------------------------------------------------
+
+    def watch_queue(self, queue: str, server: str | None = None) -> None:
+        """Read ``queue``'s state from now on (on one server, or all): a scenario's first send does
+        it; until the first ``QueueSummary`` answers, its calls do not offer the operator."""
+        for name, srv in self._servers.items():
+            if server is None or name == server:
+                if queue not in self._operators.watched(name):
+                    self._operators.watch(name, queue)
+                    srv.poll_now.set()
+
+    async def _poll_queues(self, srv: _Server) -> None:
+        """``QueueSummary`` every ``queue_poll_s`` while a scenario offering an operator is in use,
+        and at once when a queue is first watched. (A short sleep, not a wait on the event with a
+        timeout: a cancel that comes with the timeout must never be lost, or close would hang.)"""
+        name = srv.settings.name
+        loop = asyncio.get_running_loop()
+        last = -1.0e9
+        while not self._closing:
+            await asyncio.sleep(min(self.settings.queue_poll_s, 0.1))
+            if not srv.poll_now.is_set() and loop.time() - last < self.settings.queue_poll_s:
+                continue
+            srv.poll_now.clear()
+            if not self._operators.watched(name) or not self._usable(srv):
+                continue
+            last = loop.time()
+            try:
+                items = await srv.session.list_action("QueueSummary", timeout_s=self.settings.action_timeout_s)
+            except ConnectorError as exc:
+                self.count(name, "queue_summary_failed")
+                log.warning("AMI %s: QueueSummary failed (%s); no operator is offered until it answers", name, exc)
+                continue
+            for queue, state in self._operators.update(name, items, loop.time()):
+                self.metrics.operator_agents(queue, state.logged_in, state.available, state.callers)
+
+    def queue_state(self, server: str, queue: str) -> QueueState | None:
+        return self._operators.state(server, queue)
 
     # ---- restarts ---------------------------------------------------------------------------
 

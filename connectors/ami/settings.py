@@ -29,7 +29,10 @@ Example (every key with its default, except the required ones)::
     boot_wait_s = 10.0             # after a restart: wait this long for FullyBooted, then go on
     tick_s = 0.25                  # timers: settle, max duration, hang-up wait
     close_drain_s = 5.0            # on close, wait for own calls in flight to end
-    inbound_contexts = ["from-debtors"]   # Newchannel here from a caller id → InboundEvent
+    queue_poll_s = 2.0             # QueueSummary of the operator queues the scenarios use
+    queue_stale_s = 10.0           # a queue state older than this: no operator is offered
+    recording_format = "wav"       # MixMonitor's file: volna/<wave>/<task>-<attempt>.wav
+    inbound_contexts = ["volna-inbound"]  # Newchannel here from a caller id → InboundEvent
     inbound_dids = []              # only these Exten (DIDs); empty = any
     [[channels.ivr.connector.servers]]
     name = "ast1"
@@ -158,6 +161,12 @@ class AmiSettings(_Model):
     #: After a relogin to an Asterisk that was shutting down, originate again when ``FullyBooted``
     #: comes — or after this long, for an account whose manager.conf ``read`` lacks ``system``.
     boot_wait_s: float = Field(default=10.0, gt=0)
+    #: Operator queues: read with ``QueueSummary`` this often; a state older than ``queue_stale_s``
+    #: is unknown (no operator is offered).
+    queue_poll_s: float = Field(default=2.0, gt=0, le=60)
+    queue_stale_s: float = Field(default=10.0, gt=0)
+    #: The recording's format (``MixMonitor``'s file extension): wav (PCM), gsm, wav49, ogg …
+    recording_format: str = Field(default="wav", pattern=r"^(wav|WAV|wav49|gsm|ogg|sln|ulaw|alaw|g722)$")
     inbound_contexts: list[str] = Field(default_factory=list)
     inbound_dids: list[str] = Field(default_factory=list)
 

@@ -22,6 +22,7 @@ from redis.exceptions import OutOfMemoryError
 from engine.calendar.eligibility import first_eligible_ms
 from engine.calendar.zones import task_zones
 from engine.context import Context
+from engine.domain.ivr import spoken
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel
 from engine.domain.wave import WaveState
@@ -186,7 +187,22 @@ class Intake:
         if "debtor_id" not in obj or obj["debtor_id"] in (None, ""):
             raise IntakeError("debtor_id: missing")
         task = Task.model_validate(obj)
+        self._ivr_can_say(task)
         return task_row(self.ctx, task, day)
+
+    def _ivr_can_say(self, task: Task) -> None:
+        """A task that may be called (its channel or its cascade is IVR) is refused now when its
+        scenario's script cannot say its vars (an account that is not digits, an amount of 10¹²
+        or more, a date it cannot read, a prompt outside its whitelist), not failed at dispatch."""
+        if Channel.IVR not in (task.channel, *task.cascade):
+            return
+        scenario = self.ctx.scenarios.get(task.scenario)
+        if scenario is None or scenario.ivr is None:
+            return
+        try:
+            spoken(scenario.ivr, task.vars)
+        except ValueError as exc:
+            raise IntakeError(f"vars: {exc}") from None
 
     async def _flush(self, wave_id: str, batch: list[TaskRow], report: IntakeReport, first_line: int) -> None:
         try:

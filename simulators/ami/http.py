@@ -10,8 +10,9 @@
                             a restart runs
 ``GET /queues``             every queue's state
 ``POST /queues/<name>``     ``{"logged_in": 5, "available": 2}`` (also ``callers``, ``hold_time_s``,
-                            ``talk_time_s``, ``longest_hold_time_s``; fields left out keep their
-                            value) → ``200`` with the queue's state
+                            ``talk_time_s``, ``longest_hold_time_s``, ``answer_after_s``,
+                            ``abandon_after_s``; fields left out keep their value) → ``200`` with
+                            the queue's state
 ``POST /inbound``           ``{"number": "79161234567", "did": "84950000000", "talk_s": 5}``
                             (``did``, ``talk_s``, ``ring_s`` optional) → ``201`` ``{"channel":
                             "PJSIP/carrier-0000000c", "uniqueid": "1767225600.12", "linkedid": …,
@@ -23,22 +24,48 @@ Bad input gets ``400`` and one line naming the field (:mod:`simulators.control`)
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import re
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from simulators.ami.inbound import InboundCall
+from simulators.ami.knobs import Knobs, SimStats
+from simulators.ami.queues import Queues
 from simulators.control import BadInput, Conflict, int_in, json_object, number_in, one_line_errors, phone_in
+from simulators.reach import ReachLedger
 
-if TYPE_CHECKING:
-    from simulators.ami.server import AmiSimulator
+
+class Controlled(Protocol):
+    """What the control endpoint reads and drives (``simulators.ami.server.AmiSimulator``)."""
+
+    knobs: Knobs
+    stats: SimStats
+    reach: ReachLedger
+    queues: Queues
+    calls: dict[str, Any]
+    sessions: set[Any]
+
+    @property
+    def state(self) -> enum.Enum: ...
+
+    @property
+    def restarting(self) -> bool: ...
+
+    def start_restart(self, down_s: float, shutdown_s: float | None = None) -> asyncio.Task[None]: ...
+
+    def start_inbound(self, number: str, did: str | None = None, talk_s: float = 0.05,
+                      ring_s: float | None = None) -> InboundCall: ...
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
-_QUEUE_FIELDS = ("logged_in", "available", "callers", "hold_time_s", "talk_time_s", "longest_hold_time_s")
+_QUEUE_FIELDS = ("logged_in", "available", "callers", "hold_time_s", "talk_time_s", "longest_hold_time_s",
+                 "answer_after_s", "abandon_after_s")
 _DID = re.compile(r"^[A-Za-z0-9_+\-.]{1,40}$")
 
 
-def control_app(sim: AmiSimulator) -> web.Application:
+def control_app(sim: Controlled) -> web.Application:
     app = web.Application(middlewares=[one_line_errors], client_max_size=64 * 1024)
 
     async def stats(request: web.Request) -> web.Response:

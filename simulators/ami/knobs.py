@@ -10,10 +10,15 @@ from typing import Any
 #: Outcomes a simulated call can take (``Knobs.by_number`` values).
 OUTCOMES = ("answered", "machine", "busy", "no_answer", "congestion", "invalid", "unallocated", "rejected", "failed")
 
-#: UserEvent names the dialplan compiler emits (engine/ivr.py) — duplicated on purpose.
+#: UserEvent names the dialplan compiler emits (connectors/ami/variables.py) — duplicated on purpose.
 EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
     "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
 )
+EV_IDENTITY, EV_OFFER, EV_PROMISE, EV_PROMPT, EV_RECORDING = (
+    "VolnaIdentity", "VolnaOffer", "VolnaPromise", "VolnaPrompt", "VolnaRecording",
+)
+#: Identity answers (``Knobs.identity_by_number`` values).
+IDENTITY = ("confirmed", "wrong", "none")
 
 
 @dataclass
@@ -54,7 +59,28 @@ class Knobs:
     #: Dialled digits → keys pressed, overriding the mix.
     keys_by_number: dict[str, str] = field(default_factory=dict)
     key_actions: str = "1:operator,2:sms_payment_details,3:promise_to_pay,9:opt_out"
-    steps: str = "greeting,amount,main"
+    #: The steps an answered call goes through (the last one is the menu the keys are pressed
+    #: in), per Originate ``Context`` (``steps_by_context``), else ``steps``.
+    steps: str = "greeting,identity,creditor,amount,due,main"
+    steps_by_context: dict[str, str] = field(default_factory=dict)
+    #: Steps that ask "if you are the account holder, press 1": the answerer confirms (``1``)
+    #: unless ``identity_by_number`` says ``wrong`` (presses 2) or ``none`` (presses nothing), or
+    #: the ``wrong_party_share`` draw says wrong; the call then ends there.
+    identity_steps: str = "identity"
+    identity_by_number: dict[str, str] = field(default_factory=dict)
+    wrong_party_share: float = 0.0
+    #: Prompt files missing from the sound set: file → the step that plays it. The call reports
+    #: ``VolnaPrompt`` (``Status: FAILED``) there, as the compiled dialplan does after Playback.
+    missing_prompts: dict[str, str] = field(default_factory=dict)
+    #: Steps whose prompts say the debt (the dialplan's ``Disclosure: 1``).
+    disclosure_steps: str = "creditor,notice,amount,account,due"
+    #: The digits a debtor keys in after choosing "promise to pay": ``DDMM`` or ``DDMM:amount``,
+    #: per number, else ``promise_digits`` (empty: the scenario captures nothing, no VolnaPromise).
+    promise_by_number: dict[str, str] = field(default_factory=dict)
+    promise_digits: str = ""
+    #: Where MixMonitor writes (Asterisk's monitor directory): ``VolnaRecording`` reports the
+    #: Originate's ``VOLNA_REC`` under it.
+    monitor_dir: str = "/var/spool/asterisk/monitor"
     amd: bool = False
     #: For a queue never configured over HTTP (``POST /queues/<name>``): does an agent take the
     #: call (True), or does ``VolnaQueue`` report ``TIMEOUT`` (False)?
@@ -103,6 +129,12 @@ class Knobs:
 
     def queue_for(self, context: str) -> str:
         return self.queue_by_context.get(context, self.operator_queue)
+
+    def steps_for(self, context: str) -> list[str]:
+        return [s for s in self.steps_by_context.get(context, self.steps).split(",") if s]
+
+    def promise_for(self, digits: str) -> str:
+        return self.promise_by_number.get(digits, self.promise_digits)
 
     def keys(self) -> list[tuple[str, float]]:
         return _pairs(self.key_mix, float)
@@ -157,6 +189,9 @@ class SimStats:
     cut_by_shutdown: int = 0
     #: Calls an operator took, and ones the queue refused (``JOINEMPTY`` / ``TIMEOUT``).
     operator_calls: int = 0
+    #: Calls whose menu offered the operator (``VolnaOffer``), and prompts reported missing.
+    operator_offers: int = 0
+    prompt_failures: int = 0
     queue_summaries: int = 0
     _second: int = -1
     _in_second: int = 0

@@ -245,6 +245,12 @@ class AmiSimulator:
                 session.write(b"".join(chunk))
                 self.stats.events_sent += len(chunk)
 
+    def offered(self) -> None:
+        self.stats.operator_offers += 1
+
+    def prompt_failed(self) -> None:
+        self.stats.prompt_failures += 1
+
     def reached(self, call: SimCall, kind: str) -> None:
         """A contact reached the number of ``call``: into the reach ledger."""
         self.reach.record(call.digits, "ivr", kind, call.uid)

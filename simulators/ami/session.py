@@ -7,12 +7,20 @@ What it may read is its ``mask``: the event classes of its login's ``Events`` he
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.wire import ActionReader, Headers, encode, get
 
-if TYPE_CHECKING:
-    from simulators.ami.server import AmiSimulator
+
+class Host(Protocol):
+    """What a connection needs of the simulator (``simulators.ami.server.AmiSimulator``)."""
+
+    knobs: Knobs
+    stats: SimStats
+    sessions: set[Session]
+
+    def handle(self, s: Session, action: Headers) -> None: ...
 
 _ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
                           "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
@@ -29,7 +37,7 @@ def event_mask(value: str) -> frozenset[str]:
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, sim: AmiSimulator) -> None:
+    def __init__(self, sim: Host) -> None:
         self.sim = sim
         self.reader = ActionReader()
         self.transport: asyncio.Transport | None = None
