@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests talk to, when missing: redis-server (every engine
-# test), promtool/prometheus (alert rules, the scrape test), chromium (the console test).
+# test), promtool/prometheus (alert rules, the scrape test), chromium (the console test),
+# espeak-ng and sox (placeholder IVR prompts: volna scenarios prompts --synth).
 # As root it uses apt-get; otherwise it says what to install and stops when a required one is
 # missing. REDIS_URL set means a Redis is provided, so redis-server is not required.
 set -euo pipefail
@@ -9,6 +10,8 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 [ -n "${REDIS_URL:-}" ] || need redis-server redis-server
 need promtool prometheus
 need chromium chromium
+need espeak-ng espeak-ng
+need sox sox
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${missing[*]}"

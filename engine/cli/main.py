@@ -12,14 +12,14 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from engine.cli import load, results, run, scenarios, stoplist, wave
+from engine.cli import load, recordings, results, run, scenarios, stoplist, wave
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
 from engine.errors import VolnaError
 from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
-COMMANDS = (load, wave, run, stoplist, results, scenarios)
+COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings)
 
 
 def build_parser() -> argparse.ArgumentParser:

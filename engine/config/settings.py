@@ -150,6 +150,20 @@ class ApiSettings(_Section):
     webhook_max_concurrent: int = Field(default=512, ge=1)
 
 
+#: Recordings and the texts of messages are kept at least 3 years (Minjust order No. 134).
+LEGAL_RETENTION_DAYS = 3 * 365 + 1
+
+
+class RecordingSettings(_Section):
+    """Call recordings: Asterisk writes them (``MixMonitor``, ``volna/<wave>/<task>-<attempt>.wav``
+    under its monitor directory); ``volna recordings prune`` deletes them after ``retention_days``."""
+
+    #: The recordings' root as mounted on the host that prunes (Asterisk's monitor directory).
+    dir: Path = Path("/var/spool/asterisk/monitor")
+    #: Kept at least this long: the interaction-log rule, never below its legal 3 years.
+    retention_days: int = Field(default=LEGAL_RETENTION_DAYS, ge=LEGAL_RETENTION_DAYS)
+
+
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -188,6 +202,7 @@ class Settings(BaseSettings):
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
+    recordings: RecordingSettings = RecordingSettings()
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
     clock: str = ""

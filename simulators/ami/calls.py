@@ -371,7 +371,8 @@ class CallRunner:
         self.answered_at = asyncio.get_running_loop().time()
         group += [self._dial("DialEnd", "ANSWER"), self._or("Success", 4)]
         self.emit(self._group(group))
-        machine = c.outcome == "machine"
+        silent = c.digits in k.silent()
+        machine = c.outcome == "machine" or (silent and k.silence_is_machine)
         self.host.reached(c, "machine" if machine else "answered")
         one.context, one.exten, one.priority = c.context, c.exten, 1
         events: list[Event] = []
@@ -383,7 +384,9 @@ class CallRunner:
         recording = c.variables.get("VOLNA_REC")
         if recording:  # MixMonitor right after Answer()
             events.append(self._user(EV_RECORDING, [("File", f"{k.monitor_dir.rstrip('/')}/{recording}")]))
-        if k.amd or machine:
+        if silent:
+            events.append(self._user(EV_AMD, [("Status", "MACHINE"), ("Cause", "INITIALSILENCE-3500-3500")]))
+        elif k.amd or machine:
             events.append(self._user(EV_AMD, [("Status", "MACHINE" if machine else "HUMAN"),
                                               ("Cause", "MAXWORDS-3-2" if machine else "HUMAN-804-800")]))
         talk = 0.0 if machine else self.rng.uniform(k.talk_min_s, k.talk_max_s)

@@ -82,6 +82,11 @@ class Knobs:
     #: Originate's ``VOLNA_REC`` under it.
     monitor_dir: str = "/var/spool/asterisk/monitor"
     amd: bool = False
+    #: People who answer and say nothing: AMD reports ``MACHINE`` / ``INITIALSILENCE-…``, and the
+    #: dialplan goes on as for a person unless ``silence_is_machine`` (a scenario's
+    #: ``amd.initial_silence: machine``).
+    silent_numbers: str = ""
+    silence_is_machine: bool = False
     #: For a queue never configured over HTTP (``POST /queues/<name>``): does an agent take the
     #: call (True), or does ``VolnaQueue`` report ``TIMEOUT`` (False)?
     operator_available: bool = True
@@ -123,6 +128,9 @@ class Knobs:
                 ("unallocated", self.unallocated_share),
                 ("rejected", self.rejected_share), ("failed", self.failed_share),
                 ("machine", self.machine_share)]
+
+    def silent(self) -> frozenset[str]:
+        return frozenset(n.strip().lstrip("+") for n in self.silent_numbers.split(",") if n.strip())
 
     def unallocated(self) -> frozenset[str]:
         return frozenset(n.strip().lstrip("+") for n in self.unallocated_numbers.split(",") if n.strip())
