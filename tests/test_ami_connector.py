@@ -73,7 +73,7 @@ async def test_every_simulated_outcome(dial: str) -> None:
 
 async def test_operator_only_when_the_conversation_cap_has_room() -> None:
     knobs = fast_knobs(keys_by_number={digits(1): "1", digits(2): "1"}, steps="greeting,amount,main")
-    async with running(knobs) as (sim, conn, sink):
+    async with running(knobs) as (_, conn, sink):
         yes = await conn.send(request(1, conv_ok=True))
         no = await conn.send(request(2, conv_ok=False))
         await wait_for(lambda: len(sink.late) == 2)

@@ -280,10 +280,6 @@ def test_recordings_are_named_from_the_attempt_and_pruned_after_three_years(tmp_
     assert prune(store, 1096, dry_run=True) == [old] and old.exists()
     assert prune(store, 1096) == [old]
     assert not old.exists() and not old.parent.exists() and new.exists()
-    with pytest.raises(ValueError, match="greater than or equal to 1096"):
-        from engine.config.settings import RecordingSettings
-
-        RecordingSettings(retention_days=365)
 
 
 def test_recordings_prune_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,3 +290,7 @@ def test_recordings_prune_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "0 recordings older than 1096 days" in capsys.readouterr().out
     assert cli.main(["--config", str(config), "recordings", "prune", "--dir", str(tmp_path / "nowhere")]) == 2
     assert "no such directory" in capsys.readouterr().err
+    config.write_text(f'[recordings]\ndir = "{tmp_path}"\n[retention]\ninteraction_log_days = 365\n'
+                      '[log]\njson = false\n')
+    assert cli.main(["--config", str(config), "recordings", "prune"]) == 2
+    assert "kept at least 1096 days (3 years, Minjust order No. 134); nothing deleted" in capsys.readouterr().err

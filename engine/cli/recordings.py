@@ -2,10 +2,11 @@
 
 Asterisk records every answered call (``MixMonitor``, the scenario's ``record``) into its
 monitor directory, ``volna/<wave>/<task>-<attempt>.wav``; each result names its file
-(``data.recording``). They are kept ``recordings.retention_days`` (3 years, the legal minimum
-of the interaction log: it cannot be set lower) from their last change, then this command
-deletes them and the directories left empty. Run it daily (a systemd timer or cron) on a host
-that mounts the store; ``docs/ivr.md`` says how to mount and back it up.
+(``data.recording``). They follow the interaction log's rule: kept
+``retention.interaction_log_days`` (3 years by default) from their last change — this command
+refuses a value below the legal 3 years — then deleted, with the directories left empty. Run it
+daily (a systemd timer or cron) on a host that mounts the store; ``docs/ivr.md`` says how to
+mount and back it up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.cli.common import Subparsers
-from engine.config.settings import Settings
+from engine.config.settings import LEGAL_RETENTION_DAYS, Settings
 from engine.errors import ConfigError
 
 
@@ -63,7 +64,10 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     store = root / "volna"
     if not await asyncio.to_thread(store.is_dir):
         raise ConfigError(f"{store}: no such directory (recordings.dir is the recordings' root as mounted here)")
-    days = settings.recordings.retention_days
+    days = settings.retention.interaction_log_days
+    if days < LEGAL_RETENTION_DAYS:
+        raise ConfigError(f"retention.interaction_log_days = {days}: call recordings are kept at least "
+                          f"{LEGAL_RETENTION_DAYS} days (3 years, Minjust order No. 134); nothing deleted")
     old = await asyncio.to_thread(prune, store, days, dry_run=args.dry_run)
     if args.dry_run:
         for path in old:
@@ -77,7 +81,7 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
 def add(sub: Subparsers) -> None:
     rec = sub.add_parser("recordings", help="call recordings: delete those past their retention")
     rsub = rec.add_subparsers(dest="action", required=True)
-    prune = rsub.add_parser("prune", help="delete recordings older than recordings.retention_days (3 years)")
+    prune = rsub.add_parser("prune", help="delete recordings older than retention.interaction_log_days (3 years)")
     prune.add_argument("--dir", help="the recordings' root (default: recordings.dir)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     rec.set_defaults(handler=cmd_recordings)

@@ -156,12 +156,18 @@ LEGAL_RETENTION_DAYS = 3 * 365 + 1
 
 class RecordingSettings(_Section):
     """Call recordings: Asterisk writes them (``MixMonitor``, ``volna/<wave>/<task>-<attempt>.wav``
-    under its monitor directory); ``volna recordings prune`` deletes them after ``retention_days``."""
+    under its monitor directory); ``volna recordings prune`` deletes them after the interaction
+    log's retention (``retention.interaction_log_days``)."""
 
     #: The recordings' root as mounted on the host that prunes (Asterisk's monitor directory).
     dir: Path = Path("/var/spool/asterisk/monitor")
-    #: Kept at least this long: the interaction-log rule, never below its legal 3 years.
-    retention_days: int = Field(default=LEGAL_RETENTION_DAYS, ge=LEGAL_RETENTION_DAYS)
+
+
+class RetentionSettings(_Section):
+    """How long things are kept (230-FZ and Minjust order No. 134 for the interaction log)."""
+
+    #: Message texts and call recordings are kept this long (at least 3 years), then deleted.
+    interaction_log_days: int = Field(default=LEGAL_RETENTION_DAYS, ge=1)
 
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -203,6 +209,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
     recordings: RecordingSettings = RecordingSettings()
+    retention: RetentionSettings = RetentionSettings()
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
     clock: str = ""

@@ -94,6 +94,8 @@ class Knobs:
     #: scenario's ``operator.queue``), else ``operator_queue``.
     operator_queue: str = "debt-operators"
     queue_by_context: dict[str, str] = field(default_factory=dict)
+    #: Queues configured at start: name → agents logged in and available (``--agents debt-operators=20``).
+    agents: dict[str, str] = field(default_factory=dict)
     # ---- capacity ----
     #: Simultaneous calls; beyond it a call fails with congestion (cause 34). 0 = no limit.
     channel_limit: int = 0

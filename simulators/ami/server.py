@@ -74,6 +74,8 @@ class AmiSimulator:
         self.rng = random.Random(self.knobs.seed)
         self.reach = ReachLedger(self.knobs.reach_log or None)
         self.queues = Queues()
+        for name, agents in self.knobs.agents.items():
+            self.queues.configure(name, logged_in=int(agents), available=int(agents))
         self.sessions: set[Session] = set()
         self.calls: dict[str, SimCall] = {}
         self.inbound: dict[str, InboundCall] = {}
