@@ -30,6 +30,7 @@ cut ringing by a restart and inbound calls are not reach events.
 
 from simulators.ami.cli import main
 from simulators.ami.knobs import OUTCOMES, Knobs, SimStats
-from simulators.ami.server import AmiSimulator, AmiState
+from simulators.ami.server import AmiSimulator
+from simulators.ami.state import AmiState
 
 __all__ = ["OUTCOMES", "AmiSimulator", "AmiState", "Knobs", "SimStats", "main"]

@@ -25,44 +25,48 @@ Bad input gets ``400`` and one line naming the field (:mod:`simulators.control`)
 from __future__ import annotations
 
 import asyncio
-import enum
 import re
-from typing import Any, Protocol
+from collections.abc import Sized
+from typing import Protocol
 
 from aiohttp import web
 
 from simulators.ami.inbound import InboundCall
 from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.queues import Queues
+from simulators.ami.state import AmiState
 from simulators.control import BadInput, Conflict, int_in, json_object, number_in, one_line_errors, phone_in
 from simulators.reach import ReachLedger
-
-
-class Controlled(Protocol):
-    """What the control endpoint reads and drives (``simulators.ami.server.AmiSimulator``)."""
-
-    knobs: Knobs
-    stats: SimStats
-    reach: ReachLedger
-    queues: Queues
-    calls: dict[str, Any]
-    sessions: set[Any]
-
-    @property
-    def state(self) -> enum.Enum: ...
-
-    @property
-    def restarting(self) -> bool: ...
-
-    def start_restart(self, down_s: float, shutdown_s: float | None = None) -> asyncio.Task[None]: ...
-
-    def start_inbound(self, number: str, did: str | None = None, talk_s: float = 0.05,
-                      ring_s: float | None = None) -> InboundCall: ...
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 _QUEUE_FIELDS = ("logged_in", "available", "callers", "hold_time_s", "talk_time_s", "longest_hold_time_s",
                  "answer_after_s", "abandon_after_s")
 _DID = re.compile(r"^[A-Za-z0-9_+\-.]{1,40}$")
+
+
+class Controlled(Protocol):
+    """What the control endpoint uses of the simulator (:class:`simulators.ami.server.AmiSimulator`)."""
+
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def stats(self) -> SimStats: ...
+    @property
+    def state(self) -> AmiState: ...
+    @property
+    def reach(self) -> ReachLedger: ...
+    @property
+    def queues(self) -> Queues: ...
+    @property
+    def calls(self) -> Sized: ...
+    @property
+    def sessions(self) -> Sized: ...
+    @property
+    def restarting(self) -> bool: ...
+
+    def start_restart(self, down_s: float, shutdown_s: float | None = None) -> asyncio.Task[None]: ...
+    def start_inbound(self, number: str, did: str | None = None, talk_s: float = 0.05,
+                      ring_s: float | None = None) -> InboundCall: ...
 
 
 def control_app(sim: Controlled) -> web.Application:
@@ -114,7 +118,7 @@ def control_app(sim: Controlled) -> web.Application:
             raise BadInput("did", "expected 1 to 40 of A-Z a-z 0-9 + _ - .")
         talk_s = number_in(body, "talk_s", 0.0, 3600.0, default=5.0)
         ring_s = number_in(body, "ring_s", 0.0, 120.0, default=0.0)
-        if sim.state.value != "up":
+        if sim.state is not AmiState.UP:
             raise Conflict("state", f"the simulated Asterisk is {sim.state.value}")
         call = sim.start_inbound(number, did, talk_s, ring_s)
         leg = call.leg

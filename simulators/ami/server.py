@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import logging
 import random
@@ -42,18 +41,11 @@ from simulators.ami.inbound import InboundCall
 from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.queues import Queues
 from simulators.ami.session import Session, event_mask
+from simulators.ami.state import AmiState
 from simulators.ami.wire import Headers, encode, get, get_all, split_variables
 from simulators.reach import ReachLedger
 
 log = logging.getLogger("simulators.ami")
-
-
-class AmiState(enum.Enum):
-    """The server's state; only ``AmiSimulator._set_state`` changes it."""
-
-    UP = "up"
-    SHUTTING_DOWN = "shutting_down"
-    DOWN = "down"
 
 
 class AmiSimulator:

@@ -12,16 +12,6 @@ from typing import Protocol
 from simulators.ami.knobs import Knobs, SimStats
 from simulators.ami.wire import ActionReader, Headers, encode, get
 
-
-class Host(Protocol):
-    """What a connection needs of the simulator (``simulators.ami.server.AmiSimulator``)."""
-
-    knobs: Knobs
-    stats: SimStats
-    sessions: set[Session]
-
-    def handle(self, s: Session, action: Headers) -> None: ...
-
 _ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
                           "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
                           "message"})
@@ -36,8 +26,21 @@ def event_mask(value: str) -> frozenset[str]:
     return frozenset(p.strip() for p in v.split(",") if p.strip())
 
 
+class SessionHost(Protocol):
+    """What a connection uses of the simulator that serves it (:class:`simulators.ami.server.AmiSimulator`)."""
+
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def stats(self) -> SimStats: ...
+    @property
+    def sessions(self) -> set[Session]: ...
+
+    def handle(self, s: Session, action: Headers) -> None: ...
+
+
 class Session(asyncio.Protocol):
-    def __init__(self, sim: Host) -> None:
+    def __init__(self, sim: SessionHost) -> None:
         self.sim = sim
         self.reader = ActionReader()
         self.transport: asyncio.Transport | None = None
