@@ -9,6 +9,18 @@ point of no return: a lost answer raises :class:`ConnectorError` (the core recor
 trunk slot is freed when it ends. The same attempt sent again while its call is still up is
 answered ``Accepted`` for that call, without a second Originate.
 
+**Refusals and restarts.** A ``Response: Error`` to the async Originate means Asterisk placed
+nothing: the send answers ``Retry`` (the core gives the cap reservation back and takes back the
+send it counted). The first "Asterisk is shutting down" refusal, or the ``Shutdown`` event (class
+``system``), marks the server unhealthy until ``FullyBooted`` follows a relogin (or
+``boot_wait_s`` after it, for an account that does not read ``system``); calls the shutdown cut
+before the answer end ``no_answer`` (it rang) or ``congestion``, never ``failed``.
+
+**Operators.** A scenario whose menu offers the operator has its queue read with ``QueueSummary``
+(:mod:`connectors.ami.operators`): ``VOLNA_CONV_OK`` is 1 only when the debtor's conversation cap
+has room, an agent beyond the reserve is free and the offers in progress are within their bound;
+with ``calls_per_free_agent`` the scenario's calls are paced by the free agents too.
+
 The final outcome comes from the call's events (:mod:`connectors.ami.calls`) as a
 ``LateEvent(final=True)`` with the keys pressed, steps, AMD verdict, seconds and menu actions.
 

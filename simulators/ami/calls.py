@@ -25,11 +25,22 @@ With ``knobs.shuffle`` the relative order of ``OriginateResponse``, ``Newstate``
 and ``Hangup`` varies inside the groups where the transcripts' README says it does on a real
 Asterisk; with it off the order is the volna captures'.
 
-**Operator.** A debtor who presses the operator key (offered only with ``VOLNA_CONV_OK=1``)
-joins the queue (``knobs.queue_for(context)``): see :mod:`simulators.ami.queues`. An agent
-takes the call for the rest of its talk time (reach event ``operator``); with none available
-``VolnaQueue`` says ``JOINEMPTY`` (``TIMEOUT`` when the queue was never configured and the
-``operator_available`` knob is off).
+**The script** (the compiled dialplan's events, ``connectors/ami/dialplan.py``): ``VolnaRecording``
+right after the answer when the Originate names a ``VOLNA_REC``; ``VolnaAmd`` (a silent answerer:
+``MACHINE``/``INITIALSILENCE``, then the steps as for a person unless ``silence_is_machine``); a
+``VolnaStep`` per step of ``knobs.steps_for(context)``, each followed by ``VolnaPrompt`` for a
+``missing_prompts`` file it plays; at an identity step ``VolnaIdentity`` (``CONFIRMED``, or
+``WRONG``/``NONE`` and the call ends there); at the last step (the menu) ``VolnaOffer`` when the
+operator is offered; the keys, and after "promise to pay" a ``VolnaPromise`` with the keyed date.
+
+**Operator.** The operator key is offered when ``VOLNA_CONV_OK=1`` and, for a configured queue,
+``QUEUE_MEMBER(<queue>,ready)`` is above ``VOLNA_OP_RESERVE`` when the menu starts. A debtor who
+presses it joins the queue (``knobs.queue_for(context)``): see :mod:`simulators.ami.queues`. An
+agent takes the call for the rest of its talk time (``QueueCallerJoin``, ``QueueCallerLeave``,
+``AgentConnect`` with the queue's ``answer_after_s`` as ``HoldTime``; reach event ``operator``),
+or the caller hangs up first (``QueueCallerAbandon`` after ``abandon_after_s``); with none
+available ``VolnaQueue`` says ``JOINEMPTY`` (``TIMEOUT`` when the queue was never configured and
+the ``operator_available`` knob is off).
 
 **Shutdown** (``POST /restart``): Asterisk's ``ast_softhangup_all()`` soft-hangs every channel
 with ``AST_SOFTHANGUP_SHUTDOWN`` (``SoftHangupRequest`` Cause 4, ``include/asterisk/channel.h``).
