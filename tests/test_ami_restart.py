@@ -116,3 +116,25 @@ async def test_a_restart_during_a_50_cps_burst_loses_nothing(redis: aioredis.Red
     # "sent" counts the Originates that reached the wire, once each.
     assert counts["sent"] == sim.stats.originates == len(sim.stats.per_channel_id), (counts, sim.stats.originates)
     assert time.monotonic() >= sim.stats.booted_at > 0
+
+
+async def test_any_originate_refusal_is_a_retry_and_the_server_stays_up() -> None:
+    """Not about the number (Asterisk checks none at an async Originate): nothing was placed, so
+    the attempt goes again; a refusal that is not a shutdown leaves the server usable."""
+    async with ami_running(fast_knobs()) as (sim, conn, _):
+        original = sim.handle
+
+        def refuse(s, action):  # type: ignore[no-untyped-def]
+            if any(k == "Action" and v == "Originate" for k, v in action):
+                aid = next(v for k, v in action if k == "ActionID")
+                s.reply([("ActionID", aid)], [("Response", "Error"), ("Message", "Permission denied")])
+                return None
+            return original(s, action)
+
+        sim.handle = refuse  # type: ignore[method-assign]
+        refused = await conn.send(request(1))
+        assert isinstance(refused, Retry) and refused.reason == "AMI ast1: Permission denied"
+        assert conn.healthy("trunk-a") and conn._trunks["trunk-a"].active == 0
+        sim.handle = original  # type: ignore[method-assign]
+        assert isinstance(await conn.send(request(1)), Accepted)
+        assert connector_events(conn, "ami")["refused"] == 1

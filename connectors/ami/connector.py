@@ -85,6 +85,8 @@ class _Server:
     shutting_down: bool = False
     boot_check: asyncio.Task[None] | None = None
     poller: asyncio.Task[None] | None = None
+    #: The last ``Response: Error`` message to an Originate (logged when it changes).
+    last_refusal: str = ""
     #: Set when a queue is watched for the first time: poll at once.
     poll_now: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -298,6 +300,7 @@ class AmiConnector(Connector):
                 raise
             raise ConnectorError(f"Originate unconfirmed: {exc}") from None
         if reply.get("Response") == "Success":
+            srv.last_refusal = ""
             self.count(trunk.server, "accepted")
             data = {"server": trunk.server, "trunk": trunk.settings.name}
             if op is not None:
@@ -310,6 +313,10 @@ class AmiConnector(Connector):
         message = reply.get("Message") or "Originate refused"
         if refusal_is_shutdown(message):
             self._shutting_down(srv, "Originate refused: " + message)
+        elif message != srv.last_refusal:  # once per new reason: a misconfigured account refuses every call
+            log.warning("AMI %s refuses Originate: %s (the attempts go again in %.0f s)", trunk.server, message,
+                        s.retry_delay_s)
+        srv.last_refusal = message
         self.count(trunk.server, "refused")
         return Retry(s.retry_delay_s, f"AMI {trunk.server}: {message}")
 
