@@ -51,6 +51,19 @@ class ConnectorMetrics(Protocol):
         """Something a connector counts (``volna_connector_events_total``): a submit, a receipt, a
         malformed PDU, a send whose answer never came, a retry…"""
 
+    def prompt_failure(self, prompt: str) -> None:
+        """An IVR prompt (a sound file name) failed to play on a call."""
+
+    def operator(self, queue: str, result: str, wait_s: float | None = None) -> None:
+        """A call chose the operator: ``connected``, ``abandoned`` (hung up waiting) or the queue's
+        refusal (``joinempty``, ``timeout``, …), with the seconds it waited when known."""
+
+    def operator_agents(self, queue: str, logged_in: int, available: int, callers: int) -> None:
+        """An operator queue's state as last read (``QueueSummary``)."""
+
+    def operator_offer(self, queue: str, decision: str) -> None:
+        """Whether a call was allowed to offer the operator, and if not why."""
+
 
 class NoMetrics:
     """Where a connector run on its own (a test of the connector alone) reports: nowhere."""
@@ -65,6 +78,18 @@ class NoMetrics:
         pass
 
     def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
+        pass
+
+    def prompt_failure(self, prompt: str) -> None:
+        pass
+
+    def operator(self, queue: str, result: str, wait_s: float | None = None) -> None:
+        pass
+
+    def operator_agents(self, queue: str, logged_in: int, available: int, callers: int) -> None:
+        pass
+
+    def operator_offer(self, queue: str, decision: str) -> None:
         pass
 
 

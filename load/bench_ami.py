@@ -320,7 +320,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=10000, help="end-to-end calls")
     p.add_argument("--concurrency", type=int, default=1000)
-    p.add_argument("--events", default="call,user", help="the connector's Login Events mask")
+    p.add_argument("--events", default="call,user,system,agent", help="the connector's Login Events mask")
     p.add_argument("--burst", type=int, default=0, help="VarSet/Newexten per answered call (dialplan class)")
     # Short calls: with 1 000 in flight, Little's law caps originates/s at 1 000 / call length, so
     # long calls would measure the scenario, not the process (1.5 s talk → ~440 calls/s, whatever

@@ -2,7 +2,7 @@
 # Installs the system programs the tests talk to, when missing: redis-server (every engine
 # test), PostgreSQL's server (the archive's tests start a private one with initdb/pg_ctl),
 # promtool/prometheus (alert rules, the scrape test), chromium (the console test), node and npm
-# (the independent SMSC).
+# (the independent SMSC), espeak-ng and sox (placeholder IVR prompts: volna scenarios prompts --synth).
 # As root it uses apt-get; otherwise it says what to install and stops when a required one is
 # missing. REDIS_URL set means a Redis is provided, so redis-server is not required.
 set -euo pipefail
@@ -19,6 +19,8 @@ need chromium chromium
 # the independent SMSC the SMPP connector is also tested against (node-smpp, tests/peers/node_smsc)
 need node nodejs
 need npm npm
+need espeak-ng espeak-ng
+need sox sox
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${missing[*]}"

@@ -28,7 +28,7 @@ async def test_answered_call_reports_keys_steps_and_actions() -> None:
         assert time.monotonic() - t0 < 0.5  # the "queued" answer, not the call
         cid = call_ids(req.attempt.key)[0]
         assert result == Accepted(correlation_id=cid, hold_slot=True, final_timeout_s=pytest.approx(98.2),
-                                  data={"server": "ast1", "trunk": "trunk-a"})
+                                  data={"server": "ast1", "trunk": "trunk-a", "operator_offer": "offered"})
         await wait_for(lambda: len(sink.late) == 1)
         ev = sink.late[0]
         assert (ev.correlation_id, ev.outcome, ev.final) == (cid, Outcome.ANSWERED, True)
@@ -72,25 +72,25 @@ async def test_every_simulated_outcome(dial: str) -> None:
 
 
 async def test_operator_only_when_the_conversation_cap_has_room() -> None:
-    knobs = fast_knobs(keys_by_number={digits(1): "1", digits(2): "1", digits(3): "1"})
-    async with running(knobs) as (sim, conn, sink):
+    knobs = fast_knobs(keys_by_number={digits(1): "1", digits(2): "1"}, steps="greeting,amount,main")
+    async with running(knobs) as (_, conn, sink):
         yes = await conn.send(request(1, conv_ok=True))
         no = await conn.send(request(2, conv_ok=False))
         await wait_for(lambda: len(sink.late) == 2)
-        sim.knobs.operator_available = False
-        busy = await conn.send(request(3, conv_ok=True))
-        await wait_for(lambda: len(sink.late) == 3)
         got = sink.by_id()
-        assert isinstance(yes, Accepted) and isinstance(no, Accepted) and isinstance(busy, Accepted)
-        assert got[yes.correlation_id].actions == ("operator",)
+        assert isinstance(yes, Accepted) and isinstance(no, Accepted)
+        assert yes.data["operator_offer"] == "offered" and no.data["operator_offer"] == "cap_full"
+        assert got[yes.correlation_id].actions == ("operator",) and got[yes.correlation_id].data["operator_offered"]
+        assert got[yes.correlation_id].data["queue"] == {"name": "debt-operators", "result": "connected",
+                                                         "wait_s": 0.0}
         assert got[no.correlation_id].actions == () and got[no.correlation_id].data["dtmf"] == "1"
-        assert got[busy.correlation_id].actions == () and got[busy.correlation_id].data["operator"] == "unavailable"
+        assert "operator_offered" not in got[no.correlation_id].data
 
 
 async def test_bad_input_never_dials() -> None:
     async with running() as (sim, conn, _):
-        assert await conn.send(request(1, amount="lots")) == Final(Outcome.ERROR,
-                                                                    provider_text="not an amount: 'lots'")
+        assert await conn.send(request(1, amount="lots")) == Final(
+            Outcome.ERROR, provider_text="step amount: task var 'amount': not an amount: 'lots'")
         assert isinstance(await conn.send(request(2, target="nope")), Final)
         no_ivr = request(3)
         object.__setattr__(no_ivr, "scenario", None)
@@ -148,22 +148,22 @@ async def test_wire_contract_of_login_and_originate() -> None:
     wire = b"".join(received).decode()
     key = hashlib.md5(b"12345sim-secret").hexdigest()
     assert f"Action: Login\r\nActionID: ctl-2\r\nUsername: volna\r\nAuthType: MD5\r\nKey: {key}\r\n" \
-           "Events: call,user\r\n\r\n" in wire
+           "Events: call,user,system,agent\r\n\r\n" in wire
     originate = wire[wire.index("Action: Originate"):].split("\r\n\r\n")[0].split("\r\n")
     assert originate == [
         "Action: Originate", f"ActionID: {aid}", "Channel: PJSIP/89160000007@trunk-a",
         "Context: volna-soft_reminder", "Exten: s", "Priority: 1", "Timeout: 2000", "Async: true",
         f"ChannelId: {cid}", f"OtherChannelId: {other}", 'CallerID: "Volna" <84950000000>',
         "Variable: VOLNA_TASK=t7", "Variable: VOLNA_ATTEMPT=1", f"Variable: VOLNA_CALL={cid}",
-        "Variable: VOLNA_CONV_OK=0", r"Variable: VOLNA_AMOUNT=1 521\,01", "Variable: VOLNA_AMOUNT_RUB=1521",
-        "Variable: VOLNA_AMOUNT_KOP=1", "Variable: VOLNA_AMOUNT_RUB_UNIT=volna/rubl",
-        "Variable: VOLNA_AMOUNT_KOP_UNIT=volna/kopeyka",
+        "Variable: VOLNA_CONV_OK=0", "Variable: VOLNA_OP_RESERVE=1", "Variable: VOLNA_REC=volna/w1/t7-1.wav",
+        "Variable: VOLNA_AMOUNT_SAY=digits/1f&digits/thousand&digits/500&digits/20&digits/1&volna/rubl"
+        "&digits/1f&volna/kopeyka",
     ]
     assert "Secret" not in wire
 
 
 async def test_login_refused_keeps_the_trunk_unhealthy() -> None:
-    async with running(server={"secret": "wrong"}, connect_timeout_s=0.3) as (sim, conn, _):
+    async with running(server={"secret": "wrong"}, connect_timeout_s=0.3, agents=None) as (sim, conn, _):
         assert not conn.healthy("trunk-a")
         assert isinstance(await conn.send(request(1)), Retry)
         sim.knobs.secret = "wrong"  # the operator fixes the other side: the next attempt logs in

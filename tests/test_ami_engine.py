@@ -79,7 +79,8 @@ async def test_key_2_makes_one_sms_and_key_9_opts_out(redis: aioredis.Redis, red
             await asyncio.sleep(0.5)
     recs = [r for r in await results(redis, "w1") if r["kind"] == "result"]
     by_task = {r["task_id"]: r for r in recs if r["final"]}
-    assert by_task["t1"]["outcome"] == "answered" and by_task["t1"]["data"]["dtmf"] == "2"
+    # The keys: 1 to confirm who answered, then 2 in the menu.
+    assert by_task["t1"]["outcome"] == "answered" and by_task["t1"]["data"]["dtmf"] == "12"
     # Exactly one SMS task for that debtor, carrying the payment-details template.
     assert [s.task_id for s in sms.sent] == ["t1-sms-details"]
     assert sms.sent[0].text is not None and "Реквизиты" in sms.sent[0].text

@@ -226,5 +226,7 @@ def test_simulator_speaks_the_compilers_user_events() -> None:
     import connectors.ami.variables
     import simulators.ami.knobs as sim_names
 
-    for name in ("EV_STEP", "EV_KEY", "EV_ACTION", "EV_AMD", "EV_QUEUE", "EV_END"):
+    names = [n for n in dir(connectors.ami.variables) if n.startswith("EV_")]
+    assert len(names) == len(connectors.ami.variables.USER_EVENTS) == 11
+    for name in names:
         assert getattr(sim_names, name) == getattr(connectors.ami.variables, name)

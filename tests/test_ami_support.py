@@ -61,7 +61,7 @@ def config(port: int, **overrides: Any) -> dict[str, Any]:
              "rate_per_s": 20.0, "max_concurrent": 50, **overrides.pop("trunk", {})}
     server = {"name": "ast1", "port": port, "username": "volna", "secret": "sim-secret", "auth": "md5",
               "trunks": [trunk], **overrides.pop("server", {})}
-    return {"servers": [server], "ring_timeout_s": 2.0, "settle_s": 0.2, "tick_s": 0.05,
+    return {"servers": [server], "ring_timeout_s": 2.0, "settle_s": 0.2, "tick_s": 0.05, "queue_poll_s": 0.05,
             "reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "action_timeout_s": 2.0,
             "connect_timeout_s": 2.0, "hangup_wait_s": 1.0, "close_drain_s": 1.0, **overrides}
 
@@ -88,12 +88,25 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> No
         await asyncio.sleep(0.02)
 
 
+async def staff(sim: AmiSimulator, conn: AmiConnector, queue: str = "debt-operators", *, available: int = 5,
+                logged_in: int | None = None) -> None:
+    """Agents in the simulator's ``queue``, and the connector reading them (the operator is offered)."""
+    sim.queues.configure(queue, logged_in=max(available, logged_in or 0), available=available)
+    conn.watch_queue(queue)
+    await wait_for(lambda: (st := conn.queue_state("ast1", queue)) is not None and st.read_at >= 0
+                   and st.available == available)
+
+
 @asynccontextmanager
-async def running(knobs: Knobs | None = None, **cfg: Any) -> AsyncIterator[tuple[AmiSimulator, AmiConnector, Sink]]:
+async def running(knobs: Knobs | None = None, *, agents: int | None = 5, **cfg: Any
+                  ) -> AsyncIterator[tuple[AmiSimulator, AmiConnector, Sink]]:
+    """A simulator and a connector on it; ``agents`` free in the operator queue (None: no queue)."""
     async with AmiSimulator(knobs or fast_knobs()) as sim:
         conn = AmiConnector.from_config(config(sim.port, **cfg))
         conn.metrics = Metrics(process=False)
         sink = Sink()
         conn.bind_events(sink)
         async with conn:
+            if agents is not None:
+                await staff(sim, conn, available=agents)
             yield sim, conn, sink

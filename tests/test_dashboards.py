@@ -95,7 +95,7 @@ def test_provisioning_loads_the_datasource_and_the_dashboards() -> None:
 def test_the_catalogue_documents_every_metric_the_dashboards_use() -> None:
     from tests.test_metrics import referenced_metrics
 
-    catalogue = (GRAFANA.parent / "README.md").read_text(encoding="utf-8")
+    catalogue = (GRAFANA.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `(volna_\w+)`", catalogue, flags=re.M))
     for name in referenced_metrics():
         if name.startswith("volna_"):

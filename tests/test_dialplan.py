@@ -20,21 +20,26 @@ from engine.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 ASTERISKLINT = Path(sys.executable).with_name("asterisklint")
 
-#: The ``ivr:`` blocks proposed for scenarios/soft_reminder.yaml and scenarios/pre_court.yaml.
+#: Two scripts that use every kind of step: a soft reminder, and a pre-court notice with a nested
+#: menu, a say_digits step, an answering-machine message and a prompt variable.
 SOFT_REMINDER = """
 max_duration_s: 180
 amd: {on_machine: hangup}
 operator: {queue: debt-operators, timeout_s: 60}
 steps:
   - {id: greeting, play: [volna/greeting-soft]}
+  - {id: identity, confirm_identity: {}}
   - id: amount
     say_amount: {var: amount, before: [volna/your-debt-is]}
+  - id: due
+    say_date: {var: due_date, before: [volna/pay-by]}
   - id: main
     menu:
       options:
         - {key: "1", action: operator, prompt: [volna/press-1-operator]}
         - {key: "2", action: sms_payment_details, prompt: [volna/press-2-sms], confirm: [volna/sms-sent]}
-        - {key: "3", action: promise_to_pay, prompt: [volna/press-3-promise], confirm: [volna/thanks]}
+        - {key: "3", action: promise_to_pay, prompt: [volna/press-3-promise], confirm: [volna/thanks],
+           capture: {amount: [volna/promise-enter-amount]}}
         - {key: "0", action: repeat, prompt: [volna/press-0-repeat]}
         - {key: "9", action: opt_out, prompt: [volna/press-9-optout], confirm: [volna/optout-done]}
 goodbye: [volna/goodbye]
@@ -43,14 +48,21 @@ goodbye: [volna/goodbye]
 PRE_COURT = """
 max_duration_s: 240
 ring_timeout_s: 35
+record: operator
 amd:
   on_machine: message
   message: [volna/pre-court-machine]
   total_analysis_ms: 4000
+  notsure: machine
+  initial_silence: machine
 operator: {queue: pre-court-operators, timeout_s: 90, unavailable: [volna/operator-busy-callback]}
 variables: [due_date]
+prompt_vars:
+  creditor_prompt: {allowed: [volna/creditor-a, volna/creditor-b]}
 steps:
-  - {id: notice, play: [volna/pre-court-notice]}
+  - {id: notice, play: [volna/pre-court-greeting]}
+  - {id: identity, confirm_identity: {prompt: [volna/if-you-are-holder, volna/press-1], key: "1"}}
+  - {id: creditor, play: [volna/debt-to, "{creditor_prompt}"]}
   - id: account
     say_digits: {var: account, before: [volna/account-number]}
   - id: amount
@@ -63,8 +75,14 @@ steps:
       after_choice: next
       options:
         - {key: "1", action: operator, prompt: [volna/press-1-operator]}
-        - {key: "2", action: sms_payment_details, prompt: [volna/press-2-sms], confirm: [volna/sms-sent]}
-        - {key: "3", action: promise_to_pay, prompt: [volna/press-3-promise], confirm: [volna/promise-noted]}
+        - key: "2"
+          action: menu
+          prompt: [volna/press-2-pay]
+          menu:
+            options:
+              - {key: "1", action: sms_payment_details, prompt: [volna/pay-1-sms], confirm: [volna/sms-sent]}
+              - {key: "2", action: promise_to_pay, prompt: [volna/pay-2-promise], confirm: [volna/promise-noted],
+                 capture: {date: [volna/promise-enter-date]}}
         - {key: "*", action: repeat, prompt: [volna/press-star-repeat]}
         - {key: "9", action: opt_out, prompt: [volna/press-9-optout], confirm: [volna/optout-done]}
   - {id: closing, play: [volna/pre-court-closing]}
@@ -97,15 +115,42 @@ def _only_amd_missing(issues: list[str]) -> list[str]:
 def test_examples_compile_to_one_context_each() -> None:
     text = compile_dialplan(_scenarios(soft_reminder=SOFT_REMINDER, pre_court=PRE_COURT, sms_only=None))
     assert "[volna-soft_reminder]" in text and "[volna-pre_court]" in text and "sms_only" not in text
-    assert text.index("[volna-pre_court]") < text.index("[volna-soft_reminder]")
-    for name in ("VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd"):
-        assert f"UserEvent({name},Call: ${{VOLNA_CALL}},Task: ${{VOLNA_TASK}}" in text
-    # The operator is offered (prompt) and honoured (key) only with room in the conversation cap.
-    assert '"${VOLNA_DIGIT}${VOLNA_CONV_OK}" = "11"' in text
-    assert 'GotoIf($["${VOLNA_CONV_OK}" = "1"]?main__op)' in text
-    assert "Read(VOLNA_DIGIT,volna/menu-intro&volna/press-2-sms&" in text
-    assert "SayNumber(${VOLNA_AMOUNT_KOP},f)" in text and "SayDigits(${VOLNA_ACCOUNT})" in text
-    assert "AMD(,,,4000)" in text and "Queue(pre-court-operators,,,,90)" in text
+    assert text.index("[volna-pre_court]") < text.index("[volna-soft_reminder]") < text.index("[volna-play]")
+    assert "[volna-inbound]" in text and "Queue(debt-callbacks,,,,300)" in text
+    for name in ("VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd", "VolnaIdentity",
+                 "VolnaOffer", "VolnaPromise", "VolnaPrompt", "VolnaRecording"):
+        assert f"UserEvent({name},Call: ${{VOLNA_CALL}},Task: ${{VOLNA_TASK}}" in text, name
+    # The operator is offered (prompt) and honoured (key) only when the core allowed it and an agent
+    # beyond the reserve is ready now.
+    assert '"${VOLNA_DIGIT}${VOLNA_OFFER}" = "11"' in text
+    assert 'GotoIf($["${VOLNA_CONV_OK}" != "1"]?main__ask)' in text
+    assert "GotoIf($[0${QUEUE_MEMBER(debt-operators,ready)} <= 0${VOLNA_OP_RESERVE}]?main__ask)" in text
+    assert "Read(VOLNA_DIGIT,volna/menu-intro&volna/press-2-pay&" in text
+    # Amounts, accounts and dates: composed file lists played by the subroutine, reported when a file fails.
+    assert "Gosub(volna-play,s,1(volna/debt-amount&${VOLNA_AMOUNT_SAY}&volna/pre-court-consequences,amount,1))" in text
+    assert "Gosub(volna-play,s,1(volna/account-number&${VOLNA_ACCOUNT_SAY},account,1))" in text
+    assert "Gosub(volna-play,s,1(volna/pay-by&${VOLNA_DUE_DATE_SAY},due,1))" in text
+    assert "Gosub(volna-play,s,1(volna/debt-to&${VOLNA_CREDITOR_PROMPT},creditor,1))" in text
+    assert 'GotoIf($["${PLAYBACKSTATUS}" = "SUCCESS"]?next)' in text
+    assert "SayNumber" not in text and "SayDigits" not in text
+    # Identity before anything else; a wrong key or none ends the call.
+    assert "Read(VOLNA_DIGIT,volna/if-you-are-holder&volna/press-1,1,,1,6)" in text
+    assert "Status: CONFIRMED" in text and '${IF($["${VOLNA_DIGIT}" = ""]?NONE:WRONG)}' in text
+    # AMD: a silent person and NOTSURE are a person unless the script says machine.
+    soft, court = text.split("[volna-soft_reminder]")[1], text.split("[volna-soft_reminder]")[0]
+    assert '"${AMDCAUSE:0:14}" = "INITIALSILENCE"]?start)' in soft and 'NOTSURE"]?start)' in soft
+    assert "INITIALSILENCE" not in court and 'NOTSURE"]?machine)' in court
+    assert "AMD(,,,4000)" in court and "Queue(pre-court-operators,,,,90)" in text
+    # Recording: from the answer by default; only before the queue with record: operator.
+    assert soft.index("MixMonitor(${VOLNA_REC})") < soft.index("AMD(")
+    assert court.index("MixMonitor(${VOLNA_REC})") > court.index("Queue(pre-court-operators")  - 400
+    assert court.count("MixMonitor(${VOLNA_REC})") == 1 and court.index("AMD(") < court.index("MixMonitor(")
+    # Nested menu and the promise capture.
+    assert "UserEvent(VolnaKey,Call: ${VOLNA_CALL},Task: ${VOLNA_TASK},Step: main.2,Digit: ${VOLNA_DIGIT})" in text
+    assert "Read(VOLNA_PDATE,volna/promise-enter-date,4,,1,8)" in text
+    assert "Read(VOLNA_PAMT,volna/promise-enter-amount,9,,1,8)" in text
+    # Repeat replays from the step after the identity check.
+    assert "?end:creditor)" in court and "?end:amount)" in soft
     assert "Set(TIMEOUT(absolute)=240)" in text and "Set(CHANNEL(language)=ru)" in text
     assert not text.endswith("\n\n")
 
@@ -142,7 +187,7 @@ def test_write_dialplan_keeps_an_existing_manager_conf(tmp_path: Path) -> None:
     paths = write_dialplan(_scenarios(soft_reminder=SOFT_REMINDER), tmp_path)
     assert [p.name for p in paths] == ["extensions_volna.conf", "manager.conf"]
     manager = (tmp_path / "manager.conf").read_text(encoding="utf-8")
-    assert "secret = CHANGE_ME" in manager and "read = call,user" in manager
+    assert "secret = CHANGE_ME" in manager and "read = call,user,system,agent" in manager
     (tmp_path / "manager.conf").write_text("; mine\n", encoding="utf-8")
     paths = write_dialplan(_scenarios(pre_court=PRE_COURT), tmp_path)
     assert [p.name for p in paths] == ["extensions_volna.conf"]
@@ -158,13 +203,13 @@ def test_shipped_manager_conf_has_no_secret() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     (1234.5, (1234, 50)), ("1 234,56", (1234, 56)), ("0.005", (0, 1)), (0, (0, 0)), ("17", (17, 0)),
-    ("99.999", (100, 0)),
+    ("99.999", (100, 0)), ("999999999999.99", (999_999_999_999, 99)),
 ])
 def test_split_amount(value: object, expected: tuple[int, int]) -> None:
     assert split_amount(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "abc", "-5", "1e20", "NaN"])
+@pytest.mark.parametrize("value", ["", "abc", "-5", "1e20", "NaN", "1000000000000"])
 def test_split_amount_refuses(value: str) -> None:
     with pytest.raises(ValueError):
         split_amount(value)
@@ -177,17 +222,23 @@ def test_plural_forms() -> None:
 
 def test_channel_variables() -> None:
     script = IvrScript.model_validate(yaml.safe_load(PRE_COURT))
-    got = channel_variables(script, {"amount": "1 521,01", "account": "0012345", "due_date": "2025-12-01",
-                                     "address": "not passed"})
+    got = channel_variables(script, {"amount": "1 521,01", "account": "0012-345", "due_date": "2025-12-01",
+                                     "address": "not passed", "creditor_prompt": "volna/creditor-b"})
     assert got == {
-        "VOLNA_DUE_DATE": "2025-12-01", "VOLNA_ACCOUNT": "0012345", "VOLNA_AMOUNT": "1 521,01",
-        "VOLNA_AMOUNT_RUB": "1521", "VOLNA_AMOUNT_KOP": "1",
-        "VOLNA_AMOUNT_RUB_UNIT": "volna/rubl", "VOLNA_AMOUNT_KOP_UNIT": "volna/kopeyka",
+        "VOLNA_DUE_DATE": "2025-12-01",
+        "VOLNA_ACCOUNT_SAY": "digits/0&digits/0&digits/1&digits/2&digits/3&digits/4&digits/5",
+        "VOLNA_AMOUNT_SAY": "digits/1f&digits/thousand&digits/500&digits/20&digits/1&volna/rubl&digits/1f"
+                            "&volna/kopeyka",
+        "VOLNA_CREDITOR_PROMPT": "volna/creditor-b",
     }
     with pytest.raises(ValueError, match="amount"):
-        channel_variables(script, {"account": "1"})
+        channel_variables(script, {"account": "1", "creditor_prompt": "volna/creditor-a"})
     with pytest.raises(ValueError, match="digits"):
-        channel_variables(script, {"amount": 1, "account": "12-34"})
+        channel_variables(script, {"amount": 1, "account": "ЛС-12", "creditor_prompt": "volna/creditor-a"})
+    with pytest.raises(ValueError, match="whitelist"):
+        channel_variables(script, {"amount": 1, "account": "12", "creditor_prompt": "volna/other"})
+    with pytest.raises(ValueError, match="no default"):
+        channel_variables(script, {"amount": 1, "account": "12"})
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -199,6 +250,12 @@ def test_channel_variables() -> None:
     ({"steps": [{"id": "a", "menu": {"options": [{"key": "#", "action": "repeat"}]}}]}, "key"),
     ({"steps": [{"id": "a", "menu": {"options": [{"key": "1", "action": "repeat"},
                                                  {"key": "1", "action": "opt_out"}]}}]}, "unique"),
+    ({"steps": [{"id": "a", "play": ["{who}"]}]}, "has no whitelist"),
+    ({"prompt_vars": {"c": {"allowed": ["volna/a"], "default": "volna/b"}}}, "not in its whitelist"),
+    ({"steps": [{"id": "a", "menu": {"options": [{"key": "1", "action": "menu"}]}}]}, "go together"),
+    ({"steps": [{"id": "a", "menu": {"options": [{"key": "1", "action": "opt_out",
+                                                  "capture": {}}]}}]}, "promise_to_pay"),
+    ({"steps": [{"id": "wrong", "play": ["x"]}]}, "reserved"),
 ])
 def test_invalid_scripts(change: dict, message: str) -> None:
     raw = {**yaml.safe_load(SOFT_REMINDER), **change}
@@ -211,7 +268,7 @@ def test_entry_and_context_collision() -> None:
     assert ivr_entry(scenarios["soft_reminder"]) == ("volna-soft_reminder", "s", 1)
     assert ivr_entry(SimpleNamespace(name="x", ivr=None)) is None
     script = IvrScript.model_validate(yaml.safe_load(SOFT_REMINDER))
-    assert isinstance(script.steps[2], MenuStep) and script_of(SimpleNamespace(name="y", ivr=script)) is script
+    assert isinstance(script.steps[4], MenuStep) and script_of(SimpleNamespace(name="y", ivr=script)) is script
     clash = {"a.b": SimpleNamespace(name="a.b", ivr=yaml.safe_load(SOFT_REMINDER)),
              "a_b": SimpleNamespace(name="a_b", ivr=yaml.safe_load(SOFT_REMINDER))}
     with pytest.raises(ConfigError, match="one context"):

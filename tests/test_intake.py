@@ -78,8 +78,8 @@ async def test_phone_normalized_to_e164(redis: aioredis.Redis, redis_url: str) -
 async def test_csv_with_vars_columns(redis: aioredis.Redis, redis_url: str) -> None:
     ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await ctx.waves.create("w1", "c1", DAY)
-    vars_ = "var_creditor,var_due_date,var_pay_url,var_address"
-    values = "Водоканал,10.12,https://pay.example/x,ул. Ленина 1"
+    vars_ = "var_creditor,var_due_date,var_pay_url,var_address,var_phone_back"
+    values = "Водоканал,10.12,https://pay.example/x,ул. Ленина 1,8-800-100-00-00"
     csv_lines = [
         f"task_id,debtor_id,channel,phone,region,scenario,var_amount,var_account,cascade,{vars_}",
         f"a1,d1,viber,89161234567,77,soft_reminder,1500.5,ЛС1,sms,{values}",
@@ -96,7 +96,8 @@ async def test_csv_with_vars_columns(redis: aioredis.Redis, redis_url: str) -> N
     assert report.rejections[0].line_no == 4 and "columns" in report.rejections[0].reason
     stored = json.loads(await redis.hget("volna:{w:w1}:tasks", "a1"))
     assert stored["vars"] == {"amount": "1500.5", "account": "ЛС1", "creditor": "Водоканал", "due_date": "10.12",
-                              "pay_url": "https://pay.example/x", "address": "ул. Ленина 1"}
+                              "pay_url": "https://pay.example/x", "address": "ул. Ленина 1",
+                              "phone_back": "8-800-100-00-00"}
     assert stored["cascade"] == ["sms"]
 
 

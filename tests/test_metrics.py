@@ -33,7 +33,8 @@ RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE"}
 #: Every label name the engine may use; values of these are bounded vocabularies or config names.
 LABELS = {"channel", "target", "outcome", "final", "phase", "wave", "zone", "group", "state", "kind",
-          "cap_class", "limit", "result", "cause", "provider", "verdict", "status", "le", "version"}
+          "cap_class", "limit", "result", "cause", "provider", "verdict", "status", "le", "version", "prompt",
+          "queue", "decision"}
 _VARS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 
 

@@ -133,7 +133,7 @@ def machine(env: _Env) -> type[RuleBasedStateMachine]:
             ]
             lines = [{**r, "debtor_id": self.debtor, "campaign_id": "c1", "phone": "+79161234567",
                       "tz": "Europe/Moscow", "scenario": "soft_reminder",
-                      "vars": {"creditor": "Водоканал", "account": "123", "amount": 100, "due_date": "1.1",
+                      "vars": {"creditor": "Водоканал", "account": "123", "amount": 100, "due_date": "10.12.2026",
                                "pay_url": "u", "address": "a", "phone_back": "8800"}} for r in rows]
             env.run(self._load(lines))
 

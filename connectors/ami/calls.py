@@ -18,9 +18,12 @@ Which events end a call (their order varies on a real Asterisk):
 
 The outcome comes from the Reason first, the Cause refines (:mod:`connectors.ami.outcomes`);
 the cause reported is the far leg's when it has one (a Local channel's originated half hangs
-up with 0). Scenario ``UserEvent`` s (:data:`USER_EVENTS`, the names the dialplan compiler in
-``engine/ivr.py`` emits) add the keys pressed, the steps reached, the AMD verdict, the seconds
-listened and the menu actions.
+up with 0). Scenario ``UserEvent`` s (:data:`connectors.ami.variables.USER_EVENTS`, the names
+the dialplan compiler emits) add the keys pressed, the steps reached, the AMD verdict, the
+identity check, prompts that failed to play, the recording, a promise to pay, the operator's
+offer and queue, the seconds listened and the menu actions; the ``agent`` class's queue events
+(``QueueCallerJoin``, ``AgentConnect``, ``QueueCallerAbandon``) how long the debtor waited for an
+operator and whether one answered.
 
 Calls we did not originate (another dispatcher process on the same Asterisk) are followed
 when ``follow_foreign`` is on and their first event is seen on this session (``Newchannel``
@@ -32,16 +35,28 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.ami.message import Message
-from connectors.ami.outcomes import Verdict, classify
-from connectors.ami.variables import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP
+from connectors.ami.outcomes import SOFTHANGUP_SHUTDOWN, Verdict, classify
+from connectors.ami.variables import (
+    EV_ACTION,
+    EV_AMD,
+    EV_END,
+    EV_IDENTITY,
+    EV_OFFER,
+    EV_PROMISE,
+    EV_PROMPT,
+    EV_QUEUE,
+    EV_RECORDING,
+    EV_STEP,
+)
+from engine.domain.ivr import promise
 from engine.domain.outcomes import Outcome
 
-#: UserEvent names come from the dialplan compiler (the simulator duplicates them: it must not import us).
-USER_EVENTS = (EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END)
 #: Menu actions the core acts on (``LateEvent.actions``).
 ACTIONS = ("sms_payment_details", "opt_out", "operator", "promise_to_pay")
 #: ``QUEUESTATUS`` values that mean the debtor never reached an operator.
@@ -86,6 +101,25 @@ class Call:
     amd: str | None = None
     seconds: int | None = None
     operator_unavailable: bool = False
+    #: The menu offered the operator (``VolnaOffer``).
+    offered: bool = False
+    #: ``QueueCallerJoin``: the queue and when; ``AgentConnect`` / ``QueueCallerAbandon``: how it ended.
+    queue: str | None = None
+    queue_result: str | None = None
+    queue_wait_s: float | None = None
+    #: ``VolnaIdentity``: ``confirmed``, ``wrong``, ``none``.
+    identity: str | None = None
+    #: ``VolnaPrompt``: prompts that did not play, ``(step, file, it discloses the debt)``.
+    prompt_failures: list[tuple[str, str, bool]] = field(default_factory=list)
+    recording: str | None = None
+    #: ``VolnaPromise``: ``(status, DDMM, amount digits)``.
+    promise: tuple[str, str, str] | None = None
+    #: A promise's date further ahead than this is invalid (the script's; own calls only).
+    promise_max_days: int = 366
+    #: The phone rang (``Newstate`` Ringing, ``DialState RINGING``).
+    rang: bool = False
+    #: Cut by an Asterisk shutdown (``SoftHangupRequest`` Cause 4, or up when it began).
+    cut_by_shutdown: bool = False
     settle_at: float | None = None
     hangup_sent_at: float | None = None
     #: The send raised (the core records ``unknown``): follow the call to free its slot, emit nothing.
@@ -127,7 +161,9 @@ class CallTracker:
         hangup_wait_s: float = 10.0,
         foreign_ttl_s: float = 4 * 3600.0,
         remember_done: int = 100_000,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
+        self._today = today
         self._id_re = re.compile(rf"^({re.escape(prefix)}-[0-9a-f]{{20}})(-2)?$")
         self.follow_foreign = follow_foreign
         self.settle_s = settle_s
@@ -140,16 +176,18 @@ class CallTracker:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._handlers = {
             "Newchannel": self._newchannel, "Newstate": self._newstate, "DialEnd": self._dialend,
-            "OriginateResponse": self._originate_response, "UserEvent": self._user_event,
-            "Hangup": self._hangup,
+            "DialState": self._dialstate, "OriginateResponse": self._originate_response,
+            "UserEvent": self._user_event, "SoftHangupRequest": self._soft_hangup, "Hangup": self._hangup,
+            "QueueCallerJoin": self._queue_join, "AgentConnect": self._queue_end, "QueueCallerAbandon": self._queue_end,
         }
 
     # ---- registration -----------------------------------------------------------------------
 
     def register(self, call_id: str, other_id: str, action_id: str, *, now: float, deadline: float,
-                 trunk: str | None = None) -> Call:
+                 trunk: str | None = None, promise_max_days: int = 366) -> Call:
         """An Originate we are about to write (before the write: its events may come first)."""
-        call = Call(call_id, other_id, action_id, own=True, started=now, deadline=deadline, trunk=trunk)
+        call = Call(call_id, other_id, action_id, own=True, started=now, deadline=deadline, trunk=trunk,
+                    promise_max_days=promise_max_days)
         self._add(call)
         return call
 
@@ -222,8 +260,24 @@ class CallTracker:
 
     def _newstate(self, msg: Message, now: float) -> Finished | None:
         found = self._leg(msg, "Uniqueid", now)
-        if found is not None and msg.get("ChannelState") == "6":
-            self._up(*found, now)
+        if found is not None:
+            state = msg.get("ChannelState")
+            if state == "6":
+                self._up(*found, now)
+            elif state == "5":
+                found[0].rang = True
+        return None
+
+    def _dialstate(self, msg: Message, now: float) -> Finished | None:
+        call = self._by_uid.get(msg.get("DestUniqueid", ""))
+        if call is not None and msg.get("DialStatus") == "RINGING":
+            call.rang = True
+        return None
+
+    def _soft_hangup(self, msg: Message, now: float) -> Finished | None:
+        found = self._leg(msg, "Uniqueid", now)
+        if found is not None and msg.get("Cause") == str(SOFTHANGUP_SHUTDOWN):
+            found[0].cut_by_shutdown = True
         return None
 
     def _up(self, call: Call, leg: Leg, now: float) -> None:
@@ -274,8 +328,21 @@ class CallTracker:
         elif name == EV_AMD:
             call.amd = msg.get("Status") or None
         elif name == EV_QUEUE:
-            if msg.get("Status", "") in QUEUE_FAILED:
+            status = msg.get("Status", "")
+            call.queue = msg.get("Queue") or call.queue
+            if status in QUEUE_FAILED:
                 call.operator_unavailable = True
+                call.queue_result = call.queue_result or status.lower()
+        elif name == EV_IDENTITY:
+            call.identity = msg.get("Status", "").lower() or None
+        elif name == EV_OFFER:
+            call.offered = True
+        elif name == EV_PROMPT:
+            call.prompt_failures.append((msg.get("Step", ""), msg.get("Prompt", ""), msg.get("Disclosure") == "1"))
+        elif name == EV_RECORDING:
+            call.recording = msg.get("File") or None
+        elif name == EV_PROMISE:
+            call.promise = (msg.get("Status", ""), msg.get("Date", ""), msg.get("Amount", ""))
         elif name == EV_END:
             try:
                 call.seconds = max(0, int(msg.get("Seconds", "")))
@@ -284,6 +351,25 @@ class CallTracker:
         digit = msg.get("Digit")
         if digit:
             call.dtmf.append(digit)
+        return None
+
+    def _queue_join(self, msg: Message, now: float) -> Finished | None:
+        call = self._by_uid.get(msg.get("Uniqueid", ""))
+        if call is not None:
+            call.queue = msg.get("Queue") or call.queue
+        return None
+
+    def _queue_end(self, msg: Message, now: float) -> Finished | None:
+        """``AgentConnect`` (an operator answered) or ``QueueCallerAbandon`` (the debtor hung up
+        waiting), each with ``HoldTime``: the seconds waited."""
+        call = self._by_uid.get(msg.get("Uniqueid", ""))
+        if call is not None:
+            call.queue = msg.get("Queue") or call.queue
+            call.queue_result = "connected" if msg.get("Event") == "AgentConnect" else "abandoned"
+            try:
+                call.queue_wait_s = float(msg.get("HoldTime", ""))
+            except ValueError:
+                call.queue_wait_s = None
         return None
 
     def _hangup(self, msg: Message, now: float) -> Finished | None:
@@ -339,6 +425,11 @@ class CallTracker:
             else:
                 self._remove(call)
 
+    def shutdown(self) -> None:
+        """Asterisk is shutting down: every call it has now is being cut."""
+        for call in self.calls.values():
+            call.cut_by_shutdown = True
+
     def reconcile(self, present: set[str], now: float) -> list[Finished]:
         """After reconnecting: own calls with none of their channels in ``CoreShowChannels`` end."""
         finished = []
@@ -353,8 +444,10 @@ class CallTracker:
                 extra: dict[str, Any] | None = None) -> Finished:
         self._remove(call)
         cause, cause_txt = self._cause(call)
-        verdict = classify(reason=call.reason, cause=cause, cause_txt=cause_txt,
-                           answered=call.answered, amd=call.amd)
+        verdict = classify(reason=call.reason, cause=cause, cause_txt=cause_txt, answered=call.answered,
+                           amd=call.amd, steps_reached=bool(call.steps), identity=call.identity,
+                           disclosure_failed=any(d for _, _, d in call.prompt_failures),
+                           cut_by_shutdown=call.cut_by_shutdown, rang=call.rang)
         if vanished or (extra and call.reason is None and not call.answered):
             verdict = Verdict(Outcome.UNKNOWN, verdict.provider_code, "hang-up not seen")
         seconds = call.seconds
@@ -369,10 +462,26 @@ class CallTracker:
             data["steps"] = list(call.steps)
         if call.operator_unavailable:
             data["operator"] = "unavailable"
+        if call.offered:
+            data["operator_offered"] = True
+        if call.queue_result is not None:
+            data["queue"] = {"name": call.queue, "result": call.queue_result, "wait_s": call.queue_wait_s}
+        if call.identity is not None:
+            data["identity"] = call.identity
+        if call.prompt_failures:
+            data["prompt_failures"] = [{"step": st, "prompt": p} for st, p, _ in call.prompt_failures]
+        if call.recording is not None:
+            data["recording"] = call.recording
+        if call.promise is not None:
+            status, ddmm, amount = call.promise
+            data["promise"] = promise(ddmm, amount, self._today(), call.promise_max_days) if status == "OK" \
+                else {"invalid": ddmm, "reason": "not keyed in"}
         if call.gap:
             data["gap"] = True
         if vanished:
             data["vanished"] = True
+        if call.cut_by_shutdown:
+            data["cut"] = "shutdown"
         if extra:
             data.update(extra)
         return Finished(call, verdict.outcome, verdict.provider_code, verdict.provider_text, data, tuple(actions))

@@ -9,6 +9,18 @@ point of no return: a lost answer raises :class:`ConnectorError` (the core recor
 trunk slot is freed when it ends. The same attempt sent again while its call is still up is
 answered ``Accepted`` for that call, without a second Originate.
 
+**Refusals and restarts.** A ``Response: Error`` to the async Originate means Asterisk placed
+nothing: the send answers ``Retry`` (the core gives the cap reservation back and takes back the
+send it counted). The first "Asterisk is shutting down" refusal, or the ``Shutdown`` event (class
+``system``), marks the server unhealthy until ``FullyBooted`` follows a relogin (or
+``boot_wait_s`` after it, for an account that does not read ``system``); calls the shutdown cut
+before the answer end ``no_answer`` (it rang) or ``congestion``, never ``failed``.
+
+**Operators.** A scenario whose menu offers the operator has its queue read with ``QueueSummary``
+(:mod:`connectors.ami.operators`): ``VOLNA_CONV_OK`` is 1 only when the debtor's conversation cap
+has room, an agent beyond the reserve is free and the offers in progress are within their bound;
+with ``calls_per_free_agent`` the scenario's calls are paced by the free agents too.
+
 The final outcome comes from the call's events (:mod:`connectors.ami.calls`) as a
 ``LateEvent(final=True)`` with the keys pressed, steps, AMD verdict, seconds and menu actions.
 
@@ -33,16 +45,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from connectors.ami.calls import Call, CallTracker, Finished, call_ids
 from connectors.ami.message import Message, variable
+from connectors.ami.operators import CAP_FULL, OFFERED, Operators, QueueState
+from connectors.ami.outcomes import refusal_is_shutdown
 from connectors.ami.session import AmiSession, NotConnected
 from connectors.ami.settings import AmiSettings, ServerSettings, TrunkSettings, format_number
-from connectors.ami.variables import channel_variables, context_name, script_of
+from connectors.ami.variables import (
+    OP_OK,
+    OP_RESERVE,
+    RECORDING,
+    channel_variables,
+    context_name,
+    recording_name,
+    script_of,
+)
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask, normalize
@@ -58,6 +80,15 @@ class _Server:
     session: AmiSession
     tracker: CallTracker
     ticker: asyncio.Task[None] | None = None
+    #: Asterisk said it is shutting down (a ``Shutdown`` event, or an action refused "Asterisk is
+    #: shutting down"): nothing is originated to it until it is ``FullyBooted`` again.
+    shutting_down: bool = False
+    boot_check: asyncio.Task[None] | None = None
+    poller: asyncio.Task[None] | None = None
+    #: The last ``Response: Error`` message to an Originate (logged when it changes).
+    last_refusal: str = ""
+    #: Set when a queue is watched for the first time: poll at once.
+    poll_now: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -85,6 +116,8 @@ class AmiConnector(Connector):
         self._no_own_calls = asyncio.Event()
         self._inbound_contexts = frozenset(settings.inbound_contexts)
         self._inbound_dids = frozenset(settings.inbound_dids)
+        self._operators = Operators(settings.queue_stale_s)
+        self._closing = False
         for server in settings.servers:
             tracker = CallTracker(prefix=settings.channel_id_prefix, follow_foreign=settings.follow_foreign,
                                   settle_s=settings.settle_s, hangup_wait_s=settings.hangup_wait_s)
@@ -108,6 +141,7 @@ class AmiConnector(Connector):
             self._on_event(server.name, tracker, msg)
 
         async def on_ready() -> None:
+            self._after_login(server.name)
             await self._reconcile(server.name)
 
         return AmiSession(
@@ -125,11 +159,15 @@ class AmiConnector(Connector):
 
     def healthy(self, target: str) -> bool:
         trunk = self._trunks.get(target)
-        return trunk is not None and self._servers[trunk.server].session.ready
+        return trunk is not None and self._usable(self._servers[trunk.server])
+
+    @staticmethod
+    def _usable(srv: _Server) -> bool:
+        return srv.session.ready and not srv.shutting_down
 
     def route(self, task: Task) -> str:
-        """Round robin over the trunks whose server is logged in (the first trunk when none is)."""
-        names = [name for name, t in self._trunks.items() if self._servers[t.server].session.ready]
+        """Round robin over the trunks whose server is logged in and up (the first trunk when none is)."""
+        names = [name for name, t in self._trunks.items() if self._usable(self._servers[t.server])]
         if not names:
             return next(iter(self._trunks))
         self._rr += 1
@@ -147,6 +185,7 @@ class AmiConnector(Connector):
         for srv in self._servers.values():
             await srv.session.start()
             srv.ticker = asyncio.create_task(self._tick(srv), name=f"ami-tick-{srv.settings.name}")
+            srv.poller = asyncio.create_task(self._poll_queues(srv), name=f"ami-queues-{srv.settings.name}")
         await asyncio.gather(*(s.session.wait_ready(self.settings.connect_timeout_s)
                                for s in self._servers.values()))
         for name, srv in self._servers.items():
@@ -158,7 +197,15 @@ class AmiConnector(Connector):
         if any(t.active for t in self._trunks.values()) and self.settings.close_drain_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_own_calls.wait(), self.settings.close_drain_s)
+        self._closing = True
         for srv in self._servers.values():
+            helpers = [t for t in (srv.boot_check, srv.poller) if t is not None]
+            for task in helpers:
+                task.cancel()
+            if helpers:
+                # Bounded: a cancel that lands as an action's answer arrives can be lost (3.11's
+                # wait_for); the poller then sees _closing and ends on its own.
+                await asyncio.wait(helpers, timeout=2.0)
             if srv.ticker is not None:
                 srv.ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +227,8 @@ class AmiConnector(Connector):
         srv = self._servers[trunk.server]
         if not srv.session.ready:
             return Retry(s.retry_delay_s, f"AMI {trunk.server} not connected")
+        if srv.shutting_down:
+            return Retry(s.retry_delay_s, f"AMI {trunk.server}: Asterisk is shutting down")
         scenario = request.scenario
         try:
             script = script_of(scenario) if scenario is not None else None
@@ -197,6 +246,19 @@ class AmiConnector(Connector):
                             data={"duplicate": True})
         if s.local_guard and trunk.active >= trunk.settings.max_concurrent:
             return Retry(min(s.retry_delay_s, 1.0), f"trunk {trunk.settings.name} full")
+        now = asyncio.get_running_loop().time()
+        op = script.operator if script.offers_operator() else None
+        offer = ""
+        if op is not None:
+            self.watch_queue(op.queue, trunk.server)
+            if op.calls_per_free_agent is not None and not self._operators.may_call(
+                    trunk.server, op.queue, reserve=op.reserve, per_agent=op.calls_per_free_agent, now=now):
+                self.count(trunk.server, "paced_by_agents")
+                return Retry(min(s.retry_delay_s, s.queue_poll_s), f"queue {op.queue}: no free operator to pace by")
+            offer = self._operators.offer(trunk.server, op.queue, reserve=op.reserve,
+                                          per_agent=op.offers_per_free_agent, now=now) \
+                if request.extras.get("conversation_allowed") else CAP_FULL
+            self.metrics.operator_offer(op.queue, offer)
         number = format_number(request.task.phone, trunk.settings.number_format)
         headers = [
             ("Channel", trunk.settings.dial.format(number=number)),
@@ -206,13 +268,20 @@ class AmiConnector(Connector):
         ]
         if trunk.settings.caller_id:
             headers.append(("CallerID", trunk.settings.caller_id))
-        values = {"VOLNA_TASK": request.task.task_id, "VOLNA_ATTEMPT": str(request.attempt.number),
-                  "VOLNA_CALL": call_id, "VOLNA_CONV_OK": bool(request.extras.get("conversation_allowed")),
-                  **variables}
+        values: dict[str, Any] = {"VOLNA_TASK": request.task.task_id, "VOLNA_ATTEMPT": str(request.attempt.number),
+                                  "VOLNA_CALL": call_id, OP_OK: offer == OFFERED}
+        if op is not None:
+            values[OP_RESERVE] = str(op.reserve)
+        if script.record != "none":
+            values[RECORDING] = recording_name(request.attempt.wave_id, request.task.task_id, request.attempt.number,
+                                               s.recording_format)
+        values |= variables
         headers += [("Variable", variable(k, v)) for k, v in values.items()]
-        now = asyncio.get_running_loop().time()
+        captures = [o.capture.max_days for _, m in script.menus() for o in m.options if o.capture is not None]
         call = srv.tracker.register(call_id, other_id, action_id, now=now, deadline=now + final_after_s,
-                                    trunk=trunk.settings.name)
+                                    trunk=trunk.settings.name, promise_max_days=max(captures, default=366))
+        if op is not None:
+            self._operators.started(trunk.server, op.queue, call_id, offered=offer == OFFERED)
         trunk.active += 1
         self._no_own_calls.clear()
         trunk.high_water = max(trunk.high_water, trunk.active)
@@ -231,14 +300,29 @@ class AmiConnector(Connector):
                 raise
             raise ConnectorError(f"Originate unconfirmed: {exc}") from None
         if reply.get("Response") == "Success":
+            srv.last_refusal = ""
             self.count(trunk.server, "accepted")
-            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s,
-                            data={"server": trunk.server, "trunk": trunk.settings.name})
+            data = {"server": trunk.server, "trunk": trunk.settings.name}
+            if op is not None:
+                data["operator_offer"] = offer
+            return Accepted(correlation_id=call_id, hold_slot=True, final_timeout_s=final_timeout_s, data=data)
+        # ``Response: Error`` to an async Originate: Asterisk placed nothing (manager.c answers
+        # before it queues the call). Nothing in these refusals is about the number, so the
+        # attempt goes again later: Retry gives its cap reservation back and takes back its send.
         self._release(srv.tracker.forget(call_id))
+        message = reply.get("Message") or "Originate refused"
+        if refusal_is_shutdown(message):
+            self._shutting_down(srv, "Originate refused: " + message)
+        elif message != srv.last_refusal:  # once per new reason: a misconfigured account refuses every call
+            log.warning("AMI %s refuses Originate: %s (the attempts go again in %.0f s)", trunk.server, message,
+                        s.retry_delay_s)
+        srv.last_refusal = message
         self.count(trunk.server, "refused")
-        return Final(Outcome.FAILED, provider_code="originate_error", provider_text=reply.get("Message") or None)
+        return Retry(s.retry_delay_s, f"AMI {trunk.server}: {message}")
 
     def _release(self, call: Call | None) -> None:
+        if call is not None and call.own:
+            self._operators.ended(call.call_id)
         if call is not None and call.own and call.trunk in self._trunks:
             self._trunks[call.trunk].active -= 1
             if not any(t.active for t in self._trunks.values()):
@@ -247,8 +331,11 @@ class AmiConnector(Connector):
     # ---- events -----------------------------------------------------------------------------
 
     def _on_event(self, server: str, tracker: CallTracker, msg: Message) -> None:
-        if self._inbound_contexts and msg.get("Event") == "Newchannel" \
-                and msg.get("Context") in self._inbound_contexts:
+        name = msg.get("Event")
+        if name in ("Shutdown", "FullyBooted"):
+            self._system(server, name, msg)
+            return
+        if self._inbound_contexts and name == "Newchannel" and msg.get("Context") in self._inbound_contexts:
             self._inbound(server, msg)
         finished = tracker.handle(msg, asyncio.get_running_loop().time())
         if finished is not None:
@@ -278,6 +365,7 @@ class AmiConnector(Connector):
     def _finished(self, server: str, f: Finished) -> None:
         if f.call.own:
             self._release(f.call)
+            self._count_call(f.call)
         if f.call.silent:
             return
         self.count(server, "finals")
@@ -290,6 +378,13 @@ class AmiConnector(Connector):
                                    provider_code=f.provider_code, provider_text=f.provider_text, data=f.data,
                                    actions=f.actions))
 
+    def _count_call(self, call: Call) -> None:
+        """What an own call says about prompts and operators (counted once: by its originator)."""
+        for _, prompt, _ in call.prompt_failures:
+            self.metrics.prompt_failure(prompt)
+        if call.queue_result is not None and call.queue:
+            self.metrics.operator(call.queue, call.queue_result, call.queue_wait_s)
+
     def _spawn_emit(self, event: LateEvent | InboundEvent) -> None:
         task = asyncio.create_task(self._emit_safely(event))
         self._emits.add(task)
@@ -300,6 +395,82 @@ class AmiConnector(Connector):
             await self.emit(event)
         except Exception:
             log.exception("event sink failed for an IVR event")
+
+    # ---- operator queues --------------------------------------------------------------------
+
+    def watch_queue(self, queue: str, server: str | None = None) -> None:
+        """Read ``queue``'s state from now on (on one server, or all): a scenario's first send does
+        it; until the first ``QueueSummary`` answers, its calls do not offer the operator."""
+        for name, srv in self._servers.items():
+            if server is None or name == server:
+                if queue not in self._operators.watched(name):
+                    self._operators.watch(name, queue)
+                    srv.poll_now.set()
+
+    async def _poll_queues(self, srv: _Server) -> None:
+        """``QueueSummary`` every ``queue_poll_s`` while a scenario offering an operator is in use,
+        and at once when a queue is first watched. (A short sleep, not a wait on the event with a
+        timeout: a cancel that comes with the timeout must never be lost, or close would hang.)"""
+        name = srv.settings.name
+        loop = asyncio.get_running_loop()
+        last = -1.0e9
+        while not self._closing:
+            await asyncio.sleep(min(self.settings.queue_poll_s, 0.1))
+            if not srv.poll_now.is_set() and loop.time() - last < self.settings.queue_poll_s:
+                continue
+            srv.poll_now.clear()
+            if not self._operators.watched(name) or not self._usable(srv):
+                continue
+            last = loop.time()
+            try:
+                items = await srv.session.list_action("QueueSummary", timeout_s=self.settings.action_timeout_s)
+            except ConnectorError as exc:
+                self.count(name, "queue_summary_failed")
+                log.warning("AMI %s: QueueSummary failed (%s); no operator is offered until it answers", name, exc)
+                continue
+            for queue, state in self._operators.update(name, items, loop.time()):
+                self.metrics.operator_agents(queue, state.logged_in, state.available, state.callers)
+
+    def queue_state(self, server: str, queue: str) -> QueueState | None:
+        return self._operators.state(server, queue)
+
+    # ---- restarts ---------------------------------------------------------------------------
+
+    def _system(self, server: str, name: str, msg: Message) -> None:
+        """``Shutdown`` (class ``system``): stop originating to it; ``FullyBooted``: it is back."""
+        srv = self._servers[server]
+        if name == "Shutdown":
+            self._shutting_down(srv, f"Shutdown: {msg.get('Shutdown', '')}, restart {msg.get('Restart', '')}")
+            return
+        self.count(server, "fully_booted")
+        if srv.shutting_down:
+            log.info("AMI %s: Asterisk is fully booted; originating again", server)
+        srv.shutting_down = False
+
+    def _shutting_down(self, srv: _Server, why: str) -> None:
+        if not srv.shutting_down:
+            log.warning("AMI %s: Asterisk is shutting down (%s); no Originate until it is fully booted",
+                        srv.settings.name, why)
+            self.count(srv.settings.name, "shutdown")
+        srv.shutting_down = True
+        srv.tracker.shutdown()
+
+    def _after_login(self, server: str) -> None:
+        """After a (re)login to a server that was shutting down: ``FullyBooted`` follows the login
+        when the account reads the ``system`` class; an account that does not is trusted after
+        ``boot_wait_s`` (an Originate refused again would mark it down again)."""
+        srv = self._servers[server]
+        if not srv.shutting_down or (srv.boot_check is not None and not srv.boot_check.done()):
+            return
+
+        async def wait_boot() -> None:
+            await asyncio.sleep(self.settings.boot_wait_s)
+            if srv.shutting_down and srv.session.ready:
+                log.warning("AMI %s: no FullyBooted %.0f s after login (does manager.conf read include "
+                            "system?); originating again", server, self.settings.boot_wait_s)
+                srv.shutting_down = False
+
+        srv.boot_check = asyncio.create_task(wait_boot())
 
     # ---- time and reconnects ----------------------------------------------------------------
 

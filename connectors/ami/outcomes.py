@@ -7,7 +7,7 @@ are mapped to it by the channel driver). The reason decides first, the cause ref
 =========================  ==================================================================
 Reason                     outcome
 =========================  ==================================================================
-4 (answer)                 ``answered`` (``answered_machine`` when AMD said ``MACHINE``)
+4 (answer)                 ``answered``, or what :func:`answered_outcome` makes of it
 5 (busy)                   ``busy``
 3 (ringing: no answer)     ``no_answer``
 8 (congestion)             ``congestion``
@@ -29,6 +29,19 @@ number format              reports a 404 as congestion
 0 (unknown)                says nothing (a Local channel's originated half hangs up with 0)
 anything else              ``failed``
 =========================  ==================================================================
+
+An answered call is ``answered_machine`` when ``AMD()`` said ``MACHINE`` (or ``NOTSURE``) and the
+script never started (a silent person or an unsure verdict that the script treats as a person
+goes on to its steps), ``wrong_party`` when the identity check was not confirmed (a wrong key or
+none), ``answered_incomplete`` when a prompt that says the debt failed to play, else ``answered``.
+
+A call that was not answered when Asterisk shut down (``SoftHangupRequest`` Cause 4,
+``AST_SOFTHANGUP_SHUTDOWN``, or a ``Shutdown`` event while it was up) ends as what it was, not
+``failed``: ``no_answer`` when the phone rang, ``congestion`` when the call was still being set
+up (the network, not the debtor, did not complete it). Both retry under the usual rules.
+
+A ``Response: Error`` to an async ``Originate`` means nothing was placed; ``refusal_is_shutdown``
+tells a restart's refusals ("Asterisk is shutting down") from the others.
 
 A call counts as answered when the reason is 4 or its originated channel went ``Up``
 (``Newstate`` state 6) even if the ``OriginateResponse`` was missed. ``provider_code`` keeps
@@ -77,6 +90,27 @@ def cause_outcome(cause: int, *, answered: bool) -> Outcome | None:
     return CAUSE_OUTCOMES.get(cause, Outcome.FAILED)
 
 
+#: ``AST_SOFTHANGUP_SHUTDOWN``: the ``SoftHangupRequest`` cause of every channel at shutdown.
+SOFTHANGUP_SHUTDOWN = 4
+
+
+def answered_outcome(amd: str | None, steps_reached: bool, identity: str | None, disclosure_failed: bool) -> Outcome:
+    """An answered call: a machine, someone who is not the debtor, a debtor who did not hear the
+    whole disclosure, or an answer."""
+    if (amd or "").upper() in ("MACHINE", "NOTSURE") and not steps_reached:
+        return Outcome.ANSWERED_MACHINE
+    if identity in ("wrong", "none"):
+        return Outcome.WRONG_PARTY
+    if disclosure_failed:
+        return Outcome.ANSWERED_INCOMPLETE
+    return Outcome.ANSWERED
+
+
+def refusal_is_shutdown(message: str) -> bool:
+    """``manager.c`` refuses every action with this while Asterisk shuts down (about 1.1 s)."""
+    return "shutting down" in message.lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     outcome: Outcome
@@ -91,6 +125,11 @@ def classify(
     cause_txt: str | None = None,
     answered: bool = False,
     amd: str | None = None,
+    steps_reached: bool = False,
+    identity: str | None = None,
+    disclosure_failed: bool = False,
+    cut_by_shutdown: bool = False,
+    rang: bool = False,
 ) -> Verdict:
     """The outcome of one finished call (see the tables above)."""
     code = ";".join(
@@ -99,8 +138,9 @@ def classify(
     )
     text = cause_txt or None
     if answered or reason == 4:
-        machine = (amd or "").upper() == "MACHINE"
-        return Verdict(Outcome.ANSWERED_MACHINE if machine else Outcome.ANSWERED, code, text)
+        return Verdict(answered_outcome(amd, steps_reached, identity, disclosure_failed), code, text)
+    if cut_by_shutdown and reason in (None, 0, 1):
+        return Verdict(Outcome.NO_ANSWER if rang else Outcome.CONGESTION, code, "cut by an Asterisk shutdown")
     by_reason = REASON_OUTCOMES.get(reason, Outcome.FAILED) if reason is not None else None
     by_cause = cause_outcome(cause, answered=False) if cause is not None else None
     if by_cause in _SPECIFIC:

@@ -12,7 +12,8 @@ Example (every key with its default, except the required ones)::
     [channels.ivr.connector]
     ring_timeout_s = 30.0          # Originate Timeout (a scenario's ivr.ring_timeout_s wins)
     hangup_margin_s = 30.0         # past ring + the script's max_duration_s: Hangup action
-    events = "call,user"           # Login Events mask: no VarSet/Newexten on the wire
+    events = "call,user,system,agent"  # Login Events mask: no VarSet/Newexten on the wire; system for
+                                   # Shutdown/FullyBooted, agent for the operator queues' events
     channel_id_prefix = "volna"    # ChannelId = <prefix>-<20 hex of the attempt key>
     follow_foreign = true          # also report calls other dispatcher processes originated
     local_guard = true             # never more than max_concurrent own calls on a trunk
@@ -24,10 +25,14 @@ Example (every key with its default, except the required ones)::
     reconnect_max_s = 30.0
     settle_s = 1.0                 # wait for a missing piece (other leg, response) after hang-up
     hangup_wait_s = 10.0           # after our Hangup action, give up waiting for the Hangup event
-    retry_delay_s = 5.0            # Retry(delay_s) while a server is down or a trunk is full
+    retry_delay_s = 5.0            # Retry(delay_s) while a server is down, refuses, or a trunk is full
+    boot_wait_s = 10.0             # after a restart: wait this long for FullyBooted, then go on
     tick_s = 0.25                  # timers: settle, max duration, hang-up wait
     close_drain_s = 5.0            # on close, wait for own calls in flight to end
-    inbound_contexts = ["from-debtors"]   # Newchannel here from a caller id → InboundEvent
+    queue_poll_s = 2.0             # QueueSummary of the operator queues the scenarios use
+    queue_stale_s = 10.0           # a queue state older than this: no operator is offered
+    recording_format = "wav"       # MixMonitor's file: volna/<wave>/<task>-<attempt>.wav
+    inbound_contexts = ["volna-inbound"]  # Newchannel here from a caller id → InboundEvent
     inbound_dids = []              # only these Exten (DIDs); empty = any
     [[channels.ivr.connector.servers]]
     name = "ast1"
@@ -136,7 +141,7 @@ class AmiSettings(_Model):
     servers: list[ServerSettings] = Field(min_length=1)
     ring_timeout_s: float = Field(default=30.0, ge=1, le=300)
     hangup_margin_s: float = Field(default=30.0, ge=0)
-    events: str = Field(default="call,user", pattern=r"^[a-z,]+$")
+    events: str = Field(default="call,user,system,agent", pattern=r"^[a-z,]+$")
     channel_id_prefix: str = Field(default="volna", pattern=r"^[a-z][a-z0-9]{0,15}$")
     follow_foreign: bool = True
     local_guard: bool = True
@@ -153,6 +158,15 @@ class AmiSettings(_Model):
     #: reported by the processes following them, or end ``unknown`` at the core's final timeout.
     close_drain_s: float = Field(default=5.0, ge=0)
     retry_delay_s: float = Field(default=5.0, gt=0)
+    #: After a relogin to an Asterisk that was shutting down, originate again when ``FullyBooted``
+    #: comes — or after this long, for an account whose manager.conf ``read`` lacks ``system``.
+    boot_wait_s: float = Field(default=10.0, gt=0)
+    #: Operator queues: read with ``QueueSummary`` this often; a state older than ``queue_stale_s``
+    #: is unknown (no operator is offered).
+    queue_poll_s: float = Field(default=2.0, gt=0, le=60)
+    queue_stale_s: float = Field(default=10.0, gt=0)
+    #: The recording's format (``MixMonitor``'s file extension): wav (PCM), gsm, wav49, ogg …
+    recording_format: str = Field(default="wav", pattern=r"^(wav|WAV|wav49|gsm|ogg|sln|ulaw|alaw|g722)$")
     inbound_contexts: list[str] = Field(default_factory=list)
     inbound_dids: list[str] = Field(default_factory=list)
 

@@ -6,6 +6,23 @@ connector's: :mod:`connectors.ami.dialplan` compiles it, :mod:`connectors.ami.co
 originates calls into :func:`ivr_entry` with :func:`channel_variables`, and
 :mod:`connectors.ami.calls` reads the events back. ``simulators/ami`` repeats the event names
 (it imports nothing of ours); ``tests/test_ami_sim.py`` checks they agree.
+
+The events, each with ``Call: ${VOLNA_CALL}`` and ``Task: ${VOLNA_TASK}``:
+
+=================  =======================================================================
+``VolnaStep``      ``Step``: a step begins
+``VolnaIdentity``  ``Step``, ``Status`` (``CONFIRMED``, ``WRONG``, ``NONE``), ``Digit``
+``VolnaKey``       ``Step`` (a menu's path: ``main``, ``main.4``), ``Digit``
+``VolnaOffer``     ``Step``, ``Queue``: the menu offered the operator
+``VolnaAction``    ``Action``: a menu choice the core acts on
+``VolnaPromise``   ``Status`` (``OK``, ``INVALID``), ``Date`` (DDMM), ``Amount``
+``VolnaQueue``     ``Queue``, ``Status`` = ``QUEUESTATUS`` when no operator took the call
+``VolnaAmd``       ``Status`` = ``AMDSTATUS``, ``Cause`` = ``AMDCAUSE``
+``VolnaPrompt``    ``Step``, ``Prompt``, ``Disclosure`` (1: it says the debt), ``Status``:
+                   a prompt that did not play (``PLAYBACKSTATUS``)
+``VolnaRecording`` ``File``: ``MixMonitor`` records the call into it
+``VolnaEnd``       ``Seconds`` from the answer to the hang-up (extension ``h``)
+=================  =======================================================================
 """
 
 from __future__ import annotations
@@ -13,19 +30,42 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from engine.domain.ivr import IvrScript, SayAmountStep, ScenarioLike, plural_form, split_amount
+from engine.domain.ivr import IvrScript, ScenarioLike, spoken
 from engine.errors import ConfigError
 
 #: UserEvent names (``connectors/ami/calls.py`` reads them; ``simulators/ami`` mimics them).
 EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
     "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
 )
+EV_IDENTITY, EV_OFFER, EV_PROMISE, EV_PROMPT, EV_RECORDING = (
+    "VolnaIdentity", "VolnaOffer", "VolnaPromise", "VolnaPrompt", "VolnaRecording",
+)
+#: Every UserEvent name the dialplan emits.
+USER_EVENTS = (EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END, EV_IDENTITY, EV_OFFER, EV_PROMISE,
+               EV_PROMPT, EV_RECORDING)
+
+#: ``1`` when the menu may offer the operator: the debtor's conversation cap has room and the
+#: queue had a free agent beyond the reserve when the call was placed.
+OP_OK = "VOLNA_CONV_OK"
+#: The free agents to keep: the menu checks ``QUEUE_MEMBER(<queue>,ready)`` against it again.
+OP_RESERVE = "VOLNA_OP_RESERVE"
+#: Where ``MixMonitor`` records, relative to Asterisk's monitor directory.
+RECORDING = "VOLNA_REC"
+#: The prompt subroutine's context.
+PLAY_CONTEXT = "volna-play"
+
 
 def var_name(name: str) -> str:
     return "VOLNA_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+def say_var(name: str) -> str:
+    """The channel variable with the files that say task var ``name`` (``VOLNA_AMOUNT_SAY``)."""
+    return var_name(name) + "_SAY"
 
 
 def context_name(scenario_name: str, script: IvrScript) -> str:
@@ -50,27 +90,27 @@ def ivr_entry(scenario: ScenarioLike) -> tuple[str, str, int] | None:
     return None if script is None else (context_name(scenario.name, script), "s", 1)
 
 
-def channel_variables(script: IvrScript, task_vars: Mapping[str, Any]) -> dict[str, str]:
-    """The task's values as ``VOLNA_<NAME>``; an amount also as ``_RUB``/``_KOP`` and their unit prompts.
+def recording_name(wave_id: str, task_id: str, attempt: int, fmt: str = "wav") -> str:
+    """The file of one attempt's recording, relative to Asterisk's monitor directory:
+    ``volna/<wave>/<task>-<attempt>.wav`` (characters other than letters, digits, ``._-``
+    percent-encoded, so two ids never share a file)."""
+    def safe(part: str) -> str:
+        return quote(part, safe="").replace("%", "=")
 
-    ``ValueError`` when a var a step reads is missing or malformed (nothing should be dialled).
-    """
+    return f"volna/{safe(wave_id)}/{safe(task_id)}-{attempt}.{fmt}"
+
+
+def channel_variables(script: IvrScript, task_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The task's values the dialplan reads: each amount, account and date as the files that say
+    it (``VOLNA_<VAR>_SAY``), each prompt variable's file (``VOLNA_<VAR>``), and the script's
+    ``variables``. ``ValueError`` when one is missing or cannot be said (nothing is dialled)."""
     out: dict[str, str] = {}
     for name in script.variables:
         if task_vars.get(name) is not None:
             out[var_name(name)] = str(task_vars[name])
-    for step_id, name, kind in script._var_uses():
-        value = task_vars.get(name)
-        if value is None or str(value).strip() == "":
-            raise ValueError(f"step {step_id}: task var {name!r} is missing")
-        base = var_name(name)
-        out[base] = str(value)
-        if kind == "amount":
-            spec = next(s.say_amount for s in script.steps if isinstance(s, SayAmountStep) and s.id == step_id)
-            rub, kop = split_amount(value)
-            out |= {f"{base}_RUB": str(rub), f"{base}_KOP": f"{kop}",
-                    f"{base}_RUB_UNIT": getattr(spec.roubles, plural_form(rub)),
-                    f"{base}_KOP_UNIT": getattr(spec.kopecks, plural_form(kop))}
-        elif not re.fullmatch(r"[0-9]{1,40}", str(value).strip()):
-            raise ValueError(f"step {step_id}: task var {name!r} is not digits")
+    for name, value in spoken(script, task_vars).items():
+        if isinstance(value, list):
+            out[say_var(name)] = "&".join(value)
+        else:
+            out[var_name(name)] = value
     return out

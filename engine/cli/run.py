@@ -16,9 +16,12 @@ from engine.errors import VolnaError
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.registry import build_connector, enabled_channels
+    from engine.config.scenario_files import lawful_scenarios
     from engine.dispatch.runner import Runner
 
     channels = args.channels or enabled_channels(settings)
+    if settings.scenarios_dir.exists():
+        lawful_scenarios(settings.scenarios_dir)  # refuses to start with a scenario the law does not allow
     if not channels:
         raise VolnaError("no channels: pass --channels or configure [channels.<name>] in volna.toml")
     connectors = [build_connector(ch, settings) for ch in channels]

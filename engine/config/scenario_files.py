@@ -1,5 +1,6 @@
 """Scenario files (``scenarios/*.yaml``) read and validated: every fault is a :class:`ConfigError`
-naming the file and the key."""
+naming the file and the key. :func:`lawful_scenarios` also applies :mod:`engine.domain.compliance`
+(what the law asks of their content): ``volna scenarios check``/``compile`` and ``volna run`` use it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.config.settings import parse_config_text
+from engine.domain.compliance import scenario_problems
 from engine.domain.scenarios import Scenario
 from engine.errors import ConfigError
 
@@ -25,11 +27,26 @@ def load_scenario(path: Path) -> Scenario:
         raise ConfigError(f"{path}: invalid scenario:\n  " + "\n  ".join(lines)) from None
 
 
-def load_scenarios(directory: Path) -> dict[str, Scenario]:
-    scenarios: dict[str, Scenario] = {}
+def scenario_files(directory: Path) -> dict[str, tuple[Path, Scenario]]:
+    """Every scenario of ``directory`` by name, with its file."""
+    found: dict[str, tuple[Path, Scenario]] = {}
     for path in sorted(directory.glob("*.yaml")):
         scenario = load_scenario(path)
-        if scenario.name in scenarios:
+        if scenario.name in found:
             raise ConfigError(f"{path}: scenario name {scenario.name!r} is used twice")
-        scenarios[scenario.name] = scenario
-    return scenarios
+        found[scenario.name] = (path, scenario)
+    return found
+
+
+def load_scenarios(directory: Path) -> dict[str, Scenario]:
+    return {name: scenario for name, (_, scenario) in scenario_files(directory).items()}
+
+
+def lawful_scenarios(directory: Path) -> dict[str, Scenario]:
+    """:func:`load_scenarios`, refused whole (one line per problem, with its file) when any
+    scenario's content breaks a legal rule (:func:`engine.domain.compliance.scenario_problems`)."""
+    found = scenario_files(directory)
+    problems = [f"{path}: {problem}" for path, scenario in found.values() for problem in scenario_problems(scenario)]
+    if problems:
+        raise ConfigError("scenarios the law does not allow:\n  " + "\n  ".join(problems))
+    return {name: scenario for name, (_, scenario) in found.items()}

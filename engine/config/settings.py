@@ -150,6 +150,19 @@ class ApiSettings(_Section):
     webhook_max_concurrent: int = Field(default=512, ge=1)
 
 
+#: Recordings and the texts of messages are kept at least 3 years (Minjust order No. 134).
+LEGAL_RETENTION_DAYS = 3 * 365 + 1
+
+
+class RecordingSettings(_Section):
+    """Call recordings: Asterisk writes them (``MixMonitor``, ``volna/<wave>/<task>-<attempt>.wav``
+    under its monitor directory); ``volna recordings prune`` deletes them after the interaction
+    log's retention (``retention.interaction_log_days``)."""
+
+    #: The recordings' root as mounted on the host that prunes (Asterisk's monitor directory).
+    dir: Path = Path("/var/spool/asterisk/monitor")
+
+
 class ArchiveSettings(_Section):
     """``volna archive``: the results streams into PostgreSQL (docs/archive.md)."""
 
@@ -192,7 +205,7 @@ class RetentionSettings(_Section):
     personal_data_days: int = Field(default=365, ge=1)
     #: Message texts and call-recording references are kept this long (230-FZ and Minjust order
     #: No. 134: at least 3 years), then deleted.
-    interaction_log_days: int = Field(default=1096, ge=1)
+    interaction_log_days: int = Field(default=LEGAL_RETENTION_DAYS, ge=1)
     #: The key of the phones' keyed hash (HMAC-SHA256), at least 16 bytes: a file only root and
     #: Volna read. The archive, retention and erasure refuse to run without it.
     phone_hash_key_file: Path | None = None
@@ -260,6 +273,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    recordings: RecordingSettings = RecordingSettings()
     retention: RetentionSettings = RetentionSettings()
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.

@@ -158,6 +158,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                                     "--no-answer-share", "0.18", "--machine-share", "0.05",
                                     "--invalid-share", "0.03", "--talk-min-s", "1", "--talk-max-s", "4",
                                     "--ring-min-s", "0.5", "--ring-max-s", "3", "--no-answer-s", "5",
+                                    "--agents", "debt-operators=20,debt-operators-court=10",
                                     "--secret", SIM_AMI_SECRET, "--log-level", "WARNING"])
             procs.start("sim-gateway", [py, "-m", "simulators.gateway", "--port", str(ports["gateway"]),
                                         "--no-account-share", "0.3",

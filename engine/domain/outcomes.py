@@ -18,7 +18,11 @@ MESSAGE_CHANNELS = frozenset({Channel.SMS, Channel.VIBER, Channel.WHATSAPP})
 class Outcome(StrEnum):
     # call
     ANSWERED = "answered"
+    #: Answered, but a prompt that discloses the debt failed to play: the debtor did not hear it all.
+    ANSWERED_INCOMPLETE = "answered_incomplete"
     ANSWERED_MACHINE = "answered_machine"
+    #: Answered by someone who did not confirm being the debtor: nothing was disclosed.
+    WRONG_PARTY = "wrong_party"
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     REJECTED = "rejected"
@@ -43,6 +47,9 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
     ERROR = "error"
 
+
+#: Outcomes that never count towards a debtor's caps, whatever a scenario says (not a contact with the debtor).
+NEVER_COUNTED = frozenset({Outcome.WRONG_PARTY})
 
 #: Outcomes produced by the engine itself, never by a connector.
 ENGINE_OUTCOMES = frozenset(

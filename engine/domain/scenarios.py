@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.domain.ivr import IvrScript
-from engine.domain.outcomes import Channel, Outcome
+from engine.domain.outcomes import NEVER_COUNTED, Channel, Outcome
 from engine.domain.templates import check_template
 
 CapClass = Literal["conversation", "message"]
@@ -60,7 +60,7 @@ class CascadeRule(_Model):
 
 #: Outcomes that keep a cap slot used, by channel, unless a scenario says otherwise.
 DEFAULT_COUNTED: dict[Channel, list[Outcome]] = {
-    Channel.IVR: [Outcome.ANSWERED, Outcome.ANSWERED_MACHINE, Outcome.UNKNOWN],
+    Channel.IVR: [Outcome.ANSWERED, Outcome.ANSWERED_INCOMPLETE, Outcome.ANSWERED_MACHINE, Outcome.UNKNOWN],
     Channel.SMS: [Outcome.ACCEPTED, Outcome.DELIVERED, Outcome.READ, Outcome.EXPIRED, Outcome.UNKNOWN],
     Channel.VIBER: [Outcome.DELIVERED, Outcome.READ, Outcome.UNKNOWN],
     Channel.WHATSAPP: [Outcome.DELIVERED, Outcome.READ, Outcome.UNKNOWN],
@@ -82,6 +82,10 @@ class Scenario(_Model):
     caps_count: dict[Channel, list[Outcome]] = Field(default_factory=lambda: dict(DEFAULT_COUNTED))
     #: An inbound call from the debtor cancels the debtor's remaining robocalls today.
     inbound_cancels_calls: bool = False
+    #: ``confirmed``: the IVR says nothing about the debt before ``confirm_identity``
+    #: (:mod:`engine.domain.compliance`); ``public``: it may, for the reason given.
+    disclosure: Literal["confirmed", "public"] = "confirmed"
+    disclosure_reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
     def _templates_ok(self) -> Scenario:
@@ -94,6 +98,11 @@ class Scenario(_Model):
                     raise ValueError(f"messages.{channel}: {exc}") from None
         for ch in Channel:
             self.caps_count.setdefault(ch, DEFAULT_COUNTED[ch])
+            never = NEVER_COUNTED & set(self.caps_count[ch])
+            if never:
+                raise ValueError(f"caps_count.{ch}: {sorted(never)} never counts (not a contact with the debtor)")
+        if self.disclosure == "public" and len((self.disclosure_reason or "").strip()) < 10:
+            raise ValueError("disclosure: public needs a disclosure_reason (why a third party may hear it)")
         return self
 
     def cap_class(self, channel: Channel) -> CapClass:
@@ -104,7 +113,7 @@ class Scenario(_Model):
         return self.ivr is not None and self.ivr.offers_operator()
 
     def counts(self, channel: Channel, outcome: Outcome) -> bool:
-        return outcome in self.caps_count.get(channel, DEFAULT_COUNTED[channel])
+        return outcome not in NEVER_COUNTED and outcome in self.caps_count.get(channel, DEFAULT_COUNTED[channel])
 
     def text_for(self, channel: Channel, template: str | None = None) -> str | None:
         """The template for ``channel``; ``template="sms-details"`` picks the payment-details SMS."""

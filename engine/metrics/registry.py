@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -150,6 +150,22 @@ class Metrics:
         self.gateway_responses = Counter("volna_gateway_responses", "HTTP gateway answers by status class "
                                          "(2xx, 3xx, 4xx, 429, 5xx, timeout, connect_error)",
                                          ["target", "status"], registry=r)
+        # IVR content and operators (per call, from the AMI connector).
+        self.prompt_failures = Counter("volna_prompt_failures", "IVR prompts (sound files) that failed to play on "
+                                       "a call (PLAYBACKSTATUS)", ["prompt"], registry=r)
+        self.operator_transfers = Counter("volna_operator_transfers", "Calls that chose the operator, by queue "
+                                          "and how it went: connected, abandoned (hung up waiting), or the "
+                                          "queue's refusal (joinempty, timeout, full, …)", ["queue", "result"],
+                                          registry=r)
+        self.operator_wait = Histogram("volna_operator_wait_seconds", "How long a debtor waited in the operator "
+                                       "queue before an agent answered or the debtor hung up", ["queue"],
+                                       buckets=(1, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300), registry=r)
+        self.operator_agents_gauge = Gauge("volna_operator_agents", "An operator queue as last read (QueueSummary): "
+                                           "agents logged_in, available, and callers waiting", ["queue", "state"],
+                                           registry=r)
+        self.operator_offers = Counter("volna_operator_offers", "Calls placed with 'press 1 for an operator' "
+                                       "allowed (offered) or not, and why not (cap_full, no_free_agent, "
+                                       "enough_offers)", ["queue", "decision"], registry=r)
         self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
         self.info.labels(_version()).set(1)
         # Series start at 0: a counter first seen after it rose would hide that rise from rate().
@@ -241,6 +257,21 @@ class Metrics:
 
     def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
         self.connector_events.inc((kind, target, event), n)
+
+    def prompt_failure(self, prompt: str) -> None:
+        self._child(self.prompt_failures, prompt).inc()
+
+    def operator(self, queue: str, result: str, wait_s: float | None = None) -> None:
+        self._child(self.operator_transfers, queue, result).inc()
+        if wait_s is not None:
+            self._child(self.operator_wait, queue).observe(wait_s)
+
+    def operator_agents(self, queue: str, logged_in: int, available: int, callers: int) -> None:
+        for state, n in (("logged_in", logged_in), ("available", available), ("callers", callers)):
+            self._child(self.operator_agents_gauge, queue, state).set(n)
+
+    def operator_offer(self, queue: str, decision: str) -> None:
+        self._child(self.operator_offers, queue, decision).inc()
 
     def events(self, kind: str, target: str | None = None) -> dict[str, int]:
         """A connector's events so far (one target's, or summed over its targets)."""

@@ -7,9 +7,10 @@ captures of a real Asterisk 22.10.1 (:mod:`simulators.ami.calls`). Never imports
 
 Knobs (every one is also a command-line option): the outcome mix (``busy_share``,
 ``no_answer_share``, ``unallocated_share`` / ``unallocated_numbers``, ``by_number`` …),
-timing, the IVR as the debtor hears it (keys, AMD, the operator queue), capacity, faults,
-inbound calls (``inbound_per_s``), ``shutdown_s`` / ``shutdown_event_at`` for restarts,
-``timestamp_events`` and ``reach_log``.
+timing, the IVR as the debtor hears it (keys, AMD and silent answerers, the steps per context,
+the identity answer, missing prompts, promises keyed in, recordings, the operator queues and
+their agents), capacity, faults, inbound calls (``inbound_per_s``), ``shutdown_s`` /
+``shutdown_event_at`` for restarts, ``timestamp_events`` and ``reach_log``.
 
 HTTP control endpoint (``--http-port``; :mod:`simulators.ami.http`): ``GET /stats``,
 ``GET /reach``, ``POST /restart?down_s=2``, ``GET /queues``, ``POST /queues/<name>``,

@@ -25,11 +25,22 @@ With ``knobs.shuffle`` the relative order of ``OriginateResponse``, ``Newstate``
 and ``Hangup`` varies inside the groups where the transcripts' README says it does on a real
 Asterisk; with it off the order is the volna captures'.
 
-**Operator.** A debtor who presses the operator key (offered only with ``VOLNA_CONV_OK=1``)
-joins the queue (``knobs.queue_for(context)``): see :mod:`simulators.ami.queues`. An agent
-takes the call for the rest of its talk time (reach event ``operator``); with none available
-``VolnaQueue`` says ``JOINEMPTY`` (``TIMEOUT`` when the queue was never configured and the
-``operator_available`` knob is off).
+**The script** (the compiled dialplan's events, ``connectors/ami/dialplan.py``): ``VolnaRecording``
+right after the answer when the Originate names a ``VOLNA_REC``; ``VolnaAmd`` (a silent answerer:
+``MACHINE``/``INITIALSILENCE``, then the steps as for a person unless ``silence_is_machine``); a
+``VolnaStep`` per step of ``knobs.steps_for(context)``, each followed by ``VolnaPrompt`` for a
+``missing_prompts`` file it plays; at an identity step ``VolnaIdentity`` (``CONFIRMED``, or
+``WRONG``/``NONE`` and the call ends there); at the last step (the menu) ``VolnaOffer`` when the
+operator is offered; the keys, and after "promise to pay" a ``VolnaPromise`` with the keyed date.
+
+**Operator.** The operator key is offered when ``VOLNA_CONV_OK=1`` and, for a configured queue,
+``QUEUE_MEMBER(<queue>,ready)`` is above ``VOLNA_OP_RESERVE`` when the menu starts. A debtor who
+presses it joins the queue (``knobs.queue_for(context)``): see :mod:`simulators.ami.queues`. An
+agent takes the call for the rest of its talk time (``QueueCallerJoin``, ``QueueCallerLeave``,
+``AgentConnect`` with the queue's ``answer_after_s`` as ``HoldTime``; reach event ``operator``),
+or the caller hangs up first (``QueueCallerAbandon`` after ``abandon_after_s``); with none
+available ``VolnaQueue`` says ``JOINEMPTY`` (``TIMEOUT`` when the queue was never configured and
+the ``operator_available`` knob is off).
 
 **Shutdown** (``POST /restart``): Asterisk's ``ast_softhangup_all()`` soft-hangs every channel
 with ``AST_SOFTHANGUP_SHUTDOWN`` (``SoftHangupRequest`` Cause 4, ``include/asterisk/channel.h``).
@@ -51,7 +62,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from simulators.ami.knobs import EV_ACTION, EV_AMD, EV_END, EV_KEY, EV_QUEUE, EV_STEP, Knobs
+from simulators.ami.knobs import (
+    EV_ACTION,
+    EV_AMD,
+    EV_END,
+    EV_IDENTITY,
+    EV_KEY,
+    EV_OFFER,
+    EV_PROMISE,
+    EV_PROMPT,
+    EV_QUEUE,
+    EV_RECORDING,
+    EV_STEP,
+    Knobs,
+)
 from simulators.ami.queues import Queues
 from simulators.ami.wire import Headers
 
@@ -150,6 +174,8 @@ class SimCall:
     cut: str = ""
     #: The queue whose agent has this call (released when it hangs up).
     agent_queue: str | None = None
+    #: The menu offered the operator.
+    offered: bool = False
     task: asyncio.Task[None] | None = None
 
     @property
@@ -166,6 +192,10 @@ class CallHost(Protocol):
     def broadcast(self, events: list[Event]) -> None: ...
 
     def reached(self, call: SimCall, kind: str) -> None: ...
+
+    def offered(self) -> None: ...
+
+    def prompt_failed(self) -> None: ...
 
 
 class CallRunner:
@@ -352,7 +382,8 @@ class CallRunner:
         self.answered_at = asyncio.get_running_loop().time()
         group += [self._dial("DialEnd", "ANSWER"), self._or("Success", 4)]
         self.emit(self._group(group))
-        machine = c.outcome == "machine"
+        silent = c.digits in k.silent()
+        machine = c.outcome == "machine" or (silent and k.silence_is_machine)
         self.host.reached(c, "machine" if machine else "answered")
         one.context, one.exten, one.priority = c.context, c.exten, 1
         events: list[Event] = []
@@ -361,19 +392,73 @@ class CallRunner:
             events.append(event("dialplan", "Newexten", one.headers(),
                                 [("Extension", c.exten), ("Application", "Set"), ("AppData", f"X{i}=1")]))
             events.append(event("dialplan", "VarSet", one.headers(), [("Variable", f"X{i}"), ("Value", "1")]))
-        if k.amd or machine:
+        recording = c.variables.get("VOLNA_REC")
+        if recording:  # MixMonitor right after Answer()
+            events.append(self._user(EV_RECORDING, [("File", f"{k.monitor_dir.rstrip('/')}/{recording}")]))
+        if silent:
+            events.append(self._user(EV_AMD, [("Status", "MACHINE"), ("Cause", "INITIALSILENCE-3500-3500")]))
+        elif k.amd or machine:
             events.append(self._user(EV_AMD, [("Status", "MACHINE" if machine else "HUMAN"),
                                               ("Cause", "MAXWORDS-3-2" if machine else "HUMAN-804-800")]))
         talk = 0.0 if machine else self.rng.uniform(k.talk_min_s, k.talk_max_s)
-        steps = [s for s in k.steps.split(",") if s] if not machine else []
-        events += [self._user(EV_STEP, [("Step", s)]) for s in steps]
+        steps, confirmed = self._steps(events) if not machine else ([], True)
         self.emit(events)
-        if c.keys and steps:
+        if c.keys and steps and confirmed:
             await asyncio.sleep(talk / 2)
             self.emit(self._keys(steps[-1]))
             talk -= talk / 2
         await asyncio.sleep(talk)
         self._end_answered(16)
+
+    def _steps(self, events: list[Event]) -> tuple[list[str], bool]:
+        """The script's steps as the dialplan reports them, up to an identity check the answerer
+        does not pass; returns the steps reached and whether the identity (if asked) was confirmed."""
+        c, k = self.c, self.k
+        identity_steps = {s for s in k.identity_steps.split(",") if s}
+        disclosing = {s for s in k.disclosure_steps.split(",") if s}
+        reached: list[str] = []
+        for i, step in enumerate(k.steps_for(c.context)):
+            reached.append(step)
+            events.append(self._user(EV_STEP, [("Step", step)]))
+            for prompt, where in k.missing_prompts.items():
+                if where == step:
+                    self.host.prompt_failed()
+                    events.append(self._user(EV_PROMPT, [("Step", step), ("Prompt", prompt),
+                                                         ("Disclosure", "1" if step in disclosing else "0"),
+                                                         ("Status", "FAILED")]))
+            if step in identity_steps:
+                answer = self._identity()
+                digit = {"confirmed": "1", "wrong": "2", "none": ""}[answer]
+                status = {"confirmed": "CONFIRMED", "wrong": "WRONG", "none": "NONE"}[answer]
+                events.append(self._user(EV_IDENTITY, [("Step", step), ("Status", status), ("Digit", digit)]))
+                if answer != "confirmed":
+                    return reached, False
+            if i == len(k.steps_for(c.context)) - 1 and self._offered():
+                self.host.offered()
+                events.append(self._user(EV_OFFER, [("Step", step), ("Queue", k.queue_for(c.context))]))
+                c.offered = True
+        return reached, True
+
+    def _identity(self) -> str:
+        forced = self.k.identity_by_number.get(self.c.digits)
+        if forced:
+            return forced
+        return "wrong" if self.k.wrong_party_share and self.rng.random() < self.k.wrong_party_share else "confirmed"
+
+    def _offered(self) -> bool:
+        """The menu's check: the core allowed the offer (``VOLNA_CONV_OK``) and, for a configured
+        queue, ``QUEUE_MEMBER(<queue>,ready)`` is above the reserve (``VOLNA_OP_RESERVE``)."""
+        v = self.c.variables
+        if v.get("VOLNA_CONV_OK") != "1":
+            return False
+        ready = self.host.queues.ready(self.k.queue_for(self.c.context))
+        if ready is None:
+            return self.k.operator_available
+        try:
+            reserve = int(v.get("VOLNA_OP_RESERVE") or 0)
+        except ValueError:
+            reserve = 0
+        return ready > reserve
 
     def _keys(self, step: str) -> list[Event]:
         c = self.c
@@ -382,11 +467,13 @@ class CallRunner:
         for digit in c.keys:
             events.append(self._user(EV_KEY, [("Step", step), ("Digit", digit)]))
             action = actions.get(digit)
-            if action == "operator" and c.variables.get("VOLNA_CONV_OK") != "1":
+            if action == "operator" and not c.offered:
                 action = None  # not offered: the dialplan treats the key as invalid
             if not action:
                 continue
             events.append(self._user(EV_ACTION, [("Action", action)]))
+            if action == "promise_to_pay":
+                events += self._promise()
             if action == "operator":
                 queued, connected = self._queue()
                 events += queued
@@ -394,23 +481,42 @@ class CallRunner:
                     break  # bridged to the agent: the menu is over
         return events
 
+    def _promise(self) -> list[Event]:
+        """``VolnaPromise`` as the dialplan checks the date's shape: four digits, DD 01–31, MM 01–12."""
+        keyed = self.k.promise_for(self.c.digits)
+        if not keyed:
+            return []
+        ddmm, _, amount = keyed.partition(":")
+        ok = len(ddmm) == 4 and ddmm.isdigit() and 1 <= int(ddmm[:2]) <= 31 and 1 <= int(ddmm[2:]) <= 12
+        return [self._user(EV_PROMISE, [("Status", "OK" if ok else "INVALID"), ("Date", ddmm),
+                                        ("Amount", amount if ok else "")])]
+
     def _queue(self) -> tuple[list[Event], bool]:
         """The dialplan's ``Queue()`` step: (its events, whether an agent took the call)."""
         c = self.c
         queue = self.k.queue_for(c.context)
+        state = self.host.queues.by_name.get(queue)
         taken = self.host.queues.take(queue)
         if taken is None:  # a queue nobody configured: the operator_available knob decides
             if not self.k.operator_available:
-                return [self._user(EV_QUEUE, [("Status", "TIMEOUT")])], False
+                return [self._user(EV_QUEUE, [("Queue", queue), ("Status", "TIMEOUT")])], False
         elif not taken:  # joinempty: the caller never joins, Queue() returns at once
-            return [self._user(EV_QUEUE, [("Status", "JOINEMPTY")])], False
-        else:
-            c.agent_queue = queue
-        self.host.reached(c, "operator")
+            return [self._user(EV_QUEUE, [("Queue", queue), ("Status", "JOINEMPTY")])], False
         one = self.legs[0]
-        return [event("agent", "QueueCallerJoin", one.headers(), [("Queue", queue), ("Position", "1"), ("Count", "1")]),
-                event("agent", "QueueCallerLeave", one.headers(), [("Queue", queue), ("Count", "0"),
-                                                                  ("Position", "1")])], True
+        joined = event("agent", "QueueCallerJoin", one.headers(), [("Queue", queue), ("Position", "1"), ("Count", "1")])
+        if state is not None and state.abandon_after_s and state.abandon_after_s < state.answer_after_s:
+            self.host.queues.release(queue)
+            state.taken -= 1
+            return [joined, event("agent", "QueueCallerAbandon", one.headers(),
+                                  [("Queue", queue), ("Position", "1"), ("OriginalPosition", "1"),
+                                   ("HoldTime", str(state.abandon_after_s))])], True
+        c.agent_queue = queue if taken else None
+        self.host.reached(c, "operator")
+        hold = str(state.answer_after_s if state is not None else 0)
+        return [joined, event("agent", "QueueCallerLeave", one.headers(), [("Queue", queue), ("Count", "0"),
+                                                                          ("Position", "1")]),
+                event("agent", "AgentConnect", one.headers(), [("Queue", queue), ("HoldTime", hold),
+                                                               ("RingTime", "1")])], True
 
     def _end_answered(self, cause: int, first_soft_cause: int = SOFTHANGUP_APPUNLOAD) -> None:
         one = self.legs[0]

@@ -10,8 +10,9 @@
                             a restart runs
 ``GET /queues``             every queue's state
 ``POST /queues/<name>``     ``{"logged_in": 5, "available": 2}`` (also ``callers``, ``hold_time_s``,
-                            ``talk_time_s``, ``longest_hold_time_s``; fields left out keep their
-                            value) → ``200`` with the queue's state
+                            ``talk_time_s``, ``longest_hold_time_s``, ``answer_after_s``,
+                            ``abandon_after_s``; fields left out keep their value) → ``200`` with
+                            the queue's state
 ``POST /inbound``           ``{"number": "79161234567", "did": "84950000000", "talk_s": 5}``
                             (``did``, ``talk_s``, ``ring_s`` optional) → ``201`` ``{"channel":
                             "PJSIP/carrier-0000000c", "uniqueid": "1767225600.12", "linkedid": …,
@@ -38,7 +39,8 @@ from simulators.control import BadInput, Conflict, int_in, json_object, number_i
 from simulators.reach import ReachLedger
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
-_QUEUE_FIELDS = ("logged_in", "available", "callers", "hold_time_s", "talk_time_s", "longest_hold_time_s")
+_QUEUE_FIELDS = ("logged_in", "available", "callers", "hold_time_s", "talk_time_s", "longest_hold_time_s",
+                 "answer_after_s", "abandon_after_s")
 _DID = re.compile(r"^[A-Za-z0-9_+\-.]{1,40}$")
 
 

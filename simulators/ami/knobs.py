@@ -10,10 +10,15 @@ from typing import Any
 #: Outcomes a simulated call can take (``Knobs.by_number`` values).
 OUTCOMES = ("answered", "machine", "busy", "no_answer", "congestion", "invalid", "unallocated", "rejected", "failed")
 
-#: UserEvent names the dialplan compiler emits (engine/ivr.py) — duplicated on purpose.
+#: UserEvent names the dialplan compiler emits (connectors/ami/variables.py) — duplicated on purpose.
 EV_STEP, EV_KEY, EV_ACTION, EV_AMD, EV_QUEUE, EV_END = (
     "VolnaStep", "VolnaKey", "VolnaAction", "VolnaAmd", "VolnaQueue", "VolnaEnd",
 )
+EV_IDENTITY, EV_OFFER, EV_PROMISE, EV_PROMPT, EV_RECORDING = (
+    "VolnaIdentity", "VolnaOffer", "VolnaPromise", "VolnaPrompt", "VolnaRecording",
+)
+#: Identity answers (``Knobs.identity_by_number`` values).
+IDENTITY = ("confirmed", "wrong", "none")
 
 
 @dataclass
@@ -54,8 +59,34 @@ class Knobs:
     #: Dialled digits → keys pressed, overriding the mix.
     keys_by_number: dict[str, str] = field(default_factory=dict)
     key_actions: str = "1:operator,2:sms_payment_details,3:promise_to_pay,9:opt_out"
-    steps: str = "greeting,amount,main"
+    #: The steps an answered call goes through (the last one is the menu the keys are pressed
+    #: in), per Originate ``Context`` (``steps_by_context``), else ``steps``.
+    steps: str = "greeting,identity,creditor,amount,due,main"
+    steps_by_context: dict[str, str] = field(default_factory=dict)
+    #: Steps that ask "if you are the account holder, press 1": the answerer confirms (``1``)
+    #: unless ``identity_by_number`` says ``wrong`` (presses 2) or ``none`` (presses nothing), or
+    #: the ``wrong_party_share`` draw says wrong; the call then ends there.
+    identity_steps: str = "identity"
+    identity_by_number: dict[str, str] = field(default_factory=dict)
+    wrong_party_share: float = 0.0
+    #: Prompt files missing from the sound set: file → the step that plays it. The call reports
+    #: ``VolnaPrompt`` (``Status: FAILED``) there, as the compiled dialplan does after Playback.
+    missing_prompts: dict[str, str] = field(default_factory=dict)
+    #: Steps whose prompts say the debt (the dialplan's ``Disclosure: 1``).
+    disclosure_steps: str = "creditor,notice,amount,account,due"
+    #: The digits a debtor keys in after choosing "promise to pay": ``DDMM`` or ``DDMM:amount``,
+    #: per number, else ``promise_digits`` (empty: the scenario captures nothing, no VolnaPromise).
+    promise_by_number: dict[str, str] = field(default_factory=dict)
+    promise_digits: str = ""
+    #: Where MixMonitor writes (Asterisk's monitor directory): ``VolnaRecording`` reports the
+    #: Originate's ``VOLNA_REC`` under it.
+    monitor_dir: str = "/var/spool/asterisk/monitor"
     amd: bool = False
+    #: People who answer and say nothing: AMD reports ``MACHINE`` / ``INITIALSILENCE-…``, and the
+    #: dialplan goes on as for a person unless ``silence_is_machine`` (a scenario's
+    #: ``amd.initial_silence: machine``).
+    silent_numbers: str = ""
+    silence_is_machine: bool = False
     #: For a queue never configured over HTTP (``POST /queues/<name>``): does an agent take the
     #: call (True), or does ``VolnaQueue`` report ``TIMEOUT`` (False)?
     operator_available: bool = True
@@ -63,6 +94,8 @@ class Knobs:
     #: scenario's ``operator.queue``), else ``operator_queue``.
     operator_queue: str = "debt-operators"
     queue_by_context: dict[str, str] = field(default_factory=dict)
+    #: Queues configured at start: name → agents logged in and available (``--agents debt-operators=20``).
+    agents: dict[str, str] = field(default_factory=dict)
     # ---- capacity ----
     #: Simultaneous calls; beyond it a call fails with congestion (cause 34). 0 = no limit.
     channel_limit: int = 0
@@ -98,11 +131,20 @@ class Knobs:
                 ("rejected", self.rejected_share), ("failed", self.failed_share),
                 ("machine", self.machine_share)]
 
+    def silent(self) -> frozenset[str]:
+        return frozenset(n.strip().lstrip("+") for n in self.silent_numbers.split(",") if n.strip())
+
     def unallocated(self) -> frozenset[str]:
         return frozenset(n.strip().lstrip("+") for n in self.unallocated_numbers.split(",") if n.strip())
 
     def queue_for(self, context: str) -> str:
         return self.queue_by_context.get(context, self.operator_queue)
+
+    def steps_for(self, context: str) -> list[str]:
+        return [s for s in self.steps_by_context.get(context, self.steps).split(",") if s]
+
+    def promise_for(self, digits: str) -> str:
+        return self.promise_by_number.get(digits, self.promise_digits)
 
     def keys(self) -> list[tuple[str, float]]:
         return _pairs(self.key_mix, float)
@@ -147,10 +189,19 @@ class SimStats:
     #: ``POST /restart`` s, and actions answered "Asterisk is shutting down" meanwhile.
     restarts: int = 0
     refused_shutting_down: int = 0
+    #: Originates refused "Asterisk is shutting down", by ChannelId.
+    refused_originates: Counter[str] = field(default_factory=Counter)
+    #: ``time.monotonic()`` when the last restart was over (listening again); 0 before any.
+    booted_at: float = 0.0
+    #: ChannelId → ``time.monotonic()`` of its last Originate.
+    originated_at: dict[str, float] = field(default_factory=dict)
     #: Calls cut by a shutdown.
     cut_by_shutdown: int = 0
     #: Calls an operator took, and ones the queue refused (``JOINEMPTY`` / ``TIMEOUT``).
     operator_calls: int = 0
+    #: Calls whose menu offered the operator (``VolnaOffer``), and prompts reported missing.
+    operator_offers: int = 0
+    prompt_failures: int = 0
     queue_summaries: int = 0
     _second: int = -1
     _in_second: int = 0
@@ -161,6 +212,7 @@ class SimStats:
         self.per_number[digits] += 1
         if channel_id:
             self.per_channel_id[channel_id] += 1
+            self.originated_at[channel_id] = now
         second = math.floor(now)
         if second != self._second:
             self._second, self._in_second = second, 0
@@ -181,7 +233,8 @@ class SimStats:
 
     def to_json(self, *, per_number: bool = False) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k not in
-               ("per_number", "per_channel_id")}
+               ("per_number", "per_channel_id", "refused_originates", "originated_at")}
+        out["refused_originates"] = sum(self.refused_originates.values())
         out["outcomes"] = dict(self.outcomes)
         out["numbers"] = len(self.per_number)
         out["numbers_dialled_twice"] = len(self.duplicates())

@@ -31,6 +31,11 @@ class QueueState:
     hold_time_s: int = 0
     talk_time_s: int = 0
     longest_hold_time_s: int = 0
+    #: An agent answers a joining caller after this many seconds (``AgentConnect`` ``HoldTime``);
+    #: a caller hangs up after ``abandon_after_s`` waiting (0: never) — before that, an abandon
+    #: (``QueueCallerAbandon``). Callers never wait for real: the events carry the times.
+    answer_after_s: int = 0
+    abandon_after_s: int = 0
     #: Calls an agent took (since the simulator started).
     taken: int = 0
     #: Callers refused because no agent was available (``JOINEMPTY``).
@@ -61,6 +66,11 @@ class Queues:
             setattr(queue, key, value)
         queue.available = min(queue.available, queue.logged_in)
         return queue
+
+    def ready(self, name: str) -> int | None:
+        """``QUEUE_MEMBER(<name>,ready)``: agents free now (None: no such queue)."""
+        queue = self.by_name.get(name)
+        return None if queue is None else queue.available
 
     def take(self, name: str) -> bool | None:
         """An agent of ``name`` takes a caller: True (one agent fewer available), False (none

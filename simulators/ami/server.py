@@ -66,6 +66,8 @@ class AmiSimulator:
         self.rng = random.Random(self.knobs.seed)
         self.reach = ReachLedger(self.knobs.reach_log or None)
         self.queues = Queues()
+        for name, agents in self.knobs.agents.items():
+            self.queues.configure(name, logged_in=int(agents), available=int(agents))
         self.sessions: set[Session] = set()
         self.calls: dict[str, SimCall] = {}
         self.inbound: dict[str, InboundCall] = {}
@@ -198,6 +200,7 @@ class AmiSimulator:
         self._set_state(AmiState.DOWN)
         await asyncio.sleep(down_s)
         await self._listen()
+        self.stats.booted_at = time.monotonic()
 
     def _send_shutdown(self) -> None:
         clean = "Uncleanly" if self.calls or self.inbound else "Cleanly"
@@ -236,6 +239,12 @@ class AmiSimulator:
                 session.write(b"".join(chunk))
                 self.stats.events_sent += len(chunk)
 
+    def offered(self) -> None:
+        self.stats.operator_offers += 1
+
+    def prompt_failed(self) -> None:
+        self.stats.prompt_failures += 1
+
     def reached(self, call: SimCall, kind: str) -> None:
         """A contact reached the number of ``call``: into the reach ledger."""
         self.reach.record(call.digits, "ivr", kind, call.uid)
@@ -250,6 +259,8 @@ class AmiSimulator:
             s.reply(action, [("Response", "Error"), ("Message", "Missing action in request")])
         elif self.state is not AmiState.UP:
             self.stats.refused_shutting_down += 1
+            if name == "originate":
+                self.stats.refused_originates[get(action, "ChannelId")] += 1
             s.reply(action, [("Response", "Error"), ("Message", "Asterisk is shutting down")])
         elif name == "challenge":
             s.challenge = str(self.rng.randrange(10**8, 10**9))
