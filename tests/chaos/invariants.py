@@ -44,7 +44,14 @@ class Verdict:
 
     def lines(self) -> list[str]:
         head = f"{'PASS' if self.ok else 'FAIL'}  {self.name:<13} {self.summary}"
-        return [head, *(f"        {e}" for e in self.examples[:SHOWN])]
+        shown, out = 0, [head]
+        for e in self.examples:  # an indented example belongs to the one above it
+            if not e.startswith("  "):
+                shown += 1
+            if shown > SHOWN:
+                break
+            out.append(f"        {e}")
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +219,11 @@ def caps(o: Observed, ix: _Index) -> Verdict:
         # A debtor whose zone is uncertain has a local day in each candidate zone: count in each.
         for day in {datetime.fromtimestamp(r.engine_ms / 1000, ZoneInfo(z)).date() for z in zones_of[debtor]}:
             contacts[(debtor, day, klass)].add((r.channel, r.ref))
-    bad = [f"{debtor} {day} {klass}: {len(refs)} > {o.day_caps[klass]}: {sorted(refs)[:6]}"
-           for (debtor, day, klass), refs in sorted(contacts.items()) if len(refs) > o.day_caps[klass]]
+    bad = []
+    for (debtor, day, klass), refs in sorted(contacts.items()):
+        if len(refs) > o.day_caps[klass]:
+            bad.append(f"{debtor} {day} {klass}: {len(refs)} > {o.day_caps[klass]}: {sorted(refs)[:6]}")
+            bad += [f"  {line}" for line in _story(o, debtor)]
     if unknown:
         bad.append(f"{unknown} contacts reached numbers no task has")
     debtors = {t["debtor_id"] for t in o.tasks.values()}
@@ -222,6 +232,19 @@ def caps(o: Observed, ix: _Index) -> Verdict:
     summary = (f"{len(debtors)} debtors, {reached} contacts the peers saw reach them, {at_cap} debtor-days at a "
                f"cap, {len(bad)} over")
     return Verdict("caps", not bad, summary, bad)
+
+
+def _story(o: Observed, debtor: str) -> list[str]:
+    """What the engine recorded for one debtor, in order: enough to tell which slot went back."""
+    out = []
+    for r in sorted((r for r in o.records if r.get("debtor_id") == debtor),
+                    key=lambda r: (r.get("finished_at") or r.get("sent_at") or r.get("claimed_at") or 0)):
+        data = {k: v for k, v in (r.get("data") or {}).items() if k in ("cut", "correlation_id", "message_id",
+                                                                        "parts", "late", "superseded", "amd")}
+        out.append(f"{r['kind']:<10} {r['task_id']}#{r['attempt']} {r['channel']:<8} {r.get('outcome') or '-':<16} "
+                   f"final={r.get('final')} provider={r.get('provider_code')!s}/{(r.get('provider_text') or '')[:60]} "
+                   f"at={r.get('finished_at') or r.get('sent_at')} {data or ''}")
+    return out
 
 
 def local_open(at_ms: int, zones: Iterable[str], day: date) -> bool:
