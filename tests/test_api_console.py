@@ -4,16 +4,20 @@ and the stop-list's search, import and removal with a note; phones masked for a 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from connectors.smpp import SmppConnector
 from engine.api.auth import create_token
 from engine.calendar.clock import ScaledClock
 from engine.domain.outcomes import Channel
 from engine.store import keys
+from simulators.smsc import Knobs, SmscSimulator
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import api_client
+from tests.test_smpp_support import account
 
 DAY = date(2026, 12, 1)
 NOON_MSK = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
@@ -76,3 +80,36 @@ async def test_charts_lookup_and_health(redis: aioredis.Redis, redis_url: str) -
 
 async def _final(ctx, n: int) -> bool:  # type: ignore[no-untyped-def]
     return await final_count(ctx, "w1") >= n
+
+
+async def test_health_shows_smpp_binds_throttling_and_a_dead_smsc(redis: aioredis.Redis, redis_url: str) -> None:
+    """A real SMSC (the simulator) that takes 50 messages a second of the 200 asked: the health page shows
+    both binds up and the throttling; once the SMSC is gone, the binds are down and the target unusable."""
+    ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
+    await load_wave(ctx, "w1", DAY, [task(n) for n in range(120)])
+    sim = await SmscSimulator(Knobs(tps_limit=50, receipt_delay_min_s=0.01, receipt_delay_max_s=0.05)).start()
+    try:
+        conn = SmppConnector.from_config({"accounts": [account(sim.port, rate_per_s=200.0, binds=2)]})
+        async with running(ctx, [conn]), api_client(ctx, "viewer") as api:
+            await wait_until(lambda: _final(ctx, 120), timeout_s=30)
+
+            async def report() -> dict[str, Any]:
+                [proc] = (await api.get("/api/v1/health")).body["processes"]
+                return dict(proc)
+
+            async def throttled() -> bool:
+                return bool((await report())["throttled"])
+
+            await wait_until(throttled, timeout_s=10)
+            proc = await report()
+            [bind] = proc["sessions"]
+            assert (bind["kind"], bind["up"], bind["configured"], bind["state"]) == ("smpp", 2, 2, "up")
+            assert proc["throttled"][0]["kind"] == "smpp" and proc["throttled"][0]["total"] > 0
+            await sim.stop()
+
+            async def down() -> bool:
+                return bool((await report())["sessions"][0]["state"] == "down")
+
+            await wait_until(down, timeout_s=15)
+    finally:
+        await sim.stop()

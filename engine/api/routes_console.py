@@ -29,12 +29,14 @@ from engine.errors import VolnaError, WaveError
 from engine.metrics.health import queue_depth, read_reports
 from engine.store.keys import CHANNEL_ORDER
 from engine.store.schema import Counter, WaveCounts
-from engine.waves.series import MinuteSeries, catch_up, rate_kind
+from engine.waves.series import MINUTE_MS, MinuteSeries, catch_up, rate_kind
 
 routes = web.RouteTableDef()
 
 #: A dispatcher's report older than this is shown as stale (they write every 2 s).
 HEALTH_STALE_MS = 10_000
+#: The series run up to now when their last record is at most this old.
+RECENT_MS = 6 * 3600 * 1000
 #: Waves whose series the app keeps (the oldest are dropped past it).
 SERIES_KEPT = 500
 
@@ -87,10 +89,14 @@ async def charts(request: web.Request) -> Charts:
             series = cache[wave_id] = MinuteSeries()
         await catch_up(ctx.redis, wave_id, series)
         merged.merge(series)
-    view = merged.view()
+    now = ctx.clock.now_ms()
+    last = max((m for d in (merged.sends, merged.finals) for m, _ in d), default=None)
+    # Up to now while the day is recent: the minutes with nothing sent are zeros, not a gap.
+    recent = last is not None and 0 <= now - last * MINUTE_MS <= RECENT_MS
+    view = merged.view(to_ms=now if recent else None)
     windows = await zone_windows(ctx, waves, day)
     return Charts.model_validate({
-        "day": day.isoformat(), "waves": waves, "now_ms": ctx.clock.now_ms(), **view,
+        "day": day.isoformat(), "waves": waves, "now_ms": now, **view,
         "rate_kinds": {c: rate_kind(c) for c in view["rates"]}, "windows": windows,
     })
 

@@ -13,7 +13,7 @@ Object.assign(I18N.ru, {
   "rate.answer": "дозвон {ch}", "rate.delivery": "доставка {ch}", "channel.messages": "сообщения",
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "открыто сейчас", window_closed: "закрыто",
   window_none: "{zone}, {ch}: окна нет", now_line: "сейчас",
-  rates_summary: "{what}: последнее значение {v} %",
+  rates_summary: "{what}: последнее значение {v} %", time: "Время",
 });
 Object.assign(I18N.en, {
   charts_title: "Charts of the day", charts_scope: "What to show", scope_wave: "Selected wave",
@@ -25,10 +25,11 @@ Object.assign(I18N.en, {
   "rate.answer": "answered {ch}", "rate.delivery": "delivered {ch}", "channel.messages": "messages",
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "open now", window_closed: "closed",
   window_none: "{zone}, {ch}: no window", now_line: "now",
-  rates_summary: "{what}: last value {v} %",
+  rates_summary: "{what}: last value {v} %", time: "Time",
 });
 
 const CHART_POLL_MS = 2000;
+const MIN_MINUTES = 30;
 const PALETTE = ["#0b5cad", "#1a7f37", "#b42318", "#9a6700", "#6f42c1", "#0a7e8c", "#bf3989", "#57606a",
   "#e16f24", "#2f6f4f", "#8250df", "#a40e26"];
 const C = { timer: null, data: null, plots: {}, busy: false };
@@ -54,6 +55,11 @@ async function loadCharts() {
   }
 }
 
+function hhmm(ms) {
+  return new Intl.DateTimeFormat(S.lang === "ru" ? "ru-RU" : "en-GB", { hour: "2-digit", minute: "2-digit" })
+    .format(new Date(ms));
+}
+
 function sum(list) {
   return list.reduce((a, b) => a + (b || 0), 0);
 }
@@ -71,21 +77,26 @@ function renderCharts() {
   $("charts-summary").textContent = summary;
   $("charts-summary").dataset.sends = String(sends);
   $("charts-summary").dataset.finals = String(finals);
-  const xs = d.minutes_ms.map((ms) => ms / 1000);
+  // At least half an hour across: the first minutes of a wave are a rise from zero, not a lone dot.
+  const pad = d.minutes_ms.length ? Math.max(0, MIN_MINUTES - d.minutes_ms.length) : 0;
+  const first = d.minutes_ms.length ? d.minutes_ms[0] : 0;
+  const xs = [...Array.from({ length: pad }, (_, k) => (first - (pad - k) * 60000) / 1000),
+    ...d.minutes_ms.map((ms) => ms / 1000)];
+  const padded = (ys, fill) => [...Array(pad).fill(fill), ...ys];
   const chName = (ch) => t(`channel.${ch}`);
 
   const sendSeries = [];
   let i = 0;
   for (const [ch, ys] of Object.entries(d.sends)) {
-    sendSeries.push({ label: t("sends_of", { ch: chName(ch) }), data: ys, color: PALETTE[i % PALETTE.length] });
-    sendSeries.push({ label: t("finals_of", { ch: chName(ch) }), data: d.finals[ch] || [], dash: [6, 4],
+    sendSeries.push({ label: t("sends_of", { ch: chName(ch) }), data: padded(ys, 0), color: PALETTE[i % PALETTE.length] });
+    sendSeries.push({ label: t("finals_of", { ch: chName(ch) }), data: padded(d.finals[ch] || [], 0), dash: [6, 4],
       color: PALETTE[i % PALETTE.length] });
     i += 1;
   }
   plot("chart-sends", xs, sendSeries, summary);
 
   const rateSeries = Object.entries(d.rates).map(([ch, ys], j) => ({
-    label: t(`rate.${d.rate_kinds[ch]}`, { ch: chName(ch) }), data: ys, color: PALETTE[j % PALETTE.length],
+    label: t(`rate.${d.rate_kinds[ch]}`, { ch: chName(ch) }), data: padded(ys, null), color: PALETTE[j % PALETTE.length],
   }));
   const rateText = rateSeries.map((s) => t("rates_summary", {
     what: s.label, v: [...s.data].reverse().find((v) => v !== null) ?? "—",
@@ -93,7 +104,7 @@ function renderCharts() {
   plot("chart-rates", xs, rateSeries, rateText || t("charts_empty"), { min: 0, max: 100 });
 
   const outcomeSeries = Object.entries(d.outcomes).map(([o, ys], j) => ({
-    label: t(`outcome.${o}`), data: ys, color: PALETTE[j % PALETTE.length],
+    label: t(`outcome.${o}`), data: padded(ys, 0), color: PALETTE[j % PALETTE.length],
   }));
   const outcomeText = outcomeSeries.map((s) => `${s.label}: ${num(sum(s.data))}`).join("; ");
   plot("chart-outcomes", xs, outcomeSeries, outcomeText || t("charts_empty"));
@@ -119,10 +130,15 @@ function plot(id, xs, series, label, yRange) {
   const width = Math.max(280, box.clientWidth || 480);
   const opts = {
     width, height: 220, legend: { show: true },
-    scales: { x: { time: true }, y: yRange ? { range: [yRange.min, yRange.max] } : { range: (u, min, max) => [0, Math.max(1, max)] } },
-    axes: [{}, { size: 50 }],
-    series: [{ label: "" }, ...series.map((s) => ({
-      label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: false, points: { show: xs.length < 3 },
+    scales: {
+      x: { time: true },
+      y: yRange ? { range: [yRange.min, yRange.max] } : { range: (u, min, max) => [0, Math.max(4, max)] },
+    },
+    // Hours and minutes in the page's language (uPlot's own labels are English, 12-hour).
+    axes: [{ values: (u, ticks) => ticks.map((sec) => hhmm(sec * 1000)) }, { size: 50 }],
+    series: [{ label: t("time") }, ...series.map((s) => ({
+      label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: false,
+      points: { show: s.data.filter((v) => v !== null && v !== 0).length < 4, size: 6 },
     }))],
   };
   C.plots[id] = { key, u: new uPlot(opts, data, box) };
@@ -153,11 +169,13 @@ function renderTimeline(windows, nowMs) {
   const svg = document.createElementNS(NS, "svg");
   const attrs = (node, a) => { for (const [k, v] of Object.entries(a)) node.setAttribute(k, String(v)); return node; };
   attrs(svg, { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "cap-windows" });
-  const step = (hi - lo) / HOUR > 12 ? 3 * HOUR : HOUR;
+  // An hour label at least every 56 px: one, two, three or six hours apart.
+  const perHour = (width - labelW - 10) / ((hi - lo) / HOUR);
+  const step = [1, 2, 3, 6, 12].find((h) => h * perHour >= 56) * HOUR || 12 * HOUR;
   for (let ms = lo; ms <= hi; ms += step) {
     svg.append(attrs(document.createElementNS(NS, "line"), { x1: x(ms), x2: x(ms), y1: 0, y2: height - 18, class: "grid-line" }));
     const tx = attrs(document.createElementNS(NS, "text"), { x: x(ms), y: height - 4, "text-anchor": "middle", class: "axis" });
-    tx.textContent = fmtTime(ms).split(/,?\s/).pop();
+    tx.textContent = hhmm(ms);
     svg.append(tx);
   }
   windows.forEach((w, row) => {

@@ -49,6 +49,7 @@ Object.assign(I18N.ru, {
   queues_caption: "Очереди идущих волн", col_eligible: "Можно отправить сейчас", col_inflight: "В работе",
   "health.up": "в работе", "health.degraded": "частично", "health.down": "не работает", "health.stale": "нет связи",
   "health.healthy": "исправно", "health.unhealthy": "отключено", "kind.target": "канал {ch}",
+  in_flight_n: "в работе: {n}", no_throttling: "Отказов не было.",
 });
 Object.assign(I18N.en, {
   tabs_label: "Sections", tab_waves: "Waves", tab_stoplist: "Stop-list", tab_lookup: "Debtor or phone",
@@ -94,6 +95,7 @@ Object.assign(I18N.en, {
   queues_caption: "Queues of the live waves", col_eligible: "Eligible now", col_inflight: "In flight",
   "health.up": "up", "health.degraded": "degraded", "health.down": "down", "health.stale": "no report",
   "health.healthy": "healthy", "health.unhealthy": "disabled", "kind.target": "{ch} channel",
+  in_flight_n: "in flight: {n}", no_throttling: "No refusals.",
 });
 
 const HEALTH_POLL_MS = 3000;
@@ -120,6 +122,7 @@ function selectTab(tab, focus = true) {
     $(other.getAttribute("aria-controls")).hidden = !on;
   }
   if (focus) tab.focus();
+  $("status").textContent = "";  // the last action's word belongs to the section it was said in
   if (tab.id === "tab-health") loadHealth().catch(showError);
   if (tab.id === "tab-stoplist" && !T.stop) searchStop().catch(showError);
 }
@@ -379,7 +382,7 @@ async function loadHealth() {
       const state = p.stale ? "stale" : (g.healthy ? "healthy" : "unhealthy");
       sessions.append(el("tr", { "data-kind": g.channel, "data-target": g.target },
         el("td", { text: p.process }), el("td", { text: t("kind.target", { ch: t(`channel.${g.channel}`) }) }),
-        el("th", { scope: "row", text: g.target }), el("td", { class: "num", text: String(g.in_flight) }),
+        el("th", { scope: "row", text: g.target }), el("td", { class: "num", text: t("in_flight_n", { n: num(g.in_flight) }) }),
         el("td", { class: `health-${g.healthy && !p.stale ? "up" : "down"}`, text: t(`health.${state}`) })));
     }
   }
@@ -387,8 +390,11 @@ async function loadHealth() {
     sessions.append(el("tr", {}, el("td", { colspan: "5", class: "muted", text: t("no_processes") })));
   }
   const throttle = $("health-throttle").querySelector("tbody");
-  throttle.replaceChildren(...h.processes.flatMap((p) => p.throttled.map((x) => el("tr", {},
+  throttle.replaceChildren(...h.processes.flatMap((p) => p.throttled.map((x) => el("tr", { "data-target": x.target },
     el("td", { text: x.kind }), el("th", { scope: "row", text: x.target }), el("td", { class: "num", text: num(x.total) })))));
+  if (!throttle.children.length) {
+    throttle.append(el("tr", {}, el("td", { colspan: "3", class: "muted", text: t("no_throttling") })));
+  }
   const queues = $("health-queues").querySelector("tbody");
   queues.replaceChildren();
   for (const q of h.queues) {
