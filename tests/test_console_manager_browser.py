@@ -193,6 +193,12 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
             await page.get_by_role("tab", name="Волны").click()
             await expect(row).to_contain_text("завершена", timeout=30_000)
             await _shot(page, tmp_path, "6-completed")
+            # In English, the new sections too.
+            await page.get_by_role("button", name="Switch to English", exact=True).click()
+            await expect(page.get_by_role("tab", name="Debtor or phone")).to_be_visible()
+            await expect(page.get_by_role("img", name=re.compile("^Sends and finals per minute: Sent"))).to_be_visible()
+            await expect(page.locator("#chart-windows li[data-zone='Europe/Moscow']")).to_contain_text("messages")
+            await _shot(page, tmp_path, "6-completed-en")
 
             # ---- a viewer: sees everything, changes nothing --------------------------------------
             seen = await browser.new_page(locale="ru-RU", timezone_id="Europe/Moscow",
@@ -252,7 +258,7 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
     refusals = [a for a in audit if a["who"] == "Петров"]
     assert len(refusals) == 6 and {str(a["status"]) for a in refusals} == {"403"}, refusals
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(shots) == 7, shots
+    assert len(shots) == 8, shots
     print("screenshots:", tmp_path)
 
 

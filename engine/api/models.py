@@ -340,6 +340,8 @@ class Charts(Answer):
     rate_kinds: dict[str, Literal["answer", "delivery"]]
     outcomes: dict[str, list[int]] = Field(description="Outcome → attempts that ended with it per minute")
     windows: list[ZoneWindow] = Field(description="The contact windows of the day, zone by zone and channel")
+    catching_up: bool = Field(description="The streams were not all read yet (a big day opened late): the next "
+                                          "calls read on, each at most about a second's work")
 
 
 class LookupTask(Answer):

@@ -37,6 +37,8 @@ routes = web.RouteTableDef()
 HEALTH_STALE_MS = 10_000
 #: The series run up to now when their last record is at most this old.
 RECENT_MS = 6 * 3600 * 1000
+#: Records one request folds at most (about a second's work; load/bench_charts.py measures it).
+CATCH_UP_PER_REQUEST = 50_000
 #: Waves whose series the app keeps (the oldest are dropped past it).
 SERIES_KEPT = 500
 
@@ -81,13 +83,19 @@ async def charts(request: web.Request) -> Charts:
         waves = await day_waves(ctx, day)
     cache = request.app[SERIES]
     merged = MinuteSeries()
+    budget = CATCH_UP_PER_REQUEST
+    behind = False
     for wave_id in waves:
         series = cache.get(wave_id)
         if series is None:
             if len(cache) >= SERIES_KEPT:
                 cache.pop(next(iter(cache)))
             series = cache[wave_id] = MinuteSeries()
-        await catch_up(ctx.redis, wave_id, series)
+        if budget > 0:
+            read = await catch_up(ctx.redis, wave_id, series, max_records=budget)
+            budget -= read
+        # Not all read yet (a console opened late on a big day): the next polls read on.
+        behind = behind or budget <= 0
         merged.merge(series)
     now = ctx.clock.now_ms()
     last = max((m for d in (merged.sends, merged.finals) for m, _ in d), default=None)
@@ -97,7 +105,7 @@ async def charts(request: web.Request) -> Charts:
     windows = await zone_windows(ctx, waves, day)
     return Charts.model_validate({
         "day": day.isoformat(), "waves": waves, "now_ms": now, **view,
-        "rate_kinds": {c: rate_kind(c) for c in view["rates"]}, "windows": windows,
+        "rate_kinds": {c: rate_kind(c) for c in view["rates"]}, "windows": windows, "catching_up": behind,
     })
 
 

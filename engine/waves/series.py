@@ -14,11 +14,11 @@ stream (a million-task wave stays cheap). Minutes are the engine clock's (epoch 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from engine.domain.outcomes import ENGINE_OUTCOMES, MESSAGE_CHANNELS, Channel, Outcome
@@ -129,16 +129,17 @@ async def catch_up(redis: Redis, wave_id: str, series: MinuteSeries, *, max_reco
     stream = WaveKeys(wave_id).results
     read = 0
     while read < max_records:
-        page = await redis.xrange(stream, min=f"({series.cursor}", max="+", count=PAGE)
+        want = min(PAGE, max_records - read)
+        page = await redis.xrange(stream, min=f"({series.cursor}", max="+", count=want)
         if not page:
             break
         for _, fields in page:
             try:
-                series.fold(json.loads(fields.get(RECORD_FIELD, "{}")))
-            except (ValueError, TypeError):
+                series.fold(orjson.loads(fields.get(RECORD_FIELD, "{}")))
+            except (orjson.JSONDecodeError, ValueError, TypeError):
                 continue  # a record we cannot read is not worth a broken chart
         series.cursor = page[-1][0]
         read += len(page)
-        if len(page) < PAGE:
+        if len(page) < want:
             break
     return read

@@ -14,6 +14,7 @@ Object.assign(I18N.ru, {
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "открыто сейчас", window_closed: "закрыто",
   window_none: "{zone}, {ch}: окна нет", now_line: "сейчас",
   rates_summary: "{what}: последнее значение {v} %", time: "Время",
+  charts_catching_up: "Читаю историю дня…",
 });
 Object.assign(I18N.en, {
   charts_title: "Charts of the day", charts_scope: "What to show", scope_wave: "Selected wave",
@@ -26,6 +27,7 @@ Object.assign(I18N.en, {
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "open now", window_closed: "closed",
   window_none: "{zone}, {ch}: no window", now_line: "now",
   rates_summary: "{what}: last value {v} %", time: "Time",
+  charts_catching_up: "Reading the day's history…",
 });
 
 const CHART_POLL_MS = 2000;
@@ -74,7 +76,7 @@ function renderCharts() {
   const summary = d.minutes_ms.length
     ? t("charts_summary", { sends: num(sends), finals: num(finals), minutes: d.minutes_ms.length })
     : t("charts_empty");
-  $("charts-summary").textContent = summary;
+  $("charts-summary").textContent = d.catching_up ? `${summary} ${t("charts_catching_up")}` : summary;
   $("charts-summary").dataset.sends = String(sends);
   $("charts-summary").dataset.finals = String(finals);
   // At least half an hour across: the first minutes of a wave are a rise from zero, not a lone dot.
@@ -138,7 +140,7 @@ function plot(id, xs, series, label, yRange) {
     axes: [{ values: (u, ticks) => ticks.map((sec) => hhmm(sec * 1000)) }, { size: 50 }],
     series: [{ label: t("time") }, ...series.map((s) => ({
       label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: false,
-      points: { show: s.data.filter((v) => v !== null && v !== 0).length < 4, size: 6 },
+      points: { show: s.data.filter((v) => v !== null).length < 2, size: 6 },
     }))],
   };
   C.plots[id] = { key, u: new uPlot(opts, data, box) };
