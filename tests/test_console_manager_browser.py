@@ -185,6 +185,31 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
             await page.get_by_label("Поиск (часть номера или идентификатора)").fill("777")
             await page.locator("#stop-search-form").get_by_role("button", name="Найти").click()
             await expect(page.locator(f"#stop-entries tr[data-value='{DEBTOR}']")).to_contain_text("Иванова")
+            # Add a phone by hand, import two more (one bad line), remove one: not without saying why.
+            stop = page.locator("#panel-stoplist")
+            await stop.get_by_label("Что").first.select_option("phone")
+            await stop.get_by_label("Поиск (часть номера или идентификатора)").fill("")
+            await stop.locator("#stop-add-kind").select_option("phone")
+            await stop.get_by_label("Идентификатор должника или телефон").fill("8 (916) 555-00-11")
+            await stop.locator("#stop-add-reason").select_option("complaint")
+            await stop.get_by_role("button", name="Внести", exact=True).click()
+            await expect(page.get_by_role("status")).to_have_text("+79165550011 внесён в стоп-лист (жалоба).")
+            await expect(stop.locator("#stop-entries tr[data-value='+79165550011']")).to_contain_text("жалоба")
+            listing = tmp_path / "stoplist.csv"
+            listing.write_text("kind,value,reason\nphone,+79165550022,refused\nphone,12,paid\ndebtor,D-9,paid\n")
+            await stop.get_by_label("Файл CSV").set_input_files(str(listing))
+            await stop.get_by_role("button", name="Импортировать", exact=True).click()
+            await expect(stop.locator("#stop-import-result")).to_have_text("Импорт: добавлено 2, отклонено 1.")
+            await expect(stop.locator("#stop-import-rejections")).to_contain_text("строка 3:")
+            await expect(stop.locator("#stop-entries tr[data-value='+79165550022']")).to_be_visible()
+            remove = stop.get_by_role("button", name="Снять +79165550022 со стоп-листа")
+            await remove.click()
+            await expect(page.get_by_role("status")).to_contain_text("Укажите, почему снимаете запись")
+            await expect(stop.get_by_label("Почему снимаете (обязательно)")).to_be_focused()
+            await stop.get_by_label("Почему снимаете (обязательно)").fill("номер сменил владельца")
+            await remove.click()
+            await expect(page.get_by_role("status")).to_have_text("+79165550022 снят со стоп-листа.")
+            await expect(stop.locator("#stop-entries tr[data-value='+79165550022']")).to_have_count(0)
             await _shot(page, tmp_path, "4-stoplist")
             await page.get_by_role("tab", name="Состояние").click()
             await expect(page.locator("#health-redis")).to_have_text("Redis отвечает.")
@@ -255,6 +280,8 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
     audit = [fields for _, fields in await redis.xrange(keys.AUDIT)]
     assert any(a["what"] == "stoplist.add" and a["who"] == "Иванова" and a["target"] == f"debtor:{DEBTOR}"
                for a in audit), audit[-8:]
+    removal = next(a for a in audit if a["what"] == "stoplist.remove" and a["who"] == "Иванова")
+    assert "номер сменил владельца" in str(removal) and "+79165550022" not in str(removal)
     refusals = [a for a in audit if a["who"] == "Петров"]
     assert len(refusals) == 6 and {str(a["status"]) for a in refusals} == {"403"}, refusals
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
