@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from engine.store import keys
 from engine.store.keys import WaveKeys
 from engine.store.schema import TaskState
 from tests.fakes import RecordingConnector
-from tests.harness import context, make_settings, running, task, wait_until
+from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
 from tests.test_api_helpers import serving
 from tests.test_console_browser import CHROMIUM_ARGS, NOON_MSK, chromium
 
@@ -83,6 +84,12 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
                                                             tmp_path: Path) -> None:
     playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
     executable = chromium()
+    # Yesterday's wave, run by the engine on yesterday's clock: the day the manager compares with.
+    yesterday = context(make_settings(redis_url), ScaledClock(NOON_MSK - 86_400_000), redis)
+    await load_wave(yesterday, "w-before", date(2026, 11, 30),
+                    [task(n, wave="w-before", debtor=f"Y-{n}") for n in range(40)])
+    async with running(yesterday, [RecordingConnector(channel=Channel.SMS)]):
+        await wait_until(lambda: _finished(yesterday, "w-before", 40))
     ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     manager = await create_token(redis, "manager", "Иванова")
     viewer = await create_token(redis, "viewer", "Петров")
@@ -142,6 +149,11 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
             await expect(page.get_by_role("img", name=re.compile("^Исходы в минуту: доставлено"))).to_be_visible()
             await expect(page.locator("#chart-windows li[data-zone='Europe/Moscow']")).to_contain_text(
                 "открыто сейчас")
+
+            # Compare with yesterday: its sends at the same time of day, a grey line on the first chart.
+            await page.get_by_label("Сравнить с днём").fill("2026-11-30")
+            await expect(summary).to_have_attribute("data-compared", "40")
+            await expect(page.get_by_role("img", name=re.compile("2026-11-30: отправлено 40"))).to_be_visible()
 
             # Pause while the debtor's second task still waits.
             actions = page.locator("#detail-actions")
@@ -287,6 +299,10 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(shots) == 8, shots
     print("screenshots:", tmp_path)
+
+
+async def _finished(ctx: Context, wave_id: str, n: int) -> bool:
+    return await final_count(ctx, wave_id) >= n
 
 
 async def _ended(ctx: Context, task_id: str) -> bool:

@@ -14,7 +14,9 @@ Object.assign(I18N.ru, {
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "открыто сейчас", window_closed: "закрыто",
   window_none: "{zone}, {ch}: окна нет", now_line: "сейчас",
   rates_summary: "{what}: последнее значение {v} %", time: "Время",
-  charts_catching_up: "Читаю историю дня…",
+  charts_catching_up: "Читаю историю дня…", compare_label: "Сравнить с днём",
+  compare_help: "Отправки того дня в то же время суток, серой линией на первом графике",
+  sends_on: "отправки {day}", compare_summary: "{day}: отправлено {sends}.",
 });
 Object.assign(I18N.en, {
   charts_title: "Charts of the day", charts_scope: "What to show", scope_wave: "Selected wave",
@@ -27,7 +29,9 @@ Object.assign(I18N.en, {
   window_bar: "{zone}, {ch}: {from}–{to}", window_open: "open now", window_closed: "closed",
   window_none: "{zone}, {ch}: no window", now_line: "now",
   rates_summary: "{what}: last value {v} %", time: "Time",
-  charts_catching_up: "Reading the day's history…",
+  charts_catching_up: "Reading the day's history…", compare_label: "Compare with day",
+  compare_help: "That day's sends at the same time of day, as a grey line on the first chart",
+  sends_on: "sends {day}", compare_summary: "{day}: {sends} sent.",
 });
 
 const CHART_POLL_MS = 2000;
@@ -48,9 +52,12 @@ async function loadCharts() {
   if (scope === "wave" && S.selected) url = `/api/v1/charts?wave=${encodeURIComponent(S.selected)}`;
   else if ($("day").value) url = `/api/v1/charts?day=${encodeURIComponent($("day").value)}`;
   else return;
+  const other = $("compare-day").value;
   C.busy = true;
   try {
     C.data = await api(url);
+    // Another day, to compare: its waves' sends per minute at the same time of day.
+    C.compare = other && other !== C.data.day ? await api(`/api/v1/charts?day=${encodeURIComponent(other)}`) : null;
     renderCharts();
   } finally {
     C.busy = false;
@@ -79,12 +86,22 @@ function renderCharts() {
   $("charts-summary").textContent = d.catching_up ? `${summary} ${t("charts_catching_up")}` : summary;
   $("charts-summary").dataset.sends = String(sends);
   $("charts-summary").dataset.finals = String(finals);
-  // At least half an hour across: the first minutes of a wave are a rise from zero, not a lone dot.
-  const pad = d.minutes_ms.length ? Math.max(0, MIN_MINUTES - d.minutes_ms.length) : 0;
-  const first = d.minutes_ms.length ? d.minutes_ms[0] : 0;
-  const xs = [...Array.from({ length: pad }, (_, k) => (first - (pad - k) * 60000) / 1000),
-    ...d.minutes_ms.map((ms) => ms / 1000)];
-  const padded = (ys, fill) => [...Array(pad).fill(fill), ...ys];
+  // One minute axis for the day (and the compared day, moved onto it by whole days), at least
+  // half an hour across: the first minutes of a wave are a rise from zero, not a lone dot.
+  const cmp = C.compare;
+  const shift = cmp ? Date.parse(d.day) - Date.parse(cmp.day) : 0;
+  const all = [...d.minutes_ms, ...(cmp ? cmp.minutes_ms.map((ms) => ms + shift) : [])];
+  let xsMs = [];
+  if (all.length) {
+    const hi = Math.max(...all);
+    const lo = Math.min(...all, hi - (MIN_MINUTES - 1) * 60000);
+    xsMs = Array.from({ length: Math.round((hi - lo) / 60000) + 1 }, (_, k) => lo + k * 60000);
+  }
+  const xs = xsMs.map((ms) => ms / 1000);
+  const at = new Map(d.minutes_ms.map((ms, k) => [ms, k]));
+  const lastMs = d.minutes_ms.length ? d.minutes_ms[d.minutes_ms.length - 1] : -Infinity;
+  // Before the day's first minute nothing happened (0); after its last, nothing is known yet (a gap).
+  const padded = (ys, fill) => xsMs.map((ms) => (at.has(ms) ? ys[at.get(ms)] : (ms > lastMs ? null : fill)));
   const chName = (ch) => t(`channel.${ch}`);
 
   const sendSeries = [];
@@ -95,7 +112,19 @@ function renderCharts() {
       color: PALETTE[i % PALETTE.length] });
     i += 1;
   }
-  plot("chart-sends", xs, sendSeries, summary);
+  let sendText = summary;
+  if (cmp) {
+    const cmpAt = new Map(cmp.minutes_ms.map((ms, k) => [ms + shift, k]));
+    const totals = cmp.minutes_ms.map((_, k) => sum(Object.values(cmp.sends).map((ys) => ys[k])));
+    const label = t("sends_on", { day: cmp.day });
+    sendSeries.push({ label, data: xsMs.map((ms) => (cmpAt.has(ms) ? totals[cmpAt.get(ms)] : 0)),
+      color: "#8c959f", dash: [2, 4] });
+    sendText = `${summary} ${t("compare_summary", { day: cmp.day, sends: num(sum(totals)) })}`;
+    $("charts-summary").dataset.compared = String(sum(totals));
+  } else {
+    delete $("charts-summary").dataset.compared;
+  }
+  plot("chart-sends", xs, sendSeries, sendText);
 
   const rateSeries = Object.entries(d.rates).map(([ch, ys], j) => ({
     label: t(`rate.${d.rate_kinds[ch]}`, { ch: chName(ch) }), data: padded(ys, null), color: PALETTE[j % PALETTE.length],
@@ -225,4 +254,5 @@ document.addEventListener("DOMContentLoaded", () => {
     radio.addEventListener("change", () => loadCharts().catch(showError));
   }
   $("day").addEventListener("change", () => loadCharts().catch(showError));
+  $("compare-day").addEventListener("change", () => loadCharts().catch(showError));
 });
