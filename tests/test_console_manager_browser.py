@@ -253,7 +253,12 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
             await expect(seen.get_by_role("button", name="Загрузить", exact=True)).to_be_disabled()
             await expect(seen.get_by_label("Файл задач (JSONL или CSV)")).to_be_disabled()
             await expect(seen.locator("#charts-summary")).not_to_have_attribute("data-sends", "0")
-            await seen.get_by_role("tab", name="Стоп-лист").click()
+            # The sections from the keyboard: arrows move along the tabs.
+            await seen.get_by_role("tab", name="Волны").focus()
+            await seen.keyboard.press("ArrowRight")
+            await expect(seen.get_by_role("tab", name="Стоп-лист")).to_be_focused()
+            await expect(seen.get_by_role("tab", name="Стоп-лист")).to_have_attribute("aria-selected", "true")
+            await expect(seen.locator("#panel-waves")).to_be_hidden()
             await expect(seen.get_by_role("button", name="Внести", exact=True)).to_be_disabled()
             await expect(seen.get_by_role("button", name="Импортировать", exact=True)).to_be_disabled()
             await expect(seen.get_by_role("button", name=f"Снять {DEBTOR} со стоп-листа")).to_be_disabled()
