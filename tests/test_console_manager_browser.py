@@ -233,6 +233,8 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
             # In English, the new sections too.
             await page.get_by_role("button", name="Switch to English", exact=True).click()
             await expect(page.get_by_role("tab", name="Debtor or phone")).to_be_visible()
+            await expect(page.locator("#upload-result")).to_contain_text(
+                f"{GOOD} accepted, 0 already there, 2 rejected")
             await expect(page.get_by_role("img", name=re.compile("^Sends and finals per minute: Sent"))).to_be_visible()
             await expect(page.locator("#chart-windows li[data-zone='Europe/Moscow']")).to_contain_text("messages")
             await _shot(page, tmp_path, "6-completed-en")

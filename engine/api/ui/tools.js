@@ -108,6 +108,14 @@ function say(id, text, bad = false) {
   node.classList.toggle("bad", bad);
 }
 
+// A message that is said again in the other language when the toggle is used.
+const SAID = {};
+
+function sayT(id, key, params, bad = false) {
+  SAID[id] = () => say(id, t(key, params), bad);
+  SAID[id]();
+}
+
 // ---- sections (an ARIA tablist: arrows move, Home/End jump) ------------------------------
 
 function tabs() {
@@ -169,7 +177,7 @@ async function createWave(ev) {
     say("create-result", t("failed", { error: e.message }), true);
     return;
   }
-  say("create-result", t("created", { wave, day }));
+  sayT("create-result", "created", { wave, day });
   if ($("day").value !== day) {
     $("day").value = day;
     S.selected = null;
@@ -213,10 +221,12 @@ function uploadTasks(ev) {
       return;
     }
     bar.value = 100;
-    say("upload-result", t("upload_done", {
-      name: file.name, accepted: num(body.accepted), dup: num(body.already_loaded), rejected: num(body.rejected),
-    }) + (xhr.status >= 300 ? ` ${body.error}` : ""), xhr.status >= 300);
+    const counts = { name: file.name, accepted: num(body.accepted), dup: num(body.already_loaded),
+      rejected: num(body.rejected) };
+    if (xhr.status >= 300) say("upload-result", `${t("upload_done", counts)} ${body.error}`, true);
+    else sayT("upload-result", "upload_done", counts);
     renderRejections(body.rejections || [], body.rejections_truncated);
+    loadCharts().catch(showError);  // the new tasks' zones and windows
     refreshDetail().catch(showError);
     loadWaves().catch(showError);
   };
@@ -288,7 +298,7 @@ async function importStop(ev) {
   if (!file) { say("stop-import-result", t("upload_pick"), true); return; }
   try {
     const r = await api("/api/v1/stoplist/import", { method: "POST", headers: { "Content-Type": "text/csv" }, body: file });
-    say("stop-import-result", t("stop_imported", { added: num(r.added), rejected: num(r.rejected) }));
+    sayT("stop-import-result", "stop_imported", { added: num(r.added), rejected: num(r.rejected) });
     $("stop-import-rejections").replaceChildren(...r.rejections.map((x) => el("li", {
       text: t("line_reason", { line: x.line, reason: x.reason }),
     })));
@@ -419,11 +429,13 @@ HOOKS.signin.push(() => {
 });
 HOOKS.signout.push(() => {
   clearInterval(T.healthTimer);
+  for (const id of Object.keys(SAID)) delete SAID[id];
   T.lookup = null;
   T.stop = null;
   selectTab($("tab-waves"), false);
 });
 HOOKS.lang.push(() => {
+  for (const again of Object.values(SAID)) again();
   fillReasons();
   if (S.me) applyRole();
   renderStop();
@@ -433,6 +445,7 @@ HOOKS.detail.push((view) => {
   $("upload").hidden = !view;
 });
 HOOKS.select.push(() => {
+  delete SAID["upload-result"];
   renderRejections([], false);
   $("upload-progress").hidden = true;
   $("upload-result").textContent = "";
