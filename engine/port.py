@@ -103,7 +103,10 @@ class Target:
 
     name: str
     rate_per_s: float
-    max_concurrent: int
+    #: Sends in flight at once across every process (an Asterisk trunk's channels, a gateway
+    #: account's connections); ``None`` when the connector bounds that itself and the engine need
+    #: not (an SMPP account: each bind's window).
+    max_concurrent: int | None
 
 
 @dataclass(frozen=True, slots=True)
