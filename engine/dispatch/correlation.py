@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 AcceptItem = tuple[str, int, str, int, int, dict[str, Any]]
 
 _UNKNOWN_RETRY_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+#: Late events (receipts, webhooks) wait this long to share their look-ups: they arrive one per
+#: loop tick, each alone in its round trip without it, and nobody waits on them to the millisecond.
+_LATE_LINGER_S = 0.005
 
 
 class Correlation:
@@ -40,8 +43,8 @@ class Correlation:
         self.ctx = ctx
         self.finisher = finisher
         self.ttl_s = ctx.settings.redis.correlation_ttl_s
-        self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
-        self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
+        self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget, linger_s=_LATE_LINGER_S)
+        self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks, linger_s=_LATE_LINGER_S)
         self._accept: MicroBatcher[str, AcceptItem, bool] = MicroBatcher(self._run_accept)
         self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
         self._parts: MicroBatcher[str, PartItem, tuple[bool, str]] = MicroBatcher(self._run_parts)
