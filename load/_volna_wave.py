@@ -45,8 +45,9 @@ def toml_value(value: Any) -> str:
 
 
 def write_config(folder: Path, redis_url: str, smsc_port: int, binds: int, window: int,
-                 system_id: str, password: str) -> Path:
-    """``volna.toml`` (0600), the password in its own 0600 file as production keeps it."""
+                 system_id: str, password: str, dispatcher: dict[str, Any] | None = None) -> Path:
+    """``volna.toml`` (0600), the password in its own 0600 file as production keeps it;
+    ``dispatcher``: keys of its ``[dispatcher]`` section (a benchmark's variations)."""
     secret = folder / "smpp-password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
@@ -60,6 +61,7 @@ def write_config(folder: Path, redis_url: str, smsc_port: int, binds: int, windo
         f"scenarios_dir = {toml_value(folder / 'scenarios')}",
         "[redis]", f"url = {toml_value(redis_url)}",
         "[log]", 'level = "WARNING"', "json = false",
+        *(["[dispatcher]", *(f"{k} = {toml_value(v)}" for k, v in dispatcher.items())] if dispatcher else []),
         "[channels.sms]", "enabled = true",
         "[[channels.sms.connector.accounts]]",
         *(f"{k} = {toml_value(v)}" for k, v in account.items()),

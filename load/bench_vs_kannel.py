@@ -167,7 +167,7 @@ async def _bound(smsc: Any, binds: int) -> bool:
 
 
 async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = None,
-                    processes: int = 1) -> dict[str, Any]:
+                    processes: int = 1, dispatcher: dict[str, Any] | None = None) -> dict[str, Any]:
     """``processes`` dispatchers share the SMSC's binds: each opens ``BINDS // processes`` of
     them, so the SMSC sees the same binds and windows whatever the count."""
     from engine.store.localredis import RedisServer
@@ -178,7 +178,8 @@ async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = Non
     profiler: subprocess.Popen[bytes] | None = None
     try:
         await asyncio.to_thread(smsc.start)
-        cli = VolnaCli(write_config(folder, redis.url, smsc.port, BINDS // processes, WINDOW, "volna", PASSWORD))
+        cli = VolnaCli(write_config(folder, redis.url, smsc.port, BINDS // processes, WINDOW, "volna", PASSWORD,
+                                   dispatcher))
         write_scenarios(folder, TEXTS[parts])
         tasks = write_tasks(folder, n, phone)
         cli("wave", "create", WAVE, "--campaign", "bench", "--day", "2026-12-01")
@@ -318,7 +319,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     profile = args.profile.with_name(f"{args.profile.stem}-{i + 1}{args.profile.suffix}") \
                         if args.profile is not None else None
-                    figures = await volna_run(args.messages, args.parts, folder, profile, args.processes)
+                    figures = await volna_run(args.messages, args.parts, folder, profile, args.processes,
+                                              dict(args.dispatcher))
                 runs.append(figures)
                 if not args.json:
                     print_run(i + 1, figures)
@@ -339,6 +341,16 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_end_to_end": volna["end_to_end_per_s"] / kannel["end_to_end_per_s"],
         "machine": machine(), "kannel_runs": kannel_runs, "volna_runs": volna_runs,
     }
+
+
+def setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def print_run(i: int, f: dict[str, Any]) -> None:
@@ -378,6 +390,8 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=50, help="sendsms requests in flight to Kannel")
     p.add_argument("--processes", type=int, choices=[1, 2], default=1,
                    help="volna run processes; they share the same 2 binds (one each with 2)")
+    p.add_argument("--dispatcher", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="a [dispatcher] setting for the volna runs, e.g. batch_size=50 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the runs' folders (configs, logs)")
     p.add_argument("--systems", type=lambda s: set(s.split(",")), default={"kannel", "volna"},
