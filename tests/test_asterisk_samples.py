@@ -130,3 +130,34 @@ def test_the_samples_agree_with_each_other_and_with_the_example() -> None:
 
     # No real secret ships.
     assert [s["password"] for s in pjsip["trunk-a-auth"]] == [["CHANGE_ME"]]
+
+
+#: The ``digits/`` files of Asterisk's Russian core sounds 1.6.1 (asterisk-core-sounds-ru-gsm,
+#: ``ru_RU_f_IvrvoiceRU/digits/``), of those the engine composes amounts, accounts and dates from.
+PACK_RU_DIGITS = {f"digits/{n}" for n in [*range(21), 30, 40, 50, 60, 70, 80, 90, "thousand", "million"]}
+
+
+def test_the_getting_started_prompt_lists_are_the_shipped_scenarios() -> None:
+    from engine.config.scenario_files import load_scenarios
+    from engine.domain.ivr import required_prompts
+
+    needed: dict[str, tuple[str, set[str]]] = {}
+    for name, scenario in load_scenarios(ROOT / "scenarios").items():
+        if scenario.ivr is not None:
+            for prompt, text in required_prompts(scenario.ivr).items():
+                needed.setdefault(prompt, (text, set()))[1].add(name)
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    table = page.split("<!-- prompts:", 1)[1].split("<!-- /prompts -->", 1)[0]
+    rows = {m[0]: (m[1], set(m[2].split(", "))) for m in re.findall(r"^\| `([^`]+)` \| (.*?) \| (.*?) \|$", table,
+                                                                      flags=re.M)}
+    own = {p: v for p, v in needed.items() if not p.startswith(("digits/", "volna/date/"))}
+    assert rows == own
+    digits = {p for p in needed if p.startswith("digits/")}
+    dates = {p for p in needed if p.startswith("volna/date/")}
+    assert (len(needed), len(digits), len(dates), len(own)) == (130, 45, 43, 42)
+    assert digits & PACK_RU_DIGITS == PACK_RU_DIGITS and len(PACK_RU_DIGITS) == 30
+    not_in_pack = "`digits/1f`, `digits/2f`, `digits/100` … `digits/900`, `digits/thousands`, `digits/thousands-i`, " \
+                  "`digits/millions`, `digits/million-a` | 15 |"
+    assert not_in_pack in page
+    assert digits - PACK_RU_DIGITS == {"digits/1f", "digits/2f", "digits/thousands", "digits/thousands-i",
+                                       "digits/millions", "digits/million-a", *(f"digits/{h}00" for h in range(1, 10))}
