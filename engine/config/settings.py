@@ -53,6 +53,10 @@ class _Section(BaseModel):
 
 
 class RedisSettings(_Section):
+    """The live store: waves, queues, caps, pacing, results streams (every process shares one)."""
+
+    #: The Redis server: `redis://[:password@]host:port/db`, `rediss://` for TLS, `unix:///path?db=0`. Logs and errors
+    #: show it without the password. The environment's `REDIS_URL` overrides it too.
     url: str = "redis://127.0.0.1:6379/0"
     #: Results stream retention: entries beyond this many per wave are trimmed (approximate).
     results_maxlen: int = Field(default=5_000_000, ge=1000)
@@ -63,7 +67,9 @@ class RedisSettings(_Section):
 
 
 class WindowSpec(_Section):
+    #: opens (HH:MM, the debtor's local time);
     start: time
+    #: closes (HH:MM, after the opening).
     end: time
 
     @model_validator(mode="after")
@@ -76,41 +82,62 @@ class WindowSpec(_Section):
 class WindowSettings(_Section):
     """Campaign contact hours, debtor's local time; always clipped to :attr:`legal_*`."""
 
+    #: The campaigns' window on working days (transferred working Saturdays included):
     weekday: WindowSpec = WindowSpec(start=time(8), end=time(20))
+    #: The campaigns' window on weekends and public holidays:
     weekend: WindowSpec = WindowSpec(start=time(9), end=time(20))
-    #: The legal outer bound (230-FZ art. 7): no configuration widens past it.
+    #: The legal bound on working days (230-FZ art. 7), which no other setting widens:
     legal_weekday: WindowSpec = WindowSpec(start=time(8), end=time(22))
+    #: The legal bound on weekends and public holidays (230-FZ art. 7), which no other setting widens:
     legal_weekend: WindowSpec = WindowSpec(start=time(9), end=time(20))
     #: Holiday calendar country for ``holidays`` (weekends, public holidays, transferred days).
     calendar: str = "RU"
-    #: Per channel overrides, e.g. ``[windows.channels.sms] weekday = {start="09:00", end="19:00"}``.
-    channels: dict[Channel, dict[str, WindowSpec]] = Field(default_factory=dict)
-    #: Per campaign (and channel, or ``"*"`` for every channel) overrides, e.g.
-    #: ``[windows.campaigns.c1.ivr] weekday = {start="10:00", end="19:00"}``. A campaign's
-    #: window wins over the channel's; both are still clipped to the legal bound.
-    campaigns: dict[str, dict[str, dict[str, WindowSpec]]] = Field(default_factory=dict)
+    #: Per channel overrides of ``weekday`` and ``weekend``
+    #: (``[windows.channels.sms] weekday = {start = "09:00", end = "19:00"}``):
+    channels: dict[Channel, dict[str, WindowSpec]] = Field(
+        default_factory=dict, json_schema_extra={"keys": ["<channel>", "<weekday|weekend>"]})
+    #: Per campaign overrides, for one channel or ``"*"`` for all (``[windows.campaigns.c1.ivr]``
+    #: ``weekday = {start = "10:00", end = "19:00"}``); they win over the channel's, and are still
+    #: clipped to the legal bound:
+    campaigns: dict[str, dict[str, dict[str, WindowSpec]]] = Field(
+        default_factory=dict, json_schema_extra={"keys": ["<campaign>", "<channel-or-*>", "<weekday|weekend>"]})
 
 
 class CapLimits(_Section):
+    #: per day of the debtor's local calendar;
     day: int = Field(ge=0)
+    #: per ISO week (Monday to Sunday);
     week: int = Field(ge=0)
+    #: per calendar month.
     month: int = Field(ge=0)
 
 
 class CapSettings(_Section):
     """Per-debtor contact caps (230-FZ art. 7), across all campaigns and channels."""
 
+    #: Check and count the caps. Off only for load tests against the simulators: the caps are a legal duty.
     enabled: bool = True
+    #: Conversations (an answered call, an operator's talk) a debtor may have, at most,
     conversation: CapLimits = CapLimits(day=1, week=2, month=8)
+    #: Messages (SMS, Viber, WhatsApp) a debtor may receive, at most,
     message: CapLimits = CapLimits(day=2, week=4, month=16)
 
 
 class PacingTarget(_Section):
+    """A pacing target's limits by its name (a trunk, an SMPP account, a gateway account), in place of
+    those its connector settings give."""
+
+    #: Sends per second at most, across every dispatcher.
     rate_per_s: float = Field(gt=0)
+    #: Attempts in flight at once at most (calls up, messages awaiting the gateway's answer).
     max_concurrent: int = Field(ge=1)
 
 
 class ChannelSettings(_Section):
+    """A channel (``ivr``, ``sms``, ``viber``, ``whatsapp``) and its connector; the ``connector``
+    table's keys are in the channel's own section below."""
+
+    #: `volna run` without `--channels` starts this channel's loop (and `volna api` its webhooks).
     enabled: bool = True
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash.
     resend_unconfirmed: bool = False
@@ -119,9 +146,14 @@ class ChannelSettings(_Section):
 
 
 class DispatcherSettings(_Section):
+    """``volna run``: how each channel loop claims, holds and drains its attempts."""
+
+    #: Tasks one claim takes from a wave's queue in one round trip to Redis.
     batch_size: int = Field(default=200, ge=1, le=5000)
     #: Attempts one channel loop keeps between claim and send/accept.
     max_inflight: int = Field(default=2000, ge=1)
+    #: A claimed attempt's lease (real seconds), renewed while its process lives: a dead process's attempts are
+    #: recovered by another after it.
     lease_s: float = Field(default=30.0, gt=0)
     #: How long a stopping process waits for in-flight sends before giving up on them.
     drain_grace_s: float = Field(default=10.0, ge=0)
@@ -136,9 +168,15 @@ class DispatcherSettings(_Section):
 
 
 class ApiSettings(_Section):
+    """``volna api``: the control API, the console, the webhooks and ``/metrics``, and their limits."""
+
+    #: The address `volna api` listens on (the console, the control API, the webhooks, /metrics).
     host: str = "127.0.0.1"
+    #: Its port (0: any free port).
     port: int = Field(default=8080, ge=0, le=65535)
+    #: Largest JSON or webhook body (413 beyond).
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    #: Largest task upload (413 beyond, after the last whole line below it).
     max_upload_bytes: int = Field(default=1 << 30, ge=1024)
     #: A request body (JSON, webhook) must arrive whole, an upload send something, within this.
     body_read_timeout_s: float = Field(default=10.0, gt=0)
@@ -169,6 +207,7 @@ class ArchiveSettings(_Section):
     #: libpq connection string or URL (``postgresql://volna@db.example/volna``); keep the password
     #: in ``password_file`` (or PGPASSFILE), not here.
     dsn: str = ""
+    #: A file holding the PostgreSQL password (readable by Volna only).
     password_file: Path | None = None
     #: Records read and written per round (one COPY per table).
     batch_size: int = Field(default=5000, ge=1, le=100_000)
@@ -178,8 +217,9 @@ class ArchiveSettings(_Section):
     claim_idle_s: float = Field(default=30.0, gt=0)
     #: How long one read waits for new records.
     poll_s: float = Field(default=1.0, gt=0)
-    #: Timeouts of the PostgreSQL connection and of one statement.
+    #: Timeout of connecting to PostgreSQL.
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    #: Timeout of one SQL statement.
     statement_timeout_s: float = Field(default=120.0, gt=0)
     #: ``volna archive`` applies the retention rules this often (0: never; run ``volna retention``
     #: from a timer instead, as ops/systemd/volna-retention.timer does).
@@ -245,7 +285,11 @@ def _log_level(value: str) -> str:
 
 
 class LogSettings(_Section):
+    """Logs, to standard error: phone numbers are masked in every line, whatever the level."""
+
+    #: CRITICAL, ERROR, WARNING, INFO or DEBUG (under systemd the journal keeps them).
     level: str = "INFO"
+    #: One JSON object per line (false: plain text for a terminal).
     json_format: bool = Field(default=True, alias="json")
     #: Per component, e.g. ``{"connectors.smpp" = "DEBUG"}``.
     components: dict[str, str] = Field(default_factory=dict)
@@ -268,13 +312,14 @@ class Settings(BaseSettings):
     windows: WindowSettings = WindowSettings()
     caps: CapSettings = CapSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
-    pacing: dict[str, PacingTarget] = Field(default_factory=dict)
+    pacing: dict[str, PacingTarget] = Field(default_factory=dict, json_schema_extra={"keys": ["<target>"]})
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
     archive: ArchiveSettings = ArchiveSettings()
     recordings: RecordingSettings = RecordingSettings()
     retention: RetentionSettings = RetentionSettings()
+    #: The folder of scenario files (`*.yaml`), relative to the working directory.
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.
     clock: str = ""
