@@ -141,11 +141,16 @@ class AmiConnector(Connector):
             self._on_event(server.name, tracker, msg)
 
         async def on_ready() -> None:
+            self.metrics.set_connections("ami", server.name, up=1, configured=1)  # the console's health page
             self._after_login(server.name)
             await self._reconcile(server.name)
 
+        def on_lost() -> None:
+            self.metrics.set_connections("ami", server.name, up=0, configured=1)
+            tracker.connection_lost()
+
         return AmiSession(
-            server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=tracker.connection_lost,
+            server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=on_lost,
             action_timeout_s=s.action_timeout_s, connect_timeout_s=s.connect_timeout_s,
             ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
             reconnect_min_s=s.reconnect_min_s, reconnect_max_s=s.reconnect_max_s, rng=self._rng,

@@ -106,14 +106,15 @@ class StopList:
         await pipe.execute()
         return entry
 
-    async def remove(self, kind: str, value: str, *, now_ms: int = 0, by: str = "cli") -> bool:
+    async def remove(self, kind: str, value: str, *, now_ms: int = 0, by: str = "cli", reason: str = "") -> bool:
+        """``reason``: why it comes off (free text, kept in the change stream)."""
         value = self._value(kind, value)
         removed = bool(await self.redis.hdel(self._key(kind), value))
         if kind == "phone" and self.phone_key:
             removed = bool(await self.redis.hdel(keys.PHONE_HASHES, self.hashed(value))) or removed
         if removed:
             pipe = self.redis.pipeline(transaction=False)
-            await self._log(pipe, self._change("remove", kind, value, "", now_ms, by))
+            await self._log(pipe, self._change("remove", kind, value, reason, now_ms, by))
             await pipe.execute()
         return removed
 

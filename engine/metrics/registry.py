@@ -82,6 +82,10 @@ class LoopView(Protocol):
 class Metrics:
     def __init__(self, *, refresh_s: float = 5.0, process: bool = True) -> None:
         self.refresh_s = refresh_s
+        #: The connectors' sessions and throttling as plain values, for the console's health report
+        #: (engine.metrics.health): (kind, target) → (up, configured), and → throttled so far.
+        self.sessions: dict[tuple[str, str], tuple[int, int | None]] = {}
+        self.throttles: dict[tuple[str, str], int] = {}
         r = self.registry = CollectorRegistry()
         if process:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
@@ -249,11 +253,14 @@ class Metrics:
 
     def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
         self.connections_up.labels(kind, target).set(up)
+        known = self.sessions.get((kind, target))
+        self.sessions[(kind, target)] = (up, configured if configured is not None else known[1] if known else None)
         if configured is not None:
             self.connections_configured.labels(kind, target).set(configured)
 
     def throttled(self, kind: str, target: str, n: int = 1) -> None:
         self.throttled_total.labels(kind, target).inc(n)
+        self.throttles[(kind, target)] = self.throttles.get((kind, target), 0) + n
 
     def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
         self.connector_events.inc((kind, target, event), n)
@@ -307,6 +314,11 @@ class Metrics:
     def handler(self) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The aiohttp handler of ``GET /metrics`` (``make_app(ctx, metrics=ctx.metrics.handler())``)."""
         return metrics_handler(self.registry)
+
+    @property
+    def loops(self) -> list[LoopView]:
+        """The dispatcher loops this process watches (empty outside ``volna run``)."""
+        return self._loops
 
     def watch(self, loops: Sequence[LoopView]) -> None:
         """Report in-flight attempts, loops and targets of these dispatcher loops."""

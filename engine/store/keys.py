@@ -39,6 +39,9 @@ PHONE_HASHES = f"{PREFIX}:stop:phonehash"
 STOP_CHANGES = f"{PREFIX}:stop:changes"
 #: Audit stream of state-changing calls (who, what, when, from where).
 AUDIT = f"{PREFIX}:audit"
+#: Health reports of the dispatcher processes: process id → JSON (sessions, binds, gateway
+#: accounts, throttling, in-flight), rewritten every few seconds; a stale one is a process gone.
+HEALTH = f"{PREFIX}:health"
 #: API tokens: sha256(token) → JSON {name, role, created}.
 TOKENS = f"{PREFIX}:tokens"
 
