@@ -160,6 +160,9 @@ class Planning(_Model):
     #: Share of each channel's capacity (its targets' rates) the plan fills at the morning
     #: peak: the rest is left for retries and cascades.
     capacity_share: float = Field(default=0.8, gt=0, le=1)
+    #: A task's ``due_date`` (the date to pay by that texts and calls say), when the portfolio
+    #: gives none: this many days after the day planned.
+    due_in_days: int = Field(default=10, ge=0, le=365)
 
 
 class Strategy(_Model):
@@ -171,6 +174,9 @@ class Strategy(_Model):
     transitions: list[Transition] = Field(default_factory=list)
     outcomes: Outcomes = Outcomes()
     planning: Planning = Planning()
+    #: Template variables every task gets unless the portfolio's debtor has its own (the
+    #: creditor's contact phone every message must give: ``phone_back``).
+    vars: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("stages")
     @classmethod
