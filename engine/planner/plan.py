@@ -89,6 +89,8 @@ class PlanReport:
     skipped_touches: Counter[str] = field(default_factory=Counter)
     #: Channels with no known capacity: their tasks go at the window's opening.
     unpaced: list[str] = field(default_factory=list)
+    #: Why the intake would refuse a task (portfolio data a scenario cannot use), by reason.
+    bad_data: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class PlanReport:
             "skipped_debtors": dict(sorted(self.skipped_debtors.items())),
             "skipped_touches": dict(sorted(self.skipped_touches.items())),
             "unpaced_channels": self.unpaced,
+            "bad_data": dict(sorted(self.bad_data.items())),
         }
 
     def as_text(self) -> str:
@@ -121,6 +124,8 @@ class PlanReport:
             lines.append("  debtors skipped: " + ", ".join(f"{k} {v}" for k, v in d["skipped_debtors"].items()))
         if d["skipped_touches"]:
             lines.append("  touches not planned: " + ", ".join(f"{k} {v}" for k, v in d["skipped_touches"].items()))
+        for reason, n in d["bad_data"].items():
+            lines.append(f"  bad data ({n}): {reason}")
         if d["unpaced_channels"]:
             lines.append("  no capacity known (not spread): " + ", ".join(d["unpaced_channels"]))
         return "\n".join(lines)
@@ -223,7 +228,7 @@ class Planner:
         assert stage.cadence is not None
         for touch in touches:
             index = stage.cadence.touches.index(touch)
-            planned, why = self._touch(day, debtor, stage.name, index, touch, phones[0], used)
+            planned, why = self._touch(day, debtor, stage.name, index, touch, phones[0], used, report)
             if planned is None:
                 assert why is not None
                 report.skipped_touches[why.value] += 1
@@ -235,7 +240,7 @@ class Planner:
             report.skipped_debtors["no_touch_fits"] += 1
 
     def _touch(self, day: date, debtor: PortfolioDebtor, stage: str, index: int, touch: Touch, phone: str,
-               used: dict[str, Any]) -> tuple[Planned | None, Skip | None]:
+               used: dict[str, Any], report: PlanReport) -> tuple[Planned | None, Skip | None]:
         scenario = self.scenarios[touch.scenario]
         chain, why = fit_touch(touch, scenario, self.caps, used)
         if chain is None:
@@ -271,7 +276,12 @@ class Planner:
             # data a scenario cannot use is reported tonight, not ended ``error`` tomorrow.
             check_task(Task.model_validate({**line, "wave_id": wid, "campaign_id": self.strategy.campaign}),
                        self.scenarios)
-        except (ValidationError, IntakeError):
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            report.bad_data[f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"] += 1
+            return None, Skip.BAD_DATA
+        except IntakeError as exc:
+            report.bad_data[exc.reason] += 1
             return None, Skip.BAD_DATA
         return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1]), None
 
