@@ -51,12 +51,16 @@ def _rate(value: str) -> tuple[Channel, float]:
 
 
 async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.config.scenario_files import load_scenarios
     from engine.planner.night import plan_night, portfolio_format
+    from engine.planner.strategy import load_strategy
 
-    portfolio, strategy = Path(args.portfolio), Path(args.strategy)
-    for path in (portfolio, strategy):
+    portfolio, strategy_path = Path(args.portfolio), Path(args.strategy)
+    for path in (portfolio, strategy_path):
         if not path.is_file():
             raise VolnaError(f"{path}: no such file")
+    # The strategy is checked before anything is reached: a bad file is refused at once.
+    strategy = load_strategy(strategy_path, load_scenarios(settings.scenarios_dir), settings.caps)
     fmt = portfolio_format(portfolio, args.format, args.encoding, args.delimiter)
     rates, missing = channel_rates(settings)
     rates.update(dict(args.rate or []))
@@ -64,7 +68,7 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: no capacity for {line}", file=sys.stderr)
 
     async def body(ctx: Context) -> int:
-        result = await plan_night(ctx, portfolio=portfolio, fmt=fmt, strategy_path=strategy, day=args.day,
+        result = await plan_night(ctx, portfolio=portfolio, fmt=fmt, strategy=strategy, day=args.day,
                                   rates=rates, out=Path(args.out) if args.out else None,
                                   write_stages=not args.dry_run)
         for r in result.rejected[:20]:

@@ -24,7 +24,7 @@ from engine.intake.loader import Intake, IntakeReport
 from engine.planner.plan import Plan, Planner, task_line
 from engine.planner.portfolio import PortfolioRejection, read_portfolio
 from engine.planner.sources import read_histories, write_states
-from engine.planner.strategy import load_strategy
+from engine.planner.strategy import Strategy, load_strategy
 
 
 @dataclass
@@ -58,10 +58,11 @@ def _lines(path: Path) -> list[bytes]:
         raise VolnaError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy_path: Path, day: date,
+async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy: Strategy | Path, day: date,
                      rates: dict[Channel, float], out: Path | None = None, write_stages: bool = True
                      ) -> NightResult:
-    strategy = load_strategy(strategy_path, ctx.scenarios, ctx.settings.caps)
+    if isinstance(strategy, Path):
+        strategy = load_strategy(strategy, ctx.scenarios, ctx.settings.caps)
     rejected: list[PortfolioRejection] = []
     debtors = list(read_portfolio(_lines(portfolio), fmt, rejected))
     planner = Planner(strategy, ctx.scenarios, ctx.settings.caps, ctx.windows, rates)
