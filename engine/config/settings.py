@@ -250,15 +250,16 @@ class PhoneSettings(_Section):
     directory_days: int = Field(default=90, ge=1)
 
 
-#: Opt-out words by language (matched ignoring case, spacing and punctuation; ``ё`` = ``е``).
+#: Opt-out words by language (matched as whole words ignoring case, spacing and punctuation;
+#: ``ё`` = ``е``; a word ending in ``*`` matches the words it begins).
 DEFAULT_OPT_OUT = {
-    "ru": ["стоп", "отписаться", "не звоните", "не пишите", "отказ"],
+    "ru": ["стоп", "отписаться", "отписка", "не звоните", "не звонить", "не пишите", "не беспокоить"],
     "en": ["stop", "unsubscribe", "stop all", "opt out"],
 }
 #: Replies that name a representative (230-FZ art. 8: contact only through the representative).
 DEFAULT_REPRESENTATIVE = {
-    "ru": ["представитель", "через представителя", "мой представитель", "адвокат"],
-    "en": ["representative", "lawyer", "attorney"],
+    "ru": ["представител*", "адвокат*", "юрист*"],
+    "en": ["representative*", "lawyer*", "attorney*"],
 }
 
 

@@ -7,7 +7,8 @@ run of spaces, punctuation, emoji and symbols read as one space. So ``Стоп.`
 does not. A representative keyword wins over an opt-out one (``через представителя, не
 звоните`` is the art. 8 representative case); both put the debtor on the stop-list. A false
 match stops contacts that were allowed; a missed one breaks the law: the rule leans to the
-first.
+first. A keyword word ending in ``*`` matches any word it begins (``представител*`` matches
+``представителем``, ``представителя``): Russian inflects, a list of every form would be long.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Keywords:
         for reason, table in (("representative", representative), ("refused", opt_out)):
             for language, words in sorted(table.items()):
                 for word in words:
-                    folded = tuple(fold(word).split())
+                    # fold() would read the "*" as a space: keep it on the word it ends.
+                    folded = tuple(fold(w) + ("*" if w.endswith("*") else "") for w in word.split() if fold(w))
                     if folded:
                         self._rules.append((folded, KeywordHit(reason, word, language)))
 
@@ -53,6 +55,16 @@ class Keywords:
             return None
         for phrase, hit in self._rules:
             n = len(phrase)
-            if any(tuple(words[i:i + n]) == phrase for i in range(len(words) - n + 1)):
+            if any(_at(words, i, phrase) for i in range(len(words) - n + 1)):
                 return hit
         return None
+
+
+def _at(words: list[str], i: int, phrase: tuple[str, ...]) -> bool:
+    for word, want in zip(words[i:i + len(phrase)], phrase, strict=True):
+        if want.endswith("*"):
+            if not word.startswith(want[:-1]):
+                return False
+        elif word != want:
+            return False
+    return True
