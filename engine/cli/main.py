@@ -14,13 +14,15 @@ from collections.abc import Callable
 
 from engine.argparsing import Parser, refusal
 from engine.cli import archive, erase, load, recordings, report, results, retention, run, scenarios, stoplist, wave
+from engine.cli import phones as phones_command
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
 from engine.errors import VolnaError
 from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
-COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report)
+COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report,
+            phones_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
