@@ -230,7 +230,7 @@ class Archiver:
         for wave_id in [w for w in self._waves if w not in ids]:
             self._forget(wave_id)
         out = {WaveKeys(w).results: w for w in ids}
-        for side in (keys.STOP_CHANGES, keys.AUDIT):
+        for side in (keys.STOP_CHANGES, keys.AUDIT, keys.INBOUND):
             await self._ensure_group(side)
             out[side] = ""
         return out
@@ -304,6 +304,10 @@ class Archiver:
                 batch.tables["stoplist_changes"].append(_stop_row(stream_id, fields or {}))
             elif name == keys.AUDIT:
                 batch.tables["audit"].append(_audit_row(stream_id, fields or {}))
+            elif name == keys.INBOUND:
+                # Callbacks and replies whose wave had left Redis, and those from unknown numbers.
+                if fields is not None:
+                    self._side_inbound(rows.parse_entry("", stream_id, fields, RECORD_FIELD), batch)
             elif fields is not None:  # None: an entry trimmed away meanwhile (acknowledged, nothing to write)
                 entry = rows.parse_entry(wave_id, stream_id, fields, RECORD_FIELD)
                 parsed.append(entry)
@@ -327,6 +331,18 @@ class Archiver:
                 batch.tables["other_records"].append(rows.other_row(entry))
         batch.waves, self._new_waves = self._new_waves, []
         return batch
+
+    @staticmethod
+    def _side_inbound(entry: Entry, batch: Batch) -> None:
+        r = entry.record or {}
+        wave_id = r.get("wave_id")
+        entry = Entry(wave_id if isinstance(wave_id, str) else "", entry.stream_id, entry.record, entry.raw)
+        if rows.destination(entry) is Destination.INBOUND:
+            at = rows.ts(r.get("finished_at"))
+            day = at.date() if at is not None else date.today()
+            batch.tables["inbound"].append(rows.inbound_row(entry, day, str(r.get("campaign_id") or "")))
+        else:
+            batch.tables["other_records"].append(rows.other_row(entry))
 
     async def commit(self, batch: Batch) -> int:
         """One transaction, then the acknowledgement in Redis (only after the commit)."""
@@ -487,7 +503,7 @@ class Archiver:
         them twice); the audit keeps ``redis_hours`` of what is archived, for the API to show."""
         now_real_ms = int(time.time() * 1000)
         keep_ms = int(self.settings.retention.redis_hours * 3600 * 1000)
-        for stream, floor_ms in ((keys.STOP_CHANGES, None), (keys.AUDIT, now_real_ms - keep_ms)):
+        for stream, floor_ms in ((keys.STOP_CHANGES, None), (keys.INBOUND, None), (keys.AUDIT, now_real_ms - keep_ms)):
             boundary = await purge.archived_boundary(self.redis, stream, self.group)
             if boundary is None:
                 continue

@@ -17,6 +17,7 @@ from engine.cli import (
     archive,
     erase,
     load,
+    phones,
     plan,
     recordings,
     report,
@@ -35,7 +36,7 @@ from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
 COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report, plan,
-            config_cmd)
+            phones, config_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

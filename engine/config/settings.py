@@ -274,6 +274,53 @@ class RetentionSettings(_Section):
         return key
 
 
+class PhoneSettings(_Section):
+    """The life of a phone number (docs/inbound.md): the directory of debtors' phones, and when a
+    number stops being called."""
+
+    #: ``invalid_number`` outcomes from distinct attempts, counted per cause family (SIP/Q.850,
+    #: SMPP, messenger gateway), that deactivate a number; congestion never counts.
+    invalid_strikes: int = Field(default=2, ge=1, le=100)
+    #: A deactivation expires after this many days (Russian operators reissue numbers).
+    deactivation_days: int = Field(default=180, ge=1)
+    #: Strikes older than this are forgotten (a transient 404 in March says nothing in June).
+    strike_window_days: int = Field(default=30, ge=1)
+    #: The directory's hot set in Redis: a phone stays this long after its last task or contact
+    #: (PostgreSQL answers for older ones when the archive is configured).
+    directory_days: int = Field(default=90, ge=1)
+
+
+#: Opt-out words by language (matched as whole words ignoring case, spacing and punctuation;
+#: ``ё`` = ``е``; a word ending in ``*`` matches the words it begins).
+DEFAULT_OPT_OUT = {
+    "ru": ["стоп", "отписаться", "отписка", "не звоните", "не звонить", "не пишите", "не беспокоить"],
+    "en": ["stop", "unsubscribe", "stop all", "opt out"],
+}
+#: Replies that name a representative (230-FZ art. 8: contact only through the representative).
+DEFAULT_REPRESENTATIVE = {
+    "ru": ["представител*", "адвокат*", "юрист*"],
+    "en": ["representative*", "lawyer*", "attorney*"],
+}
+
+
+class InboundSettings(_Section):
+    """Callbacks and replies (docs/inbound.md)."""
+
+    #: Per language, the replies that put the debtor on the stop-list with reason ``refused``.
+    opt_out_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_OPT_OUT.items()})
+    #: Per language, the replies that put the debtor on the stop-list with reason ``representative``.
+    representative_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_REPRESENTATIVE.items()})
+    #: An inbound call's or message's id is remembered this long, so every dispatcher that sees it
+    #: (every AMI session, a resent webhook, an MO the SMSC delivers again) records it once.
+    dedupe_ttl_s: int = Field(default=7 * 86400, ge=60)
+    #: Parts of a concatenated MO wait this long for the rest (on any bind, in any process).
+    concat_ttl_s: int = Field(default=600, ge=10)
+    #: Characters of a reply's text kept in the record (the rest is cut).
+    max_text_chars: int = Field(default=2000, ge=16)
+
+
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -319,6 +366,8 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = ArchiveSettings()
     recordings: RecordingSettings = RecordingSettings()
     retention: RetentionSettings = RetentionSettings()
+    phones: PhoneSettings = PhoneSettings()
+    inbound: InboundSettings = InboundSettings()
     #: The folder of scenario files (`*.yaml`), relative to the working directory.
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.

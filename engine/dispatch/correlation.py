@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.context import Context
 from engine.dispatch.finisher import Finisher
-from engine.dispatch.inbound import record_inbound
+from engine.dispatch.inbound import Inbound
 from engine.dispatch.job import Job
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Outcome
@@ -42,6 +42,7 @@ class Correlation:
     def __init__(self, ctx: Context, finisher: Finisher) -> None:
         self.ctx = ctx
         self.finisher = finisher
+        self.inbound = Inbound(ctx)
         self.ttl_s = ctx.settings.redis.correlation_ttl_s
         self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget, linger_s=_LATE_LINGER_S)
         self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks, linger_s=_LATE_LINGER_S)
@@ -121,7 +122,7 @@ class Correlation:
         """Record an event or raise: the webhook endpoints answer 503 then, so the provider resends."""
         self.ctx.metrics.late_event(event.channel)
         if isinstance(event, InboundEvent):
-            await record_inbound(self.ctx, event)
+            await self.inbound.record(event)
         else:
             await self._late(event)
 
