@@ -292,14 +292,16 @@ class Archiver:
             cursor = "0-0"
             while True:
                 try:
-                    reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
-                                                        start_id=cursor, count=self.settings.archive.batch_size)
+                    reply, durable = await self._autoclaim(name, idle_s, cursor)
                 except ResponseError as exc:
                     if "NOGROUP" in str(exc):
                         break
                     raise
                 cursor, claimed = reply[0], reply[1]
-                taken += [(name, i, f) for i, f in claimed]
+                if durable:
+                    taken += [(name, i, f) for i, f in claimed]
+                elif claimed:
+                    log.warning("%d records to take over not yet on the replicas / in the AOF: later", len(claimed))
                 if cursor in ("0-0", b"0-0"):
                     break
         if taken:
@@ -307,6 +309,20 @@ class Archiver:
             await self.archive(streams, taken)
             await self.flush()
         return len(taken)
+
+    async def _autoclaim(self, name: str, idle_s: float, cursor: str) -> tuple[Any, bool]:
+        """One XAUTOCLAIM page, and whether what it took is durable (WAIT on the same connection:
+        a master cut off and back for a moment must not hand over records a failover forgets)."""
+        count = self.settings.archive.batch_size
+        if self.durable is None:
+            reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
+                                                start_id=cursor, count=count)
+            return reply, True
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000), start_id=cursor, count=count)
+        pipe.execute_command(*self.durable.command())
+        reply, waited = await pipe.execute()
+        return reply, self.durable.met(waited)
 
     async def archive(self, streams: dict[str, str], entries: Sequence[tuple[str, str, dict[str, str] | None]]
                       ) -> int:
