@@ -281,7 +281,8 @@ def _verdicts(m: dict[str, Any]) -> int:
     """The verdicts every run must pass; returns the number of attempts on the wire twice."""
     finals = Counter(r["task_id"] for r in m["stream"] if r["kind"] == "result" and r["final"])
     assert len(finals) == TASKS and set(finals.values()) == {1}, "every task: exactly one final result"
-    assert len(m["archived"]) == TASKS and set(m["archived"].values()) == {1}, f"the archive: one final each; {m['detail']}"
+    assert len(m["archived"]) == TASKS and set(m["archived"].values()) == {1}, \
+        f"the archive: one final result each; {m['detail']}"
     per_debtor = Counter(s["debtor"] for s in m["sends"])
     assert max(per_debtor.values()) <= 2, "no debtor over the message cap (2 a day)"
     for s in m["sends"]:  # the wire's own log, in engine time, in the debtor's zone
