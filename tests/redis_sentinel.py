@@ -70,9 +70,11 @@ class SentinelSet:
     """``start()`` → master (AOF on), one replica, three sentinels (quorum 2, down after 1 s)."""
 
     def __init__(self, *, binary: str | None = None, appendfsync: str = "everysec",
-                 down_after_ms: int = 1000) -> None:
+                 down_after_ms: int = 1000, directory: Path | None = None) -> None:
         self.binary = binary or shutil.which("redis-server") or "redis-server"
-        self.dir = Path(tempfile.mkdtemp(prefix="volna-sentinel-"))
+        self._own_dir = directory is None
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="volna-sentinel-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.down_after_ms = down_after_ms
         self.common = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
                        "--repl-ping-replica-period", "1"]
@@ -159,11 +161,11 @@ class SentinelSet:
         assert port is not None, "no sentinel names a master"
         return self.node(port)
 
-    def kill_master(self) -> RedisServer:
-        """``kill -9`` of the master; returns it (its replica is promoted by the sentinels)."""
+    def kill_master(self, how: str = "kill") -> RedisServer:
+        """``kill -9`` (or SIGTERM) of the master; returns it (its replica is promoted by the sentinels)."""
         master = self.current_master()
         assert master.proc is not None
-        master.proc.send_signal(signal.SIGKILL)
+        master.proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
         master.proc.wait(10)
         master.proc = None
         return master
@@ -192,4 +194,5 @@ class SentinelSet:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.send_signal(signal.SIGCONT)
             node.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
