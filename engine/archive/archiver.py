@@ -38,7 +38,9 @@ import psycopg
 from psycopg import sql
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.archive import purge, rows
 from engine.archive.db import connect, describe, migrate, reason
@@ -52,6 +54,7 @@ from engine.domain.wave import WaveState
 from engine.errors import ArchiveUnavailable
 from engine.metrics.registry import Metrics
 from engine.store import keys
+from engine.store.durable import DurableWait
 from engine.store.keys import WaveKeys
 from engine.store.schema import RECORD_FIELD, Meta
 
@@ -130,6 +133,7 @@ class Archiver:
         self._wave_rows: dict[str, tuple[str, bool, int]] = {}
         self._last_retention = time.monotonic()
         self.cluster = isinstance(redis, RedisCluster)
+        self.durable = None if self.cluster else DurableWait.of(settings.redis)
 
     # ---- life ------------------------------------------------------------------------------
 
@@ -183,6 +187,14 @@ class Archiver:
                     log.warning("archive unavailable (%d in a row): %s", failures, exc)
                 await self.close()
                 await _sleep_or_stop(stop, min(30.0, 0.5 * 2 ** min(failures, 6)))
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis away, or failing over to a replica (Sentinel): nothing was acknowledged
+                # that was not written, so the next round on the new master goes on from there.
+                failures += 1
+                log.warning("Redis unavailable (%d in a row): %s", failures, exc)
+                with contextlib.suppress(Exception):
+                    await self.flush()
+                await _sleep_or_stop(stop, min(5.0, 0.2 * 2 ** min(failures, 5)))
 
     async def drain(self, *, purge_waves: bool = True) -> int:
         """``--once``: archive what is there (with records a dead archiver left pending), mark and
@@ -246,6 +258,19 @@ class Archiver:
             for name in streams:
                 answer = await self.redis.xreadgroup(self.group, self.consumer, {name: ">"}, count=batch_size)
                 entries += [(n, i, f) for n, page in answer or [] for i, f in page]
+        elif self.durable is not None:
+            # Archive only records the replicas / the AOF hold: a failover (or a power cut) cannot
+            # then take back a final result the archive already has. XREADGROUP is a write (the
+            # group's pending list), so WAIT on the same connection covers every record it read.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xreadgroup(self.group, self.consumer, dict.fromkeys(streams, ">"), count=batch_size, block=block_ms)
+            pipe.execute_command(*self.durable.command())
+            answer, reply = await pipe.execute()
+            entries = [(n, i, f) for n, page in answer or [] for i, f in page]
+            if entries and not self.durable.met(reply):
+                # Left pending: taken over again after claim_idle_s, if a failover has not erased them.
+                log.warning("%d records not yet on the replicas / in the AOF: archived later", len(entries))
+                return 0
         else:
             answer = await self.redis.xreadgroup(self.group, self.consumer, dict.fromkeys(streams, ">"),
                                                  count=batch_size, block=block_ms)
@@ -267,14 +292,16 @@ class Archiver:
             cursor = "0-0"
             while True:
                 try:
-                    reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
-                                                        start_id=cursor, count=self.settings.archive.batch_size)
+                    reply, durable = await self._autoclaim(name, idle_s, cursor)
                 except ResponseError as exc:
                     if "NOGROUP" in str(exc):
                         break
                     raise
                 cursor, claimed = reply[0], reply[1]
-                taken += [(name, i, f) for i, f in claimed]
+                if durable:
+                    taken += [(name, i, f) for i, f in claimed]
+                elif claimed:
+                    log.warning("%d records to take over not yet on the replicas / in the AOF: later", len(claimed))
                 if cursor in ("0-0", b"0-0"):
                     break
         if taken:
@@ -282,6 +309,20 @@ class Archiver:
             await self.archive(streams, taken)
             await self.flush()
         return len(taken)
+
+    async def _autoclaim(self, name: str, idle_s: float, cursor: str) -> tuple[Any, bool]:
+        """One XAUTOCLAIM page, and whether what it took is durable (WAIT on the same connection:
+        a master cut off and back for a moment must not hand over records a failover forgets)."""
+        count = self.settings.archive.batch_size
+        if self.durable is None:
+            reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
+                                                start_id=cursor, count=count)
+            return reply, True
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000), start_id=cursor, count=count)
+        pipe.execute_command(*self.durable.command())
+        reply, waited = await pipe.execute()
+        return reply, self.durable.met(waited)
 
     async def archive(self, streams: dict[str, str], entries: Sequence[tuple[str, str, dict[str, str] | None]]
                       ) -> int:

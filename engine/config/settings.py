@@ -64,6 +64,70 @@ class RedisSettings(_Section):
     correlation_ttl_s: int = Field(default=3 * 86400, ge=60)
     #: Redis Cluster instead of a single server.
     cluster: bool = False
+    #: The Redis password (``requirepass``; with Sentinel, the master's and its replicas'), read
+    #: from this file; a password in ``url`` works too but then the config file must not be world-readable.
+    password_file: Path | None = None
+    #: Redis Sentinel instead of a fixed server: the sentinels' ``host:port`` (three or more, on
+    #: separate machines). Every process asks them for the master and follows a failover; ``url``
+    #: then gives only the database number (and TLS with ``rediss://``).
+    sentinels: list[str] = Field(default_factory=list)
+    #: The master's name in the sentinels' configuration (``sentinel monitor <name> …``).
+    sentinel_master: str = Field(default="volna", pattern=r"^[A-Za-z0-9._\-]{1,64}$")
+    #: The sentinels' own password (``requirepass`` in sentinel.conf), read from this file.
+    sentinel_password_file: Path | None = None
+    #: The durable point of no return: after ``begin_send`` and before the wire, wait until this
+    #: many replicas hold the mark (``WAIT``), once per batch. 0: off. A batch whose wait times
+    #: out is not sent; it goes back to the queue.
+    durable_replicas: int = Field(default=0, ge=0, le=16)
+    #: Also wait until the master's AOF holds the mark on disk (``WAITAOF 1 …``, Redis ≥ 7.2 with
+    #: ``appendonly yes``), so a power cut under ``appendfsync everysec`` cannot resend it either.
+    durable_aof: bool = False
+    #: How long that wait may take before the batch goes back to the queue unsent.
+    durable_timeout_s: float = Field(default=1.0, gt=0, le=5)
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sentinel_address(address)
+        return value
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> RedisSettings:
+        if self.sentinels and self.cluster:
+            raise ValueError("sentinels and cluster exclude each other (a Redis Cluster fails over by itself)")
+        if self.cluster and self.durable:
+            raise ValueError("durable_replicas and durable_aof are not supported on a Redis Cluster yet "
+                             "(WAIT reaches one node, a wave's batch may not)")
+        return self
+
+    @property
+    def durable(self) -> bool:
+        return self.durable_replicas > 0 or self.durable_aof
+
+    def password(self) -> str | None:
+        return _read_secret(self.password_file, "redis.password_file")
+
+    def sentinel_password(self) -> str | None:
+        return _read_secret(self.sentinel_password_file, "redis.sentinel_password_file")
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) → (host, port); ValueError naming the address otherwise."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sentinel address {address!r} is not host:port")
+    return host, int(port)
+
+
+def _read_secret(path: Path | None, key: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
 
 
 class WindowSpec(_Section):

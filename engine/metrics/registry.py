@@ -50,7 +50,7 @@ log = logging.getLogger("engine.metrics.registry")
 
 #: Error kinds counted in ``volna_errors_total`` (initialised at 0 so rates exist from the start).
 ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
-               "metrics_refresh", "webhook_sink")
+               "metrics_refresh", "webhook_sink", "durable_wait")
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
 #: Phases of an attempt held by a dispatcher loop (``engine.dispatch.job.Job.phase``).
