@@ -145,11 +145,6 @@ class AmiConnector(Connector):
         def on_event(msg: Message) -> None:
             self._on_event(server.name, tracker, inbound, msg)
 
-        def on_lost() -> None:
-            tracker.connection_lost()
-            for end in inbound.lost():
-                self._inbound_event(server.name, end)
-
         async def on_ready() -> None:
             self.metrics.set_connections("ami", server.name, up=1, configured=1)  # the console's health page
             self._after_login(server.name)
@@ -158,6 +153,8 @@ class AmiConnector(Connector):
         def on_lost() -> None:
             self.metrics.set_connections("ami", server.name, up=0, configured=1)
             tracker.connection_lost()
+            for end in inbound.lost():
+                self._inbound_event(server.name, end)
 
         return AmiSession(
             server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=on_lost,
