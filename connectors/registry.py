@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from connectors.messengers.endpoint import WebhookSecrets
 from connectors.messengers.pool import validate_settings
 from connectors.messengers.settings import ViberSettings, WhatsAppSettings
@@ -23,6 +25,32 @@ CONNECTORS: dict[Channel, tuple[str, str]] = {
     Channel.VIBER: ("connectors.messengers", "ViberConnector"),
     Channel.WHATSAPP: ("connectors.messengers", "WhatsAppConnector"),
 }
+
+#: channel → (module, class) of the model of its ``[channels.<channel>.connector]`` table (the
+#: configuration reference and ``volna config check`` read them).
+SETTINGS: dict[Channel, tuple[str, str]] = {
+    Channel.IVR: ("connectors.ami.settings", "AmiSettings"),
+    Channel.SMS: ("connectors.smpp.settings", "SmppSettings"),
+    Channel.VIBER: ("connectors.messengers.settings", "ViberSettings"),
+    Channel.WHATSAPP: ("connectors.messengers.settings", "WhatsAppSettings"),
+}
+
+
+def settings_model(channel: Channel) -> type[BaseModel]:
+    module_name, class_name = SETTINGS[channel]
+    model: type[BaseModel] = getattr(importlib.import_module(module_name), class_name)
+    return model
+
+
+def check_connector(channel: Channel, raw: dict[str, Any]) -> BaseModel:
+    """``raw`` validated as the channel's connector settings, or a :class:`ConfigError` with one
+    line per problem (``channels.sms.connector.accounts.0.host: Field required``)."""
+    try:
+        return settings_model(channel).model_validate(raw)
+    except ValidationError as exc:
+        where = f"channels.{channel.value}.connector"
+        lines = [f"{'.'.join([where, *(str(p) for p in e['loc'])])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
 def build_connector(channel: Channel, settings: Settings) -> Connector:

@@ -54,6 +54,12 @@ BAD = [
     ["erase"],
     ["archive", "--once"],  # no archive configured
     ["retention", "--bogus"],
+    # phones
+    ["phones", "show", "not a phone"],
+    ["phones", "reactivate", "+79161234567"],  # no --reason
+    ["phones", "reactivate", "+79161234567", "--reason", " "],
+    ["phones", "list", "--since", "yesterday"],
+    ["phones"],
     # commands with their own parsers
     ["sim", "fax"],
     ["sim", "smsc", "--port", "many"],

@@ -68,3 +68,19 @@ def test_synth_without_espeak_says_how_to_get_it(tmp_path: Path, capsys: pytest.
     assert _volna(tmp_path, "--synth", str(tmp_path / "sounds")) == 2
     assert capsys.readouterr().err.strip() == ("volna: --synth needs espeak-ng and sox (Debian: apt-get install "
                                                "espeak-ng sox; ops/system-deps.sh installs them)")
+
+
+def test_synth_keeps_a_prompt_there_in_another_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Russian sound pack ships ``digits/1.gsm``: a placeholder ``digits/1.wav`` beside it would be
+    played instead (Asterisk picks the format cheapest to transcode)."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are not installed (ops/system-deps.sh installs them)")
+    out = tmp_path / "sounds"
+    (out / "ru" / "digits").mkdir(parents=True)
+    (out / "ru" / "digits" / "1.gsm").write_bytes(b"\xd8" * 33)
+    (out / "volna").mkdir()
+    (out / "volna" / "goodbye.ulaw").write_bytes(b"\xff" * 160)  # language-less, found too
+    assert _volna(tmp_path, "--synth", str(out)) == 0
+    needed = _needed()
+    assert f"synthesized {len(needed) - 2} prompts into {out} (2 already there)" in capsys.readouterr().out
+    assert not (out / "ru" / "digits" / "1.wav").exists() and not (out / "ru" / "volna" / "goodbye.wav").exists()

@@ -70,14 +70,18 @@ class _Model(BaseModel):
 
 
 class TrunkSettings(_Model):
+    #: The trunk's name: its pacing target (unique engine-wide).
     name: str = Field(pattern=_NAME)
     #: Originate ``Channel``, with ``{number}`` (``PJSIP/{number}@trunk-a``, ``Local/{number}@debtors``).
     dial: str = Field(min_length=3, max_length=200)
     #: ``e164`` (+79161234567), ``e164_digits`` (79161234567), ``national_8`` (89161234567); the
     #: spellings ``"+7…"``, ``"7…"`` and ``"8…"`` are accepted too.
     number_format: NumberFormat = "e164"
+    #: The Originate's `CallerID` (`"Volna" <84950000000>`); unset: the trunk's own.
     caller_id: str | None = Field(default=None, max_length=120)
+    #: Calls placed per second at most on this trunk, across every dispatcher.
     rate_per_s: float = Field(default=10.0, gt=0)
+    #: Calls up at once at most on this trunk (ringing or answered).
     max_concurrent: int = Field(default=30, ge=1)
 
     @field_validator("number_format", mode="before")
@@ -113,12 +117,19 @@ def format_number(e164: str, fmt: NumberFormat) -> str:
 
 
 class ServerSettings(_Model):
+    #: The server's name (in logs, metrics and health).
     name: str = Field(pattern=_NAME)
+    #: Its AMI address (manager.conf `bindaddr`).
     host: str = "127.0.0.1"
+    #: Its AMI port (manager.conf `port`).
     port: int = Field(default=5038, ge=1, le=65535)
+    #: The AMI account (the `[volna]` section of manager.conf).
     username: str = Field(min_length=1, max_length=80)
+    #: The account's secret inline (prefer `secret_file`).
     secret: SecretStr | None = None
+    #: A file holding the secret, read at each login (rewrite it to rotate the secret).
     secret_file: Path | None = None
+    #: `md5`: Challenge/MD5 login; `plain` sends the secret.
     auth: Literal["md5", "plain"] = "md5"
     trunks: list[TrunkSettings] = Field(min_length=1)
 
@@ -138,25 +149,45 @@ class ServerSettings(_Model):
 
 
 class AmiSettings(_Model):
+    """The Asterisk servers (``[[channels.ivr.connector.servers]]``), each with its AMI account and its
+    trunks (``[[channels.ivr.connector.servers.trunks]]``), and how calls are followed."""
+
     servers: list[ServerSettings] = Field(min_length=1)
+    #: The Originate's `Timeout`: how long a call rings (a scenario's `ivr.ring_timeout_s` wins).
     ring_timeout_s: float = Field(default=30.0, ge=1, le=300)
+    #: Past the ring timeout and the script's `max_duration_s`, the connector hangs the call up itself.
     hangup_margin_s: float = Field(default=30.0, ge=0)
+    #: The Login `Events` mask: `system` for Shutdown/FullyBooted, `agent` for the operator queues' events; no
+    #: VarSet/Newexten on the wire.
     events: str = Field(default="call,user,system,agent", pattern=r"^[a-z,]+$")
+    #: `ChannelId` = `<prefix>-<20 hex of the attempt key>`: how every dispatcher recognises Volna's calls.
     channel_id_prefix: str = Field(default="volna", pattern=r"^[a-z][a-z0-9]{0,15}$")
+    #: Also report calls other dispatcher processes originated (their events reach every session).
     follow_foreign: bool = True
+    #: Never more than a trunk's `max_concurrent` own calls from this process, whatever Redis says.
     local_guard: bool = True
+    #: Every AMI action's answer (the Originate's "queued" included) within this, else the link is bad.
     action_timeout_s: float = Field(default=5.0, gt=0)
+    #: Connecting and logging in to AMI.
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    #: A `Ping` action this often on an idle link.
     ping_interval_s: float = Field(default=10.0, gt=0)
+    #: No `Pong` in time: the link is dead, reconnect.
     ping_timeout_s: float = Field(default=5.0, gt=0)
+    #: First wait before reconnecting; doubles up to `reconnect_max_s`, with jitter.
     reconnect_min_s: float = Field(default=0.5, gt=0)
+    #: Longest wait between reconnects.
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    #: After a hang-up, wait this long for a missing piece (the other leg, the response).
     settle_s: float = Field(default=1.0, ge=0)
+    #: After our `Hangup` action, give up waiting for the Hangup event after this.
     hangup_wait_s: float = Field(default=10.0, gt=0)
+    #: The timers' resolution (settle, maximum duration, hang-up wait).
     tick_s: float = Field(default=0.25, gt=0, le=5)
     #: On close, wait this long for own calls in flight to end (and report them); the rest are
     #: reported by the processes following them, or end ``unknown`` at the core's final timeout.
     close_drain_s: float = Field(default=5.0, ge=0)
+    #: `Retry` after this while a server is down, restarting or refusing, or a trunk is full.
     retry_delay_s: float = Field(default=5.0, gt=0)
     #: After a relogin to an Asterisk that was shutting down, originate again when ``FullyBooted``
     #: comes — or after this long, for an account whose manager.conf ``read`` lacks ``system``.
@@ -164,10 +195,14 @@ class AmiSettings(_Model):
     #: Operator queues: read with ``QueueSummary`` this often; a state older than ``queue_stale_s``
     #: is unknown (no operator is offered).
     queue_poll_s: float = Field(default=2.0, gt=0, le=60)
+    #: A queue state older than this is unknown: no operator is offered.
     queue_stale_s: float = Field(default=10.0, gt=0)
     #: The recording's format (``MixMonitor``'s file extension): wav (PCM), gsm, wav49, ogg …
     recording_format: str = Field(default="wav", pattern=r"^(wav|WAV|wav49|gsm|ogg|sln|ulaw|alaw|g722)$")
+    #: Contexts whose new channels are debtors calling back (the compiled `volna-inbound`): each becomes an
+    #: `inbound_call` record.
     inbound_contexts: list[str] = Field(default_factory=list)
+    #: Only calls to these DIDs (`Exten`) count as inbound; empty: any.
     inbound_dids: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

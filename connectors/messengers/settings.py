@@ -82,6 +82,7 @@ def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str:
 class HttpSettings(_Model):
     """Client plumbing shared by every account of a connector (see ``connectors/messengers/http.py``)."""
 
+    #: Connecting to the gateway.
     connect_timeout_s: float = Field(default=5.0, gt=0)
     #: Longest wait for the response once the request is written; past it the send is *unknown*.
     read_timeout_s: float = Field(default=15.0, gt=0)
@@ -92,7 +93,9 @@ class HttpSettings(_Model):
     keepalive_s: float = Field(default=10.0, gt=0)
     #: Tries of one send inside the connector (the first one included) for the *safe* failures.
     max_attempts: int = Field(default=4, ge=1, le=20)
+    #: First wait before a safe retry; doubles up to `backoff_max_s`, with jitter.
     backoff_base_s: float = Field(default=0.2, gt=0)
+    #: Longest wait between retries.
     backoff_max_s: float = Field(default=5.0, gt=0)
     #: Longest a send keeps its slot waiting for retries; beyond it ``Retry(delay_s)`` goes to the core.
     retry_budget_s: float = Field(default=10.0, ge=0)
@@ -113,12 +116,17 @@ class HttpSettings(_Model):
 class WhatsAppAccount(_Model):
     """One business phone number of the WhatsApp Cloud API: one target, one session."""
 
+    #: The account's name: its pacing target (unique engine-wide).
     name: str = Field(default="whatsapp", pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+    #: The business phone number's id at Meta.
     phone_number_id: str = Field(pattern=r"^[0-9]{1,32}$")
+    #: Its access token inline (prefer `access_token_file`).
     access_token: SecretStr | None = None
+    #: A file holding the token, re-read when the account is probed after a refusal (rewrite it to rotate).
     access_token_file: Path | None = None
     #: Cloud API default throughput is 80 messages/s per business number.
     rate_per_s: float = Field(default=80.0, gt=0)
+    #: Sends in flight at once at most.
     max_concurrent: int = Field(default=50, ge=1)
 
     def token(self) -> str:
@@ -126,7 +134,9 @@ class WhatsAppAccount(_Model):
 
 
 class WhatsAppSettings(_Model):
+    #: The Graph API's address.
     base_url: str = "https://graph.facebook.com"
+    #: The Graph API version in every URL.
     api_version: str = Field(default="v23.0", pattern=r"^v[0-9]+\.[0-9]+$")
     accounts: list[WhatsAppAccount] = Field(min_length=1)
     http: HttpSettings = HttpSettings()
@@ -134,10 +144,13 @@ class WhatsAppSettings(_Model):
     pair_rate_delay_s: float = Field(default=10.0, gt=0)
     #: Webhook: the Meta app secret(s) of ``X-Hub-Signature-256`` (several while rotating).
     app_secret: SecretStr | None = None
+    #: A file holding the app secret.
     app_secret_file: Path | None = None
+    #: The previous app secret, also accepted while rotating.
     previous_app_secret: SecretStr | None = None
     #: Webhook: the ``hub.verify_token`` entered in the app's webhook configuration.
     verify_token: SecretStr | None = None
+    #: A file holding the verify token.
     verify_token_file: Path | None = None
 
     @model_validator(mode="after")
@@ -162,13 +175,19 @@ class WhatsAppSettings(_Model):
 class ViberAccount(_Model):
     """One Viber Business sender at the partner (its own credentials and capacity)."""
 
+    #: The account's name: its pacing target (unique engine-wide).
     name: str = Field(default="viber", pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+    #: The sender's login at the partner.
     username: str
+    #: Its password inline (prefer `password_file`).
     password: SecretStr | None = None
+    #: A file holding the password, re-read at each login (rewrite it to rotate).
     password_file: Path | None = None
     #: Overrides :attr:`ViberSettings.base_url` for this account.
     base_url: str | None = None
+    #: Messages per second at most, across every dispatcher.
     rate_per_s: float = Field(default=50.0, gt=0)
+    #: Sends in flight at once at most.
     max_concurrent: int = Field(default=50, ge=1)
 
     def secret(self) -> str:
@@ -178,6 +197,7 @@ class ViberAccount(_Model):
 class ViberSettings(_Model):
     #: The partner adapter (``connectors.messengers.viber.PARTNERS``).
     partner: Literal["routemobile"] = "routemobile"
+    #: The partner API's address.
     base_url: str = "https://apis.rmlconnect.net"
     accounts: list[ViberAccount] = Field(min_length=1)
     http: HttpSettings = HttpSettings()
@@ -190,9 +210,11 @@ class ViberSettings(_Model):
     #: Webhook: the value the partner sends in ``Authorization`` on delivery-report callbacks
     #: (the spec's ``jwt`` apiKey scheme), compared in constant time.
     callback_token: SecretStr | None = None
+    #: A file holding the callback token.
     callback_token_file: Path | None = None
     #: Webhook: HMAC-SHA256 secret of ``X-Volna-Signature: sha256=<hex>`` over the raw body.
     callback_hmac_secret: SecretStr | None = None
+    #: A file holding the HMAC secret.
     callback_hmac_secret_file: Path | None = None
 
     @model_validator(mode="after")

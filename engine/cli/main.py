@@ -13,14 +13,30 @@ import sys
 from collections.abc import Callable
 
 from engine.argparsing import Parser, refusal
-from engine.cli import archive, erase, load, recordings, report, results, retention, run, scenarios, stoplist, wave
+from engine.cli import (
+    archive,
+    erase,
+    load,
+    phones,
+    plan,
+    recordings,
+    report,
+    results,
+    retention,
+    run,
+    scenarios,
+    stoplist,
+    wave,
+)
+from engine.cli import config as config_cmd
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
 from engine.errors import VolnaError
 from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
-COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report)
+COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report, plan,
+            phones, config_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return entry(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        # `volna config` reads the file it is given, not ./volna.toml (which may be the broken one)
+        settings = load_settings(args.config) if getattr(args, "needs_settings", True) else Settings.model_construct()
         setup_logging(settings.log)
         return asyncio.run(args.handler(args, settings))
     except VolnaError as exc:

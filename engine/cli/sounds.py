@@ -52,14 +52,16 @@ def synth_tools() -> tuple[str, str]:
 
 async def synthesize(out: Path, language: str, prompts: Mapping[str, str], *, force: bool = False,
                      parallel: int = 2) -> list[Path]:
-    """Write ``<out>/<language>/<prompt>.wav`` for every prompt (kept when there, unless ``force``)."""
+    """Write ``<out>/<language>/<prompt>.wav`` for every prompt Asterisk would not find there already
+    in some format (unless ``force``): a recording, or the sound pack's ``digits/1.gsm``, is never
+    shadowed by a placeholder (Asterisk plays whichever format costs least to transcode)."""
     espeak, sox = synth_tools()
     gate = asyncio.Semaphore(parallel)
     written: list[Path] = []
 
     async def one(prompt: str, text: str) -> None:
         target = out / language / f"{prompt}.wav"
-        if target.exists() and not force:
+        if not force and present(out, language, prompt) is not None:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         async with gate:

@@ -23,6 +23,7 @@ from engine.dispatch.recovery import Recovery
 from engine.metrics.health import HealthReporter
 from engine.metrics.refresh import Refresher
 from engine.port import Connector
+from engine.store.durable import DurableWait, check_support
 from engine.waves.live import WaveStates
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class Runner:
         self.failed = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        wait = DurableWait.of(self.ctx.settings.redis)
+        if wait is not None and wait.aof:
+            check_support(wait, await self.ctx.redis.info())
         async with AsyncExitStack() as stack:
             for connector in self.connectors:
                 connector.bind_events(self.correlation.on_event)

@@ -50,7 +50,7 @@ log = logging.getLogger("engine.metrics.registry")
 
 #: Error kinds counted in ``volna_errors_total`` (initialised at 0 so rates exist from the start).
 ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
-               "metrics_refresh", "webhook_sink")
+               "metrics_refresh", "webhook_sink", "durable_wait")
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
 #: Phases of an attempt held by a dispatcher loop (``engine.dispatch.job.Job.phase``).
@@ -170,6 +170,21 @@ class Metrics:
         self.operator_offers = Counter("volna_operator_offers", "Calls placed with 'press 1 for an operator' "
                                        "allowed (offered) or not, and why not (cap_full, no_free_agent, "
                                        "enough_offers)", ["queue", "decision"], registry=r)
+        # Callbacks, replies and phones (engine.dispatch.inbound, engine.gates.deactivation).
+        self.inbound_total = Counter("volna_inbound", "Inbound calls and messages recorded, by channel, kind "
+                                     "(call, message) and result (debtor, unknown: a number the directory "
+                                     "does not know)", ["channel", "kind", "result"], registry=r)
+        self.inbound_keywords = Counter("volna_inbound_keywords", "Replies that put the debtor on the stop-list, "
+                                        "by channel and decision (the stop-list reason: refused, representative)",
+                                        ["channel", "decision"],
+                                        registry=r)
+        self.phones_deactivated = Counter("volna_phones_deactivated", "Phones deactivated after "
+                                          "phones.invalid_strikes invalid_number strikes, by cause family "
+                                          "(kind: q850, smpp, gateway:<channel>)", ["kind"], registry=r)
+        for inbound_ch in map(str, CHANNEL_ORDER):
+            for inbound_kind in ("call", "message"):
+                for found in ("debtor", "unknown"):
+                    self.inbound_total.labels(inbound_ch, inbound_kind, found)
         self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
         self.info.labels(_version()).set(1)
         # Series start at 0: a counter first seen after it rose would hide that rise from rate().
@@ -245,6 +260,15 @@ class Metrics:
 
     def late_event(self, channel: str, result: str = "received") -> None:
         self.late_events.inc((str(channel), result))
+
+    def inbound(self, channel: str, kind: str, match: str) -> None:
+        self._child(self.inbound_total, str(channel), kind, match).inc()
+
+    def inbound_keyword(self, reason: str, channel: str) -> None:
+        self._child(self.inbound_keywords, str(channel), reason).inc()
+
+    def phone_deactivated(self, family: str) -> None:
+        self._child(self.phones_deactivated, family).inc()
 
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()
