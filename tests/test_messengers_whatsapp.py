@@ -12,6 +12,7 @@ from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSe
 from connectors.messengers.whatsapp import classify, template_message
 from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
+from engine.metrics.health import report
 from engine.metrics.registry import Metrics
 from engine.port import Accepted, Final, Retry
 from simulators.gateway import GatewaySimulator, Knobs
@@ -193,12 +194,19 @@ async def test_revoked_token_marks_unhealthy_until_the_file_has_a_good_one(tmp_p
         del raw["accounts"][0]["access_token"]
         raw["accounts"][0]["access_token_file"] = str(token_file)
         conn = WhatsAppConnector.from_config(raw)
+        conn.metrics = metrics = Metrics(process=False)
+
+        def account_state() -> str:  # as the console's health page shows the gateway account
+            [session] = report(metrics, "p", 0)["sessions"]
+            return f"{session['kind']}:{session['target']}:{session['state']}"
+
         async with conn:
+            assert account_state() == "gateway:wa-test:up"
             assert isinstance(await conn.send(request(1, WA, "wa-test")), Accepted)
             sim.knobs.wa_token = "rotated"
             result = await conn.send(request(2, WA, "wa-test"))
             assert isinstance(result, Retry) and result.delay_s == 30.0 and "190" in result.reason
-            assert not conn.healthy("wa-test")
+            assert not conn.healthy("wa-test") and account_state() == "gateway:wa-test:down"
             before = sim.stats.requests["whatsapp"]
             assert isinstance(await conn.send(request(3, WA, "wa-test")), Retry)
             assert sim.stats.requests["whatsapp"] == before  # nothing goes through an unhealthy account
@@ -209,6 +217,7 @@ async def test_revoked_token_marks_unhealthy_until_the_file_has_a_good_one(tmp_p
                 while not conn.healthy("wa-test"):
                     await asyncio.sleep(0.02)
             assert isinstance(await conn.send(request(3, WA, "wa-test")), Accepted)
+            assert account_state() == "gateway:wa-test:up"
 
 
 def test_registry_builds_it_and_route_avoids_unhealthy_accounts() -> None:

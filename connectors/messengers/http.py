@@ -173,6 +173,7 @@ class GatewayClient:
         )
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers)
         self._set_state(ClientState.OPEN)
+        self._report()
 
     async def close(self) -> None:
         if self._state is ClientState.CLOSED:
@@ -210,6 +211,7 @@ class GatewayClient:
             log.error("gateway account %s unhealthy, sending stops: %s", self.name, reason)
         self._healthy = False
         self.unhealthy_reason = reason
+        self._report()
         if self._probe is not None and self._state is ClientState.OPEN and (
             self._probe_task is None or self._probe_task.done()
         ):
@@ -220,6 +222,11 @@ class GatewayClient:
             log.warning("gateway account %s healthy again", self.name)
         self._healthy = True
         self.unhealthy_reason = ""
+        self._report()
+
+    def _report(self) -> None:
+        """The account up (usable) or down, for the console's health page (one "session" per account)."""
+        self.metrics.set_connections("gateway", self.name, up=1 if self._healthy else 0, configured=1)
 
     async def _probe_loop(self) -> None:
         assert self._probe is not None
