@@ -86,7 +86,8 @@ class Planner(HttpUser):
 
 
 class Manager(HttpUser):
-    """The campaign manager's console: the day's waves, each wave's view, now and then pause/resume."""
+    """The campaign manager's console: the day's waves, each wave's view, the charts, health and
+    look-ups, now and then pause/resume."""
 
     weight = 4
     wait_time = between(1, 2)
@@ -108,6 +109,24 @@ class Manager(HttpUser):
         wave_id = random.choice(self.waves)
         self.client.get(f"/api/v1/waves/{wave_id}", headers=self.headers, name="/api/v1/waves/[id]")
         return None
+
+    @task(10)
+    def charts(self) -> None:
+        """The console's charts poll (every 2 s while the Waves tab is open): the day, or one wave."""
+        if self.waves and random.random() < 0.5:
+            self.client.get(f"/api/v1/charts?wave={random.choice(self.waves)}", headers=self.headers,
+                            name="/api/v1/charts?wave")
+        else:
+            self.client.get(f"/api/v1/charts?day={DAY}", headers=self.headers, name="/api/v1/charts?day")
+
+    @task(2)
+    def health(self) -> None:
+        self.client.get("/api/v1/health", headers=self.headers, name="/api/v1/health")
+
+    @task(1)
+    def lookup(self) -> None:
+        self.client.get(f"/api/v1/lookup?debtor=d{random.randrange(1000)}&day={DAY}", headers=self.headers,
+                        name="/api/v1/lookup?debtor")
 
     @task(1)
     def pause_and_resume(self) -> None:
