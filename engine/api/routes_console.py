@@ -23,7 +23,7 @@ from engine.api.models import Charts, EngineHealth, LookupAnswer, ZoneWindow
 from engine.api.routes_waves import existing_wave
 from engine.context import Context
 from engine.domain.outcomes import MESSAGE_CHANNELS, Channel
-from engine.domain.phones import mask
+from engine.domain.phones import mask, mask_text
 from engine.domain.wave import WaveState
 from engine.errors import VolnaError, WaveError
 from engine.metrics.health import queue_depth, read_reports
@@ -156,9 +156,11 @@ async def lookup_debtor(request: web.Request) -> LookupAnswer:
     try:
         found = await lookup(ctx, kind, value, day)
     except VolnaError as exc:
-        raise ApiError(400, f"{kind}: {exc}") from None
+        raise ApiError(400, mask_text(f"{kind}: {exc}")) from None
     clear = principal(request).can(Perm.PHONES)
-    shown = (lambda p: p) if clear else mask
+
+    def shown(phone: str) -> str:
+        return phone if clear else mask(phone)
 
     def entry(e: dict[str, object]) -> dict[str, object]:
         return {**e, "value": shown(str(e["value"]))} if e["kind"] == "phone" else e
