@@ -61,6 +61,11 @@ async def test_charts_lookup_and_health(redis: aioredis.Redis, redis_url: str, m
             assert by_phone["debtors"] == ["D-7"]
             hidden = (await api.as_(viewer).get("/api/v1/lookup?phone=89160000001")).body
             assert hidden["masked"] and "+79160000001" not in str(hidden)
+            # Every look-up is audited: who looked at whom (a phone masked).
+            looked = [f for _, f in await redis.xrange(keys.AUDIT) if f["what"] == "lookup"]
+            assert [(a["who"], a["target"]) for a in looked] == [
+                ("test-manager", "debtor:D-7"), ("test-manager", looked[1]["target"]), ("viewer", looked[2]["target"])]
+            assert "0000001" not in str(looked) and looked[2]["target"].startswith("phone:+7916")
             assert (await api.get("/api/v1/lookup?debtor=a&phone=b")).status == 400
 
             health = (await api.get("/api/v1/health")).body

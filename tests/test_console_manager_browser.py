@@ -301,8 +301,9 @@ async def test_manager_day_and_a_viewer_who_changes_nothing(redis: aioredis.Redi
                for a in audit), audit[-8:]
     removal = next(a for a in audit if a["what"] == "stoplist.remove" and a["who"] == "Иванова")
     assert "номер сменил владельца" in str(removal) and "+79165550022" not in str(removal)
-    refusals = [a for a in audit if a["who"] == "Петров"]
+    refusals = [a for a in audit if a["who"] == "Петров" and a["what"] != "lookup"]
     assert len(refusals) == 6 and {str(a["status"]) for a in refusals} == {"403"}, refusals
+    assert ("Петров", "lookup") in {(a["who"], a["what"]) for a in audit}  # what they looked at is kept
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(shots) == 8, shots
     print("screenshots:", tmp_path)

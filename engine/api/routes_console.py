@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 
 from aiohttp import web
 
-from engine.api.access import CTX, SERIES, allow, principal
+from engine.api.access import AUDIT, CTX, SERIES, allow, principal
+from engine.api.audit import AuditEntry
 from engine.api.auth import Perm
 from engine.api.http import ApiError, answers
 from engine.api.lookup import lookup
@@ -157,7 +158,14 @@ async def lookup_debtor(request: web.Request) -> LookupAnswer:
         found = await lookup(ctx, kind, value, day)
     except VolnaError as exc:
         raise ApiError(400, mask_text(f"{kind}: {exc}")) from None
-    clear = principal(request).can(Perm.PHONES)
+    who = principal(request)
+    clear = who.can(Perm.PHONES)
+    # Who looked at whose personal data is kept, as for a change (a phone masked there).
+    target = f"debtor:{value}" if kind == "debtor" else f"phone:{mask(found.phones[0])}"
+    noted = AuditEntry("lookup", target, {"debtors": len(found.debtors), "tasks": len(found.tasks)})
+    await request.app[AUDIT].record(who=who.name, role=who.role.value, entry=noted, status=200,
+                                    remote=request.remote or "", forwarded=request.headers.get("X-Forwarded-For", ""),
+                                    method=f"GET {request.path}")
 
     def shown(phone: str) -> str:
         return phone if clear else mask(phone)
