@@ -54,6 +54,10 @@ BAD = [
     ["erase"],
     ["archive", "--once"],  # no archive configured
     ["retention", "--bogus"],
+    # config
+    ["config", "check", "missing.toml"],
+    ["config", "check", "tasks.jsonl"],  # not TOML
+    ["config", "bogus"],
     # commands with their own parsers
     ["sim", "fax"],
     ["sim", "smsc", "--port", "many"],

@@ -158,3 +158,15 @@ def test_config_check_refuses_bad_input_in_one_line(tmp_path: Path, text: str, n
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
     assert err[0].startswith("volna: ") and says in err[0], err[0]
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """``volna config reference | head -1``: the pipe closes early; the command stops quietly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLNA_")}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "config", "reference"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc:
+        proc.stdout.close()  # before the first line is read
+        err = proc.stderr.read().decode()
+    assert proc.returncode == 141 and err == "", err
