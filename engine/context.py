@@ -16,9 +16,11 @@ from engine.config.scenario_files import load_scenarios
 from engine.config.settings import Settings
 from engine.domain.scenarios import Scenario
 from engine.gates.caps import Caps
+from engine.gates.deactivation import Deactivations
 from engine.gates.pacing import Pacer
 from engine.gates.stoplist import StopList
 from engine.metrics.registry import Metrics
+from engine.store.directory import PhoneDirectory
 from engine.store.schema import SettleMode
 from engine.store.scripts import Scripts
 from engine.waves.control import Waves
@@ -38,6 +40,10 @@ class Context:
     caps: Caps = field(init=False)
     stoplist: StopList = field(init=False)
     pacer: Pacer = field(init=False)
+    #: Debtors' phones beyond any wave (callbacks, replies); the archive answers for old ones when
+    #: the composition root sets ``directory.fallback``.
+    directory: PhoneDirectory = field(init=False)
+    deactivations: Deactivations = field(init=False)
     windows: WindowCalendar = field(init=False)
     owner: str = field(default_factory=process_id)
     #: wave id → (campaign, day); immutable once a wave exists, so cached for good.
@@ -55,6 +61,11 @@ class Context:
         self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
         self.stoplist = StopList(self.redis, phone_key=s.retention.phone_key())
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
+        self.directory = PhoneDirectory(self.redis, ttl_s=s.phones.directory_days * 86400)
+        self.deactivations = Deactivations(
+            self.redis, invalid_strikes=s.phones.invalid_strikes, deactivation_days=s.phones.deactivation_days,
+            strike_window_days=s.phones.strike_window_days,
+            hasher=self.stoplist.hashed if self.stoplist.phone_key else None)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, redis: Redis) -> Context:

@@ -103,7 +103,10 @@ class Target:
 
     name: str
     rate_per_s: float
-    max_concurrent: int
+    #: Sends in flight at once across every process (an Asterisk trunk's channels, a gateway
+    #: account's connections); ``None`` when the connector bounds that itself and the engine need
+    #: not (an SMPP account: each bind's window).
+    max_concurrent: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +184,22 @@ class LateEvent:
 
 @dataclass(frozen=True, slots=True)
 class InboundEvent:
-    """A debtor called us (seen in AMI events on an inbound context/DID)."""
+    """A debtor called us or wrote to us (engine.dispatch.inbound records it against the debtor).
+
+    ``kind``: ``call_start`` (an inbound call began: robocalls are cancelled at once), ``call_end`` (it
+    ended: the ``inbound_call`` result, with ``data["duration_s"]``), or ``message`` (an MO SMS, a
+    messenger message: the ``inbound_message`` result, keywords honoured). ``source_id`` is the
+    same for every copy of one call or message (every AMI session sees a call; an SMSC or a
+    webhook may deliver a message twice): the core records it once.
+    """
 
     channel: Channel
     phone: str  # E.164
     data: dict[str, Any] = field(default_factory=dict)
+    kind: str = "call"
+    source_id: str = ""
+    #: A message's text, whole (concatenated parts joined); None for calls.
+    text: str | None = None
 
 
 class EventSink(Protocol):

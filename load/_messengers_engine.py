@@ -72,7 +72,8 @@ def messenger_tasks(channel: str, n: int) -> list[dict[str, Any]]:
     return [{"task_id": f"{channel}{i}", "debtor_id": f"{channel}-d{i}", "channel": channel,
              "phone": f"+{number(i)}", "tz": "Europe/Moscow", "scenario": "soft_reminder",
              "vars": {"creditor": "Мосэнергосбыт", "account": f"ЛС{i}", "amount": 1234.5, "due_date": "10.12",
-                      "pay_url": "https://pay.example/x", "address": "ул. Ленина, 1"}} for i in range(n)]
+                      "pay_url": "https://pay.example/x", "address": "ул. Ленина, 1",
+                      "phone_back": "88001234567"}} for i in range(n)]
 
 
 async def task_lines(rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]

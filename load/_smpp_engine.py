@@ -139,7 +139,7 @@ def receipts_resent(before: SmscCounts | None, after: SmscCounts | None, n: int)
 #: parts) or a short notice (one UCS-2 part), the two shapes collections SMS come in.
 TEXTS = {
     "reminder": None,
-    "short": "{creditor}: долг {amount:money}. Оплата: {pay_url}",
+    "short": "{creditor}: долг {amount:money}. Оплата: {pay_url} Тел. {phone_back}",
 }
 
 

@@ -45,8 +45,9 @@ def toml_value(value: Any) -> str:
 
 
 def write_config(folder: Path, redis_url: str, smsc_port: int, binds: int, window: int,
-                 system_id: str, password: str) -> Path:
-    """``volna.toml`` (0600), the password in its own 0600 file as production keeps it."""
+                 system_id: str, password: str, dispatcher: dict[str, Any] | None = None) -> Path:
+    """``volna.toml`` (0600), the password in its own 0600 file as production keeps it;
+    ``dispatcher``: keys of its ``[dispatcher]`` section (a benchmark's variations)."""
     secret = folder / "smpp-password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
@@ -60,6 +61,7 @@ def write_config(folder: Path, redis_url: str, smsc_port: int, binds: int, windo
         f"scenarios_dir = {toml_value(folder / 'scenarios')}",
         "[redis]", f"url = {toml_value(redis_url)}",
         "[log]", 'level = "WARNING"', "json = false",
+        *(["[dispatcher]", *(f"{k} = {toml_value(v)}" for k, v in dispatcher.items())] if dispatcher else []),
         "[channels.sms]", "enabled = true",
         "[[channels.sms.connector.accounts]]",
         *(f"{k} = {toml_value(v)}" for k, v in account.items()),
@@ -71,14 +73,20 @@ def write_config(folder: Path, redis_url: str, smsc_port: int, binds: int, windo
     return path
 
 
+#: The creditor every benchmark text starts with.
+CREDITOR = "Мосэнергосбыт"
+
+
 def write_scenarios(folder: Path, text: str) -> None:
-    """The shipped soft_reminder with its SMS replaced by the benchmark's text (the same Kannel gets)."""
+    """The shipped soft_reminder with its SMS replaced by the benchmark's text (the same Kannel gets:
+    the creditor's name, which the law wants named, comes from the task's ``creditor``)."""
     import yaml
 
     out = folder / "scenarios"
     out.mkdir(parents=True, exist_ok=True)
     doc = yaml.safe_load((ROOT / "scenarios" / "soft_reminder.yaml").read_text(encoding="utf-8"))
-    doc["messages"]["sms"] = text
+    assert text.startswith(CREDITOR), text
+    doc["messages"]["sms"] = "{creditor}" + text[len(CREDITOR):]
     (out / "soft_reminder.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
 
 
@@ -87,7 +95,8 @@ def write_tasks(folder: Path, n: int, phone: Any) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(n):
             fh.write(json.dumps({"task_id": f"t{i}", "debtor_id": f"d{i}", "channel": "sms", "phone": phone(i),
-                                 "tz": "Europe/Moscow", "scenario": "soft_reminder"}) + "\n")
+                                 "tz": "Europe/Moscow", "scenario": "soft_reminder",
+                                 "vars": {"creditor": CREDITOR}}) + "\n")
     return path
 
 

@@ -49,7 +49,7 @@ def _task(n: int, wave: str, channel: str) -> dict[str, Any]:
             "scenario": "soft_reminder",
             "vars": {"creditor": "Мосэнергосбыт", "account": f"7701-{n:06d}", "amount": 12345.67,
                      "due_date": "10.12.2026", "pay_url": "https://pay.example/x", "address": "ул. Ленина, 1",
-                     "name": "Иванов Иван Иванович"}}
+                     "name": "Иванов Иван Иванович", "phone_back": "88001234567"}}
 
 
 def _records(n: int, wave: str, channel: str, task: dict[str, Any]) -> list[str]:

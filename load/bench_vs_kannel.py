@@ -166,32 +166,41 @@ async def _bound(smsc: Any, binds: int) -> bool:
 # ---- Volna ---------------------------------------------------------------------------------
 
 
-async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = None) -> dict[str, Any]:
+async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = None,
+                    processes: int = 1, dispatcher: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``processes`` dispatchers share the SMSC's binds: each opens ``BINDS // processes`` of
+    them, so the SMSC sees the same binds and windows whatever the count."""
     from engine.store.localredis import RedisServer
 
     redis = RedisServer(directory=folder / "redis").start()
     smsc = node_smsc("volna")
-    dispatcher = None
+    dispatchers: list[subprocess.Popen[bytes]] = []
     profiler: subprocess.Popen[bytes] | None = None
     try:
         await asyncio.to_thread(smsc.start)
-        cli = VolnaCli(write_config(folder, redis.url, smsc.port, BINDS, WINDOW, "volna", PASSWORD))
+        cli = VolnaCli(write_config(folder, redis.url, smsc.port, BINDS // processes, WINDOW, "volna", PASSWORD,
+                                   dispatcher))
         write_scenarios(folder, TEXTS[parts])
         tasks = write_tasks(folder, n, phone)
         cli("wave", "create", WAVE, "--campaign", "bench", "--day", "2026-12-01")
         loaded = cli("load", str(tasks), "--wave", WAVE)
         require(f"accepted {n}," in loaded, f"volna load: {loaded.strip()}")
-        dispatcher = cli.start_dispatcher(folder / "volna-run.log")
-        profiler = start_profiler(dispatcher.pid, profile) if profile is not None else None
+        logs = [folder / f"volna-run-{i + 1}.log" for i in range(processes)]
+        dispatchers = [cli.start_dispatcher(log) for log in logs]
+        profiler = start_profiler(dispatchers[0].pid, profile) if profile is not None else None
 
         def alive() -> None:
-            if dispatcher is not None and dispatcher.poll() is not None:
-                log = (folder / "volna-run.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"volna run exited {dispatcher.returncode}:\n{log}")
+            for proc, log in zip(dispatchers, logs, strict=True):
+                if proc.poll() is not None:
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"volna run exited {proc.returncode}:\n{tail}")
+
+        def cpu() -> dict[str, float]:
+            return {"volna_run": sum(process_cpu_s(p.pid) for p in dispatchers),
+                    "redis": process_cpu_s(redis.proc.pid), "smsc": process_cpu_s(smsc.pid)}  # type: ignore[union-attr]
 
         await wait_for(lambda: _bound(smsc, BINDS), 30, "volna run's binds", alive)
-        before = {"volna_run": process_cpu_s(dispatcher.pid), "redis": process_cpu_s(redis.proc.pid),  # type: ignore[union-attr]
-                  "smsc": process_cpu_s(smsc.pid)}
+        before = cpu()
         redis_before = await redis_traffic(redis.url)
         t0 = time.perf_counter()
         cli("wave", "start", WAVE)
@@ -205,26 +214,27 @@ async def volna_run(n: int, parts: int, folder: Path, profile: Path | None = Non
 
         await wait_for(all_recorded, 120 + n / 50, f"{want} receipts answered", alive, poll_s=0.05)
         wall_s = time.perf_counter() - t0
-        after = {"volna_run": process_cpu_s(dispatcher.pid), "redis": process_cpu_s(redis.proc.pid),  # type: ignore[union-attr]
-                 "smsc": process_cpu_s(smsc.pid)}
+        after = cpu()
         redis_after = await redis_traffic(redis.url)
         stats = await asyncio.to_thread(smsc.stats)
         checked = await asyncio.to_thread(check_results, cli, folder, n)
     finally:
         if profiler is not None:
             stop_profiler(profiler)
-        if dispatcher is not None and dispatcher.poll() is None:
-            dispatcher.terminate()
+        for proc in dispatchers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in dispatchers:
             try:
-                dispatcher.wait(30)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                dispatcher.kill()
-                dispatcher.wait(10)
+                proc.kill()
+                proc.wait(10)
         await asyncio.to_thread(smsc.stop)
         redis.stop()
     figures = smsc_figures(stats, n, parts)
     figures.update({
-        "system": "volna", "wall_s": wall_s, "wave": checked,
+        "system": "volna", "processes": processes, "wall_s": wall_s, "wave": checked,
         "end_to_end_per_s": n / ((stats["last_ack_ms"] - stats["first_accept_ms"]) / 1000),
         "cpu_us_per_message": per_message_us(before, after, n),
         "redis_per_message": {k: round((redis_after.get(k, 0) - redis_before.get(k, 0)) / n, 2)
@@ -309,7 +319,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     profile = args.profile.with_name(f"{args.profile.stem}-{i + 1}{args.profile.suffix}") \
                         if args.profile is not None else None
-                    figures = await volna_run(args.messages, args.parts, folder, profile)
+                    figures = await volna_run(args.messages, args.parts, folder, profile, args.processes,
+                                              dict(args.dispatcher))
                 runs.append(figures)
                 if not args.json:
                     print_run(i + 1, figures)
@@ -330,6 +341,16 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_end_to_end": volna["end_to_end_per_s"] / kannel["end_to_end_per_s"],
         "machine": machine(), "kannel_runs": kannel_runs, "volna_runs": volna_runs,
     }
+
+
+def setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def print_run(i: int, f: dict[str, Any]) -> None:
@@ -367,6 +388,10 @@ def main() -> int:
     p.add_argument("--kannel-feed", choices=["prefill", "live"], default="prefill",
                    help="queue Kannel's messages before the SMSC starts (default), or feed them while it runs")
     p.add_argument("--concurrency", type=int, default=50, help="sendsms requests in flight to Kannel")
+    p.add_argument("--processes", type=int, choices=[1, 2], default=1,
+                   help="volna run processes; they share the same 2 binds (one each with 2)")
+    p.add_argument("--dispatcher", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="a [dispatcher] setting for the volna runs, e.g. batch_size=50 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the runs' folders (configs, logs)")
     p.add_argument("--systems", type=lambda s: set(s.split(",")), default={"kannel", "volna"},

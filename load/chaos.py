@@ -3,6 +3,7 @@
     .venv/bin/python load/chaos.py                      # a random seed, 20 000 tasks
     .venv/bin/python load/chaos.py --seed 1234          # replay that seed
     .venv/bin/python load/chaos.py --runs 5 --tasks 3000   # five seeds in a row (seed, seed+1, …)
+    .venv/bin/python load/chaos.py --failover --runs 5  # Redis Sentinel: the master is killed mid-wave
 
 Every run prints its seed, the faults it played, the verdicts and the command that replays
 it; the exit code is 0 only when every run passed. The work directory of a failed run (each
@@ -38,6 +39,8 @@ HELP = {
     "smsc_faults": "SMSC sessions dropped or garbage PDUs sent (default 3)",
     "clock_jump": "the clock jumps across a window boundary (default on)",
     "jump_min": "engine minutes the clock jumps (default 10)",
+    "failover": "master failover: a master, its replica and three sentinels, the durable point of no return on; "
+                "each Redis fault kills the master (default off)",
 }
 
 

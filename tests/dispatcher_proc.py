@@ -47,8 +47,10 @@ async def main() -> None:
     p.add_argument("--lease-s", type=float, default=5.0)
     p.add_argument("--clock", default="")
     p.add_argument("--cluster", action="store_true")
+    p.add_argument("--redis-settings", default="{}", help="more of the redis section, as JSON (Sentinel, durable)")
     args = p.parse_args()
-    settings = make_settings(args.redis, clock=args.clock, dispatcher={"lease_s": args.lease_s})
+    settings = make_settings(args.redis, clock=args.clock, dispatcher={"lease_s": args.lease_s},
+                             redis={"url": args.redis, **json.loads(args.redis_settings)})
     if args.cluster:
         settings.redis.cluster = True
     clock = make_clock(args.clock)

@@ -111,7 +111,8 @@ async def results(redis: aioredis.Redis, wave_id: str) -> list[dict[str, Any]]:
 def spawn_dispatcher(redis_url: str, record: Path, *, clock: ScaledClock | None = None, channel: str = "sms",
                      rate_per_s: float = 100_000, outcome: str = "delivered", delay_s: float = 0.0,
                      late_after_s: float | None = None, lease_s: float = 5.0, max_concurrent: int = 100_000,
-                     cluster: bool = False) -> subprocess.Popen[bytes]:
+                     cluster: bool = False, redis_settings: dict[str, Any] | None = None
+                     ) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "tests.dispatcher_proc", "--redis", redis_url, "--record", str(record),
             "--channel", channel, "--rate", str(rate_per_s), "--outcome", outcome, "--delay", str(delay_s),
             "--lease-s", str(lease_s), "--max-concurrent", str(max_concurrent)]
@@ -121,6 +122,8 @@ def spawn_dispatcher(redis_url: str, record: Path, *, clock: ScaledClock | None 
         args += ["--late-after", str(late_after_s)]
     if cluster:
         args.append("--cluster")
+    if redis_settings:
+        args += ["--redis-settings", json.dumps(redis_settings)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     # The child's log goes beside its record (a file, so no pipe is left to close).
     with open(f"{record}.log", "ab") as log:

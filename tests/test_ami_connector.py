@@ -214,11 +214,14 @@ async def test_inbound_call_from_a_debtor() -> None:
         await sim.inbound_call("89161234567")
         await sim.inbound_call("89161234568", did="84959999999")  # another DID: not ours
         await sim.inbound_call("<unknown>")
-        await wait_for(lambda: len(sink.inbound) == 1)
+        await wait_for(lambda: len(sink.inbound) == 2)
         await asyncio.sleep(0.1)
-        (ev,) = sink.inbound
-        assert ev.phone == "+79161234567" and ev.data["did"] == "84950000000"
-        assert ev.data["call_id"].startswith("ast1:") and sink.late == []
+        start, end = sink.inbound  # the start at once (robocalls cancelled), the end with the length
+        assert (start.kind, end.kind) == ("call_start", "call_end")
+        assert start.phone == end.phone == "+79161234567" and end.data["did"] == "84950000000"
+        assert start.source_id == end.source_id == end.data["call_id"]
+        assert end.data["call_id"].startswith("ast1:") and sink.late == []
+        assert end.data["duration_s"] >= 0 and end.data["answered"] is True
 
 
 async def test_two_servers_round_robin_and_failover() -> None:

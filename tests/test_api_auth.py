@@ -79,7 +79,7 @@ async def test_roles(redis: aioredis.Redis, redis_url: str) -> None:
         matrix: list[tuple[str, str, dict[str, Any], set[str]]] = [
             ("GET", "/api/v1/waves", {}, {"viewer", "planner", "manager", "admin"}),
             ("GET", "/api/v1/results?wave=w1", {}, {"viewer", "planner", "manager", "admin"}),
-            ("POST", "/api/v1/waves/w1/tasks", upload, {"planner", "admin"}),
+            ("POST", "/api/v1/waves/w1/tasks", upload, {"planner", "manager", "admin"}),
             ("POST", "/api/v1/stoplist", stop_entry, {"manager", "admin"}),
             ("GET", "/api/v1/tokens", {}, {"admin"}),
             ("GET", "/api/v1/audit", {}, {"admin"}),

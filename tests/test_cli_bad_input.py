@@ -58,6 +58,12 @@ BAD = [
     ["config", "check", "missing.toml"],
     ["config", "check", "tasks.jsonl"],  # not TOML
     ["config", "bogus"],
+    # phones
+    ["phones", "show", "not a phone"],
+    ["phones", "reactivate", "+79161234567"],  # no --reason
+    ["phones", "reactivate", "+79161234567", "--reason", " "],
+    ["phones", "list", "--since", "yesterday"],
+    ["phones"],
     # commands with their own parsers
     ["sim", "fax"],
     ["sim", "smsc", "--port", "many"],

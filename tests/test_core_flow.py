@@ -58,11 +58,12 @@ async def test_stoplist_and_invalid_phone_skip(redis: aioredis.Redis, redis_url:
 
 async def test_invalid_number_deactivates_phone(redis: aioredis.Redis, redis_url: str) -> None:
     clock = ScaledClock(NOON_MSK)
-    ctx = context(make_settings(redis_url), clock, redis)
+    # One strike deactivates here (the default of two: tests/test_phone_lifecycle.py).
+    ctx = context(make_settings(redis_url, phones={"invalid_strikes": 1}), clock, redis)
     await load_wave(ctx, "w1", DAY, [task(1)])
     async with running(ctx, [RecordingConnector(channel=Channel.SMS, outcome=Outcome.INVALID_NUMBER)]):
         await wait_until(lambda: _final_is(ctx, "w1", 1))
-    assert await ctx.stoplist.check(["dx"], ["+79160000001"]) == [Outcome.SKIPPED_PHONE_INVALID]
+    assert await ctx.stoplist.check(["dx"], ["+79160000001"], clock.now_ms()) == [Outcome.SKIPPED_PHONE_INVALID]
 
 
 async def test_retry_then_final_within_the_day(redis: aioredis.Redis, redis_url: str) -> None:

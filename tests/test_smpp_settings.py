@@ -27,8 +27,8 @@ def test_defaults() -> None:
     assert conn.resend_unconfirmed and conn.channel is Channel.SMS
     assert (acc.port, acc.window, acc.binds, acc.bind_mode, acc.max_parts, acc.parts_policy) == (
         2775, 10, 1, "transceiver", 6, "all")
-    # The default concurrency: 10 × 1 bind × window 10.
-    assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [("smsc1", 50.0, 100)]
+    # No engine-wide concurrency by default: the bind's window bounds what the SMSC holds.
+    assert [(t.name, t.rate_per_s, t.max_concurrent) for t in conn.targets()] == [("smsc1", 50.0, None)]
 
 
 @pytest.mark.parametrize(("source", "expected"), [

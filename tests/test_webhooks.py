@@ -175,9 +175,10 @@ async def test_every_verdict_and_item_is_a_series_from_the_start_and_items_are_c
     payload = wa_status("wamid.D", "delivered")
     value = payload["entry"][0]["changes"][0]["value"]
     value["statuses"] += [{"id": "wamid.E", "status": "sent"}, {"status": "read"}]  # ignored; skipped (no id)
-    value["messages"] = [{"from": "79160000001", "type": "text"}]  # an inbound message: ignored
+    value["messages"] = [{"from": "79160000001", "id": "wamid.IN", "type": "text", "text": {"body": "СТОП"}},
+                         {"from": "79160000001", "type": "text"}]  # an inbound message (an event); no id: skipped
     assert await endpoint.wa(payload) == 200
-    assert [webhook_items(endpoint.metrics, r, "whatsapp") for r in ("event", "ignored", "skipped")] == [1, 2, 1]
+    assert [webhook_items(endpoint.metrics, r, "whatsapp") for r in ("event", "ignored", "skipped")] == [2, 1, 2]
     assert endpoint.count("accepted") == 1 and sum(endpoint.count(v) for v in verdicts) == 1
 
 

@@ -34,9 +34,11 @@ other processes are dropped on a lost connection (their originator, or another p
 reports them). A call past ring time + the script's ``max_duration_s`` + ``hangup_margin_s``
 is hung up with the ``Hangup`` action.
 
-**Inbound calls**: a ``Newchannel`` in one of ``inbound_contexts`` (and ``inbound_dids`` when
-set) with a caller id becomes ``InboundEvent(phone=<E.164>)``; every process seeing it emits it,
-``data["call_id"]`` (``<server>:<Uniqueid>``) lets the core count it once.
+**Inbound calls** (:mod:`connectors.ami.inbound`): a ``Newchannel`` in one of
+``inbound_contexts`` (and ``inbound_dids`` when set) with a caller id becomes
+``InboundEvent(kind="call_start")`` at once, its ``Hangup`` ``InboundEvent(kind="call_end")`` with the
+call's length; every process seeing it emits both, ``source_id`` (``<server>:<Uniqueid>``) lets
+the core record it once.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.ami.calls import Call, CallTracker, Finished, call_ids
+from connectors.ami.inbound import InboundCalls, InboundEnd, InboundStart
 from connectors.ami.message import Message, variable
 from connectors.ami.operators import CAP_FULL, OFFERED, Operators, QueueState
 from connectors.ami.outcomes import refusal_is_shutdown
@@ -67,8 +70,8 @@ from connectors.ami.variables import (
 )
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
-from engine.domain.phones import mask, normalize
-from engine.errors import ConfigError, ConnectorError, IntakeError
+from engine.domain.phones import mask
+from engine.errors import ConfigError, ConnectorError
 from engine.port import Accepted, Connector, Final, InboundEvent, LateEvent, Retry, SendRequest, SendResult, Target
 
 log = logging.getLogger("connectors.ami")
@@ -79,6 +82,7 @@ class _Server:
     settings: ServerSettings
     session: AmiSession
     tracker: CallTracker
+    inbound: InboundCalls
     ticker: asyncio.Task[None] | None = None
     #: Asterisk said it is shutting down (a ``Shutdown`` event, or an action refused "Asterisk is
     #: shutting down"): nothing is originated to it until it is ``FullyBooted`` again.
@@ -121,7 +125,8 @@ class AmiConnector(Connector):
         for server in settings.servers:
             tracker = CallTracker(prefix=settings.channel_id_prefix, follow_foreign=settings.follow_foreign,
                                   settle_s=settings.settle_s, hangup_wait_s=settings.hangup_wait_s)
-            self._servers[server.name] = _Server(server, self._session(server, tracker), tracker)
+            inbound = InboundCalls(server.name, self._inbound_contexts, self._inbound_dids)
+            self._servers[server.name] = _Server(server, self._session(server, tracker, inbound), tracker, inbound)
             for trunk in server.trunks:
                 self._trunks[trunk.name] = _Trunk(trunk, server.name)
 
@@ -134,18 +139,25 @@ class AmiConnector(Connector):
             raise ConfigError("channels.ivr.connector:\n  " + "\n  ".join(lines)) from None
         return cls(settings, resend_unconfirmed=resend_unconfirmed)
 
-    def _session(self, server: ServerSettings, tracker: CallTracker) -> AmiSession:
+    def _session(self, server: ServerSettings, tracker: CallTracker, inbound: InboundCalls) -> AmiSession:
         s = self.settings
 
         def on_event(msg: Message) -> None:
-            self._on_event(server.name, tracker, msg)
+            self._on_event(server.name, tracker, inbound, msg)
 
         async def on_ready() -> None:
+            self.metrics.set_connections("ami", server.name, up=1, configured=1)  # the console's health page
             self._after_login(server.name)
             await self._reconcile(server.name)
 
+        def on_lost() -> None:
+            self.metrics.set_connections("ami", server.name, up=0, configured=1)
+            tracker.connection_lost()
+            for end in inbound.lost():
+                self._inbound_event(server.name, end)
+
         return AmiSession(
-            server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=tracker.connection_lost,
+            server, events=s.events, on_event=on_event, on_ready=on_ready, on_lost=on_lost,
             action_timeout_s=s.action_timeout_s, connect_timeout_s=s.connect_timeout_s,
             ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
             reconnect_min_s=s.reconnect_min_s, reconnect_max_s=s.reconnect_max_s, rng=self._rng,
@@ -330,34 +342,31 @@ class AmiConnector(Connector):
 
     # ---- events -----------------------------------------------------------------------------
 
-    def _on_event(self, server: str, tracker: CallTracker, msg: Message) -> None:
+    def _on_event(self, server: str, tracker: CallTracker, inbound: InboundCalls, msg: Message) -> None:
         name = msg.get("Event")
         if name in ("Shutdown", "FullyBooted"):
             self._system(server, name, msg)
             return
-        if self._inbound_contexts and name == "Newchannel" and msg.get("Context") in self._inbound_contexts:
-            self._inbound(server, msg)
-        finished = tracker.handle(msg, asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        if self._inbound_contexts:
+            seen = inbound.handle(msg, now)
+            if seen is not None:
+                self._inbound_event(server, seen)
+        finished = tracker.handle(msg, now)
         if finished is not None:
             self._finished(server, finished)
 
-    def _inbound(self, server: str, msg: Message) -> None:
-        did = msg.get("Exten", "")
-        if self._inbound_dids and did not in self._inbound_dids:
+    def _inbound_event(self, server: str, seen: InboundStart | InboundEnd) -> None:
+        data: dict[str, Any] = {"call_id": seen.call_id, "did": seen.did, "context": seen.context, "server": server}
+        if isinstance(seen, InboundStart):
+            self.count(server, "inbound")
+            self._spawn_emit(InboundEvent(channel=Channel.IVR, phone=seen.phone, kind="call_start",
+                                          source_id=seen.call_id, data=data))
             return
-        raw = msg.get("CallerIDNum", "")
-        if not raw or raw == "<unknown>":
-            return
-        try:
-            phone = normalize(raw)
-        except IntakeError:
-            log.info("inbound call from an unparsable caller id %s", mask(raw))
-            return
-        self.count(server, "inbound")
-        self._spawn_emit(InboundEvent(channel=Channel.IVR, phone=phone, data={
-            "call_id": f"{server}:{msg.get('Uniqueid', '')}", "did": did, "context": msg.get("Context", ""),
-            "server": server,
-        }))
+        self.count(server, "inbound_ended")
+        data.update({"duration_s": seen.duration_s, "answered": seen.answered, "cause": seen.cause or None})
+        self._spawn_emit(InboundEvent(channel=Channel.IVR, phone=seen.phone, kind="call_end", source_id=seen.call_id,
+                                      data=data))
 
     def count(self, server: str, event: str) -> None:
         self.metrics.event("ami", server, event)

@@ -52,13 +52,13 @@ from connectors.messengers.webhooks import (
     verify_subscription,
     verify_token,
 )
-from engine.port import LateEvent
+from engine.port import InboundEvent, LateEvent
 from engine.web.admission import Admission
 from engine.web.body import BodyStalled, BodyTooLarge, read_body
 
 log = logging.getLogger("connectors.messengers.endpoint")
 
-Sink = Callable[[LateEvent], Awaitable[Any]]
+Sink = Callable[[LateEvent | InboundEvent], Awaitable[Any]]
 
 WHATSAPP_SIGNATURE = "X-Hub-Signature-256"
 VOLNA_SIGNATURE = "X-Volna-Signature"

@@ -31,7 +31,7 @@ from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSe
 from connectors.messengers.viber import ViberAdapter
 from connectors.messengers.webhooks import Parsed, WebhookFormatError
 from engine.domain.outcomes import Channel, Outcome
-from engine.port import Accepted, Final, LateEvent
+from engine.port import Accepted, Final, InboundEvent, LateEvent
 
 LOGIN_PATH = "/auth/v1/login/"
 SEND_PATH = "/vbs/api/v2/send"
@@ -142,7 +142,7 @@ class RouteMobileAdapter(ViberAdapter):
         items = data if isinstance(data, list) else [data]
         if not items or not all(isinstance(i, dict) for i in items):
             raise WebhookFormatError("not a Route Mobile callback (an object or a list of objects)")
-        events: list[LateEvent] = []
+        events: list[LateEvent | InboundEvent] = []
         ignored = skipped = 0
         for item in items:
             status = item.get("message_status")

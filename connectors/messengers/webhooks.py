@@ -15,7 +15,11 @@ sent       ignored (counted), or a non-final ``accepted`` with
            ``emit_sent=True``
 ========== ============================================================
 
-Inbound messages (``value.messages``) are counted and ignored. A payload that is
+Inbound messages (``value.messages``: a debtor writing to us) become
+:class:`~engine.port.InboundEvent` ``kind="message"`` with the text (``text.body``; a quick-reply
+``button.text``; an interactive reply's title; other types — images, locations — with no text,
+their type in the data), ``source_id`` ``whatsapp:<wamid>`` so a redelivered webhook is recorded
+once; a message whose ``from`` is not a phone number is skipped. A payload that is
 not a webhook at all raises :class:`WebhookFormatError` (the endpoint answers 400);
 one bad item inside a good payload is skipped and counted, so the provider does
 not redeliver the good ones forever.
@@ -35,8 +39,9 @@ from enum import StrEnum
 from typing import Any
 
 from engine.domain.outcomes import Channel, Outcome
-from engine.errors import ProtocolError
-from engine.port import LateEvent
+from engine.domain.phones import normalize
+from engine.errors import IntakeError, ProtocolError
+from engine.port import InboundEvent, LateEvent
 
 
 class WebhookFormatError(ProtocolError):
@@ -51,8 +56,8 @@ class Check(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    events: list[LateEvent] = field(default_factory=list)
-    #: Well-formed items that are not outcomes of ours (inbound messages, ``sent``, unknown statuses).
+    events: list[LateEvent | InboundEvent] = field(default_factory=list)
+    #: Well-formed items that are not outcomes of ours (``sent``, unknown statuses).
     ignored: int = 0
     #: Malformed items inside a well-formed payload.
     skipped: int = 0
@@ -122,7 +127,7 @@ def parse_whatsapp(data: Any, *, emit_sent: bool = False) -> Parsed:
         raise WebhookFormatError("not a WhatsApp webhook payload (no entry[])")
     if data.get("object") not in (None, "whatsapp_business_account"):
         raise WebhookFormatError(f"unexpected object {str(data.get('object'))[:40]!r}")
-    events: list[LateEvent] = []
+    events: list[LateEvent | InboundEvent] = []
     ignored = skipped = 0
     for entry in data["entry"]:
         changes = entry.get("changes") if isinstance(entry, dict) else None
@@ -136,7 +141,12 @@ def parse_whatsapp(data: Any, *, emit_sent: bool = False) -> Parsed:
                 continue
             inbound = value.get("messages")
             if isinstance(inbound, list):
-                ignored += len(inbound)
+                for item in inbound:
+                    message = _whatsapp_message(item)
+                    if message is None:
+                        skipped += 1
+                    else:
+                        events.append(message)
             statuses = value.get("statuses", [])
             if not isinstance(statuses, list):
                 skipped += 1
@@ -150,6 +160,32 @@ def parse_whatsapp(data: Any, *, emit_sent: bool = False) -> Parsed:
                 else:
                     skipped += 1
     return Parsed(events, ignored, skipped)
+
+
+def _whatsapp_message(item: Any) -> InboundEvent | None:
+    """One ``value.messages[]`` item (the spec's ``IncomingMessage``) → an inbound message."""
+    if not isinstance(item, dict):
+        return None
+    sender, wamid, kind = item.get("from"), item.get("id"), item.get("type")
+    if not isinstance(sender, str) or not isinstance(wamid, str) or not wamid:
+        return None
+    try:
+        phone = normalize("+" + sender.lstrip("+"))
+    except IntakeError:
+        return None
+    text: str | None = None
+    if kind == "text" and isinstance(item.get("text"), dict):
+        text = item["text"].get("body")
+    elif kind == "button" and isinstance(item.get("button"), dict):
+        text = item["button"].get("text")
+    elif kind == "interactive" and isinstance(item.get("interactive"), dict):
+        reply = item["interactive"].get("button_reply") or item["interactive"].get("list_reply") or {}
+        text = reply.get("title") if isinstance(reply, dict) else None
+    data: dict[str, Any] = {"type": str(kind)[:40], "message_id": wamid[:200]}
+    if isinstance(item.get("timestamp"), str):
+        data["sent_at"] = item["timestamp"][:20]
+    return InboundEvent(channel=Channel.WHATSAPP, phone=phone, kind="message", source_id=f"whatsapp:{wamid[:200]}",
+                        text=text if isinstance(text, str) else "", data=data)
 
 
 def _whatsapp_status(item: Any, emit_sent: bool) -> LateEvent | str:

@@ -18,8 +18,9 @@
   (the submit_sm was written; the SMSC may have the message).
 * ``deliver_sm`` / ``data_sm`` are always answered, on the bind they came on: a receipt after
   the sink took it (``ESME_RX_T_APPN`` if the sink raised, so the SMSC delivers it again); an
-  unreadable PDU, a receipt without id/state or a mobile-originated message at once with
-  ``ESME_ROK`` (sending it again would not make it readable), logged and counted.
+  unreadable PDU, a receipt without id/state or an unreadable mobile-originated message
+  (:mod:`connectors.smpp.mo` says why) at once with ``ESME_ROK`` (sending it again would not
+  make it readable), logged and counted; a readable one after the sink took it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from collections.abc import Awaitable, Callable
 
 from connectors.smpp import pdu
 from connectors.smpp.bind import BindError, BindRefused, BindState, Response, SmppBind
-from connectors.smpp.delivery import decode_delivery
+from connectors.smpp.delivery import Delivery, decode_delivery
+from connectors.smpp.mo import MoPart, MoRefused, parse_mo
 from connectors.smpp.receipt import Receipt, ReceiptError, receipt_from_delivery
 from connectors.smpp.settings import AccountSettings
 from connectors.smpp.throttle import AdaptiveRate
@@ -45,6 +47,8 @@ log = logging.getLogger("connectors.smpp")
 
 
 ReceiptSink = Callable[[Receipt], Awaitable[None]]
+#: Where a debtor's reply goes (one part of it when concatenated): the account's name with it.
+MoSink = Callable[[str, MoPart], Awaitable[None]]
 
 Written = tuple[SmppBind, float, "asyncio.Future[Response]"]
 """A submit on the wire: its bind, when it was written (:meth:`AdaptiveRate.now`), its answer."""
@@ -62,10 +66,11 @@ class NotSent(ConnectorError):
 
 
 class SmppAccount:
-    def __init__(self, settings: AccountSettings, *, on_receipt: ReceiptSink) -> None:
+    def __init__(self, settings: AccountSettings, *, on_receipt: ReceiptSink, on_mo: MoSink | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self._on_receipt = on_receipt
+        self._on_mo = on_mo
         ton, npi, addr = settings.source()
         self.head = pdu.SubmitHead(settings.service_type, ton, npi, addr).encode()
         self.validity = pdu.relative_validity(settings.validity_s) if settings.validity_s else ""
@@ -211,10 +216,7 @@ class SmppAccount:
         try:
             delivery = decode_delivery(command_id, body)
             if not delivery.is_receipt:
-                self.count("mo_ignored")
-                log.info("bind %s: mobile-originated message from %s ignored", bind.name,
-                         mask("+" + delivery.source_addr))
-                bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
+                self._mo(bind, resp_id, seq, delivery)
                 return
             receipt = receipt_from_delivery(delivery, submit_id_base=self.settings.submit_id_base,
                                             receipt_id_base=self.settings.receipt_id_base)
@@ -232,6 +234,33 @@ class SmppAccount:
         task = asyncio.create_task(self._deliver(bind, resp_id, seq, receipt))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
+
+    def _mo(self, bind: SmppBind, resp_id: int, seq: int, delivery: Delivery) -> None:
+        """A debtor's reply: refused at once (answered OK: sending it again would not make it
+        readable), or answered once the sink took it (``ESME_RX_T_APPN`` if it raised)."""
+        part = parse_mo(delivery) if self._on_mo is not None else MoRefused("no reply sink (MO not read)")
+        if isinstance(part, MoRefused):
+            self.count("mo_refused")
+            log.warning("bind %s: mobile-originated message from %s refused: %s", bind.name,
+                        mask("+" + delivery.source_addr.lstrip("+")), part.reason)
+            bind.respond(resp_id, seq, pdu.ESME_ROK, b"\x00")
+            return
+        task = asyncio.create_task(self._deliver_mo(bind, resp_id, seq, part))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_mo(self, bind: SmppBind, resp_id: int, seq: int, part: MoPart) -> None:
+        status = pdu.ESME_ROK
+        try:
+            self.count("mo_parts" if part.concat else "mo_messages")
+            assert self._on_mo is not None
+            await self._on_mo(self.name, part)
+        except Exception:
+            self.count("mo_sink_errors")
+            status = pdu.ESME_RX_T_APPN
+            log.exception("bind %s: a reply from %s not taken; the SMSC will deliver it again", bind.name,
+                          mask(part.phone))
+        bind.respond(resp_id, seq, status, b"\x00")
 
     async def _deliver(self, bind: SmppBind, resp_id: int, seq: int, receipt: Receipt) -> None:
         status = pdu.ESME_ROK

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from typing import Any
 
@@ -51,13 +52,14 @@ from pydantic import ValidationError
 from connectors.smpp import pdu
 from connectors.smpp.account import NotSent, SmppAccount
 from connectors.smpp.gsm import encode_text
+from connectors.smpp.mo import MoPart
 from connectors.smpp.receipt import Receipt, canonical_id
 from connectors.smpp.segments import ConcatRefs, segments, split_units
 from connectors.smpp.settings import SmppSettings
 from engine.domain.models import Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.errors import ConfigError, ConnectorError
-from engine.port import Accepted, Connector, Final, Retry, SendRequest, SendResult, Target
+from engine.port import Accepted, Connector, Final, InboundEvent, Retry, SendRequest, SendResult, Target
 
 log = logging.getLogger("connectors.smpp")
 
@@ -88,7 +90,7 @@ class SmppConnector(Connector):
         self.settings = settings
         self.resend_unconfirmed = resend_unconfirmed
         self.accounts: dict[str, SmppAccount] = {
-            a.name: SmppAccount(a, on_receipt=self._on_receipt) for a in settings.accounts
+            a.name: SmppAccount(a, on_receipt=self._on_receipt, on_mo=self._on_mo) for a in settings.accounts
         }
         self._refs = {a.name: ConcatRefs(a.concat_ref_bits) for a in settings.accounts}
         self._targets = [Target(a.name, a.rate_per_s, a.concurrency) for a in settings.accounts]
@@ -207,3 +209,17 @@ class SmppConnector(Connector):
             # SMSC delivers it again (ESME_RX_T_APPN), rather than answer OK and lose it.
             raise ConnectorError("no event sink bound yet")
         await self.emit(receipt.to_event())
+
+    async def _on_mo(self, account: str, part: MoPart) -> None:
+        """A debtor's reply (or one part of it): the core joins the parts, in Redis, whatever
+        bind or process each came through."""
+        if self._sink is None:
+            raise ConnectorError("no event sink bound yet")
+        data: dict[str, Any] = {"account": account, "destination": part.destination, "data_coding": part.data_coding}
+        if part.concat is not None:
+            ref, total, seq = part.concat
+            data["concat"] = {"ref": ref, "total": total, "seq": seq}
+        # A copy delivered again within ten minutes (its answer was lost) is the same message.
+        source_id = f"sms:{part.fingerprint}:{int(time.time() // 600)}"
+        await self.emit(InboundEvent(channel=Channel.SMS, phone=part.phone, kind="message", source_id=source_id,
+                                     text=part.text, data=data))

@@ -18,7 +18,7 @@ Every key with its default, except the required ones::
     receiver_binds = 1                # receivers in transmitter_receiver mode
     window = 10                       # outstanding submit_sm per bind
     rate_per_s = 50.0                 # → the core's pacing (Target)
-    # max_concurrent = 200            # → the core's pacing; default 10 × binds × window (see below)
+    # max_concurrent = 200            # → the core's pacing; default none: each bind's window bounds it
     enquire_link_s = 30.0
     response_timeout_s = 10.0         # a submit_sm unanswered this long is `unknown`
     connect_timeout_s = 10.0
@@ -226,13 +226,15 @@ class AccountSettings(_Model):
         return self.binds
 
     @property
-    def concurrency(self) -> int:
-        """The pacing target's concurrency: what the SMSC sees is bounded by each bind's window, and
-        sends beyond it wait for a window slot in the connector (FIFO, up to ``window_wait_s``), so
-        the Redis slots only bound how many wait. Ten windows' worth keeps the batches of the
-        engine's bookkeeping large (one window's worth cost a Redis round trip per 5 messages and
-        held one process to ~1 800 messages/s against a fast SMSC; ten reach ~3 200)."""
-        return self.max_concurrent if self.max_concurrent is not None else 10 * self.binds * self.window
+    def concurrency(self) -> int | None:
+        """The pacing target's concurrency: none unless configured. What the SMSC sees is bounded
+        by each bind's window, and sends beyond it wait for a window slot in the connector (FIFO,
+        up to ``window_wait_s``); what waits is bounded by the engine's claims (``rate_per_s`` ×
+        ``dispatcher.claim_ahead_s``). Engine-wide slots in Redis added two round trips per batch
+        and, circulating through Redis, held one process below the SMSC's pace: with ten windows'
+        worth (the old default), 200 slots were all taken while the connector's queue was empty
+        and the binds' windows half used (``load/bench_vs_kannel.py``, 2026-12-04)."""
+        return self.max_concurrent
 
 
 class SmppSettings(_Model):

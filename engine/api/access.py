@@ -16,6 +16,7 @@ from engine.api.auth import Perm, Principal
 from engine.api.http import Handler
 from engine.api.sse import Hub
 from engine.context import Context
+from engine.waves.series import MinuteSeries
 from engine.web.admission import Admission
 
 #: A readiness check: True when the part it checks (a connector's bind, …) is ready.
@@ -54,6 +55,9 @@ UPLOADS = web.AppKey("uploads", Admission)
 READINESS = web.AppKey("readiness", dict[str, ReadinessCheck])
 #: Per-channel rates by wave, briefly cached: every open console asks for them every few seconds.
 RATES = web.AppKey("rates", dict[str, tuple[float, dict[str, float]]])
+
+#: The charts' per-minute series by wave, folded incrementally (engine.waves.series).
+SERIES = web.AppKey("series", dict[str, MinuteSeries])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUDIT_ENTRY = web.RequestKey("audit_entry", AuditEntry)

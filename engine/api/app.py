@@ -26,7 +26,15 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api import (
+    routes_admin,
+    routes_console,
+    routes_health,
+    routes_results,
+    routes_stoplist,
+    routes_tasks,
+    routes_waves,
+)
 from engine.api.access import (
     AUDIT,
     AUDIT_ENTRY,
@@ -36,6 +44,7 @@ from engine.api.access import (
     PRINCIPAL,
     RATES,
     READINESS,
+    SERIES,
     UPLOADS,
     ApiOptions,
     Handler,
@@ -187,13 +196,15 @@ def make_app(
     app[AUDIT] = Audit(ctx.redis)
     app[READINESS] = dict(readiness or {})
     app[RATES] = {}
+    app[SERIES] = {}
     app[UPLOADS] = Admission(opts.max_concurrent_uploads)
     app.cleanup_ctx.append(_feeds)
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_security_headers)
 
     app.router.add_get(OPENAPI_PATH, openapi_handler)
-    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
+    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin,
+                   routes_console):
         app.add_routes(module.routes)
     app.router.add_get("/", ui_redirect)
     app.router.add_get("/ui", ui_redirect)

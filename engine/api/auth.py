@@ -9,11 +9,15 @@ stored digest compared with :func:`hmac.compare_digest` (constant time).
 Roles and what they may do (every role reads):
 
 =========  =====================================================================
-viewer     read: campaigns, waves and their status, results, stop-list look-ups
-planner    + create campaigns and waves, upload tasks
-manager    + create campaigns and waves, start/pause/resume/stop waves, stop-list
+viewer     read: campaigns, waves and their status, results, stop-list look-ups (phones masked)
+planner    + create campaigns and waves, upload tasks (phones masked)
+manager    + create campaigns and waves, upload tasks, start/pause/resume/stop waves, stop-list,
+           phones in clear
 admin      everything, and tokens and the audit stream
 =========  =====================================================================
+
+A manager uploads too: the console's day starts with creating a wave and loading its file,
+and the one who starts a wave is the one who checked what it holds.
 """
 
 from __future__ import annotations
@@ -47,12 +51,13 @@ class Perm(StrEnum):
     UPLOAD = "upload"
     STOPLIST = "stoplist"
     ADMIN = "admin"  # tokens, audit
+    PHONES = "phones"  # see phone numbers in clear (look-ups, the stop-list); else masked
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset({Perm.READ}),
     Role.PLANNER: frozenset({Perm.READ, Perm.CREATE, Perm.UPLOAD}),
-    Role.MANAGER: frozenset({Perm.READ, Perm.CREATE, Perm.CONTROL, Perm.STOPLIST}),
+    Role.MANAGER: frozenset({Perm.READ, Perm.CREATE, Perm.UPLOAD, Perm.CONTROL, Perm.STOPLIST, Perm.PHONES}),
     Role.ADMIN: frozenset(Perm),
 }
 

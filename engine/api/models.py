@@ -305,3 +305,127 @@ class AuditRecord(BaseModel):
 class AuditPage(Answer):
     records: list[AuditRecord]
     next: str | None
+
+
+# ---- the console: charts, look-ups, health, stop-list import ------------------------------------
+
+
+class StopImported(Answer):
+    added: int
+    rejected: int
+    rejections: list[Rejection] = Field(description="Refused lines, each with its line number and reason")
+
+
+class ZoneWindow(Answer):
+    zone: str
+    tasks: int
+    channel: str = Field(description="The channel whose window this is (calls and messages may differ)")
+    open_now: bool
+    opens_at_ms: int | None = Field(description="Epoch ms: the window's opening on the day (null: no window)")
+    closes_at_ms: int | None
+
+
+class Charts(Answer):
+    """Per-minute series of one wave or of every wave of a day (engine clock, epoch ms per minute)."""
+
+    day: str
+    waves: list[str]
+    now_ms: int
+    minutes_ms: list[int]
+    sends: dict[str, list[int]] = Field(description="Channel → attempts sent per minute")
+    finals: dict[str, list[int]] = Field(description="Channel → tasks that ended per minute")
+    rates: dict[str, list[float | None]] = Field(
+        description="Channel → percent answered (calls) or delivered (messages) of the attempts that ended at the "
+                    "peer that minute; null when none did")
+    rate_kinds: dict[str, Literal["answer", "delivery"]]
+    outcomes: dict[str, list[int]] = Field(description="Outcome → attempts that ended with it per minute")
+    windows: list[ZoneWindow] = Field(description="The contact windows of the day, zone by zone and channel")
+
+
+class LookupTask(Answer):
+    wave_id: str
+    day: str
+    task_id: str
+    debtor_id: str
+    phone: str
+    channel: str
+    scenario: str
+    phase: str
+    attempt: int
+    outcome: str
+    final: bool
+    at_ms: int | None
+
+
+class CapUse(Answer):
+    debtor_id: str
+    cap_class: Literal["conversation", "message"]
+    day: int
+    week: int
+    month: int
+    day_limit: int
+    week_limit: int
+    month_limit: int
+
+
+class PhoneStatus(Answer):
+    phone: str
+    status: Literal["active", "stopped", "invalid"]
+    since_ms: int | None
+
+
+class LookupAnswer(Answer):
+    kind: StopKind
+    query: str = Field(description="As looked up (a phone masked unless the role sees phones)")
+    day: str
+    masked: bool = Field(description="Phones are masked for this caller's role")
+    debtors: list[str]
+    phones: list[str]
+    tasks: list[LookupTask]
+    caps: list[CapUse]
+    phone_status: list[PhoneStatus]
+    stoplist: list[StopEntry]
+
+
+class SessionState(Answer):
+    kind: str = Field(description="ami (AMI sessions), smpp (binds), or a messenger gateway's name")
+    target: str
+    up: int
+    configured: int | None
+    state: Literal["up", "degraded", "down"]
+
+
+class Throttled(Answer):
+    kind: str
+    target: str
+    total: int
+
+
+class TargetState(Answer):
+    channel: str
+    target: str
+    healthy: bool
+    in_flight: int
+
+
+class ProcessHealth(Answer):
+    process: str
+    at_ms: int
+    stale: bool = Field(description="No report for a while: the process may be gone")
+    sessions: list[SessionState]
+    throttled: list[Throttled]
+    targets: list[TargetState]
+
+
+class QueueDepth(Answer):
+    wave_id: str
+    state: WaveState
+    channels: dict[str, dict[str, int]] = Field(description="Channel → queued, eligible_now")
+    in_flight: int
+
+
+class EngineHealth(Answer):
+    now_ms: int
+    redis: bool
+    processes: list[ProcessHealth]
+    queues: list[QueueDepth]

@@ -23,7 +23,15 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api import (
+    routes_admin,
+    routes_console,
+    routes_health,
+    routes_results,
+    routes_stoplist,
+    routes_tasks,
+    routes_waves,
+)
 from engine.api.auth import ROLE_PERMS, Perm, Role
 from engine.api.http import Handler
 from engine.api.models import (
@@ -174,9 +182,17 @@ OPERATIONS: tuple[Op, ...] = (
        errors=(400, 403, 404, 409, 413, 415, 429, 507)),
     Op("get", "/api/v1/stoplist", routes_stoplist.list_stoplist, "listStoplist", "stoplist",
        "A page of stop-list entries",
+       "With `q`: the entries whose value contains it (a phone: its digits), up to `limit`, in one answer. "
+       "Phones are masked for roles without the `phones` permission.",
        params=(query("kind", schema_of(StopKind), "default debtor"),
-               query("cursor", {"type": "integer", "minimum": 0}, "From the previous `next`"), page_size(5000)),
+               query("cursor", {"type": "integer", "minimum": 0}, "From the previous `next`"), page_size(5000),
+               query("q", {"type": "string", "maxLength": 128}, "Search: part of a debtor id or of a phone's digits")),
        errors=(400, 403)),
+    Op("post", "/api/v1/stoplist/import", routes_stoplist.import_stoplist, "importStoplist", "stoplist",
+       "Import entries from a CSV",
+       "Lines `kind,value,reason` (a header line of those names may lead; `#` lines are comments). Every good "
+       "line is added; each bad one is answered with its line number and reason. At most 8 MiB.",
+       raw_body={"text/csv": {"type": "string"}}, errors=(403, 413, 415)),
     Op("post", "/api/v1/stoplist", routes_stoplist.add_stop, "addStop", "stoplist",
        "Put a debtor or a phone on the list", body=StopIn, errors=(400, 403, 413, 415),
        links={name: (op, {"kind": "$response.body#/kind", "value": "$response.body#/value"})
@@ -184,7 +200,28 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/v1/stoplist/{kind}/{value}", routes_stoplist.get_stop, "getStop", "stoplist",
        "Look an entry up", params=(STOP_KIND, STOP_VALUE), errors=(400, 403, 404)),
     Op("delete", "/api/v1/stoplist/{kind}/{value}", routes_stoplist.remove_stop, "removeStop", "stoplist",
-       "Take an entry off the list", params=(STOP_KIND, STOP_VALUE), errors=(400, 403, 404)),
+       "Take an entry off the list", "`note` says why (kept in the audit and the stop-list's change stream).",
+       params=(STOP_KIND, STOP_VALUE, query("note", {"type": "string", "maxLength": 200}, "Why it comes off")),
+       errors=(400, 403, 404)),
+    Op("get", "/api/v1/charts", routes_console.charts, "charts", "console",
+       "Per-minute series of a wave or of a day, and the day's windows zone by zone",
+       "Sends and finals per minute per channel, the answer rate of calls and the delivery rate of messages "
+       "(percent of the attempts that ended at the peer that minute), outcomes per minute (engine clock), and "
+       "each zone's contact window on the day. `wave` takes precedence over `day` (default: the engine's today).",
+       params=(query("day", {"type": "string", "format": "date"}, "Every wave of this day"),
+               query("wave", {"type": "string", "minLength": 1, "maxLength": 200}, "One wave")),
+       errors=(400, 403, 404)),
+    Op("get", "/api/v1/lookup", routes_console.lookup_debtor, "lookup", "console",
+       "A debtor or a phone: tasks and last outcomes, caps used, phone status, stop-list entries",
+       "Exactly one of `debtor` and `phone`. Caps used are those of `day`'s day, ISO week and month (default: "
+       "the engine's today). Phones are masked for roles without the `phones` permission.",
+       params=(query("debtor", {"type": "string", "maxLength": 128}, "A debtor id"),
+               query("phone", {"type": "string", "maxLength": 128}, "A phone, in any form"),
+               query("day", {"type": "string", "format": "date"}, "The day the caps are counted for")),
+       errors=(400, 403)),
+    Op("get", "/api/v1/health", routes_console.engine_health, "engineHealth", "console",
+       "The dispatchers' sessions, binds, gateway accounts and throttling; the live waves' queues",
+       "Each `volna run` process reports every 2 s; a report older than 10 s is `stale`."),
     Op("get", "/api/v1/results", routes_results.results_page, "resultsPage", "results",
        "A page of the wave's results stream", params=(WAVE_Q, SINCE, KIND, page_size(10000)), errors=(400, 403, 404)),
     Op("get", "/api/v1/results/stream", routes_results.results_stream, "resultsStream", "results",
@@ -249,8 +286,11 @@ def _operation(op: Op, refs: Mapping[Any, Schema]) -> Schema:
                               "content": {media: {"schema": schema} for media, schema in op.raw_body.items()}}
     responses: Schema = {}
     if op.event_stream:
-        responses["200"] = {"description": "An endless event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+        # Each event as a client parses it: ``data`` is a record's JSON (the operation says which model).
+        event = {"type": "object", "properties": {"id": {"type": "string"}, "event": {"type": "string"},
+                                                  "data": {"type": "string"}, "retry": {"type": "integer"}}}
+        responses["200"] = {"description": "An endless event stream", "content": {"text/event-stream": {
+            "schema": event}}}
     else:
         status, model = answer_of(op.handler)
         ok: Schema = {"description": {200: "OK", 201: "Created"}.get(status, "OK"),
@@ -285,7 +325,8 @@ def document() -> dict[str, Any]:
             "title": "Volna control API", "version": "1",
             "description": "Waves, uploads, the stop-list and the results stream of the Volna campaign engine. "
                            "`Authorization: Bearer <token>`; roles viewer (read), planner (+ create, upload), "
-                           "manager (+ create, control, stop-list), admin (everything, tokens, audit). Errors are "
+                           "manager (+ create, upload, control, stop-list, phones in clear), admin (everything, "
+                           "tokens, audit). Errors are "
                            '`{"error": "..."}`.',
         },
         "servers": [{"url": "/"}],

@@ -38,7 +38,9 @@ import psycopg
 from psycopg import sql
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.archive import purge, rows
 from engine.archive.db import connect, describe, migrate, reason
@@ -52,6 +54,7 @@ from engine.domain.wave import WaveState
 from engine.errors import ArchiveUnavailable
 from engine.metrics.registry import Metrics
 from engine.store import keys
+from engine.store.durable import DurableWait
 from engine.store.keys import WaveKeys
 from engine.store.schema import RECORD_FIELD, Meta
 
@@ -130,6 +133,7 @@ class Archiver:
         self._wave_rows: dict[str, tuple[str, bool, int]] = {}
         self._last_retention = time.monotonic()
         self.cluster = isinstance(redis, RedisCluster)
+        self.durable = None if self.cluster else DurableWait.of(settings.redis)
 
     # ---- life ------------------------------------------------------------------------------
 
@@ -183,6 +187,14 @@ class Archiver:
                     log.warning("archive unavailable (%d in a row): %s", failures, exc)
                 await self.close()
                 await _sleep_or_stop(stop, min(30.0, 0.5 * 2 ** min(failures, 6)))
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis away, or failing over to a replica (Sentinel): nothing was acknowledged
+                # that was not written, so the next round on the new master goes on from there.
+                failures += 1
+                log.warning("Redis unavailable (%d in a row): %s", failures, exc)
+                with contextlib.suppress(Exception):
+                    await self.flush()
+                await _sleep_or_stop(stop, min(5.0, 0.2 * 2 ** min(failures, 5)))
 
     async def drain(self, *, purge_waves: bool = True) -> int:
         """``--once``: archive what is there (with records a dead archiver left pending), mark and
@@ -230,7 +242,7 @@ class Archiver:
         for wave_id in [w for w in self._waves if w not in ids]:
             self._forget(wave_id)
         out = {WaveKeys(w).results: w for w in ids}
-        for side in (keys.STOP_CHANGES, keys.AUDIT):
+        for side in (keys.STOP_CHANGES, keys.AUDIT, keys.INBOUND):
             await self._ensure_group(side)
             out[side] = ""
         return out
@@ -246,6 +258,19 @@ class Archiver:
             for name in streams:
                 answer = await self.redis.xreadgroup(self.group, self.consumer, {name: ">"}, count=batch_size)
                 entries += [(n, i, f) for n, page in answer or [] for i, f in page]
+        elif self.durable is not None:
+            # Archive only records the replicas / the AOF hold: a failover (or a power cut) cannot
+            # then take back a final result the archive already has. XREADGROUP is a write (the
+            # group's pending list), so WAIT on the same connection covers every record it read.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xreadgroup(self.group, self.consumer, dict.fromkeys(streams, ">"), count=batch_size, block=block_ms)
+            pipe.execute_command(*self.durable.command())
+            answer, reply = await pipe.execute()
+            entries = [(n, i, f) for n, page in answer or [] for i, f in page]
+            if entries and not self.durable.met(reply):
+                # Left pending: taken over again after claim_idle_s, if a failover has not erased them.
+                log.warning("%d records not yet on the replicas / in the AOF: archived later", len(entries))
+                return 0
         else:
             answer = await self.redis.xreadgroup(self.group, self.consumer, dict.fromkeys(streams, ">"),
                                                  count=batch_size, block=block_ms)
@@ -267,14 +292,16 @@ class Archiver:
             cursor = "0-0"
             while True:
                 try:
-                    reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
-                                                        start_id=cursor, count=self.settings.archive.batch_size)
+                    reply, durable = await self._autoclaim(name, idle_s, cursor)
                 except ResponseError as exc:
                     if "NOGROUP" in str(exc):
                         break
                     raise
                 cursor, claimed = reply[0], reply[1]
-                taken += [(name, i, f) for i, f in claimed]
+                if durable:
+                    taken += [(name, i, f) for i, f in claimed]
+                elif claimed:
+                    log.warning("%d records to take over not yet on the replicas / in the AOF: later", len(claimed))
                 if cursor in ("0-0", b"0-0"):
                     break
         if taken:
@@ -282,6 +309,20 @@ class Archiver:
             await self.archive(streams, taken)
             await self.flush()
         return len(taken)
+
+    async def _autoclaim(self, name: str, idle_s: float, cursor: str) -> tuple[Any, bool]:
+        """One XAUTOCLAIM page, and whether what it took is durable (WAIT on the same connection:
+        a master cut off and back for a moment must not hand over records a failover forgets)."""
+        count = self.settings.archive.batch_size
+        if self.durable is None:
+            reply = await self.redis.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000),
+                                                start_id=cursor, count=count)
+            return reply, True
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xautoclaim(name, self.group, self.consumer, int(idle_s * 1000), start_id=cursor, count=count)
+        pipe.execute_command(*self.durable.command())
+        reply, waited = await pipe.execute()
+        return reply, self.durable.met(waited)
 
     async def archive(self, streams: dict[str, str], entries: Sequence[tuple[str, str, dict[str, str] | None]]
                       ) -> int:
@@ -304,6 +345,10 @@ class Archiver:
                 batch.tables["stoplist_changes"].append(_stop_row(stream_id, fields or {}))
             elif name == keys.AUDIT:
                 batch.tables["audit"].append(_audit_row(stream_id, fields or {}))
+            elif name == keys.INBOUND:
+                # Callbacks and replies whose wave had left Redis, and those from unknown numbers.
+                if fields is not None:
+                    self._side_inbound(rows.parse_entry("", stream_id, fields, RECORD_FIELD), batch)
             elif fields is not None:  # None: an entry trimmed away meanwhile (acknowledged, nothing to write)
                 entry = rows.parse_entry(wave_id, stream_id, fields, RECORD_FIELD)
                 parsed.append(entry)
@@ -327,6 +372,18 @@ class Archiver:
                 batch.tables["other_records"].append(rows.other_row(entry))
         batch.waves, self._new_waves = self._new_waves, []
         return batch
+
+    @staticmethod
+    def _side_inbound(entry: Entry, batch: Batch) -> None:
+        r = entry.record or {}
+        wave_id = r.get("wave_id")
+        entry = Entry(wave_id if isinstance(wave_id, str) else "", entry.stream_id, entry.record, entry.raw)
+        if rows.destination(entry) is Destination.INBOUND:
+            at = rows.ts(r.get("finished_at"))
+            day = at.date() if at is not None else date.today()
+            batch.tables["inbound"].append(rows.inbound_row(entry, day, str(r.get("campaign_id") or "")))
+        else:
+            batch.tables["other_records"].append(rows.other_row(entry))
 
     async def commit(self, batch: Batch) -> int:
         """One transaction, then the acknowledgement in Redis (only after the commit)."""
@@ -487,7 +544,7 @@ class Archiver:
         them twice); the audit keeps ``redis_hours`` of what is archived, for the API to show."""
         now_real_ms = int(time.time() * 1000)
         keep_ms = int(self.settings.retention.redis_hours * 3600 * 1000)
-        for stream, floor_ms in ((keys.STOP_CHANGES, None), (keys.AUDIT, now_real_ms - keep_ms)):
+        for stream, floor_ms in ((keys.STOP_CHANGES, None), (keys.INBOUND, None), (keys.AUDIT, now_real_ms - keep_ms)):
             boundary = await purge.archived_boundary(self.redis, stream, self.group)
             if boundary is None:
                 continue

@@ -11,7 +11,7 @@ from engine.calendar.clock import make_clock
 from engine.config.settings import Settings
 from engine.context import Context
 from engine.errors import StoreUnavailable
-from engine.store.connection import UNREACHABLE, describe_url, ensure_reachable, make_redis
+from engine.store.connection import UNREACHABLE, describe, ensure_reachable, make_redis
 
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 #: argparse's ``add_subparsers()`` result, to which each command module adds its parser.
@@ -30,7 +30,7 @@ async def with_context(settings: Settings, body: Callable[[Context], Coroutine[A
         try:
             return await body(ctx)
         except UNREACHABLE as exc:  # Redis went away under a one-shot command
-            raise StoreUnavailable(f"Redis at {describe_url(settings.redis.url)} is unavailable: "
+            raise StoreUnavailable(f"Redis at {describe(settings.redis)} is unavailable: "
                                    f"{type(exc).__name__}") from None
     finally:
         await redis.aclose()

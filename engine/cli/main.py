@@ -14,7 +14,21 @@ import sys
 from collections.abc import Callable
 
 from engine.argparsing import Parser, refusal
-from engine.cli import archive, erase, load, recordings, report, results, retention, run, scenarios, stoplist, wave
+from engine.cli import (
+    archive,
+    erase,
+    load,
+    phones,
+    plan,
+    recordings,
+    report,
+    results,
+    retention,
+    run,
+    scenarios,
+    stoplist,
+    wave,
+)
 from engine.cli import config as config_cmd
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
@@ -22,8 +36,8 @@ from engine.errors import VolnaError
 from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
-COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report,
-            config_cmd)
+COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report, plan,
+            phones, config_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

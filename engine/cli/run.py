@@ -36,6 +36,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     async def body(ctx: Context) -> int:
+        use_archive_directory(ctx, settings)
         runner = Runner(ctx, connectors)
         metrics_port = args.metrics_port
         if metrics_port is not None:
@@ -51,6 +52,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if runner.failed else 0
 
     return await with_context(settings, body, wait_for_redis=stop)
+
+
+def use_archive_directory(ctx: Context, settings: Settings) -> None:
+    """Callbacks from numbers Redis no longer holds are looked up in the archive, when there is one."""
+    if settings.archive.dsn and settings.retention.phone_hash_key_file is not None:
+        from engine.archive.directory import ArchiveDirectory
+
+        ctx.directory.fallback = ArchiveDirectory(settings)
 
 
 def channels_arg(value: str) -> list[Channel]:

@@ -64,6 +64,70 @@ class RedisSettings(_Section):
     correlation_ttl_s: int = Field(default=3 * 86400, ge=60)
     #: Redis Cluster instead of a single server.
     cluster: bool = False
+    #: The Redis password (``requirepass``; with Sentinel, the master's and its replicas'), read
+    #: from this file; a password in ``url`` works too but then the config file must not be world-readable.
+    password_file: Path | None = None
+    #: Redis Sentinel instead of a fixed server: the sentinels' ``host:port`` (three or more, on
+    #: separate machines). Every process asks them for the master and follows a failover; ``url``
+    #: then gives only the database number (and TLS with ``rediss://``).
+    sentinels: list[str] = Field(default_factory=list)
+    #: The master's name in the sentinels' configuration (``sentinel monitor <name> …``).
+    sentinel_master: str = Field(default="volna", pattern=r"^[A-Za-z0-9._\-]{1,64}$")
+    #: The sentinels' own password (``requirepass`` in sentinel.conf), read from this file.
+    sentinel_password_file: Path | None = None
+    #: The durable point of no return: after ``begin_send`` and before the wire, wait until this
+    #: many replicas hold the mark (``WAIT``), once per batch. 0: off. A batch whose wait times
+    #: out is not sent; it goes back to the queue.
+    durable_replicas: int = Field(default=0, ge=0, le=16)
+    #: Also wait until the master's AOF holds the mark on disk (``WAITAOF 1 …``, Redis ≥ 7.2 with
+    #: ``appendonly yes``), so a power cut under ``appendfsync everysec`` cannot resend it either.
+    durable_aof: bool = False
+    #: How long that wait may take before the batch goes back to the queue unsent.
+    durable_timeout_s: float = Field(default=1.0, gt=0, le=5)
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sentinel_address(address)
+        return value
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> RedisSettings:
+        if self.sentinels and self.cluster:
+            raise ValueError("sentinels and cluster exclude each other (a Redis Cluster fails over by itself)")
+        if self.cluster and self.durable:
+            raise ValueError("durable_replicas and durable_aof are not supported on a Redis Cluster yet "
+                             "(WAIT reaches one node, a wave's batch may not)")
+        return self
+
+    @property
+    def durable(self) -> bool:
+        return self.durable_replicas > 0 or self.durable_aof
+
+    def password(self) -> str | None:
+        return _read_secret(self.password_file, "redis.password_file")
+
+    def sentinel_password(self) -> str | None:
+        return _read_secret(self.sentinel_password_file, "redis.sentinel_password_file")
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) → (host, port); ValueError naming the address otherwise."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sentinel address {address!r} is not host:port")
+    return host, int(port)
+
+
+def _read_secret(path: Path | None, key: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror})") from None
 
 
 class WindowSpec(_Section):
@@ -274,6 +338,53 @@ class RetentionSettings(_Section):
         return key
 
 
+class PhoneSettings(_Section):
+    """The life of a phone number (docs/inbound.md): the directory of debtors' phones, and when a
+    number stops being called."""
+
+    #: ``invalid_number`` outcomes from distinct attempts, counted per cause family (SIP/Q.850,
+    #: SMPP, messenger gateway), that deactivate a number; congestion never counts.
+    invalid_strikes: int = Field(default=2, ge=1, le=100)
+    #: A deactivation expires after this many days (Russian operators reissue numbers).
+    deactivation_days: int = Field(default=180, ge=1)
+    #: Strikes older than this are forgotten (a transient 404 in March says nothing in June).
+    strike_window_days: int = Field(default=30, ge=1)
+    #: The directory's hot set in Redis: a phone stays this long after its last task or contact
+    #: (PostgreSQL answers for older ones when the archive is configured).
+    directory_days: int = Field(default=90, ge=1)
+
+
+#: Opt-out words by language (matched as whole words ignoring case, spacing and punctuation;
+#: ``ё`` = ``е``; a word ending in ``*`` matches the words it begins).
+DEFAULT_OPT_OUT = {
+    "ru": ["стоп", "отписаться", "отписка", "не звоните", "не звонить", "не пишите", "не беспокоить"],
+    "en": ["stop", "unsubscribe", "stop all", "opt out"],
+}
+#: Replies that name a representative (230-FZ art. 8: contact only through the representative).
+DEFAULT_REPRESENTATIVE = {
+    "ru": ["представител*", "адвокат*", "юрист*"],
+    "en": ["representative*", "lawyer*", "attorney*"],
+}
+
+
+class InboundSettings(_Section):
+    """Callbacks and replies (docs/inbound.md)."""
+
+    #: Per language, the replies that put the debtor on the stop-list with reason ``refused``.
+    opt_out_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_OPT_OUT.items()})
+    #: Per language, the replies that put the debtor on the stop-list with reason ``representative``.
+    representative_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_REPRESENTATIVE.items()})
+    #: An inbound call's or message's id is remembered this long, so every dispatcher that sees it
+    #: (every AMI session, a resent webhook, an MO the SMSC delivers again) records it once.
+    dedupe_ttl_s: int = Field(default=7 * 86400, ge=60)
+    #: Parts of a concatenated MO wait this long for the rest (on any bind, in any process).
+    concat_ttl_s: int = Field(default=600, ge=10)
+    #: Characters of a reply's text kept in the record (the rest is cut).
+    max_text_chars: int = Field(default=2000, ge=16)
+
+
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -319,6 +430,8 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = ArchiveSettings()
     recordings: RecordingSettings = RecordingSettings()
     retention: RetentionSettings = RetentionSettings()
+    phones: PhoneSettings = PhoneSettings()
+    inbound: InboundSettings = InboundSettings()
     #: The folder of scenario files (`*.yaml`), relative to the working directory.
     scenarios_dir: Path = Path("scenarios")
     #: Engine clock spec (``start_ms:speed:epoch_real_ms``); empty = the system clock.

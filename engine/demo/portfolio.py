@@ -73,3 +73,22 @@ def task_line(debtor: Debtor, *, task_id: str, channel: str, scenario: str, casc
     if cascade:
         obj["cascade"] = cascade
     return json.dumps(obj, ensure_ascii=False)
+
+
+def portfolio_line(debtor: Debtor, rnd: random.Random) -> dict[str, Any]:
+    """The debtor as a planner's portfolio line: one to three phones (the first as in
+    :func:`debtors`, a second one for a third of them), days overdue weighted to the first months."""
+    phones = [debtor.phone]
+    if rnd.random() < 0.33:
+        phones.append(f"+79{rnd.randrange(10, 99)}{rnd.randrange(10**7):07d}")
+    days = int(min(rnd.expovariate(1 / 75) + 30, 400))
+    return {"debtor_id": debtor.debtor_id, "phones": phones, "region": debtor.region, "creditor": debtor.creditor,
+            "account": debtor.account, "amount": debtor.amount, "days_overdue": days, "address": debtor.address,
+            "vars": {"pay_url": f"https://pay.example/{debtor.account}"}}
+
+
+def portfolio(n: int, seed: int = 1, wrong_share: float = 0.05) -> Iterator[dict[str, Any]]:
+    """A portfolio of ``n`` debtors (:func:`debtors`), as JSON-ready lines."""
+    rnd = random.Random(seed * 7919 + 1)
+    for debtor in debtors(n, seed, wrong_share):
+        yield portfolio_line(debtor, rnd)

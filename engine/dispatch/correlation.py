@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.context import Context
 from engine.dispatch.finisher import Finisher
-from engine.dispatch.inbound import record_inbound
+from engine.dispatch.inbound import Inbound
 from engine.dispatch.job import Job
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Outcome
@@ -33,15 +33,19 @@ log = logging.getLogger(__name__)
 AcceptItem = tuple[str, int, str, int, int, dict[str, Any]]
 
 _UNKNOWN_RETRY_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+#: Late events (receipts, webhooks) wait this long to share their look-ups: they arrive one per
+#: loop tick, each alone in its round trip without it, and nobody waits on them to the millisecond.
+_LATE_LINGER_S = 0.005
 
 
 class Correlation:
     def __init__(self, ctx: Context, finisher: Finisher) -> None:
         self.ctx = ctx
         self.finisher = finisher
+        self.inbound = Inbound(ctx)
         self.ttl_s = ctx.settings.redis.correlation_ttl_s
-        self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget)
-        self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks)
+        self._lookup: MicroBatcher[str, str, str | None] = MicroBatcher(self._mget, linger_s=_LATE_LINGER_S)
+        self._tasks: MicroBatcher[str, str, str | None] = MicroBatcher(self._hmget_tasks, linger_s=_LATE_LINGER_S)
         self._accept: MicroBatcher[str, AcceptItem, bool] = MicroBatcher(self._run_accept)
         self._register: MicroBatcher[str, tuple[str, str], bool] = MicroBatcher(self._run_register)
         self._parts: MicroBatcher[str, PartItem, tuple[bool, str]] = MicroBatcher(self._run_parts)
@@ -118,7 +122,7 @@ class Correlation:
         """Record an event or raise: the webhook endpoints answer 503 then, so the provider resends."""
         self.ctx.metrics.late_event(event.channel)
         if isinstance(event, InboundEvent):
-            await record_inbound(self.ctx, event)
+            await self.inbound.record(event)
         else:
             await self._late(event)
 

@@ -24,6 +24,7 @@ from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import ENGINE_OUTCOMES, FATE_UNKNOWN, Channel, Outcome
 from engine.domain.rules import next_attempt
 from engine.gates.caps import AttemptReservations
+from engine.gates.deactivation import strike_family
 from engine.intake.loader import add_followup_task
 from engine.store.schema import Guard
 from engine.store.wavestore import Finalized, FinalizeItem, eligible_score
@@ -105,17 +106,26 @@ class Finisher:
             log.debug("attempt ended", extra={"wave": task.wave_id, "task": task.task_id, "attempt": attempt.number,
                                               "channel": attempt.channel, "outcome": outcome.value,
                                               "final": nxt is None, "provider_code": provider_code})
-        await self._after(task, attempt, outcome, result, actions, day)
+        await self._after(task, attempt, outcome, result, actions, day, provider_code)
         return True
 
     async def _after(self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
-                     actions: tuple[str, ...], day: date) -> None:
+                     actions: tuple[str, ...], day: date, provider_code: str | None) -> None:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         if result.release_target and result.held_slot:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
-        if outcome is Outcome.INVALID_NUMBER:
-            await ctx.stoplist.deactivate_phone(task.phone, now_ms=now, detail=f"{task.wave_id}:{task.task_id}")
+        if outcome not in _FINAL_ALWAYS or outcome is Outcome.UNKNOWN:
+            # It reached the wire: the phone's last contact, for a callback hours or weeks later.
+            campaign_id, _ = await ctx.wave_day(task.wave_id)
+            await ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
+                                          attempt.channel.value)
+        family = strike_family(attempt.channel, outcome, provider_code)
+        if family is not None:
+            gone = await ctx.deactivations.strike(task.phone, family, attempt.key, now,
+                                                  detail=f"{task.wave_id}:{task.task_id}:{provider_code or ''}")
+            if gone is not None:
+                ctx.metrics.phone_deactivated(family)
         for action in actions:
             await self._action(task, attempt, action, day)
 

@@ -42,7 +42,7 @@ class Gatekeeper:
             decide.window(eligibility(j.task, self.channel, day, now, ctx.windows)) for j in jobs])
         if not jobs:
             return jobs
-        verdicts = await ctx.stoplist.check([j.task.debtor_id for j in jobs], [j.task.phone for j in jobs])
+        verdicts = await ctx.stoplist.check([j.task.debtor_id for j in jobs], [j.task.phone for j in jobs], now)
         jobs = await self._apply(wave_id, jobs, [decide.stoplist(v) for v in verdicts])
         decisions: list[decide.Decision] = []
         for job in jobs:

@@ -182,7 +182,9 @@ class ChannelLoop:
                 await self.inflight.requeue(wave_id, pending, at)
                 return
             granted = len(pending)
-            if limits is not None:
+            slots = limits is not None and limits.max_concurrent is not None
+            if slots:
+                assert limits is not None
                 def unwanted() -> bool:
                     return not (self._claiming and self.states.is_running(wave_id))
 
@@ -198,7 +200,7 @@ class ChannelLoop:
                     continue
             chunk, pending = pending[:granted], pending[granted:]
             for job in chunk:
-                job.slot = limits is not None
+                job.slot = slots
                 job.move(Transition.PACE)
             await self._rate_and_send(wave_id, limits, chunk)
 

@@ -20,8 +20,10 @@ from engine.dispatch.finisher import Finisher
 from engine.dispatch.lifecycle import Lifecycle
 from engine.dispatch.loop import ChannelLoop
 from engine.dispatch.recovery import Recovery
+from engine.metrics.health import HealthReporter
 from engine.metrics.refresh import Refresher
 from engine.port import Connector
+from engine.store.durable import DurableWait, check_support
 from engine.waves.live import WaveStates
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class Runner:
         self.failed = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        wait = DurableWait.of(self.ctx.settings.redis)
+        if wait is not None and wait.aof:
+            check_support(wait, await self.ctx.redis.info())
         async with AsyncExitStack() as stack:
             for connector in self.connectors:
                 connector.bind_events(self.correlation.on_event)
@@ -58,6 +63,9 @@ class Runner:
             await stack.enter_async_context(Refresher(self.ctx.metrics, self.ctx.redis, self.ctx.clock,
                                                       self.ctx.windows,
                                                       archive_group=self.ctx.settings.archive.group))
+            # The console's health page reads this process's sessions, binds and throttling from Redis.
+            await stack.enter_async_context(HealthReporter(self.ctx.metrics, self.ctx.redis, self.ctx.clock,
+                                                           self.ctx.owner))
             tasks = [asyncio.create_task(loop.run(), name=f"loop-{loop.channel}") for loop in self.loops]
             interval = max(self.ctx.settings.dispatcher.lease_s / 3, 0.2)
             recovery = asyncio.create_task(self.recovery.run(interval), name="recovery")

@@ -31,6 +31,7 @@ from engine.domain.phones import mask
 from engine.domain.wave import WaveState
 from engine.gates.pacing import Limits
 from engine.port import Accepted, Connector, Final, Retry
+from engine.store.durable import DurableWait
 from engine.store.schema import Guard
 from engine.waves.live import WaveStates
 
@@ -64,6 +65,8 @@ class Sender:
         self.lease_s = ctx.settings.dispatcher.lease_s
         #: False once the process is stopping: what has not begun goes back to the queue.
         self.accepting = True
+        #: The durable point of no return (docs/failover.md), or None.
+        self.durable = DurableWait.of(ctx.settings.redis)
 
     # ---- the point of no return -----------------------------------------------------------------
 
@@ -82,16 +85,25 @@ class Sender:
                                          for j in closed])
         if not jobs:
             return
-        state, flags = await ctx.waves.store(wave_id).begin_send(
-            now, ctx.owner, now + engine_ms(ctx.clock, self.lease_s),
-            [(j.task.task_id, j.attempt.number, j.generation, j.target) for j in jobs],
-        )
+        store = ctx.waves.store(wave_id)
+        lease_until = now + engine_ms(ctx.clock, self.lease_s)
+        items = [(j.task.task_id, j.attempt.number, j.generation, j.target) for j in jobs]
+        durable = True
+        if self.durable is None:
+            state, flags = await store.begin_send(now, ctx.owner, lease_until, items)
+        else:
+            state, flags, durable = await store.begin_send_durably(ctx.redis, self.durable, now, ctx.owner,
+                                                                   lease_until, items)
         if state is not WaveState.RUNNING:
             await self.not_running(wave_id, jobs, state)
             return
         lost = []
+        unsent = []
         for job, ok in zip(jobs, flags, strict=True):
-            if ok:
+            if ok and not durable:
+                job.move(Transition.BEGIN)
+                unsent.append(job)
+            elif ok:
                 job.move(Transition.BEGIN)
                 self.inflight.spawn(self.send(job, limits), job)
             else:
@@ -102,6 +114,13 @@ class Sender:
             await self.lifecycle.release_slots(lost)
             for job in lost:
                 self.inflight.done(job)
+        if unsent:
+            # The marks did not reach the replicas / the AOF in time (a failover under way, a replica
+            # lagging): a failover now could forget them, so nothing of this batch goes out.
+            ctx.metrics.error("durable_wait")
+            log.warning("point of no return not durable within %.1f s: %d attempt(s) of wave %s back to the queue",
+                        ctx.settings.redis.durable_timeout_s, len(unsent), wave_id)
+            await self.inflight.requeue(wave_id, unsent, now + engine_ms(ctx.clock, 1.0), unsent=True)
 
     async def not_running(self, wave_id: str, jobs: list[Job], state: WaveState | None) -> None:
         """The wave was paused or stopped between claim and send: nothing of these goes out."""

@@ -38,6 +38,8 @@ class Outcome(StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     # debtor-initiated
     INBOUND_CALL = "inbound_call"
+    #: An MO SMS or a messenger message from the debtor (its text in the record's data).
+    INBOUND_MESSAGE = "inbound_message"
     # engine
     SKIPPED_STOPLIST = "skipped_stoplist"
     SKIPPED_CAP = "skipped_cap"

@@ -63,7 +63,8 @@ return k
 @dataclass(frozen=True, slots=True)
 class Limits:
     rate_per_s: float
-    max_concurrent: int
+    #: ``None``: no concurrency slots (the connector bounds what it holds).
+    max_concurrent: int | None
 
 
 #: With no slot free, ask Redis again this often (other processes' releases are not seen here).
@@ -140,6 +141,7 @@ class Pacer:
         async def ask(some: list[str]) -> int:
             return await self.acquire_slots(target, limits, some, hold_s)
 
+        assert limits.max_concurrent is not None
         return await queue.acquire(ask, limits.max_concurrent, members, give_up)
 
     async def acquire_slots(

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from engine.domain.outcomes import Outcome
 from engine.domain.phones import mask, normalize, phone_hash
 from engine.errors import IntakeError, VolnaError
+from engine.gates.deactivation import entry_json, still_active
 from engine.store import keys
 
 
@@ -106,14 +107,15 @@ class StopList:
         await pipe.execute()
         return entry
 
-    async def remove(self, kind: str, value: str, *, now_ms: int = 0, by: str = "cli") -> bool:
+    async def remove(self, kind: str, value: str, *, now_ms: int = 0, by: str = "cli", reason: str = "") -> bool:
+        """``reason``: why it comes off (free text, kept in the change stream)."""
         value = self._value(kind, value)
         removed = bool(await self.redis.hdel(self._key(kind), value))
         if kind == "phone" and self.phone_key:
             removed = bool(await self.redis.hdel(keys.PHONE_HASHES, self.hashed(value))) or removed
         if removed:
             pipe = self.redis.pipeline(transaction=False)
-            await self._log(pipe, self._change("remove", kind, value, "", now_ms, by))
+            await self._log(pipe, self._change("remove", kind, value, reason, now_ms, by))
             await pipe.execute()
         return removed
 
@@ -154,11 +156,15 @@ class StopList:
         await pipe.execute()
         return added, errors
 
-    async def deactivate_phone(self, phone: str, *, now_ms: int, detail: str = "") -> None:
-        await self.redis.hset(keys.INVALID_PHONES, phone, json.dumps({"at": now_ms, "detail": detail}))
+    async def deactivate_phone(self, phone: str, *, now_ms: int, detail: str = "", until_ms: int | None = None
+                               ) -> None:
+        """Deactivates at once (an operator's or a test's decision); the engine's own path counts
+        strikes first (:mod:`engine.gates.deactivation`)."""
+        await self.redis.hset(keys.INVALID_PHONES, phone, entry_json(now_ms, until_ms, detail=detail))
 
-    async def check(self, debtors: list[str], phones: list[str]) -> list[Outcome | None]:
-        """One round trip for a batch: the skip outcome per task, or None to go on."""
+    async def check(self, debtors: list[str], phones: list[str], now_ms: int | None = None) -> list[Outcome | None]:
+        """One round trip for a batch: the skip outcome per task, or None to go on. ``now_ms``: a
+        deactivation past its time no longer stops the phone (None: every one does)."""
         if not debtors:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -175,7 +181,7 @@ class StopList:
             hashed_kind = json.loads(h).get("kind") if h is not None else None
             if d is not None or p is not None or hashed_kind == "stop":
                 out.append(Outcome.SKIPPED_STOPLIST)
-            elif inv is not None or hashed_kind == "invalid":
+            elif still_active(inv, now_ms) or hashed_kind == "invalid":
                 out.append(Outcome.SKIPPED_PHONE_INVALID)
             else:
                 out.append(None)

@@ -95,17 +95,19 @@ class _Decoder:
 class _CsvRows:
     """CSV lines to dicts, once the header named the columns (and showed the separator)."""
 
-    def __init__(self, delimiter: str) -> None:
+    def __init__(self, delimiter: str, key_column: str = "task_id") -> None:
         self.delimiter = delimiter
         self.header: list[str] | None = None
+        #: The column every file of this kind has (the planner's portfolio: ``debtor_id``).
+        self.key_column = key_column
 
     def parse(self, line: str) -> dict[str, Any] | None:
         if self.header is None:
             if self.delimiter == "auto":
                 self.delimiter = _sniff(line)
             self.header = [h.strip() for h in self._row(line)]
-            if "task_id" not in self.header:
-                raise IntakeError("CSV header has no task_id column"
+            if self.key_column not in self.header:
+                raise IntakeError(f"CSV header has no {self.key_column} column"
                                   + ("" if len(self.header) > 1 else f" (separated by {self.delimiter!r}?)"))
             return None
         row = self._row(line)
@@ -119,7 +121,7 @@ class _CsvRows:
                 variables[name[4:]] = value
             elif value == "":
                 continue
-            elif name == "cascade":
+            elif name in ("cascade", "phones"):
                 obj[name] = [c for c in value.split("|") if c]
             else:
                 obj[name] = value
@@ -149,10 +151,10 @@ def _sniff(header: str) -> str:
 class TaskLines:
     """One file's lines into task dicts (None for a blank line or the CSV header)."""
 
-    def __init__(self, fmt: FileFormat) -> None:
+    def __init__(self, fmt: FileFormat, *, key_column: str = "task_id") -> None:
         self.format = fmt
         self._decoder = _Decoder(fmt.encoding)
-        self._csv = _CsvRows(fmt.delimiter) if fmt.kind == "csv" else None
+        self._csv = _CsvRows(fmt.delimiter, key_column) if fmt.kind == "csv" else None
 
     @property
     def header_seen(self) -> bool:

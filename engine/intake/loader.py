@@ -109,11 +109,11 @@ class Intake:
                 batch_line = line_no
             batch.append(row)
             if len(batch) >= BATCH:
-                await self._flush(wave_id, batch, report, batch_line)
+                await self._flush(wave_id, batch, report, batch_line, info.campaign_id)
                 batch = []
                 seen.clear()
         if batch:
-            await self._flush(wave_id, batch, report, batch_line)
+            await self._flush(wave_id, batch, report, batch_line, info.campaign_id)
         return report
 
     @staticmethod
@@ -136,7 +136,8 @@ class Intake:
         check_task(task, self.ctx.scenarios)
         return task_row(self.ctx, task, day)
 
-    async def _flush(self, wave_id: str, batch: list[TaskRow], report: IntakeReport, first_line: int) -> None:
+    async def _flush(self, wave_id: str, batch: list[TaskRow], report: IntakeReport, first_line: int,
+                     campaign: str) -> None:
         try:
             flags = await self.ctx.waves.store(wave_id).add_tasks(self.ctx.clock.now_ms(), batch)
         except OutOfMemoryError:
@@ -145,6 +146,10 @@ class Intake:
                             f"line {first_line}, nothing from there on was written; load the file again "
                             "once Redis has room (what was loaded is not doubled)") from None
         added = sum(flags)
+        # The directory outlives the wave: a callback weeks later still finds the debtor.
+        await self.ctx.directory.add_loaded(
+            [(row[6], row[7], wave_id, campaign) for row, flag in zip(batch, flags, strict=True) if flag],
+            self.ctx.clock.now_ms())
         report.accepted += added
         report.duplicates += len(flags) - added
 

@@ -190,7 +190,8 @@ class Refresher:
             in_use = _int(replies[base + k])
             g.add("volna_target_slots_in_use", "Concurrency slots taken on a target by all processes",
                   labels, in_use)
-            g.add("volna_target_max_concurrent", "A target's concurrency limit", labels, spec.max_concurrent)
+            if spec.max_concurrent is not None:  # None: the connector bounds it (an SMPP bind's window)
+                g.add("volna_target_max_concurrent", "A target's concurrency limit", labels, spec.max_concurrent)
             g.add("volna_target_rate_limit_per_second", "A target's configured rate", labels, spec.rate_per_s)
             if channel == "ivr":
                 g.add("volna_active_calls", "Calls up on an Asterisk trunk (its held slots)", {"target": name},

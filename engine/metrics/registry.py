@@ -50,7 +50,7 @@ log = logging.getLogger("engine.metrics.registry")
 
 #: Error kinds counted in ``volna_errors_total`` (initialised at 0 so rates exist from the start).
 ERROR_KINDS = ("batch", "send", "late_event", "unknown_correlation", "lease_renewal", "recovery",
-               "metrics_refresh", "webhook_sink")
+               "metrics_refresh", "webhook_sink", "durable_wait")
 #: Attempts remembered between acceptance and their final event, for accepted→final latency.
 ACCEPTED_MEMORY = 50_000
 #: Phases of an attempt held by a dispatcher loop (``engine.dispatch.job.Job.phase``).
@@ -82,6 +82,10 @@ class LoopView(Protocol):
 class Metrics:
     def __init__(self, *, refresh_s: float = 5.0, process: bool = True) -> None:
         self.refresh_s = refresh_s
+        #: The connectors' sessions and throttling as plain values, for the console's health report
+        #: (engine.metrics.health): (kind, target) → (up, configured), and → throttled so far.
+        self.sessions: dict[tuple[str, str], tuple[int, int | None]] = {}
+        self.throttles: dict[tuple[str, str], int] = {}
         r = self.registry = CollectorRegistry()
         if process:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
@@ -166,6 +170,21 @@ class Metrics:
         self.operator_offers = Counter("volna_operator_offers", "Calls placed with 'press 1 for an operator' "
                                        "allowed (offered) or not, and why not (cap_full, no_free_agent, "
                                        "enough_offers)", ["queue", "decision"], registry=r)
+        # Callbacks, replies and phones (engine.dispatch.inbound, engine.gates.deactivation).
+        self.inbound_total = Counter("volna_inbound", "Inbound calls and messages recorded, by channel, kind "
+                                     "(call, message) and result (debtor, unknown: a number the directory "
+                                     "does not know)", ["channel", "kind", "result"], registry=r)
+        self.inbound_keywords = Counter("volna_inbound_keywords", "Replies that put the debtor on the stop-list, "
+                                        "by channel and decision (the stop-list reason: refused, representative)",
+                                        ["channel", "decision"],
+                                        registry=r)
+        self.phones_deactivated = Counter("volna_phones_deactivated", "Phones deactivated after "
+                                          "phones.invalid_strikes invalid_number strikes, by cause family "
+                                          "(kind: q850, smpp, gateway:<channel>)", ["kind"], registry=r)
+        for inbound_ch in map(str, CHANNEL_ORDER):
+            for inbound_kind in ("call", "message"):
+                for found in ("debtor", "unknown"):
+                    self.inbound_total.labels(inbound_ch, inbound_kind, found)
         self.info = Gauge("volna_build_info", "Always 1; the engine's version", ["version"], registry=r)
         self.info.labels(_version()).set(1)
         # Series start at 0: a counter first seen after it rose would hide that rise from rate().
@@ -242,6 +261,15 @@ class Metrics:
     def late_event(self, channel: str, result: str = "received") -> None:
         self.late_events.inc((str(channel), result))
 
+    def inbound(self, channel: str, kind: str, match: str) -> None:
+        self._child(self.inbound_total, str(channel), kind, match).inc()
+
+    def inbound_keyword(self, reason: str, channel: str) -> None:
+        self._child(self.inbound_keywords, str(channel), reason).inc()
+
+    def phone_deactivated(self, family: str) -> None:
+        self._child(self.phones_deactivated, family).inc()
+
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()
 
@@ -249,11 +277,14 @@ class Metrics:
 
     def set_connections(self, kind: str, target: str, up: int, configured: int | None = None) -> None:
         self.connections_up.labels(kind, target).set(up)
+        known = self.sessions.get((kind, target))
+        self.sessions[(kind, target)] = (up, configured if configured is not None else known[1] if known else None)
         if configured is not None:
             self.connections_configured.labels(kind, target).set(configured)
 
     def throttled(self, kind: str, target: str, n: int = 1) -> None:
         self.throttled_total.labels(kind, target).inc(n)
+        self.throttles[(kind, target)] = self.throttles.get((kind, target), 0) + n
 
     def event(self, kind: str, target: str, event: str, n: int = 1) -> None:
         self.connector_events.inc((kind, target, event), n)
@@ -307,6 +338,11 @@ class Metrics:
     def handler(self) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The aiohttp handler of ``GET /metrics`` (``make_app(ctx, metrics=ctx.metrics.handler())``)."""
         return metrics_handler(self.registry)
+
+    @property
+    def loops(self) -> list[LoopView]:
+        """The dispatcher loops this process watches (empty outside ``volna run``)."""
+        return self._loops
 
     def watch(self, loops: Sequence[LoopView]) -> None:
         """Report in-flight attempts, loops and targets of these dispatcher loops."""

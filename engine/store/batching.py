@@ -21,11 +21,17 @@ R = TypeVar("R")
 class MicroBatcher(Generic[K, I, R]):
     """At most one batch in flight per key: what is submitted while a key's batch runs waits for
     it and goes as the next batch. Idle, a call goes at the next loop tick (no added latency);
-    under load the batches grow to what arrives during one round trip, by themselves."""
+    under load the batches grow to what arrives during one round trip, by themselves.
 
-    def __init__(self, run: Callable[[K, list[I]], Awaitable[list[R]]], max_batch: int = 500) -> None:
+    ``linger_s``: an idle key waits this long for company instead of going at the next tick. For
+    work nobody waits on to the millisecond (receipts come 200 ms or more after their submit, one
+    per loop tick, so without it each went alone: one MGET per receipt at 2 500 receipts/s)."""
+
+    def __init__(self, run: Callable[[K, list[I]], Awaitable[list[R]]], max_batch: int = 500,
+                 linger_s: float = 0.0) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._pending: dict[K, list[tuple[I, asyncio.Future[R]]]] = {}
         self._busy: set[K] = set()
         self._scheduled = False
@@ -37,7 +43,10 @@ class MicroBatcher(Generic[K, I, R]):
         self._pending.setdefault(key, []).append((item, fut))
         if key not in self._busy and not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            if self._linger_s > 0:
+                loop.call_later(self._linger_s, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return fut
 
     async def call(self, key: K, item: I) -> R:
@@ -81,8 +90,8 @@ class MicroBatcher(Generic[K, I, R]):
     async def drain(self) -> None:
         """Wait until everything submitted so far has been written."""
         while self._pending or self._tasks or self._scheduled:
-            if self._pending and not self._scheduled:
-                self._flush()
+            if self._pending and (not self._scheduled or self._linger_s > 0):
+                self._flush()  # a draining caller does not linger
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
             else:

@@ -1,4 +1,5 @@
-"""The Redis client of a process, from settings (a single server or a Redis Cluster)."""
+"""The Redis client of a process, from settings: a single server, a Redis Cluster, or the master
+a set of Redis Sentinels names (followed through a failover: docs/failover.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.backoff import Backoff
-from engine.config.settings import RedisSettings
+from engine.config.settings import RedisSettings, sentinel_address
 from engine.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,17 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException)
 MAX_CONNECTIONS = 64
 
 
+class SentinelRedis(Redis):
+    """The master's client; closing it closes the clients of the sentinels it asks too."""
+
+    sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
+
+
 def make_redis(settings: RedisSettings, **kwargs: Any) -> Redis:
     """A decode-responses client; every call has a socket timeout (STYLE: every await has one)."""
     opts: dict[str, Any] = {
@@ -36,14 +49,48 @@ def make_redis(settings: RedisSettings, **kwargs: Any) -> Redis:
         "socket_connect_timeout": 5.0,
         **kwargs,
     }
+    password = settings.password()
+    if password is not None:
+        opts["password"] = password
     if settings.cluster:
         # redis-py's cluster client has no blocking pool: a generous per-node limit instead.
         return RedisCluster.from_url(settings.url, max_connections=1024, **opts)
+    if settings.sentinels:
+        return _sentinel_master(settings, opts)
     pool = BlockingConnectionPool.from_url(
         settings.url, max_connections=MAX_CONNECTIONS, timeout=20, health_check_interval=30, **opts
     )
     # from_pool: the client owns the pool, so aclose() disconnects every connection.
     return Redis.from_pool(pool)
+
+
+def _sentinel_master(settings: RedisSettings, opts: dict[str, Any]) -> Redis:
+    """A client of the master the sentinels name: each new connection asks them where it is, and a
+    connection to a master that was demoted (READONLY) is dropped, so the next command reaches the
+    new one. Lua scripts are loaded again on the new master by redis-py (EVALSHA, NOSCRIPT, LOAD)."""
+    parts = urlsplit(settings.url)
+    db = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
+    sentinel_opts: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0,
+                                     "decode_responses": True}
+    sentinel_password = settings.sentinel_password()
+    if sentinel_password is not None:
+        sentinel_opts["password"] = sentinel_password
+    if parts.scheme == "rediss":
+        opts["ssl"] = True
+        sentinel_opts["ssl"] = True
+    sentinel = Sentinel([sentinel_address(a) for a in settings.sentinels], sentinel_kwargs=sentinel_opts,
+                        db=db, health_check_interval=30, **opts)
+    client = sentinel.master_for(settings.sentinel_master, redis_class=SentinelRedis,
+                                 max_connections=1024)
+    client.sentinel = sentinel
+    return client
+
+
+def describe(settings: RedisSettings) -> str:
+    """Where the settings point, without secrets: for messages and logs."""
+    if settings.sentinels:
+        return f"master {settings.sentinel_master!r} of sentinels {','.join(settings.sentinels)}"
+    return describe_url(settings.url)
 
 
 def describe_url(url: str) -> str:
@@ -72,7 +119,7 @@ async def ensure_reachable(redis: Redis, settings: RedisSettings, *, wait: async
             await asyncio.wait_for(redis.ping(), 5.0)
             return True
         except (*UNREACHABLE, OSError) as exc:
-            where = describe_url(settings.url)
+            where = describe(settings)
             if wait is None:
                 raise StoreUnavailable(f"Redis at {where} is unavailable: {type(exc).__name__}") from None
             delay_s = backoff.delay_s(failures)

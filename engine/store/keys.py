@@ -30,7 +30,8 @@ CAMPAIGNS = f"{PREFIX}:campaigns"
 #: Stop-list: debtor id → JSON {reason, at, by}; phone (E.164) → JSON.
 STOP_DEBTORS = f"{PREFIX}:stop:debtor"
 STOP_PHONES = f"{PREFIX}:stop:phone"
-#: Phones deactivated after an ``invalid_number`` outcome: phone → JSON.
+#: Phones deactivated after ``phones.invalid_strikes`` ``invalid_number`` outcomes: phone → JSON
+#: {at, until, detail, family, strikes} (engine.gates.deactivation).
 INVALID_PHONES = f"{PREFIX}:phones:invalid"
 #: Stop-list and deactivated phones of erased debtors, by the phone's keyed hash (hex) → JSON
 #: {kind: stop|invalid, reason}: the stop-list still refuses a number nobody keeps in clear.
@@ -39,6 +40,9 @@ PHONE_HASHES = f"{PREFIX}:stop:phonehash"
 STOP_CHANGES = f"{PREFIX}:stop:changes"
 #: Audit stream of state-changing calls (who, what, when, from where).
 AUDIT = f"{PREFIX}:audit"
+#: Health reports of the dispatcher processes: process id → JSON (sessions, binds, gateway
+#: accounts, throttling, in-flight), rewritten every few seconds; a stale one is a process gone.
+HEALTH = f"{PREFIX}:health"
 #: API tokens: sha256(token) → JSON {name, role, created}.
 TOKENS = f"{PREFIX}:tokens"
 
@@ -136,9 +140,31 @@ def correlation(channel: Channel | str, correlation_id: str) -> str:
     return f"{PREFIX}:corr:{channel}:{correlation_id}"
 
 
-def inbound_call(call_id: str) -> str:
-    """String with a TTL: the first process to set it records that inbound call."""
-    return f"{PREFIX}:inbound:{call_id}"
+def inbound_seen(source_id: str) -> str:
+    """String with a TTL: an inbound message's id (``sms:<smsc>:<id>``, ``whatsapp:<wamid>``), set
+    by the one process that records it."""
+    return f"{PREFIX}:inbound:seen:{source_id}"
+
+
+def inbound_parts(reference: str) -> str:
+    """Hash with a TTL: part number → the part's text, of one concatenated MO (any bind, any process)."""
+    return f"{PREFIX}:inbound:parts:{reference}"
+
+
+#: Stream of inbound records whose wave has left Redis, and of inbound from unknown numbers (the
+#: archive reads it like a wave's results stream).
+INBOUND = f"{PREFIX}:inbound:stream"
+
+
+def directory(phone: str) -> str:
+    """Hash with a TTL (``phones.directory_days``): the phone's debtor, the wave and campaign that
+    loaded it, and its last contact (:mod:`engine.store.directory`)."""
+    return f"{PREFIX}:dir:{phone}"
+
+
+def phone_strikes(phone: str) -> str:
+    """Hash: cause family → JSON list of the ``invalid_number`` strikes (attempt key, at ms, code)."""
+    return f"{PREFIX}:phones:strikes:{phone}"
 
 
 def debtor_tag(debtor_id: str) -> str:

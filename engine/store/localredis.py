@@ -23,8 +23,9 @@ class RedisServer:
     """Start with :meth:`start`, stop with :meth:`stop`; ``url`` points at database 0."""
 
     def __init__(self, *, appendonly: bool = False, appendfsync: str = "everysec",
-                 port: int | None = None, extra: list[str] | None = None, directory: Path | None = None) -> None:
-        binary = shutil.which("redis-server")
+                 port: int | None = None, extra: list[str] | None = None, directory: Path | None = None,
+                 binary: str | None = None) -> None:
+        binary = binary or shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: install it (apt-get install redis-server)"
                                " or set REDIS_URL")

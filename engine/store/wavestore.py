@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.domain.outcomes import Channel
 from engine.domain.wave import WaveState
+from engine.store.durable import DurableWait
 from engine.store.keys import WaveKeys
 from engine.store.schema import Guard, SettleMode, TaskState
 from engine.store.scripts import Scripts
@@ -148,6 +149,18 @@ class WaveStore:
         Returns the wave state and a flag per item (nothing is marked unless the wave runs)."""
         raw = await self._run("begin_send", now_ms, [owner, lease_until_ms, _dumps(items)])
         return _wave_state(raw[0]), [bool(int(x)) for x in raw[1:]]
+
+    async def begin_send_durably(
+        self, redis: Any, wait: DurableWait, now_ms: int, owner: str, lease_until_ms: int,
+        items: list[tuple[str, int, int, str]],
+    ) -> tuple[WaveState | None, list[bool], bool]:
+        """:meth:`begin_send`, then ``WAIT``/``WAITAOF`` on the same connection (one pipeline):
+        the third value says whether the marks reached every copy asked for in time."""
+        pipe = redis.pipeline(transaction=False)
+        await self._run("begin_send", now_ms, [owner, lease_until_ms, _dumps(items)], pipe)
+        pipe.execute_command(*wait.command())
+        raw, reply = await pipe.execute()
+        return _wave_state(raw[0]), [bool(int(x)) for x in raw[1:]], wait.met(reply)
 
     async def accept(
         self, now_ms: int, items: list[tuple[str, int, str, int, int, dict[str, Any]]], client: Any = None

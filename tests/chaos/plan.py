@@ -64,12 +64,17 @@ class Options:
     clock_jump: bool = True
     #: Engine minutes the clock jumps forward.
     jump_min: int = 10
+    #: Master failover: Redis runs as a master, its replica and three sentinels, the durable point
+    #: of no return is on (``redis.durable_replicas = 1``), and each Redis fault is a ``kill -9``
+    #: (or SIGTERM) of the master: the sentinels promote the replica, the old master comes back as
+    #: its replica after ``down_s``.
+    failover: bool = False
 
 
 @dataclass(frozen=True)
 class Fault:
     at_s: float
-    kind: str  # kill | redis | ami_drop | burst | smsc_drop | smsc_garbage | jump
+    kind: str  # kill | redis | failover | ami_drop | burst | smsc_drop | smsc_garbage | jump
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -166,8 +171,8 @@ def _faults(rng: random.Random, o: Options) -> list[Fault]:
         t = rng.uniform(0.15, 0.85) * d
         if jump_at is not None and abs(t - jump_at) < 2.0:
             t = jump_at + 2.5
-        faults.append(Fault(round(t, 2), "redis", {"down_s": round(rng.uniform(0.3, 2.5), 2),
-                                                   "how": rng.choice(("kill", "term"))}))
+        faults.append(Fault(round(t, 2), "failover" if o.failover else "redis",
+                            {"down_s": round(rng.uniform(0.3, 2.5), 2), "how": rng.choice(("kill", "term"))}))
     for _ in range(o.ami_drops):
         faults.append(Fault(round(rng.uniform(0.1, 0.9) * d, 2), "ami_drop"))
     for _ in range(o.gateway_bursts):

@@ -46,6 +46,7 @@ from tests.chaos.world import (
     GatewayTap,
     JumpClock,
     RedisNode,
+    SentinelNode,
     SmscTap,
     TimedAmiStats,
     WireSend,
@@ -109,7 +110,8 @@ class World:
         self.plan = plan
         self.workdir = workdir
         self.log = log
-        self.redis_node = RedisNode(workdir / "redis", plan.appendfsync)
+        self.redis_node: RedisNode | SentinelNode = (SentinelNode if plan.options.failover else RedisNode)(
+            workdir / "redis", plan.appendfsync)
         self.clock = JumpClock(plan.start_ms)
         self.ami = AmiSimulator(ami_knobs(plan.ami_seed))
         self.ami.stats = TimedAmiStats()
@@ -157,6 +159,11 @@ class World:
             task.add_done_callback(self._restarts.discard)
         elif fault.kind == "redis":
             await self.redis_node.restart(p["down_s"], p["how"])
+        elif fault.kind == "failover":
+            # In the background: the sentinels take seconds, and the other faults go on meanwhile.
+            task = asyncio.create_task(self.redis_node.restart(p["down_s"], p["how"]))
+            self._restarts.add(task)
+            task.add_done_callback(self._restarts.discard)
         elif fault.kind == "ami_drop":
             self.ami.drop_connections()
         elif fault.kind == "burst":
@@ -203,7 +210,7 @@ class World:
         """After the faults: every restart done, Redis up, every process running."""
         if self._restarts:
             await asyncio.gather(*list(self._restarts), return_exceptions=True)
-        if self.redis_node.server.proc is None:
+        if self.redis_node.down():
             await asyncio.to_thread(self.redis_node.start)
         async with self.lock:
             self.fleet.start_all()
@@ -271,7 +278,8 @@ async def _run(world: World, report: Report, timeout_s: float) -> None:
         await stack.enter_async_context(world.smsc)
         world.config = make_config(plan, redis_url=world.redis_node.url, ami_port=world.ami.port,
                                    smsc_port=world.smsc.port, gateway_url=world.gateway.url, secrets_dir=secrets,
-                                   scenarios_dir=workdir / "scenarios", clock_spec=world.clock.spec())
+                                   scenarios_dir=workdir / "scenarios", clock_spec=world.clock.spec(),
+                                   redis=world.redis_node.redis_settings())
         write_config(world.config_path, world.config)
         settings = load_settings(world.config_path)
         redis = make_redis(settings.redis)
@@ -365,7 +373,10 @@ def _facts(world: World, o: Observed) -> dict[str, Any]:
         "final results over time": " ".join(world.progress),
         "outcomes": dict(finals.most_common()),
         "records": dict(kinds),
-        "redis": f"{world.redis_node.restarts} restarts (appendfsync {world.plan.appendfsync})",
+        "redis": f"{world.redis_node.restarts} restarts (appendfsync {world.plan.appendfsync})" if not
+        isinstance(world.redis_node, SentinelNode) else
+        f"{world.redis_node.restarts} master failovers (the sentinels named a new master after "
+        f"{world.redis_node.failover_s} s; durable point of no return on, appendfsync {world.plan.appendfsync})",
         "ami": f"{world.ami.stats.originates} originates, {world.ami.stats.drops} drops, "
                f"{world.ami.stats.logins} logins",
         "gateway": f"refused {dict(world.tap.refused)}, webhooks {dict(stats.webhook_statuses)}, "

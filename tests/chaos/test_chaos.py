@@ -51,6 +51,12 @@ def test_the_same_seed_gives_the_same_plan() -> None:
     assert a.start_ms + jump.at_s * 1000 < BOUNDARY_MS < a.start_ms + jump.at_s * 1000 + 10 * 60_000
 
 
+def test_the_failover_option_makes_each_redis_fault_a_master_failover() -> None:
+    plain, failover = make_plan(Options(seed=5, tasks=300)), make_plan(Options(seed=5, tasks=300, failover=True))
+    assert [f.kind for f in failover.faults] == ["failover" if f.kind == "redis" else f.kind for f in plain.faults]
+    assert [f.params for f in failover.faults] == [f.params for f in plain.faults]
+
+
 def test_the_replay_command_names_only_what_differs() -> None:
     from tests.chaos.run import Report
 

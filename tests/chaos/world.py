@@ -35,6 +35,7 @@ from simulators.gateway import Knobs as GatewayKnobs
 from simulators.smsc import Knobs as SmscKnobs
 from simulators.smsc import SmscSimulator
 from tests.chaos.plan import SCENARIO, Plan
+from tests.redis_sentinel import SentinelSet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,7 +149,7 @@ cascade:
 
 
 def make_config(plan: Plan, *, redis_url: str, ami_port: int, smsc_port: int, gateway_url: str, secrets_dir: Path,
-                scenarios_dir: Path, clock_spec: str) -> dict[str, Any]:
+                scenarios_dir: Path, clock_spec: str, redis: dict[str, Any] | None = None) -> dict[str, Any]:
     s = Secrets()
     files = {}
     for name in ("ami", "wa_token", "viber_password", "app_secret", "verify_token", "callback_token", "hmac_secret",
@@ -164,7 +165,7 @@ def make_config(plan: Plan, *, redis_url: str, ami_port: int, smsc_port: int, ga
     return {
         "scenarios_dir": str(scenarios_dir),
         "clock": clock_spec,
-        "redis": {"url": redis_url},
+        "redis": {"url": redis_url, **(redis or {})},
         "dispatcher": {"lease_s": 3.0, "idle_poll_s": 0.1, "drain_grace_s": 2.0, "batch_size": 100},
         # engine.dispatch.runner at INFO: its "running" line tells a crash at start-up from one later.
         "log": {"json": False, "level": "WARNING", "components": {"engine.dispatch.runner": "INFO"}},
@@ -232,6 +233,57 @@ class RedisNode:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def redis_settings(self) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def down(self) -> bool:
+        return self.server.proc is None
+
+
+class SentinelNode:
+    """The ``failover`` world: a master, its replica and three sentinels (:class:`SentinelSet`);
+    a Redis fault kills the master, the sentinels promote the replica, the old master returns as
+    the new one's replica after ``down_s``. The durable point of no return is on."""
+
+    def __init__(self, directory: Path, appendfsync: str) -> None:
+        self.group = SentinelSet(appendfsync=appendfsync, directory=directory)
+        self.restarts = 0
+        self.outages: list[tuple[float, float]] = []
+        self.down_since: float | None = None
+        self.failover_s: list[float] = []
+
+    @property
+    def url(self) -> str:
+        return "redis://127.0.0.1/0"
+
+    def redis_settings(self) -> dict[str, Any]:
+        return {**self.group.settings(), "durable_replicas": 1, "durable_timeout_s": 1.0}
+
+    def start(self) -> None:
+        if any(n.proc is not None for n in self.group.nodes):
+            for node in self.group.nodes:
+                if node.proc is None:
+                    self.group.restart_as_replica(node)
+            return
+        self.group.start()
+
+    def down(self) -> bool:
+        return any(n.proc is None for n in self.group.nodes)
+
+    async def restart(self, down_s: float, how: str = "kill") -> None:
+        self.down_since = time.time()
+        old = await asyncio.to_thread(self.group.kill_master, how)
+        await asyncio.to_thread(self.group.wait_failover, old)
+        self.failover_s.append(round(time.time() - self.down_since, 1))
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(self.group.restart_as_replica, old)
+        self.outages.append((self.down_since, time.time()))
+        self.down_since = None
+        self.restarts += 1
+
+    def stop(self) -> None:
+        self.group.stop()
 
 
 # ---- the simulators, tapped ----------------------------------------------------------------------

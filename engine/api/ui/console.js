@@ -113,6 +113,19 @@ const S = {
 
 const $ = (id) => document.getElementById(id);
 
+// The other parts of the console (charts.js, tools.js) hook in here: they run after this file.
+const HOOKS = { signin: [], signout: [], select: [], lang: [], detail: [] };
+
+function fire(name, ...args) {
+  for (const f of HOOKS[name]) {
+    try { f(...args); } catch (e) { console.error(e); }
+  }
+}
+
+function can(perm) {
+  return Boolean(S.me && S.me.permissions.includes(perm));
+}
+
 function t(key, params = {}) {
   const text = I18N[S.lang][key] ?? I18N.ru[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, k) => (params[k] ?? ""));
@@ -149,12 +162,16 @@ function applyI18n() {
   document.documentElement.lang = S.lang;
   document.title = t("title");
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+  }
   const lang = $("lang");
   lang.textContent = t("lang_button");
   lang.setAttribute("aria-label", t("lang_label"));
   lang.setAttribute("lang", S.lang === "ru" ? "en" : "ru");
   renderWaves();
   renderDetail();
+  fire("lang");
 }
 
 // ---- the API ----------------------------------------------------------------------------
@@ -189,6 +206,7 @@ async function signIn(token) {
   $("signout").hidden = false;
   if (!$("day").value) $("day").value = localDay(me.now_ms);
   await loadWaves();
+  fire("signin");
   S.timers.push(setInterval(() => loadWaves().catch(showError), POLL_LIST_MS));
   S.timers.push(setInterval(() => refreshDetail().catch(showError), POLL_DETAIL_MS));
 }
@@ -206,6 +224,7 @@ function signOut(message = "") {
   $("signin-error").textContent = message;
   $("token").value = "";
   $("token").focus();
+  fire("signout");
 }
 
 function localDay(ms) {
@@ -296,6 +315,7 @@ function selectWave(waveId, focus) {
     follow(waveId);
   }
   renderWaves();
+  fire("select", waveId);
   refreshDetail().then(() => { if (focus) $("detail-title").focus(); }).catch(showError);
 }
 
@@ -316,6 +336,7 @@ function scheduleRefresh() {
 
 function renderDetail() {
   keepFocus(renderDetailParts);
+  fire("detail", S.view);
 }
 
 function renderDetailParts() {
@@ -328,7 +349,7 @@ function renderDetailParts() {
   $("progress-bar").value = p;
   // The live region changes only when the whole percent (or the state) does: a screen reader
   // hears progress, not every counter tick.
-  const key = `${p}|${v.state}|${S.lang}`;
+  const key = `${p}|${v.state}|${S.lang}|${v.counts.total}`;
   if (S.lastPct !== key) {
     S.lastPct = key;
     $("progress-live").textContent = `${t("progress", {

@@ -1,0 +1,105 @@
+"""The directory of debtors' phones: which debtor a number belongs to, whatever wave loaded it.
+
+A callback or a reply can come at any hour, while the debtor's wave is paused, the day after it
+completed, or weeks after it left Redis. The directory outlives waves: intake writes each task's
+phone and debtor, every attempt that reached the wire writes the phone's last contact (wave,
+campaign, when, channel), and each write renews the phone's TTL (``phones.directory_days``), so
+Redis keeps the hot set. A number Redis no longer knows is asked of the archive (PostgreSQL)
+through a :class:`DirectoryFallback` the composition root passes in when one is configured.
+
+One hash per phone (:func:`engine.store.keys.directory`), on any Redis Cluster node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from engine.store import keys
+
+#: The directory hash's fields (one source of truth for every writer and reader).
+F_DEBTOR = "debtor"
+F_LOAD_WAVE = "load_wave"
+F_LOAD_CAMPAIGN = "load_campaign"
+F_LOADED_AT = "loaded_at"
+F_LAST_WAVE = "last_wave"
+F_LAST_CAMPAIGN = "last_campaign"
+F_LAST_AT = "last_at"
+F_LAST_CHANNEL = "last_channel"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    phone: str
+    debtor_id: str
+    #: The wave and campaign of the last contact (of the last load when never contacted yet).
+    wave_id: str
+    campaign_id: str
+    #: When the last contact was (epoch ms) and on which channel; None when never contacted.
+    last_at_ms: int | None = None
+    last_channel: str = ""
+    #: Where the answer came from: ``redis`` or ``archive``.
+    source: str = "redis"
+
+    def as_data(self) -> dict[str, Any]:
+        """What an inbound record says about the last contact."""
+        return {"last_contact_at": self.last_at_ms, "last_contact_channel": self.last_channel or None,
+                "last_wave": self.wave_id, "directory": self.source}
+
+
+class DirectoryFallback(Protocol):
+    """Answers for phones the hot set no longer holds (``engine.archive.directory``)."""
+
+    async def lookup(self, phone: str) -> DirectoryEntry | None: ...
+
+
+class PhoneDirectory:
+    def __init__(self, redis: Redis, *, ttl_s: int, fallback: DirectoryFallback | None = None) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.fallback = fallback
+
+    def loaded(self, pipe: Any, phone: str, debtor_id: str, wave_id: str, campaign_id: str, now_ms: int) -> None:
+        """Queue, on ``pipe``, intake's write of one task's phone."""
+        name = keys.directory(phone)
+        pipe.hset(name, mapping={F_DEBTOR: debtor_id, F_LOAD_WAVE: wave_id, F_LOAD_CAMPAIGN: campaign_id,
+                                 F_LOADED_AT: str(now_ms)})
+        pipe.expire(name, self.ttl_s)
+
+    async def add_loaded(self, rows: list[tuple[str, str, str, str]], now_ms: int) -> None:
+        """Intake: ``(phone, debtor, wave, campaign)`` per task, one round trip."""
+        if not rows:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for phone, debtor_id, wave_id, campaign_id in rows:
+            self.loaded(pipe, phone, debtor_id, wave_id, campaign_id, now_ms)
+        await pipe.execute()
+
+    async def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
+                        channel: str) -> None:
+        """An attempt reached the wire: the phone's last contact."""
+        name = keys.directory(phone)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(name, mapping={F_DEBTOR: debtor_id, F_LAST_WAVE: wave_id, F_LAST_CAMPAIGN: campaign_id,
+                                 F_LAST_AT: str(at_ms), F_LAST_CHANNEL: channel})
+        pipe.expire(name, self.ttl_s)
+        await pipe.execute()
+
+    async def lookup(self, phone: str) -> DirectoryEntry | None:
+        raw = await self.redis.hgetall(keys.directory(phone))
+        if raw.get(F_DEBTOR):
+            last_at = raw.get(F_LAST_AT)
+            return DirectoryEntry(
+                phone=phone, debtor_id=raw[F_DEBTOR],
+                wave_id=raw.get(F_LAST_WAVE) or raw.get(F_LOAD_WAVE, ""),
+                campaign_id=raw.get(F_LAST_CAMPAIGN) or raw.get(F_LOAD_CAMPAIGN, ""),
+                last_at_ms=int(last_at) if last_at else None, last_channel=raw.get(F_LAST_CHANNEL, ""))
+        if self.fallback is not None:
+            return await self.fallback.lookup(phone)
+        return None
+
+    async def forget(self, phone: str) -> None:
+        """Erasure: the phone leaves the directory."""
+        await self.redis.delete(keys.directory(phone))
