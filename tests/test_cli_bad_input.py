@@ -54,6 +54,10 @@ BAD = [
     ["erase"],
     ["archive", "--once"],  # no archive configured
     ["retention", "--bogus"],
+    # config
+    ["config", "check", "missing.toml"],
+    ["config", "check", "tasks.jsonl"],  # not TOML
+    ["config", "bogus"],
     # phones
     ["phones", "show", "not a phone"],
     ["phones", "reactivate", "+79161234567"],  # no --reason

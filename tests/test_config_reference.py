@@ -158,3 +158,47 @@ def test_config_check_refuses_bad_input_in_one_line(tmp_path: Path, text: str, n
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
     assert err[0].startswith("volna: ") and says in err[0], err[0]
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """``volna config reference | head -1``: the pipe closes early; the command stops quietly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLNA_")}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "config", "reference"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc:
+        proc.stdout.close()  # before the first line is read
+        err = proc.stderr.read().decode()
+    assert proc.returncode == 141 and err == "", err
+
+
+def test_config_check_files_reads_every_file_the_services_would(tmp_path: Path) -> None:
+    secret, key = tmp_path / "smpp-password", tmp_path / "phone-hash.key"
+    config = tmp_path / "volna.toml"
+    config.write_text(f"""
+[retention]
+phone_hash_key_file = "{key}"
+[channels.sms.connector]
+[[channels.sms.connector.accounts]]
+host = "127.0.0.1"
+system_id = "volna"
+password_file = "{secret}"
+[channels.viber]
+enabled = false
+[channels.viber.connector]
+[[channels.viber.connector.accounts]]
+username = "volna"
+password_file = "{tmp_path / 'nowhere'}"
+""", encoding="utf-8")
+    assert _volna("config", "check", str(config)).returncode == 0  # without --files: the settings only
+    key.write_bytes(b"")
+    out = _volna("config", "check", "--files", str(config))
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr
+    assert f"{config}: retention.phone_hash_key_file: {key}: is empty" in err[0]
+    assert f"{config}: channels.sms.connector.accounts.0.password_file: {secret}: cannot read (No such file" in err[0]
+    assert "viber" not in err[0]  # a disabled channel's files are read by nothing
+    secret.write_text("pw\n", encoding="utf-8")
+    key.write_bytes(b"k" * 32)
+    out = _volna("config", "check", "--files", str(config))
+    assert out.returncode == 0 and out.stdout.strip() == f"{config}: ok (channels: sms, viber (disabled))", out.stderr

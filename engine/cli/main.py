@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 
@@ -99,12 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         # `volna config` reads the file it is given, not ./volna.toml (which may be the broken one)
         settings = load_settings(args.config) if getattr(args, "needs_settings", True) else Settings.model_construct()
         setup_logging(settings.log)
-        return asyncio.run(args.handler(args, settings))
+        code = asyncio.run(args.handler(args, settings))
+        sys.stdout.flush()  # here, not at exit: a reader that went away is caught below
+        return code
     except VolnaError as exc:
         print(refusal(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`volna config reference | head`): stop quietly, as `yes | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

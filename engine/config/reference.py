@@ -278,12 +278,13 @@ def section(title: str, prefix: str, model: type[BaseModel], text: str = "") -> 
 def settings_sections(model: type[BaseModel]) -> list[Section]:
     """The top-level settings model as sections: its plain keys first, then one per table."""
     docs = doc_comments(model)
+    every = {k.path: k for k in keys(model)}
     plain: list[Key] = []
     tables: list[Section] = []
     for name, field in model.model_fields.items():
         key = _field_key(name, field)
         if not _holds_model(field.annotation):
-            plain.extend(k for k in keys(model) if k.path == key)
+            plain.append(every[key])
             continue
         found = tuple(_nested(field.annotation, key, _key_names(field),
                               field.default if isinstance(field.default, BaseModel) else None))
@@ -316,8 +317,8 @@ def reference(sections: list[Section]) -> str:
             out += [sec.intro, ""]
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]
         for k in sec.keys:
-            cells = [f"`{k.path}`", k.type, f"`{k.default}`", k.meaning]
-            cells = [cells[0].replace("|", "\\|"), cells[1], *(c.replace("|", "\\|") for c in cells[2:])]
-            out.append("| " + " | ".join(cells) + " |")
+            # A `|` inside a cell ends it, code spans included; the type is escaped already.
+            path, default, meaning = (c.replace("|", "\\|") for c in (f"`{k.path}`", f"`{k.default}`", k.meaning))
+            out.append(f"| {path} | {k.type} | {default} | {meaning} |")
         out.append("")
     return "\n".join(out)

@@ -205,7 +205,7 @@ class ChannelSettings(_Section):
     enabled: bool = True
     #: Guarantee 4: resend an attempt whose outcome is unknown after a crash.
     resend_unconfirmed: bool = False
-    #: Connector-specific settings, validated by the connector's own model.
+    #: The connector's settings, checked by its own model (their keys: `[channels.<channel>.connector]`).
     connector: dict[str, Any] = Field(default_factory=dict)
 
 
