@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.api import routes_admin, routes_health, routes_results, routes_stoplist, routes_tasks, routes_waves
+from engine.api import routes_phones as routes_phones
 from engine.api.access import (
     AUDIT,
     AUDIT_ENTRY,
@@ -193,7 +194,8 @@ def make_app(
     app.on_response_prepare.append(_security_headers)
 
     app.router.add_get(OPENAPI_PATH, openapi_handler)
-    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin):
+    for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin,
+                   routes_phones):
         app.add_routes(module.routes)
     app.router.add_get("/", ui_redirect)
     app.router.add_get("/ui", ui_redirect)
