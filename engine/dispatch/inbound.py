@@ -27,6 +27,7 @@ inbound stream (:data:`engine.store.keys.INBOUND`), which the archive reads too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import replace
@@ -74,28 +75,39 @@ class Inbound:
             if joined is None:
                 return "partial"
             event = joined
-        if not await self._claim(event.source_id or str(event.data.get("call_id") or "")):
+        claim = event.source_id or str(event.data.get("call_id") or "")
+        if not await self._claim(claim):
             return "duplicate"
+        try:
+            return await self._record(event)
+        except BaseException:
+            # Not recorded: the next copy (the SMSC's or the provider's redelivery, another
+            # dispatcher's AMI event) may record it.
+            if claim:
+                await asyncio.shield(self.ctx.redis.delete(keys.inbound_seen(claim)))
+            raise
+
+    async def _record(self, event: InboundEvent) -> str:
         entry = await self.ctx.directory.lookup(event.phone)
         message = event.kind == "message"
         kind_label = "message" if message else "call"
         hit = self.keywords.match(event.text or "") if message else None
         data = self._data(event, hit)
         if entry is None:
-            self.ctx.metrics.inbound(event.channel, kind_label, "unknown")
+            if hit is not None:  # the law's duty first
+                await self._stop_phone(event, hit)
             await self._write_unknown(event, data)
+            self.ctx.metrics.inbound(event.channel, kind_label, "unknown")
             log.info("inbound %s from unknown number %s", kind_label, mask(event.phone),
                      extra={"channel": event.channel.value})
-            if hit is not None:
-                await self._stop_phone(event, hit)
             return "unknown"
-        self.ctx.metrics.inbound(event.channel, kind_label, "debtor")
-        outcome = Outcome.INBOUND_MESSAGE if message else Outcome.INBOUND_CALL
-        await self._write(entry, event.channel, outcome, {**data, **entry.as_data()})
-        if event.kind == "call":  # a whole call at once (no start was reported)
-            await self.cancel_robocalls(entry.debtor_id)
         if hit is not None:
             await self._stop_debtor(entry, event, hit)
+        outcome = Outcome.INBOUND_MESSAGE if message else Outcome.INBOUND_CALL
+        await self._write(entry, event.channel, outcome, {**data, **entry.as_data()})
+        self.ctx.metrics.inbound(event.channel, kind_label, "debtor")
+        if event.kind == "call":  # a whole call at once (no start was reported)
+            await self.cancel_robocalls(entry.debtor_id)
         return "debtor"
 
     # ---- records ------------------------------------------------------------------------------
