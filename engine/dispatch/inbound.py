@@ -9,7 +9,8 @@ message twice): the first process to claim its ``source_id`` records it.
 * A call's start (``kind="call_start"``) cancels the debtor's robocalls still queued in every
   running wave of that day whose scenario says ``inbound_cancels_calls`` — at once, while the
   debtor is on the line. Its end (``call_end``) is the ``inbound_call`` result: the debtor, the
-  campaign and wave of the last contact and when it was, the DID and the call's length.
+  campaign and wave of the last contact and when it was, the DID and the call's length; and it
+  cancels again (a start that was missed, a retry queued during the call).
 * A message (``kind="message"``: an MO SMS whole after its parts were joined, a WhatsApp
   message) is the ``inbound_message`` result with its text (the interaction log: kept under
   ``retention.interaction_log_days``). A reply matching an opt-out keyword puts the debtor on the
@@ -39,6 +40,7 @@ from engine.domain.models import Result, Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask
 from engine.domain.wave import WaveState
+from engine.errors import WaveError
 from engine.port import InboundEvent
 from engine.store import keys
 from engine.store.auditlog import write_audit
@@ -106,7 +108,9 @@ class Inbound:
         outcome = Outcome.INBOUND_MESSAGE if message else Outcome.INBOUND_CALL
         await self._write(entry, event.channel, outcome, {**data, **entry.as_data()})
         self.ctx.metrics.inbound(event.channel, kind_label, "debtor")
-        if event.kind == "call":  # a whole call at once (no start was reported)
+        if not message:
+            # Again at the end (idempotent): a start this process missed, or a robocall that was
+            # ringing when the debtor called and came back to the queue as a retry since.
             await self.cancel_robocalls(entry.debtor_id)
         return "debtor"
 
@@ -215,7 +219,10 @@ class Inbound:
         await ctx.stoplist.add("debtor", entry.debtor_id, hit.reason, now_ms=now, by=by)
         cancelled = 0
         for wave_id in sorted(await ctx.waves.list()):
-            info = await ctx.waves.get(wave_id)
+            try:
+                info = await ctx.waves.get(wave_id)
+            except WaveError:
+                continue  # purged meanwhile
             if info.state not in _OPEN_STATES:
                 continue
             cancelled += await ctx.waves.store(wave_id).cancel_debtor(
