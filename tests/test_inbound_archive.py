@@ -4,6 +4,10 @@ number's call is kept (masked); the replies' texts follow the interaction log's 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from engine.port import InboundEvent
 from engine.store import keys
 from engine.store.keys import WaveKeys
 from tests.archive_support import archive_settings, drain, noon_msk, pg_rows, run_wave
-from tests.harness import context, task
+from tests.harness import ROOT, context, task
 
 DAY = date(2026, 12, 1)
 PHONE = "+79031112233"
@@ -59,6 +63,17 @@ async def test_a_forgotten_number_is_found_in_the_archive_and_its_callback_archi
     assert len(others) == 1 and others[0][0] == "inbound_unknown"
     assert "+7903***0000" in others[0][1] and "79035550000" not in others[0][1]
     assert await redis.xlen(keys.INBOUND) == 0  # trimmed once archived
+    # `volna phones show`: the directory answers from the archive, with the recent contacts.
+    env = {**os.environ, "REDIS_URL": redis_url, "VOLNA_ARCHIVE__DSN": pg_dsn, "VOLNA_LOG__JSON": "false",
+           "VOLNA_RETENTION__PHONE_HASH_KEY_FILE": str(phone_key_file), "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
+    out = subprocess.run([sys.executable, "-m", "engine.cli.main", "phones", "show", PHONE], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown = json.loads(out.stdout)
+    assert shown["debtor_id"] == "D9" and shown["phone"] == "+7903***2233"
+    assert shown["last_contact"]["source"] == "archive" and shown["last_contact"]["channel"] == "sms"
+    assert [c["channel"] for c in shown["recent"]["contacts"]] == ["sms"]
+    assert sorted(i["channel"] for i in shown["recent"]["inbound"]) == ["ivr", "sms"]
     # The reply's text is part of the interaction log: deleted when its time is up, the row stays.
     async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
         later = noon_msk(DAY + timedelta(days=settings.retention.interaction_log_days + 2))

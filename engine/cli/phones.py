@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 
 from engine.cli.common import Subparsers, add_by, by, with_context
+from engine.cli.run import use_archive_directory
 from engine.config.settings import Settings
 from engine.context import Context
 from engine.domain.phones import mask, normalize
@@ -37,6 +38,30 @@ def _since(value: str) -> int:
     return int(at.timestamp() * 1000)
 
 
+async def _recent(settings: Settings, debtor_id: str, limit: int = 5) -> dict[str, object]:
+    """The debtor's last contacts and callbacks from the archive (``archive.dsn`` set)."""
+    from engine.archive.db import connection
+    from engine.errors import ArchiveUnavailable
+
+    try:
+        async with connection(settings.archive, autocommit=True) as conn:
+            contacts = await (await conn.execute(
+                "SELECT at, channel, outcome, wave_id FROM contacts WHERE debtor_id = %s "
+                "ORDER BY at DESC NULLS LAST LIMIT %s", (debtor_id, limit))).fetchall()
+            inbound = await (await conn.execute(
+                "SELECT at, channel, kind, wave_id, data->>'stop_reason' FROM inbound WHERE debtor_id = %s "
+                "ORDER BY at DESC NULLS LAST LIMIT %s", (debtor_id, limit))).fetchall()
+    except ArchiveUnavailable as exc:
+        return {"error": str(exc)}
+    return {"contacts": [{"at": iso_dt(r[0]), "channel": r[1], "outcome": r[2], "wave_id": r[3]} for r in contacts],
+            "inbound": [{"at": iso_dt(r[0]), "channel": r[1], "kind": r[2], "wave_id": r[3], "stop_reason": r[4]}
+                        for r in inbound]}
+
+
+def iso_dt(value: object) -> str | None:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else None
+
+
 async def cmd_phones(args: argparse.Namespace, settings: Settings) -> int:
     async def body(ctx: Context) -> int:
         now = ctx.clock.now_ms()
@@ -48,10 +73,14 @@ async def cmd_phones(args: argparse.Namespace, settings: Settings) -> int:
                       f"{d.family},{d.strikes}")
             return 0
         if args.action == "show":
+            if settings.archive.dsn and settings.retention.phone_hash_key_file is not None:
+                use_archive_directory(ctx, settings)
             report = await phone_report(ctx.directory, ctx.deactivations, ctx.stoplist, args.phone, now,
                                         strikes_needed=ctx.settings.phones.invalid_strikes,
                                         show_phone=args.show_phone)
-            print(json.dumps(report, ensure_ascii=False, indent=2))
+            if settings.archive.dsn and report["debtor_id"]:
+                report["recent"] = await _recent(settings, str(report["debtor_id"]))
+            print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
             return 0
         was = await reactivate(ctx.deactivations, ctx.redis, args.phone, now_ms=now, who=by(args), reason=args.reason,
                                peer="cli")
