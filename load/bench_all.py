@@ -23,6 +23,7 @@ QUICK = {
     "bench_messengers.py": ["--messages", "1000", "--webhooks", "5000"],
     "bench_smpp.py": ["--messages", "5000"],
     "bench_ami.py": ["--calls", "2000"],
+    "bench_inbound.py": ["--replies", "100", "--calls", "1000"],
     "bench_vs_kannel.py": ["--messages", "2000", "--runs", "1"],
 }
 

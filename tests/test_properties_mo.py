@@ -124,3 +124,23 @@ def test_the_body_the_property_builds_is_a_readable_delivery() -> None:
     body = codec.deliver_sm_body(PHONE, "4242", 0x40, 8, bytes([5, 0, 3, 7, 2, 1]) + "Ст".encode("utf-16-be"))
     got: Any = parse_mo(decode_delivery(DELIVER_SM, body))
     assert isinstance(got, MoPart) and got.concat == (7, 2, 1) and got.text == "Ст"
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    return tag.to_bytes(2, "big") + len(value).to_bytes(2, "big") + value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 65535), st.integers(0, 255), st.integers(0, 255), st.text(max_size=60))
+def test_sar_tlvs_make_a_part_or_a_refusal(ref: int, total: int, seq: int, text: str) -> None:
+    sm = text.encode("utf-16-be", errors="surrogatepass")[:254]
+    tlvs = _tlv(0x020C, ref.to_bytes(2, "big")) + _tlv(0x020E, bytes([total])) + _tlv(0x020F, bytes([seq]))
+    for command, body in ((DELIVER_SM, codec.deliver_sm_body(PHONE, "4242", 0, 8, sm, tlvs)),
+                          (DATA_SM, codec.data_sm_body(PHONE, "4242", 0, 8, _tlv(0x0424, sm) + tlvs))):
+        d = decode_delivery(command, body)
+        assert d.sar == (ref, total, seq)
+        got = parse_mo(d)
+        if total == 0 or seq == 0 or seq > total:
+            assert isinstance(got, MoRefused) and "SAR" in got.reason
+        else:
+            assert isinstance(got, MoPart) and got.concat == ((ref, total, seq) if total > 1 else None)

@@ -32,7 +32,7 @@ from connectors.messengers.webhooks import (
     verify_subscription,
     verify_token,
 )
-from engine.port import LateEvent
+from engine.port import InboundEvent, LateEvent
 from engine.store.localredis import free_port
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,6 +74,10 @@ def _int_refuses(value: Any) -> bool:
 
 def _check_parsed(parsed: Parsed) -> None:
     for event in parsed.events:
+        if isinstance(event, InboundEvent):  # a debtor's message: from a phone, with an id
+            assert event.kind == "message" and event.phone.startswith("+") and event.source_id
+            assert isinstance(event.text, str)
+            continue
         assert isinstance(event, LateEvent) and event.correlation_id and isinstance(event.correlation_id, str)
     assert parsed.ignored >= 0 and parsed.skipped >= 0
 

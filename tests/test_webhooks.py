@@ -19,7 +19,7 @@ from connectors.messengers.webhooks import WebhookFormatError, parse_whatsapp, s
 from connectors.registry import webhook_secrets
 from engine.domain.outcomes import Channel, Outcome
 from engine.metrics.registry import Metrics
-from engine.port import Accepted, LateEvent
+from engine.port import Accepted, InboundEvent, LateEvent
 from simulators.gateway import GatewaySimulator, Knobs
 from tests.test_messengers_support import Recorder, phone, request, serve, viber_config, wa_config
 
@@ -235,8 +235,12 @@ def test_routemobile_dlr_mapping() -> None:
     for status, (outcome, final) in expected.items():
         [event] = parse(dlr("r", status)).events
         assert (event.channel, event.correlation_id, event.outcome, event.final) == (Channel.VIBER, "r", outcome, final)
-    incoming = {"phone_number": "7916", "time": 1, "message": {"text": "hi"}, "request_id": "q"}
-    assert parse(incoming).events == [] and parse(incoming).ignored == 1
+    incoming = {"phone_number": "79161234567", "time": 1, "message": {"text": "СТОП"}, "request_id": "q"}
+    [reply] = parse(incoming).events  # a debtor's message (docs/inbound.md)
+    assert isinstance(reply, InboundEvent) and (reply.phone, reply.text, reply.source_id) == (
+        "+79161234567", "СТОП", "viber:q")
+    not_a_phone = {"phone_number": "7916", "time": 1, "message": {"text": "hi"}, "request_id": "q"}
+    assert parse(not_a_phone).events == [] and parse(not_a_phone).skipped == 1
     with pytest.raises(WebhookFormatError):
         parse([1, 2])
 

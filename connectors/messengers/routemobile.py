@@ -31,6 +31,8 @@ from connectors.messengers.http import Again, Decision, Done, HttpReply, MaybeSe
 from connectors.messengers.viber import ViberAdapter
 from connectors.messengers.webhooks import Parsed, WebhookFormatError
 from engine.domain.outcomes import Channel, Outcome
+from engine.domain.phones import normalize
+from engine.errors import IntakeError
 from engine.port import Accepted, Final, InboundEvent, LateEvent
 
 LOGIN_PATH = "/auth/v1/login/"
@@ -147,7 +149,11 @@ class RouteMobileAdapter(ViberAdapter):
         for item in items:
             status = item.get("message_status")
             if status is None:
-                ignored += 1  # an incoming text or media message: not an outcome of ours
+                incoming = _incoming(item)  # a debtor's text or media message (docs/inbound.md)
+                if incoming is None:
+                    skipped += 1
+                else:
+                    events.append(incoming)
                 continue
             request_id = item.get("request_id")
             if not isinstance(status, str) or not isinstance(request_id, str) or not request_id:
@@ -164,3 +170,22 @@ class RouteMobileAdapter(ViberAdapter):
             events.append(LateEvent(channel=Channel.VIBER, correlation_id=request_id, outcome=outcome,
                                     final=final, provider_code=status, data=extra))
         return Parsed(events, ignored, skipped)
+
+
+def _incoming(item: dict[str, Any]) -> InboundEvent | None:
+    """The partner's ``vbs_callback_incoming_text`` / ``_videoimage``: the sender's number, the
+    message (its text; a media message has none), the callback's ``request_id`` as its id."""
+    message, sender, request_id = item.get("message"), item.get("phone_number"), item.get("request_id")
+    if not isinstance(message, dict) or not isinstance(sender, str | int) or not isinstance(request_id, str) \
+            or not request_id:
+        return None
+    try:
+        phone = normalize("+" + str(sender).lstrip("+"))
+    except IntakeError:
+        return None
+    text = message.get("text")
+    data: dict[str, Any] = {"type": "text" if isinstance(text, str) else "media", "message_id": request_id[:200]}
+    if isinstance(item.get("time"), int):
+        data["sent_at"] = item["time"]
+    return InboundEvent(channel=Channel.VIBER, phone=phone, kind="message", source_id=f"viber:{request_id[:200]}",
+                        text=text if isinstance(text, str) else "", data=data)

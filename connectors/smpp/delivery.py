@@ -29,9 +29,15 @@ TLV_RECEIPTED_MESSAGE_ID: Final = 0x001E
 TLV_NETWORK_ERROR_CODE: Final = 0x0423
 TLV_MESSAGE_PAYLOAD: Final = 0x0424
 TLV_MESSAGE_STATE: Final = 0x0427
-#: The TLVs a receipt is read from, with their fixed length (``None``: any length); others are skipped.
+#: SAR (segmentation and reassembly): the other way a long MO comes in parts (SMPP 3.4 §5.3.2.22–24).
+TLV_SAR_MSG_REF_NUM: Final = 0x020C
+TLV_SAR_TOTAL_SEGMENTS: Final = 0x020E
+TLV_SAR_SEGMENT_SEQNUM: Final = 0x020F
+#: The TLVs a receipt or a reply is read from, with their fixed length (``None``: any length);
+#: others are skipped.
 _READ_TLVS: Final = {TLV_RECEIPTED_MESSAGE_ID: None, TLV_NETWORK_ERROR_CODE: 3, TLV_MESSAGE_PAYLOAD: None,
-                     TLV_MESSAGE_STATE: 1}
+                     TLV_MESSAGE_STATE: 1, TLV_SAR_MSG_REF_NUM: 2, TLV_SAR_TOTAL_SEGMENTS: 1,
+                     TLV_SAR_SEGMENT_SEQNUM: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class Delivery:
     receipted_message_id: str | None = None
     message_state: int | None = None
     network_error_code: bytes | None = None
+    #: (reference, total, seq) from the SAR TLVs when all three came; None otherwise.
+    sar: tuple[int, int, int] | None = None
 
     @property
     def is_receipt(self) -> bool:
@@ -129,7 +137,15 @@ def decode_delivery(command_id: int, body: bytes) -> Delivery:
         receipted_message_id=(_ascii(receipted).strip("\x00 ") or None) if receipted is not None else None,
         message_state=state[0] if state is not None else None,
         network_error_code=tlvs.get(TLV_NETWORK_ERROR_CODE),
+        sar=_sar(tlvs),
     )
+
+
+def _sar(tlvs: dict[int, bytes]) -> tuple[int, int, int] | None:
+    ref, total, seq = (tlvs.get(t) for t in (TLV_SAR_MSG_REF_NUM, TLV_SAR_TOTAL_SEGMENTS, TLV_SAR_SEGMENT_SEQNUM))
+    if ref is None or total is None or seq is None:
+        return None
+    return int.from_bytes(ref, "big"), total[0], seq[0]
 
 
 def decode_delivery_smpplib(command_id: int, body: bytes) -> Delivery:
@@ -147,6 +163,7 @@ def decode_delivery_smpplib(command_id: int, body: bytes) -> Delivery:
         message = bytes((pdu.short_message if name == "deliver_sm" else None) or pdu.message_payload or b"")
         receipted = pdu.receipted_message_id
         nec = pdu.network_error_code
+        sar_parts = (pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum)
         return Delivery(
             command_id=command_id,
             esm_class=int(pdu.esm_class or 0),
@@ -157,6 +174,7 @@ def decode_delivery_smpplib(command_id: int, body: bytes) -> Delivery:
             receipted_message_id=(_ascii(receipted).strip("\x00 ") or None) if receipted is not None else None,
             message_state=int(pdu.message_state) if pdu.message_state is not None else None,
             network_error_code=bytes(nec) if isinstance(nec, bytes | bytearray) else None,
+            sar=(int(sar_parts[0]), int(sar_parts[1]), int(sar_parts[2])) if None not in sar_parts else None,
         )
     except Exception as exc:  # smpplib: struct.error, IndexError, KeyError, UnknownCommandError, …
         raise MalformedPdu(f"{name} body unreadable: {type(exc).__name__}") from None

@@ -6,7 +6,8 @@ without the receipt bit → :class:`MoPart`, or :class:`MoRefused` with the reas
 * The text: ``short_message``, or the ``message_payload`` TLV (``data_sm``, a long
   ``deliver_sm``). With UDHI (``esm_class`` 0x40) it starts with a user data header: its length
   octet, then information elements; a concatenation IE (0x00, 8-bit reference, or 0x08, 16-bit)
-  makes it part ``seq`` of ``total`` of message ``ref``. Other IEs (ports, national language
+  makes it part ``seq`` of ``total`` of message ``ref`` (or, without one, the SAR TLVs
+  ``sar_msg_ref_num`` / ``sar_total_segments`` / ``sar_segment_seqnum``). Other IEs (ports, national language
   shift tables…) are skipped. A header that runs past the message, an IE past the header, or a
   concatenation IE with ``seq`` 0 / past ``total`` is refused.
 * ``data_coding`` (SMPP 3.4 §5.2.19, and GSM 03.38 coding groups that SMSCs pass through):
@@ -141,6 +142,11 @@ def parse_mo(delivery: Delivery) -> MoPart | MoRefused:
         if isinstance(split, MoRefused):
             return split
         concat, octets = split
+    if concat is None and delivery.sar is not None:
+        ref, total, seq = delivery.sar
+        if total == 0 or seq == 0 or seq > total:
+            return MoRefused(f"SAR segment {seq} of {total}")
+        concat = (ref, total, seq) if total > 1 else None
     digest = hashlib.blake2b(b"|".join([phone.encode(), delivery.destination_addr.encode(),
                                         bytes([delivery.esm_class, delivery.data_coding]),
                                         delivery.short_message]), digest_size=12).hexdigest()

@@ -30,6 +30,7 @@ from engine.api import (
     routes_admin,
     routes_console,
     routes_health,
+    routes_phones,
     routes_results,
     routes_stoplist,
     routes_tasks,
@@ -204,7 +205,7 @@ def make_app(
 
     app.router.add_get(OPENAPI_PATH, openapi_handler)
     for module in (routes_health, routes_waves, routes_tasks, routes_results, routes_stoplist, routes_admin,
-                   routes_console):
+                   routes_console, routes_phones):
         app.add_routes(module.routes)
     app.router.add_get("/", ui_redirect)
     app.router.add_get("/ui", ui_redirect)

@@ -225,6 +225,69 @@ class StopRemoved(Answer):
     removed: bool
 
 
+# ---- phones --------------------------------------------------------------------------------------
+
+
+class PhoneDeactivation(Answer):
+    """A deactivated number: masked unless the caller's role may change the stop-list."""
+
+    phone: str
+    at_ms: int
+    until_ms: int | None
+    family: str
+    strikes: int
+
+
+class PhoneList(Answer):
+    phones: list[PhoneDeactivation]
+
+
+class PhoneStrike(Answer):
+    attempt: str
+    at: str | None
+
+
+class PhoneContact(Answer):
+    at: str | None
+    channel: str | None
+    wave_id: str
+    campaign_id: str
+    source: str
+
+
+class PhoneDeactivated(Answer):
+    at: str | None
+    until: str | None
+    family: str
+    strikes: int
+
+
+class PhoneStop(Answer):
+    kind: StopKind
+    reason: str
+    at: str | None
+    by: str
+
+
+class PhoneReport(Answer):
+    phone: str
+    debtor_id: str | None
+    last_contact: PhoneContact | None
+    strikes: dict[str, list[PhoneStrike]]
+    strikes_to_deactivate: int
+    deactivated: PhoneDeactivated | None
+    stoplist: list[PhoneStop]
+
+
+class ReactivateIn(Body):
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+
+class PhoneReactivated(Answer):
+    phone: str
+    was_deactivated: bool
+
+
 # ---- results -------------------------------------------------------------------------------------
 
 

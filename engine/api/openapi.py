@@ -27,6 +27,7 @@ from engine.api import (
     routes_admin,
     routes_console,
     routes_health,
+    routes_phones,
     routes_results,
     routes_stoplist,
     routes_tasks,
@@ -38,6 +39,7 @@ from engine.api.models import (
     STREAM_ID_PATTERN,
     CampaignIn,
     Error,
+    ReactivateIn,
     StopIn,
     StopKind,
     StopValue,
@@ -101,6 +103,8 @@ _KIND = "(" + "|".join(sorted(KINDS)) + ")"
 KIND = query("kind", {"type": "string", "pattern": f"^{_KIND}(,{_KIND})*$"}, "Only these kinds (comma-separated)")
 STOP_KIND = path_param("kind", schema_of(StopKind))
 STOP_VALUE = path_param("value", schema_of(StopValue), "A debtor id, or a phone in any form (looked up as E.164)")
+PHONE = path_param("phone", {"type": "string", "minLength": 1, "maxLength": 64},
+                   "A phone in any form (looked up as E.164)")
 
 
 # ---- the table -----------------------------------------------------------------------------------
@@ -222,6 +226,19 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/v1/health", routes_console.engine_health, "engineHealth", "console",
        "The dispatchers' sessions, binds, gateway accounts and throttling; the live waves' queues",
        "Each `volna run` process reports every 2 s; a report older than 10 s is `stale`."),
+    Op("get", "/api/v1/phones", routes_phones.list_phones, "listPhones", "phones",
+       "Numbers deactivated now", "Masked unless the caller's role may change the stop-list (manager, admin).",
+       params=(query("since", {"type": "string", "maxLength": 40}, "ISO 8601 date or time: deactivated since"),
+               query("reason", {"type": "string", "enum": list(routes_phones.FAMILIES)},
+                     "A cause family: q850 (calls), smpp, gateway:whatsapp, gateway:viber")),
+       errors=(400, 403)),
+    Op("get", "/api/v1/phones/{phone}", routes_phones.show_phone, "showPhone", "phones",
+       "One number: its debtor, last contact, strikes, deactivation and stop-list entries",
+       "The number is masked unless the caller's role may change the stop-list (manager, admin).",
+       params=(PHONE,), errors=(400, 403)),
+    Op("post", "/api/v1/phones/{phone}/reactivate", routes_phones.reactivate_phone, "reactivatePhone", "phones",
+       "End a number's deactivation (audited)", params=(PHONE,), body=ReactivateIn,
+       errors=(400, 403, 413, 415)),
     Op("get", "/api/v1/results", routes_results.results_page, "resultsPage", "results",
        "A page of the wave's results stream", params=(WAVE_Q, SINCE, KIND, page_size(10000)), errors=(400, 403, 404)),
     Op("get", "/api/v1/results/stream", routes_results.results_stream, "resultsStream", "results",

@@ -127,6 +127,15 @@ async def erase_debtor(redis: Redis, conn: psycopg.AsyncConnection | None, setti
                     await conn.execute("UPDATE contacts SET text = %s WHERE wave_id = %s AND task_id = %s "
                                        "AND attempt = %s", (clean, wave_id, task_id, attempt))
                     texts += 1
+            cur = await conn.execute("SELECT wave_id, stream_ms, stream_seq, data->>'text' FROM inbound "
+                                     "WHERE debtor_id = %s AND data ? 'text'", (debtor_id,))
+            for wave_id, ms, seq, text in await cur.fetchall():
+                clean = redact(text or "", values + forms)
+                if clean != text:
+                    await conn.execute("UPDATE inbound SET data = jsonb_set(data, '{text}', to_jsonb(%s::text)) "
+                                       "WHERE wave_id = %s AND stream_ms = %s AND stream_seq = %s",
+                                       (clean, wave_id, ms, seq))
+                    texts += 1
             cur = await conn.execute("SELECT count(*) FROM contacts WHERE debtor_id = %s", (debtor_id,))
             contacts = (await cur.fetchone() or (0,))[0]
             cur = await conn.execute("SELECT count(*) FROM results WHERE debtor_id = %s", (debtor_id,))
@@ -140,6 +149,14 @@ async def erase_debtor(redis: Redis, conn: psycopg.AsyncConnection | None, setti
             report.kept.append(f"the interaction log: {contacts} contact(s) with their redacted texts and "
                                f"recording references, {results} result record(s) — 230-FZ requires them for "
                                f"{settings.retention.interaction_log_days} days; they hold no phone, name or address")
+    forgotten = 0
+    for phone in sorted(phones):
+        # The phone directory and the strikes: a callback from this number is now from a stranger.
+        if await redis.hget(keys.directory(phone), "debtor") == debtor_id:
+            forgotten += int(await redis.delete(keys.directory(phone)))
+        await redis.delete(keys.phone_strikes(phone))
+    if forgotten:
+        report.removed.append(f"Redis: {forgotten} phone directory entr(ies) (callbacks are no longer matched)")
     moved = await stoplist.keep_only_hashed(sorted(phones), now_ms=now_ms, by=by)
     if moved:
         report.removed.append(f"Redis: {len(moved)} stop-list/deactivated phone entr(ies) in clear")

@@ -6,7 +6,8 @@ or by ``volna archive`` every ``archive.retention_every_s``.
   keyed hash (``task_personal.phone_hash``): the stop-list and the caps still recognise the
   debtor and the number.
 * ``interaction_log_days`` (230-FZ, Minjust order No. 134: 3 years): the message texts and call
-  recording references of the interaction log are deleted that long after the contact's day;
+  recording references of the interaction log (and the texts of debtors' replies, in
+  ``inbound``) are deleted that long after the contact's day;
   the contact rows (who, when, which channel, which cap) stay.
 
 Each run changes only rows not yet changed: running it twice does nothing the second time.
@@ -55,6 +56,11 @@ async def apply_retention(conn: psycopg.AsyncConnection, settings: RetentionSett
             "UPDATE contacts SET text = NULL, recording_ref = NULL, content_deleted_at = now() "
             "WHERE local_day < %s AND content_deleted_at IS NULL", (due.interaction_log,))
         deleted = cur.rowcount
+        # The debtors' replies are part of the interaction log too (docs/inbound.md).
+        cur = await conn.execute(
+            "UPDATE inbound SET data = data - 'text' || jsonb_build_object('text_deleted', true) "
+            "WHERE day < %s AND data ? 'text'", (due.interaction_log,))
+        deleted += cur.rowcount
         if pseudonymized or deleted:
             await audit(conn, "retention", "retention.apply", "", {
                 "personal_data_before": due.personal_data.isoformat(), "pseudonymized_tasks": pseudonymized,

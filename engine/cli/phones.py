@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from engine.cli.common import Subparsers, add_by, by, with_context
+from engine.cli.run import use_archive_directory
 from engine.config.settings import Settings
 from engine.context import Context
 from engine.domain.phones import mask, normalize
-from engine.errors import IntakeError, VolnaError
-from engine.store.auditlog import write_audit
+from engine.errors import IntakeError
+from engine.gates.phone_record import iso, phone_report, reactivate
 
 
 def _phone(value: str) -> str:
@@ -38,44 +38,28 @@ def _since(value: str) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _when(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+async def _recent(settings: Settings, debtor_id: str, limit: int = 5) -> dict[str, object]:
+    """The debtor's last contacts and callbacks from the archive (``archive.dsn`` set)."""
+    from engine.archive.db import connection
+    from engine.errors import ArchiveUnavailable
+
+    try:
+        async with connection(settings.archive, autocommit=True) as conn:
+            contacts = await (await conn.execute(
+                "SELECT at, channel, outcome, wave_id FROM contacts WHERE debtor_id = %s "
+                "ORDER BY at DESC NULLS LAST LIMIT %s", (debtor_id, limit))).fetchall()
+            inbound = await (await conn.execute(
+                "SELECT at, channel, kind, wave_id, data->>'stop_reason' FROM inbound WHERE debtor_id = %s "
+                "ORDER BY at DESC NULLS LAST LIMIT %s", (debtor_id, limit))).fetchall()
+    except ArchiveUnavailable as exc:
+        return {"error": str(exc)}
+    return {"contacts": [{"at": iso_dt(r[0]), "channel": r[1], "outcome": r[2], "wave_id": r[3]} for r in contacts],
+            "inbound": [{"at": iso_dt(r[0]), "channel": r[1], "kind": r[2], "wave_id": r[3], "stop_reason": r[4]}
+                        for r in inbound]}
 
 
-async def phone_report(ctx: Context, phone: str, *, show_phone: bool) -> dict[str, Any]:
-    """Everything Volna knows about one number: its debtor and last contact (the directory), its
-    strikes, its deactivation, and the stop-list. Shared by the command and the API."""
-    now = ctx.clock.now_ms()
-    entry = await ctx.directory.lookup(phone)
-    gone = await ctx.deactivations.get(phone, now)
-    strikes = await ctx.deactivations.strikes(phone, now)
-    stop_phone = await ctx.stoplist.get("phone", phone)
-    stop_debtor = await ctx.stoplist.get("debtor", entry.debtor_id) if entry is not None else None
-    return {
-        "phone": phone if show_phone else mask(phone),
-        "debtor_id": entry.debtor_id if entry else None,
-        "last_contact": None if entry is None else {
-            "at": _when(entry.last_at_ms), "channel": entry.last_channel or None, "wave_id": entry.wave_id,
-            "campaign_id": entry.campaign_id, "from": entry.source},
-        "strikes": {family: [{"attempt": a, "at": _when(at)} for a, at in sorted(items, key=lambda x: x[1])]
-                    for family, items in sorted(strikes.items())},
-        "strikes_to_deactivate": ctx.settings.phones.invalid_strikes,
-        "deactivated": None if gone is None else {
-            "at": _when(gone.at_ms), "until": _when(gone.until_ms), "family": gone.family, "strikes": gone.strikes},
-        "stoplist": [{"kind": e.kind, "reason": e.reason, "at": _when(e.at_ms), "by": e.by}
-                     for e in (stop_phone, stop_debtor) if e is not None],
-    }
-
-
-async def reactivate(ctx: Context, phone: str, *, who: str, reason: str, peer: str) -> bool:
-    """Ends the phone's deactivation; the change is in the stop-list's change stream and the audit."""
-    if not reason.strip():
-        raise VolnaError("--reason: say why the number may be called again")
-    ended = await ctx.deactivations.reactivate(phone, now_ms=ctx.clock.now_ms(), by=who, reason=reason)
-    await write_audit(ctx.redis, who=who, what="phones.reactivate", target=f"phone:{phone}", peer=peer,
-                      detail={"reason": reason[:200], "was_deactivated": ended is not None,
-                              "family": ended.family if ended else None})
-    return ended is not None
+def iso_dt(value: object) -> str | None:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else None
 
 
 async def cmd_phones(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,14 +69,21 @@ async def cmd_phones(args: argparse.Namespace, settings: Settings) -> int:
             rows = await ctx.deactivations.listing(now, since_ms=args.since, family=args.reason)
             print("phone,deactivated_at,until,family,strikes")
             for d in rows:
-                print(f"{d.phone if args.show_phone else d.masked},{_when(d.at_ms)},{_when(d.until_ms) or ''},"
+                print(f"{d.phone if args.show_phone else d.masked},{iso(d.at_ms)},{iso(d.until_ms) or ''},"
                       f"{d.family},{d.strikes}")
             return 0
         if args.action == "show":
-            print(json.dumps(await phone_report(ctx, args.phone, show_phone=args.show_phone), ensure_ascii=False,
-                             indent=2))
+            if settings.archive.dsn and settings.retention.phone_hash_key_file is not None:
+                use_archive_directory(ctx, settings)
+            report = await phone_report(ctx.directory, ctx.deactivations, ctx.stoplist, args.phone, now,
+                                        strikes_needed=ctx.settings.phones.invalid_strikes,
+                                        show_phone=args.show_phone)
+            if settings.archive.dsn and report["debtor_id"]:
+                report["recent"] = await _recent(settings, str(report["debtor_id"]))
+            print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
             return 0
-        was = await reactivate(ctx, args.phone, who=by(args), reason=args.reason, peer="cli")
+        was = await reactivate(ctx.deactivations, ctx.redis, args.phone, now_ms=now, who=by(args), reason=args.reason,
+                               peer="cli")
         print("reactivated" if was else "was not deactivated (its strikes are forgotten)")
         return 0
 

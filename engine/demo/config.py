@@ -42,7 +42,8 @@ def demo_config(redis_url: str, ports: dict[str, int], clock_spec: str, scenario
                 "accounts": [{"name": "sim-viber", "username": "volna", "password": "sim-password",
                               "rate_per_s": 300.0, "max_concurrent": 100}],
             }},
-            "whatsapp": {"enabled": False, "connector": {
+            # Enabled for its webhook (debtors' replies); the demo's dispatchers send on ivr,sms,viber only.
+            "whatsapp": {"enabled": True, "connector": {
                 "base_url": f"http://127.0.0.1:{ports['gateway']}", "app_secret": "sim-app-secret",
                 "verify_token": "verify-me",
                 "accounts": [{"name": "sim-wa", "phone_number_id": "1000000001", "access_token": "sim-wa-token"}],

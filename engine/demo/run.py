@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from engine.calendar.clock import ScaledClock
 from engine.config.settings import load_settings
 from engine.context import Context
 from engine.demo.portfolio import debtors, task_line
+from engine.demo.replies import debtors_reply
 from engine.domain.wave import WaveState
 from engine.intake.loader import Intake
 from engine.store.connection import make_redis
@@ -23,6 +25,19 @@ from engine.store.schema import Counter as WaveCounter
 #: Share of the portfolio per wave: robocalls carry the volume, as in the agency's figures.
 WAVES = (("ivr", 0.70, "soft_reminder", None), ("sms", 0.15, "pre_court", None),
          ("viber", 0.15, "soft_reminder", ["sms"]))
+
+
+async def _finish(replies: asyncio.Task[Counter[str]]) -> Counter[str]:
+    """The replies posted so far, when the day ended before they all were."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait({replies}, timeout=30)
+    if not replies.done():
+        replies.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replies
+        return Counter()
+    await asyncio.sleep(6.0)  # the last callbacks hang up (they are recorded then, with their length)
+    return replies.result()
 
 
 class DemoRun:
@@ -36,6 +51,7 @@ class DemoRun:
         self.out = out
         self.procs = procs
         self.wave_ids = [f"demo-{day.isoformat()}-{name}" for name, *_ in WAVES]
+        self.replies: Counter[str] = Counter()
 
     async def execute(self) -> int:
         redis = make_redis(self.settings.redis)
@@ -46,7 +62,11 @@ class DemoRun:
             print(f"\nconsole: http://127.0.0.1:{self.ports['api']}/ui   token: {token}\n")
             for wave_id in self.wave_ids:
                 await ctx.waves.change(wave_id, "start", by="demo")
+            # Debtors call back and write stop while the waves run (engine.demo.replies).
+            phones = [d.phone for d in debtors(self.args.debtors, seed=self.args.seed)]
+            replies = asyncio.create_task(debtors_reply(self.ports, phones, spread_s=self.args.minutes * 30))
             finished = await self._watch(ctx)
+            self.replies = await _finish(replies)
             for wave_id in self.wave_ids:
                 # The demo's time is up: pause (the rest of the day — retries an hour later,
                 # tasks not reached yet — stays queued and could be resumed), never cancel.
@@ -150,7 +170,16 @@ class DemoRun:
               f"(SMS {attempts['sms:delivered']}, Viber {attempts['viber:delivered']}); "
               f"Viber without an account → SMS: {attempts['viber:not_subscribed']}")
         print("  keys pressed: " + (", ".join(f"'{k}' {n}" for k, n in sorted(keys.items())) or "none"))
-        print(f"invalid numbers found (deactivated): {finals['invalid_number']}")
+        deactivated = len(await ctx.deactivations.listing(ctx.clock.now_ms()))
+        print(f"invalid numbers found: {finals['invalid_number']} (deactivated after "
+              f"{ctx.settings.phones.invalid_strikes} strikes: {deactivated})")
+        print(f"callbacks recorded: {attempts['ivr:inbound_call']} (calls placed on the simulator: "
+              f"{self.replies['call']}, one from a number nobody has: recorded as unknown); replies: "
+              f"{attempts['sms:inbound_message']} SMS, {attempts['whatsapp:inbound_message']} WhatsApp")
+        opt_outs = [e for e in await ctx.stoplist.entries("debtor") if e.by.startswith("inbound:")]
+        print(f"opt-outs by reply: {len(opt_outs)} debtors on the stop-list "
+              f"({', '.join(f'{r} {n}' for r, n in sorted(Counter(e.reason for e in opt_outs).items())) or 'none'}); "
+              f"asked: {self.replies['sms_stop']} by SMS, {self.replies['whatsapp_stop']} by WhatsApp")
         print(f"skipped: by caps {finals['skipped_cap']}, by the stop-list {finals['skipped_stoplist']}, "
               f"dead phones {finals['skipped_phone_invalid']}; window missed {finals['window_missed']}; "
               f"cancelled {finals['cancelled']}; unknown {finals['unknown']}")

@@ -9,7 +9,8 @@ message twice): the first process to claim its ``source_id`` records it.
 * A call's start (``kind="call_start"``) cancels the debtor's robocalls still queued in every
   running wave of that day whose scenario says ``inbound_cancels_calls`` — at once, while the
   debtor is on the line. Its end (``call_end``) is the ``inbound_call`` result: the debtor, the
-  campaign and wave of the last contact and when it was, the DID and the call's length.
+  campaign and wave of the last contact and when it was, the DID and the call's length; and it
+  cancels again (a start that was missed, a retry queued during the call).
 * A message (``kind="message"``: an MO SMS whole after its parts were joined, a WhatsApp
   message) is the ``inbound_message`` result with its text (the interaction log: kept under
   ``retention.interaction_log_days``). A reply matching an opt-out keyword puts the debtor on the
@@ -27,6 +28,7 @@ inbound stream (:data:`engine.store.keys.INBOUND`), which the archive reads too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import replace
@@ -38,6 +40,7 @@ from engine.domain.models import Result, Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask
 from engine.domain.wave import WaveState
+from engine.errors import WaveError
 from engine.port import InboundEvent
 from engine.store import keys
 from engine.store.auditlog import write_audit
@@ -74,28 +77,41 @@ class Inbound:
             if joined is None:
                 return "partial"
             event = joined
-        if not await self._claim(event.source_id or str(event.data.get("call_id") or "")):
+        claim = event.source_id or str(event.data.get("call_id") or "")
+        if not await self._claim(claim):
             return "duplicate"
+        try:
+            return await self._record(event)
+        except BaseException:
+            # Not recorded: the next copy (the SMSC's or the provider's redelivery, another
+            # dispatcher's AMI event) may record it.
+            if claim:
+                await asyncio.shield(self.ctx.redis.delete(keys.inbound_seen(claim)))
+            raise
+
+    async def _record(self, event: InboundEvent) -> str:
         entry = await self.ctx.directory.lookup(event.phone)
         message = event.kind == "message"
         kind_label = "message" if message else "call"
         hit = self.keywords.match(event.text or "") if message else None
         data = self._data(event, hit)
         if entry is None:
-            self.ctx.metrics.inbound(event.channel, kind_label, "unknown")
+            if hit is not None:  # the law's duty first
+                await self._stop_phone(event, hit)
             await self._write_unknown(event, data)
+            self.ctx.metrics.inbound(event.channel, kind_label, "unknown")
             log.info("inbound %s from unknown number %s", kind_label, mask(event.phone),
                      extra={"channel": event.channel.value})
-            if hit is not None:
-                await self._stop_phone(event, hit)
             return "unknown"
-        self.ctx.metrics.inbound(event.channel, kind_label, "debtor")
-        outcome = Outcome.INBOUND_MESSAGE if message else Outcome.INBOUND_CALL
-        await self._write(entry, event.channel, outcome, {**data, **entry.as_data()})
-        if event.kind == "call":  # a whole call at once (no start was reported)
-            await self.cancel_robocalls(entry.debtor_id)
         if hit is not None:
             await self._stop_debtor(entry, event, hit)
+        outcome = Outcome.INBOUND_MESSAGE if message else Outcome.INBOUND_CALL
+        await self._write(entry, event.channel, outcome, {**data, **entry.as_data()})
+        self.ctx.metrics.inbound(event.channel, kind_label, "debtor")
+        if not message:
+            # Again at the end (idempotent): a start this process missed, or a robocall that was
+            # ringing when the debtor called and came back to the queue as a retry since.
+            await self.cancel_robocalls(entry.debtor_id)
         return "debtor"
 
     # ---- records ------------------------------------------------------------------------------
@@ -203,7 +219,10 @@ class Inbound:
         await ctx.stoplist.add("debtor", entry.debtor_id, hit.reason, now_ms=now, by=by)
         cancelled = 0
         for wave_id in sorted(await ctx.waves.list()):
-            info = await ctx.waves.get(wave_id)
+            try:
+                info = await ctx.waves.get(wave_id)
+            except WaveError:
+                continue  # purged meanwhile
             if info.state not in _OPEN_STATES:
                 continue
             cancelled += await ctx.waves.store(wave_id).cancel_debtor(
