@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ class NightResult:
     #: wave id → the intake's report (waves loaded), or → the file written (``out``).
     loaded: dict[str, IntakeReport]
     files: dict[str, Path]
+    #: Seconds each phase took (read, history, plan, write, stages).
+    phases_s: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         out = self.plan.report.as_dict()
@@ -63,8 +66,18 @@ async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy
                      ) -> NightResult:
     if isinstance(strategy, Path):
         strategy = load_strategy(strategy, ctx.scenarios, ctx.settings.caps)
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        phases[name] = round(now - t0, 2)
+        t0 = now
+
     rejected: list[PortfolioRejection] = []
     debtors = list(read_portfolio(_lines(portfolio), fmt, rejected))
+    lap("read_portfolio")
     planner = Planner(strategy, ctx.scenarios, ctx.settings.caps, ctx.windows, rates)
     own = {f"{strategy.name}-{day.isoformat()}-{s.name}" for s in strategy.stages}
     async with connection(ctx.settings.archive) as conn:
@@ -73,15 +86,20 @@ async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy
         histories = await read_histories(
             ctx.redis, conn, strategy.name, day, {d.debtor_id: d.phones for d in debtors}, dict(ctx.scenarios),
             own_waves=own, phone_key=ctx.settings.retention.phone_key())
+        lap("read_history")
         plan = planner.plan(day, debtors, histories, rejected_lines=len(rejected))
         del histories
+        lap("plan")
         result = NightResult(plan, rejected, {}, {})
         if out is not None:
             result.files = write_files(plan, out)
         else:
             result.loaded = await load_waves(ctx, plan, strategy.campaign)
+        lap("write_tasks")
         if write_stages:
             await write_states(conn, strategy.name, plan)
+        lap("write_stages")
+    result.phases_s = phases
     return result
 
 
