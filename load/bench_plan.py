@@ -154,7 +154,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await redis.aclose()
         report = result.plan.report.as_dict()
-        out["plan"] = {"seconds": round(took, 1), "phases_s": result.phases_s, "debtors_per_s": round(args.debtors / took),
+        out["plan"] = {"seconds": round(took, 1), "phases_s": result.phases_s,
+                       "debtors_per_s": round(args.debtors / took),
                        "peak_rss_mb": round(peak_rss_mb()), "rss_before_mb": round(rss0),
                        "tasks": report["tasks"], "tasks_per_channel": report["tasks_per_channel"],
                        "moves": sum(m["debtors"] for m in report["moves"]),

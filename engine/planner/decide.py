@@ -25,7 +25,7 @@ from engine.config.settings import CapSettings
 from engine.domain.outcomes import Channel
 from engine.domain.scenarios import CapClass, Scenario
 from engine.planner.portfolio import PortfolioDebtor
-from engine.planner.strategy import Stage, Strategy, Touch, touch_cost
+from engine.planner.strategy import Stage, Strategy, Touch, chain_cost
 
 CAP_CLASSES: tuple[CapClass, ...] = ("conversation", "message")
 
@@ -205,9 +205,8 @@ def fit_touch(touch: Touch, scenario: Scenario, caps: CapSettings, used: dict[st
     chain = touch.chain
     binding: Skip | None = None
     for length in range(len(chain), 0, -1):
-        trial = touch.model_copy(update={"channel": chain[0], "cascade": list(chain[1:length])})
         ok = True
-        for cap_class, n in touch_cost(trial, scenario).items():
+        for cap_class, n in chain_cost(chain[:length], scenario).items():
             left, why = remaining(caps, cap_class, used.get(cap_class, Used()))
             if n > left:
                 ok, binding = False, why

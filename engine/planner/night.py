@@ -9,8 +9,8 @@ stages for the next night in the archive, and the plan report.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path

@@ -44,7 +44,7 @@ from engine.planner.decide import (
     usable_phones,
 )
 from engine.planner.portfolio import PortfolioDebtor
-from engine.planner.strategy import Hours, Strategy, Touch, touch_cost
+from engine.planner.strategy import Hours, Strategy, Touch, chain_cost
 
 _NO_HISTORY = History()
 
@@ -63,6 +63,8 @@ class Planned:
     close_ms: int
     pref_open_ms: int
     pref_close_ms: int
+    #: Its channel, then its cascade.
+    chain: tuple[Channel, ...] = ()
     not_before_ms: int = 0
 
 
@@ -233,7 +235,7 @@ class Planner:
                 assert why is not None
                 report.skipped_touches[why.value] += 1
                 continue
-            used = take(used, touch_cost(_as_chain(touch, planned), self.scenarios[touch.scenario]))
+            used = take(used, chain_cost(planned.chain, self.scenarios[touch.scenario]))
             tasks.append(planned)
             made += 1
         if not made:
@@ -258,7 +260,7 @@ class Planner:
             if hours is not None and max(hours[0], window[0]) < min(hours[1], window[1]):
                 pref = (max(hours[0], window[0]), min(hours[1], window[1]))
         wid = wave_id(self.strategy, day, stage)
-        task_id = f"{day.strftime('%Y%m%d')}-{debtor.debtor_id}-{stage}-{index}"
+        task_id = f"{_compact(day)}-{debtor.debtor_id}-{stage}-{index}"
         line: dict[str, Any] = {
             "task_id": task_id, "debtor_id": debtor.debtor_id, "channel": chain[0].value, "phone": phone,
             "scenario": touch.scenario, "priority": touch.priority, "vars": self._vars(day, debtor),
@@ -283,14 +285,15 @@ class Planner:
         except IntakeError as exc:
             report.bad_data[exc.reason] += 1
             return None, Skip.BAD_DATA
-        return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1]), None
+        return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1],
+                       chain), None
 
     def _vars(self, day: date, debtor: PortfolioDebtor) -> dict[str, Any]:
         out: dict[str, Any] = {k: v.replace("{account}", debtor.account).replace("{debtor_id}", debtor.debtor_id)
                                for k, v in self.strategy.vars.items()}
         out.update({"creditor": debtor.creditor, "account": debtor.account, "amount": debtor.amount,
                     "days_overdue": debtor.days_overdue,
-                    "due_date": (day + timedelta(days=self.strategy.planning.due_in_days)).strftime("%d.%m.%Y")})
+                    "due_date": _due(day, self.strategy.planning.due_in_days)})
         if debtor.address:
             out["address"] = debtor.address
         out.update(debtor.vars)
@@ -334,14 +337,19 @@ class Planner:
             report.tasks_per_wave[t.wave_id] += 1
 
 
+@lru_cache(maxsize=64)
+def _compact(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+@lru_cache(maxsize=64)
+def _due(day: date, days: int) -> str:
+    return (day + timedelta(days=days)).strftime("%d.%m.%Y")
+
+
 def _ceil_s(ms: int) -> int:
     """Up to the whole second (the file writes seconds): never before the window opens."""
     return -(-ms // 1000) * 1000
-
-
-def _as_chain(touch: Touch, planned: Planned) -> Touch:
-    cascade = [Channel(c) for c in planned.line.get("cascade", [])]
-    return touch.model_copy(update={"channel": planned.channel, "cascade": cascade})
 
 
 @lru_cache(maxsize=4096)
