@@ -213,3 +213,20 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr, (argv, done.stderr)
     assert "unknown channel 'fax'" in _volna(*cases[3][0], env=env).stderr
+
+
+def test_channel_rates_are_the_targets_rates_from_the_config(tmp_path: Path) -> None:
+    """The spread's capacity: each enabled channel's targets (trunks, SMSC accounts, gateway
+    accounts) summed, ``[pacing.<target>]`` overriding a target as for the dispatcher."""
+    from engine.cli.plan import channel_rates
+    from engine.config.settings import load_settings
+    from engine.demo.config import demo_config
+
+    ports = {name: 10_000 + i for i, name in enumerate(("smsc", "smsc_http", "ami", "ami_http", "gateway", "api"))}
+    config = demo_config("redis://127.0.0.1:1/0", ports, "", ROOT / "scenarios")
+    config["channels"]["ivr"]["connector"]["servers"][0]["trunks"].append(
+        {"name": "trunk-b", "dial": "PJSIP/{number}@b", "rate_per_s": 20.0, "max_concurrent": 10})
+    rates, missing = channel_rates(load_settings(None, **config, pacing={"trunk-b": {"rate_per_s": 5.0,
+                                                                                    "max_concurrent": 5}}))
+    assert missing == []
+    assert rates == {Channel.IVR: 155.0, Channel.SMS: 500.0, Channel.VIBER: 300.0}

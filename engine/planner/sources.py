@@ -162,14 +162,18 @@ async def _other_waves(redis: Redis, day: date, own: set[str], scenarios: dict[s
         meta = await redis.hmget(wk.meta, [Meta.DAY, Meta.STATE])
         if meta[0] != day.isoformat() or meta[1] in ("stopped", "completed"):
             continue
-        async for task_id, raw_state in redis.hscan_iter(wk.state):
+        pending: list[tuple[str, TaskState]] = []
+        async for task_id, raw_state in redis.hscan_iter(wk.state, count=1000):
             state = TaskState.decode(raw_state)
-            if state.ended or state.debtor not in wanted:
-                continue
-            raw_task = await redis.hget(wk.tasks, task_id)
-            scenario = scenarios.get(json.loads(raw_task).get("scenario", "")) if raw_task else None
-            cap_class: str = scenario.cap_class(state.channel) if scenario else "message"
-            extra[(state.debtor, cap_class)] += 1
+            if not state.ended and state.debtor in wanted:
+                pending.append((task_id, state))
+        for start in range(0, len(pending), _CHUNK):
+            chunk = pending[start:start + _CHUNK]
+            raw_tasks = await redis.hmget(wk.tasks, [task_id for task_id, _ in chunk])
+            for (_, state), raw_task in zip(chunk, raw_tasks, strict=True):
+                scenario = scenarios.get(json.loads(raw_task).get("scenario", "")) if raw_task else None
+                cap_class: str = scenario.cap_class(state.channel) if scenario else "message"
+                extra[(state.debtor, cap_class)] += 1
     for (debtor_id, cap_class), n in extra.items():
         rec = h(debtor_id)
         rec.used[cap_class] = rec.used.get(cap_class, Used()).plus(Used(n, n, n))
