@@ -216,7 +216,10 @@ class Planner:
         if decision.stage is not None:
             report.per_stage[decision.stage] += 1
         if decision.skip is not None:
-            report.skipped_debtors[decision.skip.value] += 1
+            why = decision.skip.value
+            if decision.skip is Skip.STOP_LIST:
+                why = f"{why}:{history.stop_reason}"
+            report.skipped_debtors[why] += 1
             return
         assert decision.stage is not None and decision.since is not None
         stage = self.strategy.stage(decision.stage)

@@ -149,9 +149,6 @@ class Outcomes(_Model):
 
     #: ``pause``: no contact up to and including the promised date.
     promise_to_pay: Literal["pause", "ignore"] = "pause"
-    #: Stop-list reasons that stop every contact (the stop-list refuses them anyway).
-    stop_reasons: list[str] = Field(default_factory=lambda: ["refused", "representative", "bankrupt",
-                                                             "deceased", "complaint"])
     #: The stage of a debtor whose every phone came back ``invalid_number``.
     all_phones_invalid: str = Field(default="contact_search", pattern=_NAME)
 
