@@ -233,10 +233,10 @@ class Planner:
         assert stage.cadence is not None
         for touch in touches:
             index = stage.cadence.touches.index(touch)
-            planned, why = self._touch(day, debtor, stage.name, index, touch, phones[0], used, report)
+            planned, left_out = self._touch(day, debtor, stage.name, index, touch, phones[0], used, report)
             if planned is None:
-                assert why is not None
-                report.skipped_touches[why.value] += 1
+                assert left_out is not None
+                report.skipped_touches[left_out.value] += 1
                 continue
             used = take(used, chain_cost(planned.chain, self.scenarios[touch.scenario]))
             tasks.append(planned)
