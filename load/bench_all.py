@@ -24,6 +24,7 @@ QUICK = {
     "bench_smpp.py": ["--messages", "5000"],
     "bench_ami.py": ["--calls", "2000"],
     "bench_vs_kannel.py": ["--messages", "2000", "--runs", "1"],
+    "bench_plan.py": ["--debtors", "50000"],
 }
 
 
