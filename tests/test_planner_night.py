@@ -195,6 +195,8 @@ def _volna(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     good = _write(tmp_path / "p.jsonl", list(portfolio(3)))
+    not_a_portfolio = tmp_path / "tasks.csv"
+    not_a_portfolio.write_text("task_id,phone\nt1,+79160000001\n", encoding="utf-8")
     bad_strategy = tmp_path / "s.yaml"
     bad_strategy.write_text(STRATEGY.read_text(encoding="utf-8").replace("channel: ivr", "channel: fax", 1),
                             encoding="utf-8")
@@ -205,6 +207,8 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
          "CHANNEL=RATE"),
         (["plan", str(good), "--strategy", str(bad_strategy), "--day", "2026-12-08"],
          f"{bad_strategy}:"),
+        (["plan", str(not_a_portfolio), "--strategy", str(STRATEGY), "--day", "2026-12-08"],
+         "no debtor read (line 1: CSV header has no debtor_id column"),
     ]
     env = {"VOLNA_REDIS__URL": "redis://127.0.0.1:1/0", "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
     for argv, expected in cases:
