@@ -23,7 +23,7 @@ from engine.errors import VolnaError, WaveError
 from engine.intake.lines import FileFormat
 from engine.intake.loader import Intake, IntakeReport
 from engine.planner.plan import Plan, Planner, task_line
-from engine.planner.portfolio import PortfolioDebtor, PortfolioRejection, read_portfolio
+from engine.planner.portfolio import Debtor, PortfolioRejection, read_portfolio
 from engine.planner.sources import read_histories, write_states
 from engine.planner.strategy import Strategy, load_strategy
 
@@ -53,23 +53,19 @@ def portfolio_format(path: Path, kind: str | None, encoding: str = "auto", delim
                       delimiter=delimiter)
 
 
-def load_portfolio(path: Path, fmt: FileFormat) -> tuple[list[PortfolioDebtor], list[PortfolioRejection]]:
+def load_portfolio(path: Path, fmt: FileFormat) -> tuple[list[Debtor], list[PortfolioRejection]]:
     """The debtors of a portfolio file and its refused lines; a file of which no line is a debtor
     is refused whole (its first fault named): a wrong file, not a portfolio with bad lines."""
     rejected: list[PortfolioRejection] = []
-    debtors = list(read_portfolio(_lines(path), fmt, rejected))
+    try:
+        with path.open("rb") as fh:
+            debtors = list(read_portfolio(fh, fmt, rejected))
+    except OSError as exc:
+        raise VolnaError(f"{path}: cannot read ({exc.strerror})") from None
     if not debtors and rejected:
         first = rejected[0]
         raise VolnaError(f"{path}: no debtor read (line {first.line_no}: {first.reason})")
     return debtors, rejected
-
-
-def _lines(path: Path) -> list[bytes]:
-    try:
-        with path.open("rb") as fh:
-            return fh.readlines()
-    except OSError as exc:
-        raise VolnaError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy: Strategy | Path, day: date,

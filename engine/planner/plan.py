@@ -43,7 +43,7 @@ from engine.planner.decide import (
     touches_today,
     usable_phones,
 )
-from engine.planner.portfolio import PortfolioDebtor
+from engine.planner.portfolio import Debtor
 from engine.planner.strategy import Hours, Strategy, Touch, chain_cost
 
 _NO_HISTORY = History()
@@ -177,7 +177,7 @@ class Planner:
     #: Channel → its targets' summed rate (contacts a second); a channel missing is not spread.
     rates: Mapping[Channel, float]
 
-    def plan(self, day: date, debtors: Iterable[PortfolioDebtor], histories: Mapping[str, History],
+    def plan(self, day: date, debtors: Iterable[Debtor], histories: Mapping[str, History],
              *, rejected_lines: int = 0) -> Plan:
         report = PlanReport(day, self.strategy.name, rejected_lines=rejected_lines)
         tasks: list[Planned] = []
@@ -199,7 +199,7 @@ class Planner:
 
     # ---- one debtor --------------------------------------------------------------------------
 
-    def _debtor(self, day: date, debtor: PortfolioDebtor, history: History, tasks: list[Planned],
+    def _debtor(self, day: date, debtor: Debtor, history: History, tasks: list[Planned],
                 report: PlanReport) -> tuple[StageState | None, tuple[str | None, str, str] | None]:
         """The debtor's stage after tonight, the move that got them there, and their tasks (into ``tasks``)."""
         decision = decide_stage(self.strategy, debtor, history, day)
@@ -209,7 +209,7 @@ class Planner:
         self._touches(day, debtor, history, decision, tasks, report)
         return state, decision.move
 
-    def _touches(self, day: date, debtor: PortfolioDebtor, history: History, decision: StageDecision,
+    def _touches(self, day: date, debtor: Debtor, history: History, decision: StageDecision,
                  tasks: list[Planned], report: PlanReport) -> None:
         if decision.move is not None:
             report.moves[(decision.move[0] or "", decision.move[1], decision.move[2])] += 1
@@ -244,7 +244,7 @@ class Planner:
         if not made:
             report.skipped_debtors["no_touch_fits"] += 1
 
-    def _touch(self, day: date, debtor: PortfolioDebtor, stage: str, index: int, touch: Touch, phone: str,
+    def _touch(self, day: date, debtor: Debtor, stage: str, index: int, touch: Touch, phone: str,
                used: dict[str, Any], report: PlanReport) -> tuple[Planned | None, Skip | None]:
         scenario = self.scenarios[touch.scenario]
         chain, why = fit_touch(touch, scenario, self.caps, used)
@@ -291,7 +291,7 @@ class Planner:
         return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1],
                        chain), None
 
-    def _vars(self, day: date, debtor: PortfolioDebtor) -> dict[str, Any]:
+    def _vars(self, day: date, debtor: Debtor) -> dict[str, Any]:
         out: dict[str, Any] = {k: v.replace("{account}", debtor.account).replace("{debtor_id}", debtor.debtor_id)
                                for k, v in self.strategy.vars.items()}
         out.update({"creditor": debtor.creditor, "account": debtor.account, "amount": debtor.amount,
