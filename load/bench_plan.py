@@ -170,7 +170,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """A terminated run still stops its private servers: the ``finally`` blocks run."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--debtors", type=int, default=800_000)
     p.add_argument("--contacts", type=int, default=11, help="contacts per debtor in the month of history")
