@@ -171,7 +171,7 @@ def _expected(row: dict[str, Any], state: tuple[str, date] | None, day: date, pe
 async def test_five_compressed_days(redis: aioredis.Redis, redis_url: str, pg_dsn: str, phone_key_file: Path,
                                     tmp_path: Path) -> None:
     settings = archive_settings(redis_url, pg_dsn, phone_key_file,
-                                dispatcher={"batch_size": 500, "idle_poll_s": 0.02})
+                                dispatcher={"batch_size": 500, "idle_poll_s": 0.02, "lease_s": 60.0})
     base = list(portfolio(N, seed=21))
     peers = Peers()
     # Seeded history: a fifth of the debtors have been in their entry stage for a while, so the
