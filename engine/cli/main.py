@@ -13,27 +13,15 @@ import sys
 from collections.abc import Callable
 
 from engine.argparsing import Parser, refusal
-from engine.cli import (
-    archive,
-    erase,
-    load,
-    plan,
-    recordings,
-    report,
-    results,
-    retention,
-    run,
-    scenarios,
-    stoplist,
-    wave,
-)
+from engine.cli import archive, erase, load, recordings, report, results, retention, run, scenarios, stoplist, wave
+from engine.cli import plan as night_plan
 from engine.cli.common import Handler
 from engine.config.settings import Settings, load_settings
 from engine.errors import VolnaError
 from engine.logs import setup_logging
 
 #: The commands, in the order ``volna --help`` lists them.
-COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report, plan)
+COMMANDS = (load, wave, run, stoplist, results, scenarios, recordings, archive, retention, erase, report, night_plan)
 
 
 def build_parser() -> argparse.ArgumentParser:
