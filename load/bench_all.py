@@ -25,6 +25,7 @@ QUICK = {
     "bench_ami.py": ["--calls", "2000"],
     "bench_inbound.py": ["--replies", "100", "--calls", "1000"],
     "bench_vs_kannel.py": ["--messages", "2000", "--runs", "1"],
+    "bench_plan.py": ["--debtors", "50000"],
 }
 
 

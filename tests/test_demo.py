@@ -1,4 +1,5 @@
-"""`volna demo` with small numbers: every process starts, the waves run, the report comes, all stops."""
+"""`volna demo` with small numbers: three compressed days with the night's plan between them; every
+process starts, the planned waves run, each day's report comes, the summary of the days, all stops."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ def test_demo_small(tmp_path: Path) -> None:
     # Its own private Redis and PostgreSQL.
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VOLNA_ARCHIVE__DSN")}
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "demo", "--debtors", "300", "--minutes", "0.75", "--no-live",
+        [sys.executable, "-m", "engine.cli.main", "demo", "--debtors", "300", "--minutes", "0.4", "--no-live",
          "--out", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -32,10 +33,19 @@ def test_demo_small(tmp_path: Path) -> None:
     # The day is archived, and the report comes from PostgreSQL.
     assert "=== archived in PostgreSQL: " in out and "SMS parts billed" in out
     held = int(out.split("=== archived in PostgreSQL: ")[1].split(" records")[0])
-    exported = list(tmp_path.glob("results-*.jsonl"))
-    assert len(exported) == 1
+    exported = sorted(tmp_path.glob("results-*.jsonl"))
+    assert len(exported) == 3 and out.count("=== Volna demo: the day's report ===") == 3
+    assert out.count("=== the night before ") == 3
+    # The summary of the days: stage moves by the nights, numbers deactivated, promises, caps.
+    summary = out.split("=== Volna demo: 3 days, ")[1]
+    assert "debtors moved between stages by the nights: " in summary and "all_phones_invalid" in summary
+    assert "numbers deactivated (invalid_number), by day: " in summary
+    made = int(summary.split("promises to pay: ")[1].split(" made")[0])
+    assert made > 0
+    assert "— none broken" in summary
     records = [json.loads(line) for line in exported[0].read_text(encoding="utf-8").splitlines()]
-    assert {r["channel"] for r in records} >= {"ivr", "sms", "viber"}
+    # The first day of every stage: an SMS (soft, pre-court) or a call (firm); Viber comes on day 4.
+    assert {r["channel"] for r in records} >= {"ivr", "sms"}
     assert held >= len(records)  # the export is results and inbound only; the archive has dispatches too
     finals = [r for r in records if r.get("final")]
     assert len({r["task_id"] + r["wave_id"] for r in finals}) == len(finals)

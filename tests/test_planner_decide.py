@@ -22,7 +22,7 @@ from engine.domain.outcomes import Channel
 from engine.intake.lines import FileFormat
 from engine.planner.decide import History, Skip, Used, decide_stage, fit_touch, usable_phones
 from engine.planner.plan import Planner, task_line
-from engine.planner.portfolio import PortfolioDebtor, read_portfolio
+from engine.planner.portfolio import Debtor, PortfolioDebtor, read_portfolio
 from engine.planner.strategy import Touch, load_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +35,11 @@ MONDAY = date(2026, 12, 7)
 
 
 def debtor(n: int = 1, *, days: int = 45, amount: float = 5000.0, phones: tuple[str, ...] | None = None,
-           **kw: object) -> PortfolioDebtor:
-    return PortfolioDebtor.model_validate({
+           **kw: object) -> Debtor:
+    return Debtor.of(PortfolioDebtor.model_validate({
         "debtor_id": f"d{n}", "phones": list(phones or (f"+7916{n:07d}",)), "tz": "Europe/Moscow",
         "creditor": "Мосэнергосбыт", "account": f"{n:08d}", "amount": amount, "days_overdue": days,
-        "address": "ул. Ленина, 1", "vars": {"pay_url": "https://pay.example/x"}, **kw})
+        "address": "ул. Ленина, 1", "vars": {"pay_url": "https://pay.example/x"}, **kw}))
 
 
 def planner(rates: dict[Channel, float] | None = None) -> Planner:

@@ -195,6 +195,8 @@ def _volna(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     good = _write(tmp_path / "p.jsonl", list(portfolio(3)))
+    not_a_portfolio = tmp_path / "tasks.csv"
+    not_a_portfolio.write_text("task_id,phone\nt1,+79160000001\n", encoding="utf-8")
     bad_strategy = tmp_path / "s.yaml"
     bad_strategy.write_text(STRATEGY.read_text(encoding="utf-8").replace("channel: ivr", "channel: fax", 1),
                             encoding="utf-8")
@@ -205,6 +207,8 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
          "CHANNEL=RATE"),
         (["plan", str(good), "--strategy", str(bad_strategy), "--day", "2026-12-08"],
          f"{bad_strategy}:"),
+        (["plan", str(not_a_portfolio), "--strategy", str(STRATEGY), "--day", "2026-12-08"],
+         "no debtor read (line 1: CSV header has no debtor_id column"),
     ]
     env = {"VOLNA_REDIS__URL": "redis://127.0.0.1:1/0", "VOLNA_SCENARIOS_DIR": str(ROOT / "scenarios")}
     for argv, expected in cases:
@@ -213,3 +217,68 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr, (argv, done.stderr)
     assert "unknown channel 'fax'" in _volna(*cases[3][0], env=env).stderr
+
+
+def test_channel_rates_are_the_targets_rates_from_the_config(tmp_path: Path) -> None:
+    """The spread's capacity: each enabled channel's targets (trunks, SMSC accounts, gateway
+    accounts) summed, ``[pacing.<target>]`` overriding a target as for the dispatcher."""
+    from engine.cli.plan import channel_rates
+    from engine.config.settings import load_settings
+    from engine.demo.config import demo_config
+
+    ports = {name: 10_000 + i for i, name in enumerate(("smsc", "smsc_http", "ami", "ami_http", "gateway", "api"))}
+    config = demo_config("redis://127.0.0.1:1/0", ports, "", ROOT / "scenarios")
+    config["channels"]["ivr"]["connector"]["servers"][0]["trunks"].append(
+        {"name": "trunk-b", "dial": "PJSIP/{number}@b", "rate_per_s": 20.0, "max_concurrent": 10})
+    rates, missing = channel_rates(load_settings(None, **config, pacing={"trunk-b": {"rate_per_s": 5.0,
+                                                                                    "max_concurrent": 5}}))
+    assert missing == []
+    assert rates == {Channel.IVR: 155.0, Channel.SMS: 500.0, Channel.VIBER: 300.0}
+
+
+async def test_history_read_from_the_archive_and_redis(redis: aioredis.Redis, redis_url: str, pg_dsn: str,
+                                                       phone_key_file: Path) -> None:
+    """What each source gives a debtor's history: the phone that answered before comes first, the
+    latest promise and the broken ones, an opt-out, a number deactivated in the archive or in Redis,
+    a stop-listed phone, the stop-list's reason."""
+    settings = archive_settings(redis_url, pg_dsn, phone_key_file)
+    day = date(2026, 12, 8)
+    ctx = context(settings, ScaledClock(_evening_before(day)), redis)
+    a, b, c = "+79160000011", "+79160000012", "+79160000013"
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        from engine.archive.db import migrate
+
+        await migrate(conn)
+        for i, (phone, outcome) in enumerate([(b, "answered"), (b, "delivered"), (a, "answered_machine")]):
+            await conn.execute(
+                "INSERT INTO contacts (wave_id, task_id, attempt, stream_ms, stream_seq, campaign_id, debtor_id, "
+                "channel, cap_class, outcome, local_day, local_week, local_month, scenario) VALUES "
+                "('w1', %s, 1, 0, 0, 'c1', 'd1', 'ivr', 'message', %s, %s, '2026-50', '2026-12', 'soft_reminder')",
+                (f"t{i}", outcome, date(2026, 12, 7)))
+            await conn.execute("INSERT INTO task_personal (wave_id, task_id, debtor_id, phone, phone_hash, day) "
+                               "VALUES ('w1', %s, 'd1', %s, '\\x00', %s)", (f"t{i}", phone, date(2026, 12, 7)))
+        rows = [("d1", "promise_to_pay", {"promise": {"date": "2026-12-03"}}, date(2026, 12, 1), "answered"),
+                ("d1", "promise_to_pay", {"promise": {"date": "2026-12-10"}}, date(2026, 12, 7), "answered"),
+                ("d2", "opt_out", {}, date(2026, 12, 2), "answered"),
+                ("d3", None, {}, date(2026, 12, 2), "invalid_number")]
+        for n, (debtor, action, data, on, outcome) in enumerate(rows):
+            await conn.execute(
+                "INSERT INTO results (wave_id, stream_ms, stream_seq, kind, day, campaign_id, task_id, attempt, "
+                "debtor_id, channel, outcome, final, actions, data) VALUES ('w2', %s, 0, 'result', %s, 'c1', %s, 1, "
+                "%s, 'ivr', %s, true, %s, %s)",
+                (n, on, f"r{n}", debtor, outcome, [action] if action else None, json.dumps(data)))
+        await conn.execute("INSERT INTO task_personal (wave_id, task_id, debtor_id, phone, phone_hash, day) "
+                           "VALUES ('w2', 'r3', 'd3', %s, '\\x00', %s)", (c, date(2026, 12, 2)))
+    await ctx.stoplist.deactivate_phone(a, now_ms=0)
+    await ctx.stoplist.add("phone", b, "wrong_number", now_ms=0)
+    await ctx.stoplist.add("debtor", "d4", "representative", now_ms=0)
+    async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+        hist = await read_histories(redis, conn, "utility", day, {"d1": (a, b), "d2": (b,), "d3": (c,), "d4": (c,)},
+                                    dict(ctx.scenarios))
+    d1 = hist["d1"]
+    assert d1.phone_success == {b: 2}  # a machine is not the debtor
+    assert (d1.promise_date, d1.promise_made, d1.broken_promises) == (date(2026, 12, 10), date(2026, 12, 7), 1)
+    assert d1.dead_phones == {a, b}     # deactivated in Redis; stop-listed
+    assert d1.used["message"].week == 3
+    assert hist["d2"].opted_out and hist["d3"].dead_phones == {c}  # deactivated in the archive only
+    assert hist["d4"].stop_reason == "representative"

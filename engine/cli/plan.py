@@ -52,7 +52,7 @@ def _rate(value: str) -> tuple[Channel, float]:
 
 async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from engine.config.scenario_files import load_scenarios
-    from engine.planner.night import plan_night, portfolio_format
+    from engine.planner.night import load_portfolio, plan_night, portfolio_format
     from engine.planner.strategy import load_strategy
 
     portfolio, strategy_path = Path(args.portfolio), Path(args.strategy)
@@ -62,6 +62,7 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     # The strategy is checked before anything is reached: a bad file is refused at once.
     strategy = load_strategy(strategy_path, load_scenarios(settings.scenarios_dir), settings.caps)
     fmt = portfolio_format(portfolio, args.format, args.encoding, args.delimiter)
+    load_portfolio(portfolio, fmt)  # a file that is no portfolio is refused before anything is reached
     rates, missing = channel_rates(settings)
     rates.update(dict(args.rate or []))
     for line in missing:

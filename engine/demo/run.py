@@ -1,4 +1,5 @@
-"""The demo's day: portfolio, waves, live progress, the report (``engine.demo.main`` starts the processes)."""
+"""The demo's day: the planned waves started, live progress, the day's report, the archive
+(``engine.demo.main`` starts the processes and plans each night)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,11 @@ from typing import Any
 from engine.calendar.clock import ScaledClock
 from engine.config.settings import load_settings
 from engine.context import Context
-from engine.demo.portfolio import debtors, task_line
+from engine.demo.portfolio import debtors
 from engine.demo.replies import debtors_reply
 from engine.domain.wave import WaveState
-from engine.intake.loader import Intake
 from engine.store.connection import make_redis
 from engine.store.schema import Counter as WaveCounter
-
-#: Share of the portfolio per wave: robocalls carry the volume, as in the agency's figures.
-WAVES = (("ivr", 0.70, "soft_reminder", None), ("sms", 0.15, "pre_court", None),
-         ("viber", 0.15, "soft_reminder", ["sms"]))
 
 
 async def _finish(replies: asyncio.Task[Counter[str]]) -> Counter[str]:
@@ -41,8 +37,10 @@ async def _finish(replies: asyncio.Task[Counter[str]]) -> Counter[str]:
 
 
 class DemoRun:
+    """One compressed day: the waves the night planned (``wave_ids``), run to the day's end."""
+
     def __init__(self, config_path: Path, clock: ScaledClock, day: date, args: argparse.Namespace,
-                 ports: dict[str, int], out: Path, procs: Any) -> None:
+                 ports: dict[str, int], out: Path, procs: Any, wave_ids: list[str], title: str = "") -> None:
         self.settings = load_settings(config_path)
         self.clock = clock
         self.day = day
@@ -50,21 +48,25 @@ class DemoRun:
         self.ports = ports
         self.out = out
         self.procs = procs
-        self.wave_ids = [f"demo-{day.isoformat()}-{name}" for name, *_ in WAVES]
+        self.wave_ids = wave_ids
+        self.title = title
+        #: The day's final outcomes, for the summary of the days.
+        self.finals: Counter[str] = Counter()
         self.replies: Counter[str] = Counter()
 
     async def execute(self) -> int:
         redis = make_redis(self.settings.redis)
         try:
             ctx = Context.build(self.settings, self.clock, redis)
-            await self._load(ctx)
             token = await self._token(ctx)
             print(f"\nconsole: http://127.0.0.1:{self.ports['api']}/ui   token: {token}\n")
             for wave_id in self.wave_ids:
                 await ctx.waves.change(wave_id, "start", by="demo")
-            # Debtors call back and write stop while the waves run (engine.demo.replies).
+            # Debtors call back and write stop while the waves run (engine.demo.replies); other
+            # debtors each day.
             phones = [d.phone for d in debtors(self.args.debtors, seed=self.args.seed)]
-            replies = asyncio.create_task(debtors_reply(self.ports, phones, spread_s=self.args.minutes * 30))
+            replies = asyncio.create_task(debtors_reply(self.ports, phones, spread_s=self.args.minutes * 30,
+                                                        seed=7 + self.day.toordinal()))
             finished = await self._watch(ctx)
             self.replies = await _finish(replies)
             for wave_id in self.wave_ids:
@@ -79,25 +81,6 @@ class DemoRun:
             return 0
         finally:
             await redis.aclose()
-
-    async def _load(self, ctx: Context) -> None:
-        people = list(debtors(self.args.debtors, seed=self.args.seed))
-        start = 0
-        for (channel, share, scenario, cascade), wave_id in zip(WAVES, self.wave_ids, strict=True):
-            count = int(len(people) * share) if channel != WAVES[-1][0] else len(people) - start
-            chunk = people[start : start + count]
-            start += count
-            await ctx.waves.create(wave_id, "demo-utilities", self.day, by="demo")
-
-            async def lines(chunk=chunk, channel=channel, scenario=scenario, cascade=cascade):
-                for i, d in enumerate(chunk):
-                    yield task_line(d, task_id=f"{channel}-{i}", channel=channel, scenario=scenario,
-                                    cascade=cascade).encode()
-
-            t0 = time.perf_counter()
-            report = await Intake(ctx).load(wave_id, lines())
-            print(f"loaded {wave_id}: {report.accepted} tasks ({report.rejected} rejected) "
-                  f"in {time.perf_counter() - t0:.1f} s")
 
     async def _token(self, ctx: Context) -> str:
         try:
@@ -154,12 +137,13 @@ class DemoRun:
             dtmf = (rec.get("data") or {}).get("dtmf")
             if dtmf:
                 keys[str(dtmf)[0]] += 1
+        self.finals = finals
         total = sum(finals.values())
         waiting = 0
         for wave_id in self.wave_ids:
             waiting += int((await ctx.waves.counts(wave_id)).get(WaveCounter.QUEUED, 0))
         reached = finals["answered"] + finals["delivered"] + finals["read"]
-        print("\n=== Volna demo: the day's report ===")
+        print(f"\n=== Volna demo: the day's report === {self.title}")
         print(f"debtors {self.args.debtors}: {total} tasks ended, {waiting} still queued for later today "
               f"(retries, tasks not reached yet); results exported to {path}")
         print(f"reached (answered or delivered): {reached} ({reached / max(total, 1):.0%})")

@@ -24,8 +24,8 @@ from enum import StrEnum
 from engine.config.settings import CapSettings
 from engine.domain.outcomes import Channel
 from engine.domain.scenarios import CapClass, Scenario
-from engine.planner.portfolio import PortfolioDebtor
-from engine.planner.strategy import Stage, Strategy, Touch, touch_cost
+from engine.planner.portfolio import Debtor
+from engine.planner.strategy import Stage, Strategy, Touch, chain_cost
 
 CAP_CLASSES: tuple[CapClass, ...] = ("conversation", "message")
 
@@ -97,13 +97,13 @@ class StageDecision:
     skip: Skip | None = None
 
 
-def entry_holds(stage: Stage, debtor: PortfolioDebtor, history: History) -> bool:
+def entry_holds(stage: Stage, debtor: Debtor, history: History) -> bool:
     e = stage.entry
     return (e.days_overdue.holds(debtor.days_overdue) and e.amount.holds(debtor.amount)
             and e.broken_promises.holds(history.broken_promises))
 
 
-def entry_stage(strategy: Strategy, debtor: PortfolioDebtor, history: History) -> str | None:
+def entry_stage(strategy: Strategy, debtor: Debtor, history: History) -> str | None:
     """The first stage (mildest first) whose entry holds; the contact-search stage is never entered so."""
     search = strategy.outcomes.all_phones_invalid
     for stage in strategy.stages:
@@ -112,14 +112,14 @@ def entry_stage(strategy: Strategy, debtor: PortfolioDebtor, history: History) -
     return None
 
 
-def usable_phones(debtor: PortfolioDebtor, history: History) -> list[str]:
+def usable_phones(debtor: Debtor, history: History) -> list[str]:
     """The debtor's live phones in order of past success (most contacts first), then as listed."""
     alive = [p for p in debtor.phones if p not in history.dead_phones]
     order = {p: i for i, p in enumerate(debtor.phones)}
     return sorted(alive, key=lambda p: (-history.phone_success.get(p, 0), order[p]))
 
 
-def decide_stage(strategy: Strategy, debtor: PortfolioDebtor, history: History, day: date) -> StageDecision:
+def decide_stage(strategy: Strategy, debtor: Debtor, history: History, day: date) -> StageDecision:
     """Steps 1–5 of the module's list."""
     current, since = history.stage, history.since
     if debtor.amount <= 0 or history.stop_reason == "paid":
@@ -205,9 +205,8 @@ def fit_touch(touch: Touch, scenario: Scenario, caps: CapSettings, used: dict[st
     chain = touch.chain
     binding: Skip | None = None
     for length in range(len(chain), 0, -1):
-        trial = touch.model_copy(update={"channel": chain[0], "cascade": list(chain[1:length])})
         ok = True
-        for cap_class, n in touch_cost(trial, scenario).items():
+        for cap_class, n in chain_cost(chain[:length], scenario).items():
             left, why = remaining(caps, cap_class, used.get(cap_class, Used()))
             if n > left:
                 ok, binding = False, why

@@ -9,8 +9,9 @@ stages for the next night in the archive, and the plan report.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from engine.errors import VolnaError, WaveError
 from engine.intake.lines import FileFormat
 from engine.intake.loader import Intake, IntakeReport
 from engine.planner.plan import Plan, Planner, task_line
-from engine.planner.portfolio import PortfolioRejection, read_portfolio
+from engine.planner.portfolio import Debtor, PortfolioRejection, read_portfolio
 from engine.planner.sources import read_histories, write_states
 from engine.planner.strategy import Strategy, load_strategy
 
@@ -34,6 +35,8 @@ class NightResult:
     #: wave id → the intake's report (waves loaded), or → the file written (``out``).
     loaded: dict[str, IntakeReport]
     files: dict[str, Path]
+    #: Seconds each phase took (read, history, plan, write, stages).
+    phases_s: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         out = self.plan.report.as_dict()
@@ -50,12 +53,19 @@ def portfolio_format(path: Path, kind: str | None, encoding: str = "auto", delim
                       delimiter=delimiter)
 
 
-def _lines(path: Path) -> list[bytes]:
+def load_portfolio(path: Path, fmt: FileFormat) -> tuple[list[Debtor], list[PortfolioRejection]]:
+    """The debtors of a portfolio file and its refused lines; a file of which no line is a debtor
+    is refused whole (its first fault named): a wrong file, not a portfolio with bad lines."""
+    rejected: list[PortfolioRejection] = []
     try:
         with path.open("rb") as fh:
-            return fh.readlines()
+            debtors = list(read_portfolio(fh, fmt, rejected))
     except OSError as exc:
         raise VolnaError(f"{path}: cannot read ({exc.strerror})") from None
+    if not debtors and rejected:
+        first = rejected[0]
+        raise VolnaError(f"{path}: no debtor read (line {first.line_no}: {first.reason})")
+    return debtors, rejected
 
 
 async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy: Strategy | Path, day: date,
@@ -63,8 +73,17 @@ async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy
                      ) -> NightResult:
     if isinstance(strategy, Path):
         strategy = load_strategy(strategy, ctx.scenarios, ctx.settings.caps)
-    rejected: list[PortfolioRejection] = []
-    debtors = list(read_portfolio(_lines(portfolio), fmt, rejected))
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        phases[name] = round(now - t0, 2)
+        t0 = now
+
+    debtors, rejected = load_portfolio(portfolio, fmt)
+    lap("read_portfolio")
     planner = Planner(strategy, ctx.scenarios, ctx.settings.caps, ctx.windows, rates)
     own = {f"{strategy.name}-{day.isoformat()}-{s.name}" for s in strategy.stages}
     async with connection(ctx.settings.archive) as conn:
@@ -73,15 +92,20 @@ async def plan_night(ctx: Context, *, portfolio: Path, fmt: FileFormat, strategy
         histories = await read_histories(
             ctx.redis, conn, strategy.name, day, {d.debtor_id: d.phones for d in debtors}, dict(ctx.scenarios),
             own_waves=own, phone_key=ctx.settings.retention.phone_key())
+        lap("read_history")
         plan = planner.plan(day, debtors, histories, rejected_lines=len(rejected))
         del histories
+        lap("plan")
         result = NightResult(plan, rejected, {}, {})
         if out is not None:
             result.files = write_files(plan, out)
         else:
             result.loaded = await load_waves(ctx, plan, strategy.campaign)
+        lap("write_tasks")
         if write_stages:
             await write_states(conn, strategy.name, plan)
+        lap("write_stages")
+    result.phases_s = phases
     return result
 
 

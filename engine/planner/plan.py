@@ -43,8 +43,8 @@ from engine.planner.decide import (
     touches_today,
     usable_phones,
 )
-from engine.planner.portfolio import PortfolioDebtor
-from engine.planner.strategy import Hours, Strategy, Touch, touch_cost
+from engine.planner.portfolio import Debtor
+from engine.planner.strategy import Hours, Strategy, Touch, chain_cost
 
 _NO_HISTORY = History()
 
@@ -63,6 +63,8 @@ class Planned:
     close_ms: int
     pref_open_ms: int
     pref_close_ms: int
+    #: Its channel, then its cascade.
+    chain: tuple[Channel, ...] = ()
     not_before_ms: int = 0
 
 
@@ -175,7 +177,7 @@ class Planner:
     #: Channel → its targets' summed rate (contacts a second); a channel missing is not spread.
     rates: Mapping[Channel, float]
 
-    def plan(self, day: date, debtors: Iterable[PortfolioDebtor], histories: Mapping[str, History],
+    def plan(self, day: date, debtors: Iterable[Debtor], histories: Mapping[str, History],
              *, rejected_lines: int = 0) -> Plan:
         report = PlanReport(day, self.strategy.name, rejected_lines=rejected_lines)
         tasks: list[Planned] = []
@@ -197,7 +199,7 @@ class Planner:
 
     # ---- one debtor --------------------------------------------------------------------------
 
-    def _debtor(self, day: date, debtor: PortfolioDebtor, history: History, tasks: list[Planned],
+    def _debtor(self, day: date, debtor: Debtor, history: History, tasks: list[Planned],
                 report: PlanReport) -> tuple[StageState | None, tuple[str | None, str, str] | None]:
         """The debtor's stage after tonight, the move that got them there, and their tasks (into ``tasks``)."""
         decision = decide_stage(self.strategy, debtor, history, day)
@@ -207,14 +209,17 @@ class Planner:
         self._touches(day, debtor, history, decision, tasks, report)
         return state, decision.move
 
-    def _touches(self, day: date, debtor: PortfolioDebtor, history: History, decision: StageDecision,
+    def _touches(self, day: date, debtor: Debtor, history: History, decision: StageDecision,
                  tasks: list[Planned], report: PlanReport) -> None:
         if decision.move is not None:
             report.moves[(decision.move[0] or "", decision.move[1], decision.move[2])] += 1
         if decision.stage is not None:
             report.per_stage[decision.stage] += 1
         if decision.skip is not None:
-            report.skipped_debtors[decision.skip.value] += 1
+            why = decision.skip.value
+            if decision.skip is Skip.STOP_LIST:
+                why = f"{why}:{history.stop_reason}"
+            report.skipped_debtors[why] += 1
             return
         assert decision.stage is not None and decision.since is not None
         stage = self.strategy.stage(decision.stage)
@@ -228,18 +233,18 @@ class Planner:
         assert stage.cadence is not None
         for touch in touches:
             index = stage.cadence.touches.index(touch)
-            planned, why = self._touch(day, debtor, stage.name, index, touch, phones[0], used, report)
+            planned, left_out = self._touch(day, debtor, stage.name, index, touch, phones[0], used, report)
             if planned is None:
-                assert why is not None
-                report.skipped_touches[why.value] += 1
+                assert left_out is not None
+                report.skipped_touches[left_out.value] += 1
                 continue
-            used = take(used, touch_cost(_as_chain(touch, planned), self.scenarios[touch.scenario]))
+            used = take(used, chain_cost(planned.chain, self.scenarios[touch.scenario]))
             tasks.append(planned)
             made += 1
         if not made:
             report.skipped_debtors["no_touch_fits"] += 1
 
-    def _touch(self, day: date, debtor: PortfolioDebtor, stage: str, index: int, touch: Touch, phone: str,
+    def _touch(self, day: date, debtor: Debtor, stage: str, index: int, touch: Touch, phone: str,
                used: dict[str, Any], report: PlanReport) -> tuple[Planned | None, Skip | None]:
         scenario = self.scenarios[touch.scenario]
         chain, why = fit_touch(touch, scenario, self.caps, used)
@@ -258,7 +263,7 @@ class Planner:
             if hours is not None and max(hours[0], window[0]) < min(hours[1], window[1]):
                 pref = (max(hours[0], window[0]), min(hours[1], window[1]))
         wid = wave_id(self.strategy, day, stage)
-        task_id = f"{day.strftime('%Y%m%d')}-{debtor.debtor_id}-{stage}-{index}"
+        task_id = f"{_compact(day)}-{debtor.debtor_id}-{stage}-{index}"
         line: dict[str, Any] = {
             "task_id": task_id, "debtor_id": debtor.debtor_id, "channel": chain[0].value, "phone": phone,
             "scenario": touch.scenario, "priority": touch.priority, "vars": self._vars(day, debtor),
@@ -283,14 +288,15 @@ class Planner:
         except IntakeError as exc:
             report.bad_data[exc.reason] += 1
             return None, Skip.BAD_DATA
-        return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1]), None
+        return Planned(wid, task_id, chain[0], line, touch.priority, window[0], window[1], pref[0], pref[1],
+                       chain), None
 
-    def _vars(self, day: date, debtor: PortfolioDebtor) -> dict[str, Any]:
+    def _vars(self, day: date, debtor: Debtor) -> dict[str, Any]:
         out: dict[str, Any] = {k: v.replace("{account}", debtor.account).replace("{debtor_id}", debtor.debtor_id)
                                for k, v in self.strategy.vars.items()}
         out.update({"creditor": debtor.creditor, "account": debtor.account, "amount": debtor.amount,
                     "days_overdue": debtor.days_overdue,
-                    "due_date": (day + timedelta(days=self.strategy.planning.due_in_days)).strftime("%d.%m.%Y")})
+                    "due_date": _due(day, self.strategy.planning.due_in_days)})
         if debtor.address:
             out["address"] = debtor.address
         out.update(debtor.vars)
@@ -334,14 +340,19 @@ class Planner:
             report.tasks_per_wave[t.wave_id] += 1
 
 
+@lru_cache(maxsize=64)
+def _compact(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+@lru_cache(maxsize=64)
+def _due(day: date, days: int) -> str:
+    return (day + timedelta(days=days)).strftime("%d.%m.%Y")
+
+
 def _ceil_s(ms: int) -> int:
     """Up to the whole second (the file writes seconds): never before the window opens."""
     return -(-ms // 1000) * 1000
-
-
-def _as_chain(touch: Touch, planned: Planned) -> Touch:
-    cascade = [Channel(c) for c in planned.line.get("cascade", [])]
-    return touch.model_copy(update={"channel": planned.channel, "cascade": cascade})
 
 
 @lru_cache(maxsize=4096)

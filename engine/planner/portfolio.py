@@ -9,6 +9,7 @@ number and reason, and the rest is read.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,35 @@ def _phone(raw: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Debtor:
+    """A debtor as the night keeps it: :class:`PortfolioDebtor` validated, in a slotted record with
+    the repeated strings (creditors, regions, zones) shared — 800 000 of them fit in memory."""
+
+    debtor_id: str
+    phones: tuple[str, ...]
+    region: str | None
+    tz: str | None
+    creditor: str
+    account: str
+    amount: float
+    days_overdue: int
+    address: str
+    vars: dict[str, str | int | float | bool | None]
+
+    @classmethod
+    def of(cls, d: PortfolioDebtor) -> Debtor:
+        return cls(d.debtor_id, d.phones, _intern(d.region), _intern(d.tz), sys.intern(d.creditor), d.account,
+                   d.amount, d.days_overdue, d.address, d.vars or _NO_VARS)
+
+
+_NO_VARS: dict[str, str | int | float | bool | None] = {}
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
+@dataclass(frozen=True, slots=True)
 class PortfolioRejection:
     line_no: int
     reason: str
@@ -87,7 +117,7 @@ def _reason(exc: ValidationError) -> str:
 
 
 def read_portfolio(lines: Iterable[bytes], fmt: FileFormat, rejected: list[PortfolioRejection]
-                   ) -> Iterator[PortfolioDebtor]:
+                   ) -> Iterator[Debtor]:
     """Debtors of a portfolio file; bad lines go to ``rejected`` (a debtor named twice: the first wins)."""
     reader = TaskLines(fmt, key_column="debtor_id")
     seen: set[str] = set()
@@ -109,4 +139,4 @@ def read_portfolio(lines: Iterable[bytes], fmt: FileFormat, rejected: list[Portf
             rejected.append(PortfolioRejection(line_no, f"debtor_id {debtor.debtor_id!r} named twice"))
             continue
         seen.add(debtor.debtor_id)
-        yield debtor
+        yield Debtor.of(debtor)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 from redis.asyncio import Redis
@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from engine.domain.phones import phone_hash
 from engine.domain.scenarios import Scenario
 from engine.gates.caps import counters, periods
+from engine.gates.deactivation import parse_entry
 from engine.planner.decide import CAP_CLASSES, History, Used
 from engine.planner.plan import Plan
 from engine.store import keys
@@ -38,14 +39,14 @@ REACHED = ("answered", "answered_incomplete", "delivered", "read")
 _CHUNK = 2000
 
 
-async def deactivated_phones(redis: Redis, conn: psycopg.AsyncConnection) -> set[str]:
-    """Phones that came back ``invalid_number``: Redis's live set (the dispatcher's gate reads it)
-    and the archive's ``phones_deactivated`` view. The one place the planner asks, so the phone
-    lifecycle (strikes, reactivation) can change the answer here alone."""
-    out = set(await redis.hkeys(keys.INVALID_PHONES))
-    cur = await conn.execute("SELECT DISTINCT phone FROM phones_deactivated WHERE phone IS NOT NULL")
-    out.update(str(r[0]) for r in await cur.fetchall())
-    return out
+async def deactivated_phones(redis: Redis, at_ms: int) -> set[str]:
+    """Phones deactivated at ``at_ms``, as the dispatcher's gate reads them: the live set in Redis
+    (``engine.gates.deactivation``), where a deactivation whose time is up, or that a reactivation
+    ended, is not active. Not the archive's ``phones_deactivated`` view: that lists every
+    ``invalid_number`` outcome, and one strike does not deactivate a number (``phones.invalid_strikes``).
+    The one place the planner asks."""
+    return {phone async for phone, raw in redis.hscan_iter(keys.INVALID_PHONES, count=1000)
+            if parse_entry(phone, raw).active(at_ms)}
 
 
 async def read_histories(redis: Redis, conn: psycopg.AsyncConnection, strategy: str, day: date,
@@ -106,7 +107,8 @@ async def read_histories(redis: Redis, conn: psycopg.AsyncConnection, strategy: 
         if debtor_id in wanted:
             h(debtor_id).phone_success[str(phone)] = int(n)
     # -- dead phones: deactivated, stop-listed, or refused by their keyed hash after an erasure
-    dead = await deactivated_phones(redis, conn)
+    night_ms = int(datetime.combine(day, time(), UTC).timestamp() * 1000)
+    dead = await deactivated_phones(redis, night_ms)
     dead.update(await redis.hkeys(keys.STOP_PHONES))
     hashed = set(await redis.hkeys(keys.PHONE_HASHES)) if phone_key else set()
     for debtor_id, phones in wanted.items():
@@ -162,14 +164,18 @@ async def _other_waves(redis: Redis, day: date, own: set[str], scenarios: dict[s
         meta = await redis.hmget(wk.meta, [Meta.DAY, Meta.STATE])
         if meta[0] != day.isoformat() or meta[1] in ("stopped", "completed"):
             continue
-        async for task_id, raw_state in redis.hscan_iter(wk.state):
+        pending: list[tuple[str, TaskState]] = []
+        async for task_id, raw_state in redis.hscan_iter(wk.state, count=1000):
             state = TaskState.decode(raw_state)
-            if state.ended or state.debtor not in wanted:
-                continue
-            raw_task = await redis.hget(wk.tasks, task_id)
-            scenario = scenarios.get(json.loads(raw_task).get("scenario", "")) if raw_task else None
-            cap_class: str = scenario.cap_class(state.channel) if scenario else "message"
-            extra[(state.debtor, cap_class)] += 1
+            if not state.ended and state.debtor in wanted:
+                pending.append((task_id, state))
+        for start in range(0, len(pending), _CHUNK):
+            chunk = pending[start:start + _CHUNK]
+            raw_tasks = await redis.hmget(wk.tasks, [task_id for task_id, _ in chunk])
+            for (_, state), raw_task in zip(chunk, raw_tasks, strict=True):
+                scenario = scenarios.get(json.loads(raw_task).get("scenario", "")) if raw_task else None
+                cap_class: str = scenario.cap_class(state.channel) if scenario else "message"
+                extra[(state.debtor, cap_class)] += 1
     for (debtor_id, cap_class), n in extra.items():
         rec = h(debtor_id)
         rec.used[cap_class] = rec.used.get(cap_class, Used()).plus(Used(n, n, n))

@@ -149,9 +149,6 @@ class Outcomes(_Model):
 
     #: ``pause``: no contact up to and including the promised date.
     promise_to_pay: Literal["pause", "ignore"] = "pause"
-    #: Stop-list reasons that stop every contact (the stop-list refuses them anyway).
-    stop_reasons: list[str] = Field(default_factory=lambda: ["refused", "representative", "bankrupt",
-                                                             "deceased", "complaint"])
     #: The stage of a debtor whose every phone came back ``invalid_number``.
     all_phones_invalid: str = Field(default="contact_search", pattern=_NAME)
 
@@ -205,13 +202,14 @@ class Strategy(_Model):
 
 
 def touch_cost(touch: Touch, scenario: Scenario) -> dict[CapClass, int]:
-    """Cap slots a touch may take: one in each cap class of its chain. Within a class a task
-    counts once; a second count (a retry or cascade after a counted outcome) is a contact made
-    after planning, which the caps gate checks again."""
-    out: dict[CapClass, int] = {}
-    for channel in touch.chain:
-        out[scenario.cap_class(channel)] = 1
-    return out
+    return chain_cost(touch.chain, scenario)
+
+
+def chain_cost(chain: tuple[Channel, ...], scenario: Scenario) -> dict[CapClass, int]:
+    """Cap slots a task on ``chain`` (its channel, then its cascade) may take: one in each cap
+    class of the chain. Within a class a task counts once; a second count (a retry or cascade
+    after a counted outcome) is a contact made after planning, which the caps gate checks again."""
+    return {scenario.cap_class(channel): 1 for channel in chain}
 
 
 # ---- reading a file with line numbers ----------------------------------------------------------
