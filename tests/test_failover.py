@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time
@@ -32,13 +33,13 @@ from engine.store import keys
 from engine.store.connection import describe, make_redis
 from engine.store.durable import DurableWait, check_support
 from engine.store.keys import WaveKeys
-from engine.store.localredis import RedisServer
+from engine.store.localredis import RedisServer, free_port
 from engine.store.schema import ControlMessage
 from engine.waves.live import WaveStates
 from tests.archive_support import archive_settings
 from tests.fakes import RecordingConnector
 from tests.harness import context, load_wave, make_settings, read_records, running, spawn_dispatcher, task, wait_until
-from tests.redis_sentinel import SentinelSet, newer_server, server_version
+from tests.redis_sentinel import MASTER, SentinelSet, client, info, newer_server, ping, server_version
 
 DAY = date(2026, 12, 1)
 MSK = ZoneInfo("Europe/Moscow")
@@ -314,3 +315,43 @@ async def test_a_partitioned_master_that_returns_as_a_replica_causes_no_double_s
     m = await _wave_through_a_fault(sentinels, tmp_path, pg_dsn, phone_key_file, durable=True, fault="stop")
     assert _verdicts(m) == 0
     print(f"SIGSTOP of the master until the failover, then back: {len(m['sends'])} sends, 0 twice")
+
+
+# ---- the shipped configuration -------------------------------------------------------------------
+
+
+def test_the_shipped_redis_and_sentinel_configs_start_and_agree_with_the_docs(tmp_path: Path) -> None:
+    """ops/redis.conf and ops/sentinel.conf as shipped (addresses, paths and ports replaced by
+    local ones) start a real master and a real sentinel that watches it; the AOF is fsynced
+    before every answer, as docs/reliability.md recommends."""
+    ops = Path(__file__).resolve().parent.parent / "ops"
+    port, sport = free_port(), free_port()
+    master = subprocess.Popen(["redis-server", str(ops / "redis.conf"), "--port", str(port), "--dir", str(tmp_path),
+                               "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = tmp_path / "sentinel.conf"
+    text = (ops / "sentinel.conf").read_text()
+    text = text.replace("sentinel monitor volna 10.0.1.1 6379 2", f"sentinel monitor volna 127.0.0.1 {port} 1")
+    text = text.replace("port 26379", f"port {sport}").replace("bind 0.0.0.0", "bind 127.0.0.1")
+    text = text.replace("dir /var/lib/redis", f"dir {tmp_path}").replace(
+        "logfile /var/log/redis/sentinel.log", f"logfile {tmp_path / 'sentinel.log'}")
+    conf.write_text(text)
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        SentinelSet.wait(lambda: _up(port) and _up(sport), 10)
+        with client(port) as r:
+            assert r.config_get("appendfsync") == {"appendfsync": "always"}
+            assert r.config_get("appendonly") == {"appendonly": "yes"}
+            assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert info(port, "replication")["role"] == "master"
+        with client(sport) as s:
+            assert int(s.sentinel_get_master_addr_by_name(MASTER)[1]) == port
+            assert s.sentinel_master(MASTER)["down-after-milliseconds"] == 5000
+    finally:
+        for proc in (sentinel, master):
+            proc.terminate()
+            proc.wait(10)
+
+
+def _up(port: int) -> bool:
+    return ping(port)
