@@ -45,7 +45,7 @@ async def lines(n: int):  # type: ignore[no-untyped-def]
             "task_id": f"t{i}", "debtor_id": f"d{i}", "channel": "sms", "phone": f"+7916{i:07d}",
             "tz": "Europe/Moscow", "scenario": "soft_reminder",
             "vars": {"creditor": "Мосэнергосбыт", "account": f"ЛС{i}", "amount": 1234.5, "due_date": "10.12",
-                     "pay_url": "https://pay.example/x"},
+                     "pay_url": "https://pay.example/x", "phone_back": "88001234567"},
         }, ensure_ascii=False).encode()
 
 
