@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time
@@ -112,8 +114,11 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
         old = sentinels.kill_master()
         new = await asyncio.to_thread(sentinels.wait_failover, old)
         assert new is not old
+        # The pool's connections to the dead master fail once each, then go to the new one.
+        await _retrying(lambda: _pings(redis, 5))
         # A script again, on a master whose script cache is empty (NOSCRIPT → loaded again).
-        await _retrying(lambda: load_wave(ctx, "w2", DAY, [task(n, wave="w2") for n in range(5)]))
+        assert await redis.script_exists(ctx.waves.store("w1").scripts["intake"].sha) == [False]
+        await load_wave(ctx, "w2", DAY, [task(n, wave="w2") for n in range(5)])
         assert (await ctx.waves.counts("w2")).get("queued") == 5
         # The control channel is subscribed again on the new master: a pause is heard.
         async def heard() -> bool:
@@ -123,9 +128,26 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
         # The old master comes back as the new one's replica, and the client stays on the new one.
         await asyncio.to_thread(sentinels.restart_as_replica, old)
         assert await redis.set("after", "1") and sentinels.current_master() is new
+        # The CLI, told only the sentinels, finds the new master too.
+        listed = await asyncio.to_thread(_cli, sentinels, "wave", "list")
+        assert listed.returncode == 0 and "w1" in listed.stdout and "w2" in listed.stdout, listed.stderr
     finally:
         await states.stop()
         await redis.aclose()
+
+
+async def _pings(redis: Any, n: int) -> None:
+    for _ in range(n):
+        await redis.ping()
+
+
+def _cli(group: SentinelSet, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {"VOLNA_REDIS__URL": "redis://127.0.0.1/0", "VOLNA_REDIS__SENTINELS": json.dumps(group.addresses),
+            "VOLNA_REDIS__SENTINEL_MASTER": MASTER}
+    volna = Path(sys.executable).with_name("volna")
+    return subprocess.run([str(volna), *args], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
 
 
 async def test_a_batch_whose_mark_does_not_reach_the_replica_is_not_sent(tmp_path: Path) -> None:
