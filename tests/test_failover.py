@@ -39,6 +39,7 @@ from engine.store.localredis import RedisServer, free_port
 from engine.store.schema import ControlMessage
 from engine.waves.live import WaveStates
 from tests.archive_support import archive_settings
+from tests.test_api_helpers import api_client
 from tests.fakes import RecordingConnector
 from tests.harness import context, load_wave, make_settings, read_records, running, spawn_dispatcher, task, wait_until
 from tests.redis_sentinel import MASTER, SentinelSet, client, info, newer_server, ping, server_version
@@ -139,6 +140,35 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
 async def _pings(redis: Any, n: int) -> None:
     for _ in range(n):
         await redis.ping()
+
+
+async def test_the_api_follows_a_failover(sentinels: SentinelSet) -> None:
+    """``volna api`` on the sentinels: the same requests before and after the master dies."""
+    settings = make_settings("redis://127.0.0.1/0", redis=sentinels.settings())
+    redis = make_redis(settings.redis)
+    try:
+        ctx = context(settings, ScaledClock(NOON_MSK), redis)
+        async with api_client(ctx, "manager") as api:
+            made = await api.post("/api/v1/waves", json_body={"wave_id": "w1", "campaign_id": "c1",
+                                                               "day": "2026-12-01"})
+            assert made.status == 201
+            await asyncio.to_thread(sentinels.wait_replicated, sentinels.nodes[1].port)
+            await asyncio.sleep(0.5)  # the token and the wave reach the replica
+            old = sentinels.kill_master()
+            await asyncio.to_thread(sentinels.wait_failover, old)
+
+            async def answered() -> bool:
+                reply = await api.get("/api/v1/waves")
+                return reply.status == 200 and [w["wave_id"] for w in reply.body["waves"]] == ["w1"]
+
+            await wait_until(answered, timeout_s=30, interval_s=0.2)
+            later = await api.post("/api/v1/waves", json_body={"wave_id": "w2", "campaign_id": "c1",
+                                                                "day": "2026-12-01"})
+            assert later.status == 201, later.body
+            ready = await api.as_(None).get("/readyz")
+            assert ready.status == 200 and ready.body["checks"]["redis"] is True
+    finally:
+        await redis.aclose()
 
 
 def _cli(group: SentinelSet, *args: str) -> subprocess.CompletedProcess[str]:
