@@ -39,10 +39,10 @@ from engine.store.localredis import RedisServer, free_port
 from engine.store.schema import ControlMessage
 from engine.waves.live import WaveStates
 from tests.archive_support import archive_settings
-from tests.test_api_helpers import api_client
 from tests.fakes import RecordingConnector
 from tests.harness import context, load_wave, make_settings, read_records, running, spawn_dispatcher, task, wait_until
 from tests.redis_sentinel import MASTER, SentinelSet, client, info, newer_server, ping, server_version
+from tests.test_api_helpers import api_client
 
 DAY = date(2026, 12, 1)
 MSK = ZoneInfo("Europe/Moscow")
