@@ -33,7 +33,7 @@ from engine.domain.wave import WaveState
 from engine.errors import ConfigError
 from engine.store import keys
 from engine.store.connection import describe, make_redis
-from engine.store.durable import DurableWait, check_support
+from engine.store.durable import DurableWait, check_support, everysec_caveat
 from engine.store.keys import WaveKeys
 from engine.store.localredis import RedisServer, free_port
 from engine.store.schema import ControlMessage
@@ -99,6 +99,7 @@ def test_waitaof_is_refused_at_start_on_a_server_without_it() -> None:
     with pytest.raises(ConfigError, match="appendonly yes"):
         check_support(wait, {"redis_version": "7.2.4", "aof_enabled": 0})
     check_support(wait, {"redis_version": "7.2.4", "aof_enabled": 1})
+    assert everysec_caveat("always") is None and "redis/redis#13793" in (everysec_caveat("everysec") or "")
 
 
 # ---- following the master ----------------------------------------------------------------------
