@@ -168,6 +168,15 @@ def overview() -> Board:
     b.panel("timeseries", "Connector answers per second",
             [(f"sum by (channel, result) (rate(volna_send_results_total{{{CHANNEL}}}[{RI}]))",
               "{{channel}} {{result}}")], unit="reqps", w=12)
+    b.row("Redis: replication and failover")
+    b.panel("timeseries", "Replicas online / lag (s)",
+            [("max(volna_redis_replicas_online)", "replicas online"),
+             ("max(volna_redis_replica_lag_seconds)", "slowest replica's lag (s)")], w=8)
+    b.panel("timeseries", "Master changes (failovers)",
+            [(f"max(increase(volna_redis_master_changes_total[{RI}]))", "new master")], w=8)
+    b.panel("timeseries", "Batches not durable in time, per second",
+            [(f'sum(rate(volna_errors_total{{kind="durable_wait"}}[{RI}]))', "back to the queue unsent")],
+            unit="reqps", w=8)
     return b
 
 

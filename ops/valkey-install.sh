@@ -9,6 +9,10 @@
 set -euo pipefail
 cache="${VOLNA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/volna}/valkey"
 bin="$cache/root/usr/bin"
+mkdir -p "$cache"
+# One install at a time (test workers in parallel each ask for it).
+exec 9>"$cache/.lock"
+flock 9
 if [ -x "$bin/valkey-server" ] && "$bin/valkey-server" --version >/dev/null 2>&1; then
   echo "$bin"; exit 0
 fi

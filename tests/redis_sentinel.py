@@ -49,20 +49,20 @@ def newer_server() -> str | None:
     return str(binary) if binary and binary.exists() else None
 
 
-def _client(port: int) -> redis.Redis:
+def client(port: int) -> redis.Redis:
     return redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
 
 
-def _ping(port: int) -> bool:
+def ping(port: int) -> bool:
     try:
-        with _client(port) as r:
+        with client(port) as r:
             return bool(r.ping())
     except redis.RedisError:
         return False
 
 
 def info(port: int, section: str) -> dict[str, Any]:
-    with _client(port) as r:
+    with client(port) as r:
         return dict(r.info(section))
 
 
@@ -116,7 +116,7 @@ class SentinelSet:
         ]))
         self.sentinels[i] = subprocess.Popen([self.binary, str(conf), "--sentinel"],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait(lambda: _ping(self.sentinel_ports[i]), 10)
+        self.wait(lambda: ping(self.sentinel_ports[i]), 10)
 
     @staticmethod
     def wait(predicate: object, timeout_s: float) -> None:
@@ -134,7 +134,7 @@ class SentinelSet:
         """The master's port as the first sentinel that answers says."""
         for port in self.sentinel_ports:
             try:
-                with _client(port) as r:
+                with client(port) as r:
                     addr = r.sentinel_get_master_addr_by_name(MASTER)
             except redis.RedisError:
                 continue
@@ -146,7 +146,7 @@ class SentinelSet:
         replica = self.nodes[1].port
         try:
             for port in self.sentinel_ports:
-                with _client(port) as r:
+                with client(port) as r:
                     if not any(int(s["port"]) == replica for s in r.sentinel_slaves(MASTER)):
                         return False
         except redis.RedisError:

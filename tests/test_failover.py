@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time
@@ -30,15 +33,16 @@ from engine.domain.wave import WaveState
 from engine.errors import ConfigError
 from engine.store import keys
 from engine.store.connection import describe, make_redis
-from engine.store.durable import DurableWait, check_support
+from engine.store.durable import DurableWait, check_support, everysec_caveat
 from engine.store.keys import WaveKeys
-from engine.store.localredis import RedisServer
+from engine.store.localredis import RedisServer, free_port
 from engine.store.schema import ControlMessage
 from engine.waves.live import WaveStates
 from tests.archive_support import archive_settings
 from tests.fakes import RecordingConnector
 from tests.harness import context, load_wave, make_settings, read_records, running, spawn_dispatcher, task, wait_until
-from tests.redis_sentinel import SentinelSet, newer_server, server_version
+from tests.redis_sentinel import MASTER, SentinelSet, client, info, newer_server, ping, server_version
+from tests.test_api_helpers import api_client
 
 DAY = date(2026, 12, 1)
 MSK = ZoneInfo("Europe/Moscow")
@@ -95,6 +99,7 @@ def test_waitaof_is_refused_at_start_on_a_server_without_it() -> None:
     with pytest.raises(ConfigError, match="appendonly yes"):
         check_support(wait, {"redis_version": "7.2.4", "aof_enabled": 0})
     check_support(wait, {"redis_version": "7.2.4", "aof_enabled": 1})
+    assert everysec_caveat("always") is None and "redis/redis#13793" in (everysec_caveat("everysec") or "")
 
 
 # ---- following the master ----------------------------------------------------------------------
@@ -111,8 +116,11 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
         old = sentinels.kill_master()
         new = await asyncio.to_thread(sentinels.wait_failover, old)
         assert new is not old
+        # The pool's connections to the dead master fail once each, then go to the new one.
+        await _retrying(lambda: _pings(redis, 5))
         # A script again, on a master whose script cache is empty (NOSCRIPT → loaded again).
-        await _retrying(lambda: load_wave(ctx, "w2", DAY, [task(n, wave="w2") for n in range(5)]))
+        assert await redis.script_exists(ctx.waves.store("w1").scripts["intake"].sha) == [False]
+        await load_wave(ctx, "w2", DAY, [task(n, wave="w2") for n in range(5)])
         assert (await ctx.waves.counts("w2")).get("queued") == 5
         # The control channel is subscribed again on the new master: a pause is heard.
         async def heard() -> bool:
@@ -122,9 +130,55 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
         # The old master comes back as the new one's replica, and the client stays on the new one.
         await asyncio.to_thread(sentinels.restart_as_replica, old)
         assert await redis.set("after", "1") and sentinels.current_master() is new
+        # The CLI, told only the sentinels, finds the new master too.
+        listed = await asyncio.to_thread(_cli, sentinels, "wave", "list")
+        assert listed.returncode == 0 and "w1" in listed.stdout and "w2" in listed.stdout, listed.stderr
     finally:
         await states.stop()
         await redis.aclose()
+
+
+async def _pings(redis: Any, n: int) -> None:
+    for _ in range(n):
+        await redis.ping()
+
+
+async def test_the_api_follows_a_failover(sentinels: SentinelSet) -> None:
+    """``volna api`` on the sentinels: the same requests before and after the master dies."""
+    settings = make_settings("redis://127.0.0.1/0", redis=sentinels.settings())
+    redis = make_redis(settings.redis)
+    try:
+        ctx = context(settings, ScaledClock(NOON_MSK), redis)
+        async with api_client(ctx, "manager") as api:
+            made = await api.post("/api/v1/waves", json_body={"wave_id": "w1", "campaign_id": "c1",
+                                                               "day": "2026-12-01"})
+            assert made.status == 201
+            await asyncio.to_thread(sentinels.wait_replicated, sentinels.nodes[1].port)
+            await asyncio.sleep(0.5)  # the token and the wave reach the replica
+            old = sentinels.kill_master()
+            await asyncio.to_thread(sentinels.wait_failover, old)
+
+            async def answered() -> bool:
+                reply = await api.get("/api/v1/waves")
+                return reply.status == 200 and [w["wave_id"] for w in reply.body["waves"]] == ["w1"]
+
+            await wait_until(answered, timeout_s=30, interval_s=0.2)
+            later = await api.post("/api/v1/waves", json_body={"wave_id": "w2", "campaign_id": "c1",
+                                                                "day": "2026-12-01"})
+            assert later.status == 201, later.body
+            ready = await api.as_(None).get("/readyz")
+            assert ready.status == 200 and ready.body["checks"]["redis"] is True
+    finally:
+        await redis.aclose()
+
+
+def _cli(group: SentinelSet, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {"VOLNA_REDIS__URL": "redis://127.0.0.1/0", "VOLNA_REDIS__SENTINELS": json.dumps(group.addresses),
+            "VOLNA_REDIS__SENTINEL_MASTER": MASTER}
+    volna = Path(sys.executable).with_name("volna")
+    return subprocess.run([str(volna), *args], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
 
 
 async def test_a_batch_whose_mark_does_not_reach_the_replica_is_not_sent(tmp_path: Path) -> None:
@@ -314,3 +368,43 @@ async def test_a_partitioned_master_that_returns_as_a_replica_causes_no_double_s
     m = await _wave_through_a_fault(sentinels, tmp_path, pg_dsn, phone_key_file, durable=True, fault="stop")
     assert _verdicts(m) == 0
     print(f"SIGSTOP of the master until the failover, then back: {len(m['sends'])} sends, 0 twice")
+
+
+# ---- the shipped configuration -------------------------------------------------------------------
+
+
+def test_the_shipped_redis_and_sentinel_configs_start_and_agree_with_the_docs(tmp_path: Path) -> None:
+    """ops/redis.conf and ops/sentinel.conf as shipped (addresses, paths and ports replaced by
+    local ones) start a real master and a real sentinel that watches it; the AOF is fsynced
+    before every answer, as docs/reliability.md recommends."""
+    ops = Path(__file__).resolve().parent.parent / "ops"
+    port, sport = free_port(), free_port()
+    master = subprocess.Popen(["redis-server", str(ops / "redis.conf"), "--port", str(port), "--dir", str(tmp_path),
+                               "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = tmp_path / "sentinel.conf"
+    text = (ops / "sentinel.conf").read_text()
+    text = text.replace("sentinel monitor volna 10.0.1.1 6379 2", f"sentinel monitor volna 127.0.0.1 {port} 1")
+    text = text.replace("port 26379", f"port {sport}").replace("bind 0.0.0.0", "bind 127.0.0.1")
+    text = text.replace("dir /var/lib/redis", f"dir {tmp_path}").replace(
+        "logfile /var/log/redis/sentinel.log", f"logfile {tmp_path / 'sentinel.log'}")
+    conf.write_text(text)
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        SentinelSet.wait(lambda: _up(port) and _up(sport), 10)
+        with client(port) as r:
+            assert r.config_get("appendfsync") == {"appendfsync": "always"}
+            assert r.config_get("appendonly") == {"appendonly": "yes"}
+            assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert info(port, "replication")["role"] == "master"
+        with client(sport) as s:
+            assert int(s.sentinel_get_master_addr_by_name(MASTER)[1]) == port
+            assert s.sentinel_master(MASTER)["down-after-milliseconds"] == 5000
+    finally:
+        for proc in (sentinel, master):
+            proc.terminate()
+            proc.wait(10)
+
+
+def _up(port: int) -> bool:
+    return ping(port)

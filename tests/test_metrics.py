@@ -255,7 +255,8 @@ def test_no_metric_is_named_twice_in_the_catalogue() -> None:
         "volna_results_consumer_lag", "volna_results_consumer_pending", "volna_window_open",
         "volna_window_closes_in_seconds", "volna_window_opens_in_seconds", "volna_target_slots_in_use",
         "volna_target_max_concurrent", "volna_target_rate_limit_per_second", "volna_active_calls",
-        "volna_metrics_refresh_seconds", "volna_metrics_refreshed_timestamp_seconds", "volna_archive_lag_records"}
+        "volna_metrics_refresh_seconds", "volna_metrics_refreshed_timestamp_seconds", "volna_archive_lag_records",
+        "volna_redis_replicas_online", "volna_redis_replica_lag_seconds", "volna_redis_master_changes_total"}
     counters = {f.name for f in Metrics().registry.collect() if f.type == "counter"}
     expected = {f"{n}_total" if n in counters else n for n in served if n.startswith("volna_")}
     assert expected == set(documented), (expected ^ set(documented))

@@ -80,7 +80,8 @@ class RedisSettings(_Section):
     #: out is not sent; it goes back to the queue.
     durable_replicas: int = Field(default=0, ge=0, le=16)
     #: Also wait until the master's AOF holds the mark on disk (``WAITAOF 1 …``, Redis ≥ 7.2 with
-    #: ``appendonly yes``), so a power cut under ``appendfsync everysec`` cannot resend it either.
+    #: ``appendonly yes``), so a power cut under ``appendfsync everysec`` cannot resend it either
+    #: (only on a server whose WAITAOF waits for the fsync: docs/failover.md).
     durable_aof: bool = False
     #: How long that wait may take before the batch goes back to the queue unsent.
     durable_timeout_s: float = Field(default=1.0, gt=0, le=5)

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
+from redis.exceptions import RedisError
+
 from engine.context import Context
 from engine.dispatch.correlation import Correlation
 from engine.dispatch.finisher import Finisher
@@ -23,7 +25,7 @@ from engine.dispatch.recovery import Recovery
 from engine.metrics.health import HealthReporter
 from engine.metrics.refresh import Refresher
 from engine.port import Connector
-from engine.store.durable import DurableWait, check_support
+from engine.store.durable import DurableWait, check_support, everysec_caveat
 from engine.waves.live import WaveStates
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class Runner:
         wait = DurableWait.of(self.ctx.settings.redis)
         if wait is not None and wait.aof:
             check_support(wait, await self.ctx.redis.info())
+            caveat = everysec_caveat(await _appendfsync(self.ctx))
+            if caveat:
+                log.warning(caveat)
         async with AsyncExitStack() as stack:
             for connector in self.connectors:
                 connector.bind_events(self.correlation.on_event)
@@ -98,3 +103,10 @@ class Runner:
                 exc = task.exception() if not task.cancelled() else None
                 log.error("channel loop %s ended on its own (%r): stopping the process", task.get_name(), exc)
 
+
+async def _appendfsync(ctx: Context) -> str | None:
+    """The master's ``appendfsync``, or None where CONFIG is renamed away (a hardened server)."""
+    try:
+        return str((await ctx.redis.config_get("appendfsync")).get("appendfsync") or "") or None
+    except RedisError:
+        return None

@@ -67,6 +67,7 @@ class Sender:
         self.accepting = True
         #: The durable point of no return (docs/failover.md), or None.
         self.durable = DurableWait.of(ctx.settings.redis)
+        self._durable_misses = 0
 
     # ---- the point of no return -----------------------------------------------------------------
 
@@ -118,8 +119,11 @@ class Sender:
             # The marks did not reach the replicas / the AOF in time (a failover under way, a replica
             # lagging): a failover now could forget them, so nothing of this batch goes out.
             ctx.metrics.error("durable_wait")
-            log.warning("point of no return not durable within %.1f s: %d attempt(s) of wave %s back to the queue",
-                        ctx.settings.redis.durable_timeout_s, len(unsent), wave_id)
+            self._durable_misses += 1
+            if self._durable_misses % 100 == 1:  # a failover times out every batch: a line per 100
+                log.warning("point of no return not durable within %.1f s: %d attempt(s) of wave %s back to the "
+                            "queue (%d batch(es) so far)", ctx.settings.redis.durable_timeout_s, len(unsent),
+                            wave_id, self._durable_misses)
             await self.inflight.requeue(wave_id, unsent, now + engine_ms(ctx.clock, 1.0), unsent=True)
 
     async def not_running(self, wave_id: str, jobs: list[Job], state: WaveState | None) -> None:

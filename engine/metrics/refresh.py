@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from engine.calendar.clock import Clock
 from engine.calendar.windows import WindowCalendar
@@ -50,6 +51,8 @@ class Refresher:
         self._task: asyncio.Task[None] | None = None
         self._all_waves: list[str] = []
         self.refreshes = 0
+        self._replid: str | None = None
+        self.master_changes = 0
 
     async def __aenter__(self) -> Refresher:
         self._task = asyncio.create_task(self._run(), name="metrics-refresher")
@@ -112,7 +115,29 @@ class Refresher:
             lag_parts.append((wave_id, part[-2], part[-1]))
         self.m._snapshot = self._families(now, waves, replies[:base], targets, time.monotonic() - started)
         self.m._snapshot += self._archive_lag(lag_parts)
+        if not isinstance(redis, RedisCluster):
+            self.m._snapshot += self._replication(await redis.info("replication"))
         self.refreshes += 1
+
+    def _replication(self, info: dict[str, Any]) -> list[Metric]:
+        """The master's replicas, and how often the master changed (docs/failover.md)."""
+        replid = info.get("master_replid")
+        if self._replid is not None and replid is not None and replid != self._replid:
+            # A new replication id: a replica was promoted (a failover), or Redis restarted.
+            self.master_changes += 1
+        self._replid = replid if replid is not None else self._replid
+        replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict)]
+        online = [r for r in replicas if r.get("state") == "online"]
+        g = _Families()
+        g.add("volna_redis_replicas_online", "Replicas of the master with a live replication link (INFO "
+              "replication; the durable point of no return waits for redis.durable_replicas of them)", {},
+              len(online))
+        g.add("volna_redis_replica_lag_seconds", "Seconds since the slowest online replica acknowledged the "
+              "master's stream (0 without replicas)", {}, max((_int(r.get("lag")) for r in online), default=0))
+        changes = CounterMetricFamily("volna_redis_master_changes", "Times this process found a new master "
+                                      "replication id: a failover, or a restart of Redis")
+        changes.add_metric([], self.master_changes)
+        return [*g.families(), changes]
 
     async def _waves(self, now_ms: int) -> list[tuple[str, str]]:
         """(wave, state) of the waves worth reporting: not finished, or of today or yesterday."""

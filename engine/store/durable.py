@@ -62,3 +62,13 @@ def check_support(wait: DurableWait | None, info: dict[str, Any]) -> None:
                           "upgrade it, or use redis.durable_replicas (WAIT) alone")
     if str(info.get("aof_enabled", "0")) != "1":
         raise ConfigError("redis.durable_aof needs the master's AOF (appendonly yes, see ops/redis.conf)")
+
+
+def everysec_caveat(appendfsync: str | None) -> str | None:
+    """The warning for ``durable_aof`` on a master that fsyncs every second: Redis 7.4 and Valkey 8.0
+    answer WAITAOF there before the fsync when the last one was under a second ago
+    (redis/redis#13793), so the wait is only as good as the server (docs/failover.md)."""
+    if appendfsync != "everysec":
+        return None
+    return ("redis.durable_aof with appendfsync everysec: some Redis/Valkey versions answer WAITAOF before "
+            "the fsync (redis/redis#13793); prefer appendfsync always (ops/redis.conf), see docs/failover.md")

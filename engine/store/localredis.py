@@ -5,6 +5,7 @@ Not for production: there Redis is deployed with ``ops/redis.conf``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ class RedisServer:
 
     def __init__(self, *, appendonly: bool = False, appendfsync: str = "everysec",
                  port: int | None = None, extra: list[str] | None = None, directory: Path | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, env: dict[str, str] | None = None) -> None:
         binary = binary or shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: install it (apt-get install redis-server)"
@@ -36,6 +37,8 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra = extra or []
+        #: Extra environment of the server process (tests: an LD_PRELOAD shim).
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,7 +52,8 @@ class RedisServer:
             "--appendfsync", self.appendfsync, "--maxmemory-policy", "noeviction",
             "--databases", "64", "--logfile", str(self.dir / "redis.log"), *self.extra,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
