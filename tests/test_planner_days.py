@@ -170,8 +170,11 @@ def _expected(row: dict[str, Any], state: tuple[str, date] | None, day: date, pe
 
 async def test_five_compressed_days(redis: aioredis.Redis, redis_url: str, pg_dsn: str, phone_key_file: Path,
                                     tmp_path: Path) -> None:
+    # One invalid_number deactivates here (phones.invalid_strikes = 1), so "dead" below is simply
+    # every number a peer answered so; the strikes themselves are tests/test_phone_lifecycle.py's.
     settings = archive_settings(redis_url, pg_dsn, phone_key_file,
-                                dispatcher={"batch_size": 500, "idle_poll_s": 0.02, "lease_s": 60.0})
+                                dispatcher={"batch_size": 500, "idle_poll_s": 0.02, "lease_s": 60.0},
+                                phones={"invalid_strikes": 1})
     base = list(portfolio(N, seed=21))
     peers = Peers()
     # Seeded history: a fifth of the debtors have been in their entry stage for a while, so the
