@@ -12,6 +12,7 @@ One hash per phone (:func:`engine.store.keys.directory`), on any Redis Cluster n
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,11 +82,12 @@ class PhoneDirectory:
                             F_LOAD_CAMPAIGN, campaign_id, F_LOADED_AT, at]
                            for phone, debtor_id, wave_id, campaign_id in rows])
 
-    async def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
-                        channel: str) -> None:
+    def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
+                  channel: str) -> asyncio.Future[None]:
         """An attempt reached the wire: the phone's last contact (the writes of attempts that end
-        in the same tick share one round trip: this is on the path of every finished attempt)."""
-        await self._contacts.call("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
+        in the same tick share one round trip: this is on the path of every finished attempt, so
+        a future to await, not a coroutine of its own)."""
+        return self._contacts.submit("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
 
     async def _write_contacts(self, _: str, items: list[Contact]) -> list[None]:
         await self._write([[keys.directory(phone), F_DEBTOR, debtor_id, F_LAST_WAVE, wave_id,
