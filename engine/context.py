@@ -61,7 +61,8 @@ class Context:
         self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
         self.stoplist = StopList(self.redis, phone_key=s.retention.phone_key())
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
-        self.directory = PhoneDirectory(self.redis, ttl_s=s.phones.directory_days * 86400)
+        self.directory = PhoneDirectory(self.redis, ttl_s=s.phones.directory_days * 86400,
+                                        cluster=s.redis.cluster, scripts=scripts)
         self.deactivations = Deactivations(
             self.redis, invalid_strikes=s.phones.invalid_strikes, deactivation_days=s.phones.deactivation_days,
             strike_window_days=s.phones.strike_window_days,

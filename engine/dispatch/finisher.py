@@ -12,14 +12,13 @@ recorded as a late event of that attempt, and holds its reservation again when i
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from engine.calendar.eligibility import task_window
 from engine.context import Context
 from engine.dispatch.lifecycle import Lifecycle
-from engine.domain.attempt import Verdict, on_finish, on_late
+from engine.domain.attempt import Settlement, Verdict, on_finish, on_late
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import ENGINE_OUTCOMES, FATE_UNKNOWN, Channel, Outcome
 from engine.domain.rules import next_attempt
@@ -65,7 +64,7 @@ class Finisher:
         ``reserved=False``: the caller knows this claim never reserved (a gate stopped it first),
         so there is nothing to settle."""
         ctx = self.ctx
-        _, day = await ctx.wave_day(task.wave_id)
+        campaign_id, day = await ctx.wave_day(task.wave_id)
         scenario = ctx.scenarios.get(task.scenario)
         now = ctx.clock.now_ms()
         nxt = None
@@ -86,7 +85,7 @@ class Finisher:
                                    conversation_class=reservations.cap_class == "conversation")
             if known and settlement.reservation is Verdict.HOLD:
                 # The caller's claim reserved it and still holds it (else this finalize is refused).
-                settlement = replace(settlement, reservation=Verdict.KEEP)
+                settlement = Settlement(Verdict.KEEP, settlement.conversation)
             settled = reservations.wire(settlement)
             late_hold = on_late(counted) is not None
         payload: dict[str, Any] = {"provider_code": provider_code, "provider_text": provider_text,
@@ -106,18 +105,17 @@ class Finisher:
             log.debug("attempt ended", extra={"wave": task.wave_id, "task": task.task_id, "attempt": attempt.number,
                                               "channel": attempt.channel, "outcome": outcome.value,
                                               "final": nxt is None, "provider_code": provider_code})
-        await self._after(task, attempt, outcome, result, actions, day, provider_code)
+        await self._after(task, attempt, outcome, result, actions, day, provider_code, campaign_id)
         return True
 
     async def _after(self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
-                     actions: tuple[str, ...], day: date, provider_code: str | None) -> None:
+                     actions: tuple[str, ...], day: date, provider_code: str | None, campaign_id: str) -> None:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         if result.release_target and result.held_slot:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
         if outcome not in _FINAL_ALWAYS or outcome is Outcome.UNKNOWN:
             # It reached the wire: the phone's last contact, for a callback hours or weeks later.
-            campaign_id, _ = await ctx.wave_day(task.wave_id)
             await ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
                                           attempt.channel.value)
         family = strike_family(attempt.channel, outcome, provider_code)

@@ -54,7 +54,7 @@ class Gatekeeper:
             job.target = self.connector.route(job.task)
             job.request = SendRequest(task=job.task, attempt=job.attempt, target=job.target, text=rendered.text,
                                       scenario=scenario, announce=self.correlation.announcer(job))
-            decisions.append(decide.Go())
+            decisions.append(decide.GO)
         jobs = await self._apply(wave_id, jobs, decisions)
         grants = await self.lifecycle.reserve(jobs, day)
         for job, grant in zip(jobs, grants, strict=True):

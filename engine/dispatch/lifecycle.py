@@ -22,7 +22,10 @@ settlements carry a sequence number, so applying them late or twice never undoes
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import date
+from typing import Any
 
 from engine.context import Context
 from engine.dispatch.job import Job
@@ -100,9 +103,11 @@ class Lifecycle:
 
     # ---- finish -----------------------------------------------------------------------------------
 
-    async def finish(self, wave_id: str, item: FinalizeItem) -> Finalized:
-        """Record an attempt's outcome (micro-batched per wave); the item carries its settlement."""
-        return await self._finalize.call(wave_id, item)
+    def finish(self, wave_id: str, item: FinalizeItem) -> asyncio.Future[Finalized]:
+        """Record an attempt's outcome (micro-batched per wave); the item carries its settlement.
+        A future, not a coroutine: on the path of every attempt, one frame fewer to create and
+        to pass through on each resume."""
+        return self._finalize.submit(wave_id, item)
 
     async def _run_finalize(self, wave_id: str, items: list[FinalizeItem]) -> list[Finalized]:
         done, outbox = await self.ctx.waves.store(wave_id).finalize(self.ctx.clock.now_ms(), items)
@@ -113,13 +118,21 @@ class Lifecycle:
 
     async def release_slots(self, jobs: list[Job]) -> None:
         """Give back the concurrency slots these jobs hold (once each)."""
-        by_target: dict[str, list[str]] = {}
+        released = self.release_slots_soon(jobs)
+        if released is not None:
+            await released
+
+    def release_slots_soon(self, jobs: list[Job]) -> Awaitable[Any] | None:
+        """Submit the release of the slots these jobs hold (once each), without waiting for it:
+        what it returns is awaited for the round trip; None when they hold none."""
+        futures: list[asyncio.Future[None]] = []
         for job in jobs:
             if job.slot:
                 job.slot = False
-                by_target.setdefault(job.target, []).append(job.key)
-        for target, members in by_target.items():
-            await self.ctx.pacer.release_slots(target, members)
+                futures += self.ctx.pacer.release_soon(job.target, [job.key])
+        if not futures:
+            return None
+        return futures[0] if len(futures) == 1 else asyncio.gather(*futures)
 
     async def _apply_outbox(self, wave_id: str, entries: list[OutboxEntry]) -> None:
         if entries:

@@ -178,7 +178,8 @@ class Sender:
             return
         job.answered = True
         self.ctx.metrics.answered(self.channel, job.target, type(result).__name__.lower(), started)
-        await _protected(self._record(job, result))
+        with protected():  # inline, not _protected(): one coroutine fewer on the path of every send
+            await self._record(job, result)
 
     async def _back(self, job: Job, delay_s: float) -> None:
         """Begun but not sent: back to the queue, the send counted at begin-send taken back."""
@@ -223,11 +224,14 @@ class Sender:
     # ---- the answer -------------------------------------------------------------------------------
 
     async def _record(self, job: Job, result: Accepted | Final | Retry) -> None:
+        released = None
         try:
             if not (isinstance(result, Accepted) and result.hold_slot):
-                # The gateway is done with this send: its slot goes back before the bookkeeping,
-                # so a slot is held for the time on the wire, not for our Redis round trips.
-                await self.lifecycle.release_slots([job])
+                # The gateway is done with this send: its slot goes back before the bookkeeping
+                # (its release leaves at the next tick, with the finalize), so a slot is held for
+                # the time on the wire, not for our Redis round trips. Its round trip is awaited
+                # after the bookkeeping: a wait of its own cost a suspension per send.
+                released = self.lifecycle.release_slots_soon([job])
             if isinstance(result, Accepted):
                 await self._accepted(job, result)
             elif isinstance(result, Final):
@@ -241,7 +245,11 @@ class Sender:
                 at = self.ctx.clock.now_ms() + engine_ms(self.ctx.clock, result.delay_s)
                 await self.lifecycle.requeue(job.wave_id, [job], at, unsent=True)
         finally:
-            self.inflight.done(job)
+            try:
+                if released is not None:
+                    await released
+            finally:
+                self.inflight.done(job)
 
     async def _accepted(self, job: Job, result: Accepted) -> None:
         ctx = self.ctx

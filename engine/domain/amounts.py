@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+_KOPECK = Decimal("0.01")
 _GROUPING = str.maketrans({" ": None, "\u00a0": None, "\u202f": None, "'": None})
 
 
@@ -28,6 +29,6 @@ def parse_amount(value: Any) -> Decimal:
     if not amount.is_finite():
         raise ValueError(f"not an amount: {value!r}")
     try:
-        return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return amount.quantize(_KOPECK, rounding=ROUND_HALF_UP)
     except InvalidOperation:  # more digits than the context holds: no debt is that large
         raise ValueError(f"not an amount: {value!r} is too large") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -26,6 +26,12 @@ def _check_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r}") from None
     return name
+
+
+@lru_cache(maxsize=1024)
+def _zone(value: str) -> str:
+    """The IANA zone a task's ``tz`` names (checked): one cached call per task read back from Redis."""
+    return _check_zone(zone_name(value))
 
 
 class Task(BaseModel):
@@ -69,7 +75,7 @@ class Task(BaseModel):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         """An IANA zone, or a planner's ``UTC+3`` / ``МСК+4`` (:mod:`engine.domain.zone_names`)."""
-        return None if value is None else _check_zone(zone_name(value))
+        return None if value is None else _zone(value)
 
     @field_validator("region", mode="before")
     @classmethod
@@ -106,11 +112,12 @@ class Attempt:
     wave_id: str
     number: int
     channel: Channel
+    #: Unique across the whole engine: the ActionID / idempotency key of this attempt. Made once
+    #: (the dispatcher asks for it about ten times per attempt).
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Unique across the whole engine: the ActionID / idempotency key of this attempt."""
-        return f"{self.wave_id}:{self.task_id}:{self.number}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.wave_id}:{self.task_id}:{self.number}")
 
 
 class Result(BaseModel):

@@ -43,12 +43,9 @@ def format_money(value: Any) -> str:
     sign)."""
     amount = parse_amount(value)
     sign = "-" if amount < 0 else ""
-    roubles, kopecks = f"{abs(amount):.2f}".split(".")
-    groups: list[str] = []
-    while roubles:
-        groups.insert(0, roubles[-3:])
-        roubles = roubles[:-3]
-    return f"{sign}{NBSP.join(groups)},{kopecks}{NBSP}₽"
+    # The format's own grouping (commas), then the Russian separators: on every SMS's path.
+    roubles, kopecks = f"{abs(amount):,.2f}".split(".")
+    return f"{sign}{roubles.replace(',', NBSP)},{kopecks}{NBSP}₽"
 
 
 @lru_cache(maxsize=256)

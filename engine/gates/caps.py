@@ -93,15 +93,18 @@ class Caps:
         if not self.settings.enabled:
             return [Grant(True, True) for _ in items]
         calls: list[tuple[list[str], list[Any]]] = []
+        limits = {c: [lim.day, lim.week, lim.month]
+                  for c, lim in (("conversation", self.settings.conversation), ("message", self.settings.message))}
+        cluster = self.cluster
         for res in items:
-            lim = self.limits(res.cap_class)
             conv = None
             if res.conversation is not None:
-                cl = self.settings.conversation
-                conv = [res.conversation.field, list(res.conversation.counters), [cl.day, cl.week, cl.month]]
-            names = [res.main.key, *res.main.counters, *(res.conversation.counters if res.conversation else ())]
-            calls.append((names, [res.main.key, res.main.field, list(res.main.counters),
-                                  [lim.day, lim.week, lim.month], conv]))
+                conv = [res.conversation.field, res.conversation.counters, limits["conversation"]]
+            # The keys are declared on a cluster only (a single Redis takes them in the JSON).
+            names = ([res.main.key, *res.main.counters, *(res.conversation.counters if res.conversation else ())]
+                     if cluster else [])
+            calls.append((names, [res.main.key, res.main.field, res.main.counters,
+                                  limits["conversation" if res.cap_class == "conversation" else "message"], conv]))
         raw = await self._run("caps_reserve", calls)
         out = []
         for res, (granted, conv_held) in zip(items, raw, strict=True):

@@ -43,6 +43,9 @@ class Rendered:
 
 Decision = Go | Later | End
 
+#: The plain "go on" (frozen, so one shared instance: two gates ask it of every attempt).
+GO = Go()
+
 
 def window(e: Eligibility) -> Decision:
     if e.end is not None:
@@ -55,7 +58,7 @@ def window(e: Eligibility) -> Decision:
 
 def stoplist(verdict: Outcome | None) -> Go | End:
     """``verdict``: the stop-list's skip outcome for the attempt, or None."""
-    return Go() if verdict is None else End(verdict)
+    return GO if verdict is None else End(verdict)
 
 
 def render_text(task: Task, scenario: Scenario | None, channel: Channel) -> Rendered | End:
@@ -74,4 +77,4 @@ def render_text(task: Task, scenario: Scenario | None, channel: Channel) -> Rend
 
 
 def caps(granted: bool) -> Go | End:
-    return Go() if granted else End(Outcome.SKIPPED_CAP)
+    return GO if granted else End(Outcome.SKIPPED_CAP)

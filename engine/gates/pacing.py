@@ -160,7 +160,12 @@ class Pacer:
         if len(members) == 1:
             await self._releases.submit(target, members[0])
         elif members:
-            await asyncio.gather(*[self._releases.submit(target, m) for m in members])
+            await asyncio.gather(*self.release_soon(target, members))
+
+    def release_soon(self, target: str, members: list[str]) -> list[asyncio.Future[None]]:
+        """Submit the release of ``members``' slots (it leaves at the next loop tick); each
+        future is done once Redis has it."""
+        return [self._releases.submit(target, m) for m in members]
 
     async def extend_slots(self, target: str, members: list[str], hold_s: float) -> None:
         if members:

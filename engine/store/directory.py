@@ -12,6 +12,8 @@ One hash per phone (:func:`engine.store.keys.directory`), on any Redis Cluster n
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ from redis.asyncio import Redis
 
 from engine.store import keys
 from engine.store.batching import MicroBatcher
+from engine.store.scripts import Scripts
 
 #: The directory hash's fields (one source of truth for every writer and reader).
 F_DEBTOR = "debtor"
@@ -61,43 +64,51 @@ class DirectoryFallback(Protocol):
 
 
 class PhoneDirectory:
-    def __init__(self, redis: Redis, *, ttl_s: int, fallback: DirectoryFallback | None = None) -> None:
+    def __init__(self, redis: Redis, *, ttl_s: int, fallback: DirectoryFallback | None = None,
+                 cluster: bool = False, scripts: Scripts | None = None) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.fallback = fallback
+        #: On a Redis Cluster the phones' hashes are on many nodes: a pipeline (redis-py sends each
+        #: node its part); on a single Redis one script call per batch.
+        self.cluster = cluster
+        self.scripts = scripts or Scripts(redis)
         self._contacts: MicroBatcher[str, Contact, None] = MicroBatcher(self._write_contacts)
-
-    def loaded(self, pipe: Any, phone: str, debtor_id: str, wave_id: str, campaign_id: str, now_ms: int) -> None:
-        """Queue, on ``pipe``, intake's write of one task's phone."""
-        name = keys.directory(phone)
-        pipe.hset(name, mapping={F_DEBTOR: debtor_id, F_LOAD_WAVE: wave_id, F_LOAD_CAMPAIGN: campaign_id,
-                                 F_LOADED_AT: str(now_ms)})
-        pipe.expire(name, self.ttl_s)
 
     async def add_loaded(self, rows: list[tuple[str, str, str, str]], now_ms: int) -> None:
         """Intake: ``(phone, debtor, wave, campaign)`` per task, one round trip."""
-        if not rows:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for phone, debtor_id, wave_id, campaign_id in rows:
-            self.loaded(pipe, phone, debtor_id, wave_id, campaign_id, now_ms)
-        await pipe.execute()
+        at = str(now_ms)
+        await self._write([[keys.directory(phone), F_DEBTOR, debtor_id, F_LOAD_WAVE, wave_id,
+                            F_LOAD_CAMPAIGN, campaign_id, F_LOADED_AT, at]
+                           for phone, debtor_id, wave_id, campaign_id in rows])
 
-    async def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
-                        channel: str) -> None:
+    def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
+                  channel: str) -> asyncio.Future[None]:
         """An attempt reached the wire: the phone's last contact (the writes of attempts that end
-        in the same tick share one round trip: this is on the path of every finished attempt)."""
-        await self._contacts.call("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
+        in the same tick share one round trip: this is on the path of every finished attempt, so
+        a future to await, not a coroutine of its own)."""
+        return self._contacts.submit("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
 
     async def _write_contacts(self, _: str, items: list[Contact]) -> list[None]:
+        await self._write([[keys.directory(phone), F_DEBTOR, debtor_id, F_LAST_WAVE, wave_id,
+                            F_LAST_CAMPAIGN, campaign_id, F_LAST_AT, str(at_ms), F_LAST_CHANNEL, channel]
+                           for phone, debtor_id, wave_id, campaign_id, at_ms, channel in items])
+        return [None] * len(items)
+
+    async def _write(self, items: list[list[str]]) -> None:
+        """``[key, field, value, ...]`` per phone: set those fields and renew the hash's TTL."""
+        if not items:
+            return
+        if not self.cluster:
+            # One command instead of an HSET and an EXPIRE per phone: redis-py packs and parses a
+            # pipeline command by command (a timer per reply, a worker thread past 1 000 commands).
+            await self.scripts["directory_write"](keys=[], args=[self.ttl_s, json.dumps(items)])
+            return
         pipe = self.redis.pipeline(transaction=False)
-        for phone, debtor_id, wave_id, campaign_id, at_ms, channel in items:
-            name = keys.directory(phone)
-            pipe.hset(name, mapping={F_DEBTOR: debtor_id, F_LAST_WAVE: wave_id, F_LAST_CAMPAIGN: campaign_id,
-                                     F_LAST_AT: str(at_ms), F_LAST_CHANNEL: channel})
+        for name, *pairs in items:
+            pipe.hset(name, mapping=dict(zip(pairs[::2], pairs[1::2], strict=True)))
             pipe.expire(name, self.ttl_s)
         await pipe.execute()
-        return [None] * len(items)
 
     async def lookup(self, phone: str) -> DirectoryEntry | None:
         raw = await self.redis.hgetall(keys.directory(phone))
