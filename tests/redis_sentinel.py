@@ -130,6 +130,16 @@ class SentinelSet:
     def wait_replicated(self, port: int, timeout_s: float = 15) -> None:
         self.wait(lambda: info(port, "replication").get("master_link_status") == "up", timeout_s)
 
+    def wait_synced(self, timeout_s: float = 15) -> None:
+        """Everything written to the master so far is on a replica: a write, then ``WAIT 1`` on the
+        same connection (replication is in order; a link that is merely "up" may still lag, as it
+        did on a loaded machine, and a failover then forgot the API's token)."""
+        master = self.current_master()
+        with client(master.port) as r:
+            r.set("volna:test:synced", str(time.time()))
+            acked = int(r.execute_command("WAIT", 1, int(timeout_s * 1000)))
+        assert acked >= 1, "no replica acknowledged the master's writes"
+
     def master_port(self) -> int | None:
         """The master's port as the first sentinel that answers says."""
         for port in self.sentinel_ports:

@@ -154,15 +154,21 @@ async def test_the_api_follows_a_failover(sentinels: SentinelSet) -> None:
                                                                "day": "2026-12-01"})
             assert made.status == 201
             await asyncio.to_thread(sentinels.wait_replicated, sentinels.nodes[1].port)
-            await asyncio.sleep(0.5)  # the token and the wave reach the replica
+            await asyncio.to_thread(sentinels.wait_synced)  # the token and the wave are on the replica
             old = sentinels.kill_master()
             await asyncio.to_thread(sentinels.wait_failover, old)
 
+            last: list[Any] = []
+
             async def answered() -> bool:
                 reply = await api.get("/api/v1/waves")
+                last[:] = [reply.status, reply.body]
                 return reply.status == 200 and [w["wave_id"] for w in reply.body["waves"]] == ["w1"]
 
-            await wait_until(answered, timeout_s=30, interval_s=0.2)
+            try:
+                await wait_until(answered, timeout_s=30, interval_s=0.2)
+            except AssertionError as exc:
+                raise AssertionError(f"the API's last answer after the failover: {last}") from exc
             later = await api.post("/api/v1/waves", json_body={"wave_id": "w2", "campaign_id": "c1",
                                                                 "day": "2026-12-01"})
             assert later.status == 201, later.body
