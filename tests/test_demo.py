@@ -43,7 +43,7 @@ def test_demo_small(tmp_path: Path) -> None:
     # (A move to contact search needs every number deactivated: phones.invalid_strikes = 2 strikes from
     # distinct attempts, which three short days seldom give; tests/test_planner_days.py shows that move.)
     assert "debtors moved between stages by the nights: " in summary and " → " in summary
-    assert "numbers deactivated (invalid_number), by day: " in summary
+    assert "invalid_number outcomes (strikes towards deactivating a number), by day: " in summary
     made = int(summary.split("promises to pay: ")[1].split(" made")[0])
     assert made > 0
     assert "— none broken" in summary

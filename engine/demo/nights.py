@@ -123,7 +123,9 @@ def print_summary(days: list[date], plans: list[dict[str, Any]], finals: list[Co
             moves[f"{m['from']} → {m['to']} ({m['why']})"] += m["debtors"]
     print("debtors moved between stages by the nights: "
           + (", ".join(f"{k} {v}" for k, v in sorted(moves.items())) or "none"))
-    print("numbers deactivated (invalid_number), by day: " + ", ".join(
+    # Outcomes, not deactivations: a number is deactivated after phones.invalid_strikes of them
+    # (each day's report gives the count deactivated so far).
+    print("invalid_number outcomes (strikes towards deactivating a number), by day: " + ", ".join(
         f"{d} {f['invalid_number']}" for d, f in zip(days, finals, strict=True)))
     print(f"promises to pay: {promised} made, {honoured} honoured (paid after the promised date)")
     broken = {k: v for k, v in caps.items() if v[0] > v[1]}
