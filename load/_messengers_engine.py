@@ -89,13 +89,16 @@ class Waiting:
 
     @classmethod
     async def read(cls, redis: Any, wave_id: str) -> Waiting:
+        from engine.domain.attempt import AttemptPhase
         from engine.store.keys import WaveKeys
+        from engine.store.schema import PHASE_CODES, STATE_FIELDS
 
+        phase, accepted = STATE_FIELDS["phase"], PHASE_CODES[AttemptPhase.ACCEPTED]
         states = {task: json.loads(raw) for task, raw in (await redis.hgetall(WaveKeys(wave_id).state)).items()}
-        waiting = {task: (st["cid"], st["ca"], st["aa"]) for task, st in states.items()
-                   if st.get("s") == "l" and st.get("ph") == "accepted"}
-        require(len(waiting) == len(states), f"{len(states) - len(waiting)} of {len(states)} tasks of {wave_id} "
-                                             f"not waiting for delivery")
+        waiting = {task: (st["cid"], st["ca"], st["aa"]) for task, st in states.items() if st.get(phase) == accepted}
+        other = [st for st in states.values() if st.get(phase) != accepted]
+        require(not other, f"{len(other)} of {len(states)} tasks of {wave_id} not waiting for delivery "
+                           f"(one: {other[0] if other else None})")
         return cls(waiting)
 
     def last_ms(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 QUICK = {
+    "bench_charts.py": ["--records", "50000"],
     "bench_core.py": ["--tasks", "20000"],
     "bench_messengers.py": ["--messages", "1000", "--webhooks", "5000"],
     "bench_smpp.py": ["--messages", "5000"],

@@ -52,7 +52,7 @@ async def fill(redis: object, stream: str, rows: list[dict[str, object]]) -> Non
         await pipe.execute()
 
 
-async def main(n: int) -> None:
+async def main(n: int, as_json: bool = False) -> None:
     import redis.asyncio as aioredis
 
     rng = random.Random(17)
@@ -72,16 +72,24 @@ async def main(n: int) -> None:
         more = await catch_up(redis, "w1", series)
         poll_s = time.perf_counter() - t0
         answer_bytes = len(json.dumps(view))
+        await redis.aclose()
+        if as_json:  # make bench (load/bench_all.py) reads one JSON object
+            print(json.dumps({"bench": "charts", "records": read, "first_fold_s": first_s,
+                              "records_per_s": read / first_s, "view_minutes": len(view["minutes_ms"]),
+                              "view_ms": view_s * 1000, "answer_bytes": answer_bytes,
+                              "poll_records": more, "poll_ms": poll_s * 1000}))
+            return
         print(f"records in the stream: {read}")
         print(f"first fold (whole stream): {first_s:.2f} s, {read / first_s:,.0f} records/s; one request's share "
               f"(50 000 records): {50_000 / (read / first_s):.2f} s")
         print(f"view of {len(view['minutes_ms'])} minutes: {view_s * 1000:.1f} ms, "
               f"answer ~{answer_bytes / 1024:.0f} KB")
         print(f"a poll with {more} new records: {poll_s * 1000:.1f} ms")
-        await redis.aclose()
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=400_000, help="records in the wave's results stream")
-    asyncio.run(main(p.parse_args().records))
+    p.add_argument("--json", action="store_true", help="print one JSON object (for make bench)")
+    args = p.parse_args()
+    asyncio.run(main(args.records, args.json))
