@@ -141,6 +141,12 @@ def classify(
         return Verdict(answered_outcome(amd, steps_reached, identity, disclosure_failed), code, text)
     if cut_by_shutdown and reason in (None, 0, 1):
         return Verdict(Outcome.NO_ANSWER if rang else Outcome.CONGESTION, code, "cut by an Asterisk shutdown")
+    if reason is None and cause == 16:
+        # A normal clearing with no answer seen and no originate reason: the answer may have come
+        # while the session was away (chaos found one such call the peer had put through, ended
+        # `failed`, its cap slot given back and a third message sent). Of unknown fate, it keeps
+        # its slot.
+        return Verdict(Outcome.UNKNOWN, code, text or "normal clearing, no answer seen")
     by_reason = REASON_OUTCOMES.get(reason, Outcome.FAILED) if reason is not None else None
     by_cause = cause_outcome(cause, answered=False) if cause is not None else None
     if by_cause in _SPECIFIC:
