@@ -110,14 +110,16 @@ async def test_stop_with_two_processes_sends_nothing_after_one_second(
 ) -> None:
     clock = ScaledClock(NOON_MSK)
     ctx = context(make_settings(redis_url), clock, redis)
-    await load_wave(ctx, "w1", DAY, [task(n) for n in range(3000)])
+    # 6 000 tasks at 300/s: a loaded machine that is slow to see the first 50 sends still stops
+    # the wave with well over 1 000 of them unsent (3 000 left 972 once).
+    await load_wave(ctx, "w1", DAY, [task(n) for n in range(6000)])
     records = [tmp_path / f"p{i}.jsonl" for i in range(2)]
     procs = [spawn_dispatcher(redis_url, r, clock=clock, rate_per_s=300) for r in records]
     try:
         await wait_until(lambda: _has_lines(records[0], 50), timeout_s=30)
         stopped_at = time.time()
         await ctx.waves.change("w1", "stop")
-        await wait_until(lambda: _all_final(ctx, "w1", 3000), timeout_s=30)
+        await wait_until(lambda: _all_final(ctx, "w1", 6000), timeout_s=30)
         await asyncio.sleep(1.5)
     finally:
         _stop(procs)
@@ -127,7 +129,7 @@ async def test_stop_with_two_processes_sends_nothing_after_one_second(
     finals = await results(redis, "w1")
     by_task = {r["task_id"]: r["outcome"] for r in finals if r["kind"] == "result" and r["final"]}
     sent = {s["task"] for s in sends}
-    assert len(by_task) == 3000
+    assert len(by_task) == 6000
     assert all(by_task[t] == "delivered" for t in sent)
     assert all(o == "cancelled" for t, o in by_task.items() if t not in sent)
     assert sum(1 for o in by_task.values() if o == "cancelled") > 1000

@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -342,9 +342,9 @@ class Archiver:
             batch.acks.setdefault(name, []).append(stream_id)
             wave_id = streams.get(name, "")
             if name == keys.STOP_CHANGES:
-                batch.tables["stoplist_changes"].append(_stop_row(stream_id, fields or {}))
+                batch.tables["stoplist_changes"].append(rows.stop_change_row(stream_id, fields or {}))
             elif name == keys.AUDIT:
-                batch.tables["audit"].append(_audit_row(stream_id, fields or {}))
+                batch.tables["audit"].append(rows.audit_row(stream_id, fields or {}))
             elif name == keys.INBOUND:
                 # Callbacks and replies whose wave had left Redis, and those from unknown numbers.
                 if fields is not None:
@@ -498,8 +498,8 @@ class Archiver:
                 "ON CONFLICT (wave_id) DO UPDATE SET state = excluded.state, meta = excluded.meta, "
                 "finished_at = excluded.finished_at, "
                 "archived_at = coalesce(waves.archived_at, excluded.archived_at)",
-                (wave_id, info.campaign_id, info.day, info.state, json.dumps(info.meta), rows.ts(_int(finished)),
-                 archived))
+                (wave_id, info.campaign_id, info.day, info.state, json.dumps(info.meta),
+                 rows.ts(rows.int_or_none(finished)), archived))
 
     def _forget(self, wave_id: str) -> None:
         self._waves.pop(wave_id, None)
@@ -553,44 +553,6 @@ class Archiver:
                 if int(ms) > floor_ms:
                     boundary = f"{floor_ms}-0"
             await self.redis.xtrim(stream, minid=boundary, approximate=False)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _ms_seq(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _stop_row(stream_id: str, f: dict[str, str]) -> tuple[Any, ...]:
-    ms, seq = _ms_seq(stream_id)
-    digest = f.get("hash") or ""
-    try:
-        hashed = bytes.fromhex(digest) if digest else None
-    except ValueError:
-        hashed = None
-    return (ms, seq, f.get("op", ""), f.get("kind", ""), f.get("debtor") or None, hashed, f.get("masked") or None,
-            f.get("reason") or None, rows.ts(_int(f.get("at"))), f.get("by") or None)
-
-
-def _audit_row(stream_id: str, f: dict[str, str]) -> tuple[Any, ...]:
-    ms, seq = _ms_seq(stream_id)
-    try:
-        detail = json.loads(f.get("detail") or "{}")
-    except ValueError:
-        detail = {"unparsed": f.get("detail")}
-    at: datetime | None
-    try:
-        at = datetime.fromisoformat(f["when"])
-    except (KeyError, ValueError):
-        at = rows.ts(ms)
-    return ("api", ms, seq, f.get("who"), f.get("role"), f.get("what", ""), f.get("target"),
-            _int(f.get("status")), f.get("from"), at, json.dumps(detail, ensure_ascii=False))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

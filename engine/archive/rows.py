@@ -17,6 +17,7 @@ however many records say so (a ``read`` after ``delivered``): the table's key is
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -188,3 +189,46 @@ def message_text(task: Task | None, scenario: Scenario | None, channel: Channel)
         return f"{tpl.name}: " + " | ".join(str(task.vars.get(p, "")) for p in tpl.body_params)
     rendered = render_text(task, scenario, channel)
     return rendered.text if isinstance(rendered, Rendered) else None
+
+
+# ---- the side streams: stop-list changes and the API audit ------------------------------------
+
+
+def int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ms_seq(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stop_change_row(stream_id: str, f: dict[str, str]) -> tuple[Any, ...]:
+    """A stop-list change stream entry → a ``stoplist_changes`` row (the phone only hashed or masked)."""
+    ms, seq = _ms_seq(stream_id)
+    digest = f.get("hash") or ""
+    try:
+        hashed = bytes.fromhex(digest) if digest else None
+    except ValueError:
+        hashed = None
+    return (ms, seq, f.get("op", ""), f.get("kind", ""), f.get("debtor") or None, hashed, f.get("masked") or None,
+            f.get("reason") or None, ts(int_or_none(f.get("at"))), f.get("by") or None)
+
+
+def audit_row(stream_id: str, f: dict[str, str]) -> tuple[Any, ...]:
+    """An API audit stream entry → an ``audit`` row."""
+    ms, seq = _ms_seq(stream_id)
+    try:
+        detail = json.loads(f.get("detail") or "{}")
+    except ValueError:
+        detail = {"unparsed": f.get("detail")}
+    at: datetime | None
+    try:
+        at = datetime.fromisoformat(f["when"])
+    except (KeyError, ValueError):
+        at = ts(ms)
+    return ("api", ms, seq, f.get("who"), f.get("role"), f.get("what", ""), f.get("target"),
+            int_or_none(f.get("status")), f.get("from"), at, json.dumps(detail, ensure_ascii=False))
