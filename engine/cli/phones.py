@@ -27,6 +27,13 @@ def _phone(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{mask(value)}: {exc.reason}") from None
 
 
+def _reason(value: str) -> str:
+    # Refused before Redis is reached: a blank reason is bad input whatever the store's state.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("say why the number may be called again")
+    return value
+
+
 def _since(value: str) -> int:
     """``2026-12-01`` or ``2026-12-01T10:00`` (UTC unless an offset is given) → epoch ms."""
     try:
@@ -102,7 +109,7 @@ def add(sub: Subparsers) -> None:
     show.add_argument("--show-phone", action="store_true", help="print the number in clear")
     react = psub.add_parser("reactivate", help="end a deactivation (audited)")
     react.add_argument("phone", type=_phone)
-    react.add_argument("--reason", required=True, help="why the number may be called again")
+    react.add_argument("--reason", required=True, type=_reason, help="why the number may be called again")
     add_by(react)
     add_by(phones)
     phones.set_defaults(handler=cmd_phones)
