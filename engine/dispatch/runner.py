@@ -25,6 +25,7 @@ from engine.dispatch.recovery import Recovery
 from engine.metrics.health import HealthReporter
 from engine.metrics.refresh import Refresher
 from engine.port import Connector
+from engine.store.connection import UNREACHABLE, ensure_reachable
 from engine.store.durable import DurableWait, check_support, everysec_caveat
 from engine.waves.live import WaveStates
 
@@ -47,12 +48,8 @@ class Runner:
         self.failed = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        wait = DurableWait.of(self.ctx.settings.redis)
-        if wait is not None and wait.aof:
-            check_support(wait, await self.ctx.redis.info())
-            caveat = everysec_caveat(await _appendfsync(self.ctx))
-            if caveat:
-                log.warning(caveat)
+        if not await self._check_master(stop):
+            return
         async with AsyncExitStack() as stack:
             for connector in self.connectors:
                 connector.bind_events(self.correlation.on_event)
@@ -89,6 +86,27 @@ class Runner:
             await self.lifecycle.drain()
             await self.correlation.drain()
         log.info("dispatcher %s stopped", self.ctx.owner)
+
+    async def _check_master(self, stop: asyncio.Event) -> bool:
+        """Refuse a durable wait the master cannot honour. A Redis that went away between the
+        process's ping and here (a restart) is waited for as at the ping: chaos seed 1599371479
+        started a dispatcher just before Redis was killed and it died of the read (exit 1).
+        False: stopped while waiting."""
+        wait = DurableWait.of(self.ctx.settings.redis)
+        if wait is None or not wait.aof:
+            return True
+        while True:
+            try:
+                info = await self.ctx.redis.info()
+                break
+            except (*UNREACHABLE, OSError):
+                if not await ensure_reachable(self.ctx.redis, self.ctx.settings.redis, wait=stop):
+                    return False
+        check_support(wait, info)
+        caveat = everysec_caveat(await _appendfsync(self.ctx))
+        if caveat:
+            log.warning(caveat)
+        return True
 
     async def _until_stop_or_failure(self, stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
         """Wait for the stop signal; a loop that ends before it is a failure worth a restart."""

@@ -62,7 +62,9 @@ class HealthReporter:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> HealthReporter:
-        await self.write()
+        # Redis away at start-up (a restart under way) must not kill the dispatcher: the loop
+        # writes again every interval.
+        await self._write_or_warn()
         self._task = asyncio.create_task(self._run(), name="health-reporter")
         return self
 
@@ -83,12 +85,15 @@ class HealthReporter:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
-                await self.write()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away for a moment: the next write says it again
-                log.warning("health report not written: %r", exc)
+            await self._write_or_warn()
+
+    async def _write_or_warn(self) -> None:
+        try:
+            await self.write()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis away for a moment: the next write says it again
+            log.warning("health report not written: %r", exc)
 
 
 async def read_reports(redis: Redis, now_ms: int, *, stale_after_ms: int) -> list[dict[str, Any]]:

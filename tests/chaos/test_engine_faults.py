@@ -20,12 +20,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
 from engine.dispatch.job import Job
+from engine.dispatch.runner import Runner
 from engine.dispatch.sender import Sender
 from engine.gates.pacing import Limits, Pacer
 from engine.store.connection import make_redis
 from engine.store.localredis import RedisServer, free_port
 from tests.fakes import RecordingConnector
 from tests.harness import context, final_count, load_wave, make_settings, running, task, wait_until
+from tests.redis_sentinel import newer_server
 
 DAY = date(2026, 12, 1)
 NOON_MSK = int(datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp() * 1000)
@@ -91,6 +93,47 @@ async def test_dispatching_resumes_after_a_redis_outage_longer_than_the_client_r
             await wait_until(lambda: _all_final(ctx, "w1", 300), timeout_s=20)
     finally:
         await redis.aclose()
+        server.cleanup()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("durable_aof", [False, True], ids=["plain", "durable_aof"])
+async def test_a_dispatcher_whose_redis_goes_away_during_start_up_waits_for_it(tmp_path: Path,
+                                                                               durable_aof: bool) -> None:
+    """``volna run`` pings Redis and waits while it is down; but ``Runner.run`` then read the master's
+    INFO (for ``durable_aof``) and wrote its first health report with nothing to catch a
+    connection error. Chaos seed 1599371479 started a dispatcher just before Redis was killed:
+    it exited 1 (``StoreUnavailable``) instead of waiting.
+
+    Fixed: the start-up read waits for Redis as the ping does; a health report that cannot be
+    written is logged and written again at the next interval.
+    """
+    binary = newer_server() if durable_aof else None
+    if durable_aof and binary is None:
+        pytest.skip("no Redis >= 7.2 here and ops/valkey-install.sh could not fetch one")
+    port = free_port()
+    settings = make_settings(f"redis://127.0.0.1:{port}/0", redis={"durable_aof": durable_aof})
+    redis = make_redis(settings.redis)
+    server = RedisServer(appendonly=True, appendfsync="always", port=port, directory=tmp_path / "redis",
+                         binary=binary)
+    try:
+        ctx = context(settings, ScaledClock(NOON_MSK), redis)
+        runner = Runner(ctx, [connector := RecordingConnector(rate_per_s=100)])
+        stop = asyncio.Event()
+        job = asyncio.create_task(runner.run(stop))
+        await asyncio.sleep(1.5)  # Redis is down: the runner must still be waiting, not dead
+        assert not job.done()
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(runner.started.wait(), 20)
+        await load_wave(ctx, "w1", DAY, [task(n) for n in range(10)])
+        await wait_until(lambda: _all_final(ctx, "w1", 10), timeout_s=20)
+        assert len(connector.sent) == 10
+        stop.set()
+        await asyncio.wait_for(job, 30)
+        assert not runner.failed
+    finally:
+        await redis.aclose()
+        server.stop(kill=True)
         server.cleanup()
 
 
