@@ -11,6 +11,7 @@ from engine.domain.attempt import (
     AttemptPhase,
     Holding,
     IllegalTransition,
+    Settlement,
     Transition,
     Verdict,
     move,
@@ -51,3 +52,9 @@ def test_settlements() -> None:
     conv = on_finish(True, operator=True, conversation_class=True)
     assert conv.reservation is Verdict.HOLD
     assert on_late(True) is not None and on_late(False) is None
+    # The owner of the send that just answered holds the reservation: a kept one is left as it is.
+    assert on_finish(True, holder=True) == Settlement(Verdict.KEEP, Verdict.RELEASE)
+    assert on_finish(False, holder=True) == ON_REQUEUE
+    assert on_finish(True, operator=True, holder=True) == Settlement(Verdict.RELEASE, Verdict.HOLD)
+    assert on_finish(True, operator=True, conversation_class=True, holder=True) == Settlement(Verdict.KEEP,
+                                                                                           Verdict.HOLD)

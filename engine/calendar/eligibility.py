@@ -19,7 +19,9 @@ from engine.domain.outcomes import Channel, Outcome
 from engine.domain.regions import all_regions
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class Eligibility:
     """Now: ``go`` until ``until_ms``; later: ``at_ms``; never again this day: ``end``."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from engine.calendar.eligibility import task_window
 from engine.context import Context
 from engine.dispatch.lifecycle import Lifecycle
-from engine.domain.attempt import Settlement, Verdict, on_finish, on_late
+from engine.domain.attempt import on_finish, on_late
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import ENGINE_OUTCOMES, FATE_UNKNOWN, Channel, Outcome
 from engine.domain.rules import next_attempt
@@ -82,10 +82,7 @@ class Finisher:
             if reservations is None:
                 reservations = self.lifecycle.reservations(task, attempt, generation, day)
             settlement = on_finish(counted, operator="operator" in actions,
-                                   conversation_class=reservations.cap_class == "conversation")
-            if known and settlement.reservation is Verdict.HOLD:
-                # The caller's claim reserved it and still holds it (else this finalize is refused).
-                settlement = Settlement(Verdict.KEEP, settlement.conversation)
+                                   conversation_class=reservations.cap_class == "conversation", holder=known)
             settled = reservations.wire(settlement)
             late_hold = on_late(counted) is not None
         payload: dict[str, Any] = {"provider_code": provider_code, "provider_text": provider_text,

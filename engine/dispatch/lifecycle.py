@@ -29,7 +29,7 @@ from typing import Any
 
 from engine.context import Context
 from engine.dispatch.job import Job
-from engine.domain.attempt import ON_REQUEUE, AttemptPhase, Settlement, Transition, Verdict
+from engine.domain.attempt import HOLD, ON_REQUEUE, AttemptPhase, Settlement, Transition
 from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Channel
 from engine.gates.caps import AttemptReservations, Grant, attempt_reservations
@@ -94,7 +94,7 @@ class Lifecycle:
         attempt = Attempt(task_id=task.task_id, wave_id=wave_id, number=state.attempt, channel=state.channel)
         res = self.reservations(task, attempt, state.generation, day)
         now = self.ctx.clock.now_ms()
-        settlement = ON_REQUEUE if state.phase is AttemptPhase.CLAIMED else Settlement(Verdict.HOLD)
+        settlement = ON_REQUEUE if state.phase is AttemptPhase.CLAIMED else HOLD
         item = RequeueItem(task.task_id, state.attempt, eligible_score(now, task.priority), Guard.EXPIRED,
                            settlement=res.wire(settlement))
         flags, outbox = await self.ctx.waves.store(wave_id).requeue(now, [item])

@@ -25,7 +25,7 @@ from engine.dispatch.finisher import Finisher
 from engine.dispatch.inflight import InFlight, protected
 from engine.dispatch.job import Job
 from engine.dispatch.lifecycle import Lifecycle
-from engine.domain.attempt import Settlement, Transition, Verdict
+from engine.domain.attempt import HOLD, Transition
 from engine.domain.outcomes import MESSAGE_CHANNELS, Channel, Outcome
 from engine.domain.phones import mask
 from engine.domain.wave import WaveState
@@ -280,7 +280,7 @@ class Sender:
             if self.connector.resend_unconfirmed:
                 # It may have reached the debtor: its reservation stays held.
                 at = self.ctx.clock.now_ms() + engine_ms(self.ctx.clock, 1.0)
-                await self.lifecycle.requeue(job.wave_id, [job], at, settlement=Settlement(Verdict.HOLD))
+                await self.lifecycle.requeue(job.wave_id, [job], at, settlement=HOLD)
             else:
                 await self.finisher.finish(job.task, job.attempt, job.generation, Outcome.UNKNOWN, provider_text=why)
             await self.lifecycle.release_slots([job])

@@ -137,25 +137,42 @@ class Settlement:
     conversation: Verdict | None = None
 
 
-def on_finish(counted: bool, *, operator: bool = False, conversation_class: bool = False) -> Settlement:
+def on_finish(counted: bool, *, operator: bool = False, conversation_class: bool = False,
+              holder: bool = False) -> Settlement:
     """The settlement of a recorded outcome.
 
     ``counted``: the scenario counts this outcome on this channel. ``operator``: the debtor was
     put through to an operator, which makes a robocall a conversation (ARCHITECTURE, legal
     rules): the conversation hold is kept and, for a call of the message class, the message
     reservation goes back. ``conversation_class``: the call already counts as a conversation.
+    ``holder``: the caller's own claim reserved it and still holds it (the owner of the send that
+    just answered; else its finalize is refused): a reservation kept is left as it is
+    (:attr:`Verdict.KEEP`), nothing to write.
+
+    The answers are shared constants: this runs for every attempt, and a frozen dataclass made
+    each time cost more than the decision.
     """
-    if operator and not conversation_class:
-        return Settlement(Verdict.RELEASE, Verdict.HOLD)
-    return Settlement(Verdict.HOLD if counted or operator else Verdict.RELEASE,
-                      Verdict.HOLD if operator else Verdict.RELEASE)
+    if operator:
+        if not conversation_class:
+            return _OPERATOR
+        return _OPERATOR_CONVERSATION_KEPT if holder else _OPERATOR_CONVERSATION
+    if counted:
+        return _COUNTED_KEPT if holder else _COUNTED
+    return ON_REQUEUE
 
 
 #: A requeue gives everything back: the next claim reserves anew.
 ON_REQUEUE = Settlement(Verdict.RELEASE, Verdict.RELEASE)
+_COUNTED = Settlement(Verdict.HOLD, Verdict.RELEASE)
+_COUNTED_KEPT = Settlement(Verdict.KEEP, Verdict.RELEASE)
+_OPERATOR = Settlement(Verdict.RELEASE, Verdict.HOLD)
+_OPERATOR_CONVERSATION = Settlement(Verdict.HOLD, Verdict.HOLD)
+_OPERATOR_CONVERSATION_KEPT = Settlement(Verdict.KEEP, Verdict.HOLD)
+#: News that comes after the attempt ended, or a claim that may have reached the wire: held.
+HOLD = Settlement(Verdict.HOLD)
 
 
 def on_late(counted: bool) -> Settlement | None:
     """A late event holds the reservation when its outcome counts; it never releases one (a
     reservation kept for an outcome that counted stays kept whatever news follows)."""
-    return Settlement(Verdict.HOLD) if counted else None
+    return HOLD if counted else None

@@ -38,7 +38,9 @@ def counters(debtor_id: str, cap_class: str, day: date) -> tuple[str, str, str]:
     return keys.cap_counters(debtor_id, cap_class, periods(day))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class AttemptReservations:
     """The reservations one claim of an attempt takes: its class's, and for an IVR call that
     could offer an operator, a hold on the conversation cap."""
@@ -68,7 +70,9 @@ def attempt_reservations(debtor_id: str, cap_class: CapClass, day: date, attempt
     return AttemptReservations(debtor_id, cap_class, main, conv)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class Grant:
     granted: bool
     #: The debtor's conversation cap has room for this call (it holds it, or the call is itself

@@ -17,24 +17,26 @@ from engine.domain.scenarios import Scenario
 from engine.domain.templates import render
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class Go:
     #: The window's close (or the deadline): the attempt must be on the wire before this.
     until_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Later:
     at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class End:
     outcome: Outcome
     text: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rendered:
     """The attempt may go, with this text (None for a call)."""
 
@@ -43,7 +45,7 @@ class Rendered:
 
 Decision = Go | Later | End
 
-#: The plain "go on" (frozen, so one shared instance: two gates ask it of every attempt).
+#: The plain "go on", one shared instance (two gates give it to every attempt; nothing changes it).
 GO = Go()
 
 

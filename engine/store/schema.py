@@ -291,7 +291,9 @@ RESERVATIONS_TTL_S = 40 * DAY_S
 RESERVATION_FIELDS = {"counters": "k", "held": "h", "seq": "q"}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class Reservation:
     """One reservation of a debtor's contact caps, as a script settles it.
 

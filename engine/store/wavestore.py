@@ -65,7 +65,9 @@ class ClaimAnswer:
     next_score: int | None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class FinalizeItem:
     task_id: str
     attempt: int
@@ -86,14 +88,18 @@ class FinalizeItem:
     unsent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class Finalized:
     applied: bool
     release_target: str
     held_slot: bool
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (2.7 times the cost; load/bench_core.py). Nothing changes one.
+@dataclass(slots=True)
 class RequeueItem:
     task_id: str
     attempt: int
