@@ -19,7 +19,8 @@ PHONE = "+79161112233"
 
 async def test_list_show_reactivate_with_roles_and_audit(redis: aioredis.Redis, redis_url: str) -> None:
     ctx = context(make_settings(redis_url), ScaledClock(NOON), redis)
-    await ctx.directory.contacted(PHONE, "d7", "w1", "c1", NOON - 1000, "sms")
+    ctx.directory.contacted(PHONE, "d7", "w1", "c1", NOON - 1000, "sms")
+    await ctx.directory.drain()
     for n in (1, 2):
         await ctx.deactivations.strike(PHONE, "smpp", f"w1:t{n}:1", NOON)
     async with api_client(ctx, "viewer") as viewer:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from engine.store.batching import MicroBatcher
 
 
@@ -50,3 +52,29 @@ async def test_linger_gathers_calls_of_different_ticks_and_drain_does_not_wait_f
     await lingering.drain()
     assert time.monotonic() - t0 < 0.04 and batches == [[9]]
     assert await waiting == 9
+
+
+async def test_posted_items_share_the_batch_drain_waits_for_them_and_a_failure_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    batches: list[list[int]] = []
+    fail = False
+
+    async def run(_: str, items: list[int]) -> list[int]:
+        batches.append(items)
+        if fail:
+            raise ConnectionError("Redis away")
+        return items
+
+    b: MicroBatcher[str, int, int] = MicroBatcher(run)
+    b.post("w", 1)
+    answer = b.submit("w", 2)
+    b.post("w", 3)
+    await b.drain()
+    assert batches == [[1, 2, 3]] and await answer == 2
+    fail = True
+    b.post("w", 4)
+    b.post("w", 5)
+    with caplog.at_level("WARNING"):
+        await b.drain()  # a failed batch of posted items raises nowhere: it is logged
+    assert batches[-1] == [4, 5]
+    assert "2 posted write(s) lost: Redis away" in caplog.text

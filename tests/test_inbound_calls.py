@@ -136,7 +136,8 @@ async def test_a_callback_after_the_wave_left_redis_goes_to_the_inbound_stream(r
     clock = ScaledClock(msk(7, 0))
     async with AmiSimulator(fast_knobs()) as sim, dispatchers(redis_url, clock, sim, n=1) as (ctx,):
         await load_wave(ctx, "w1", DAY, [ivr_task(1, "w1")])
-        await ctx.directory.contacted(DEBTOR_PHONE, "d1", "w1", "c1", msk(6, 0), "ivr")
+        ctx.directory.contacted(DEBTOR_PHONE, "d1", "w1", "c1", msk(6, 0), "ivr")
+        await ctx.directory.drain()
         await redis.delete(WaveKeys("w1").meta)  # as the purge leaves it
         await sim.inbound_call(DEBTOR_PHONE.lstrip("+"), did=DID, talk_s=0.05)
 

@@ -113,8 +113,8 @@ class Finisher:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
         if outcome not in _FINAL_ALWAYS or outcome is Outcome.UNKNOWN:
             # It reached the wire: the phone's last contact, for a callback hours or weeks later.
-            await ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
-                                          attempt.channel.value)
+            ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
+                                    attempt.channel.value)
         family = strike_family(attempt.channel, outcome, provider_code)
         if family is not None:
             gone = await ctx.deactivations.strike(task.phone, family, attempt.key, now,

@@ -85,6 +85,7 @@ class Runner:
                 await recovery
             await self.lifecycle.drain()
             await self.correlation.drain()
+            await self.ctx.directory.drain()
         log.info("dispatcher %s stopped", self.ctx.owner)
 
     async def _check_master(self, stop: asyncio.Event) -> bool:

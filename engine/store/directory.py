@@ -12,7 +12,6 @@ One hash per phone (:func:`engine.store.keys.directory`), on any Redis Cluster n
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -83,11 +82,16 @@ class PhoneDirectory:
                            for phone, debtor_id, wave_id, campaign_id in rows])
 
     def contacted(self, phone: str, debtor_id: str, wave_id: str, campaign_id: str, at_ms: int,
-                  channel: str) -> asyncio.Future[None]:
-        """An attempt reached the wire: the phone's last contact (the writes of attempts that end
-        in the same tick share one round trip: this is on the path of every finished attempt, so
-        a future to await, not a coroutine of its own)."""
-        return self._contacts.submit("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
+                  channel: str) -> None:
+        """An attempt reached the wire: the phone's last contact. Written at the next tick with the
+        other attempts that ended in this one (one round trip), and not waited for: this is on
+        the path of every finished attempt, and a callback needs it seconds later, not at once.
+        A write Redis refuses is logged; :meth:`drain` waits for what is posted."""
+        self._contacts.post("", (phone, debtor_id, wave_id, campaign_id, at_ms, channel))
+
+    async def drain(self) -> None:
+        """Wait until the last contacts posted so far are written."""
+        await self._contacts.drain()
 
     async def _write_contacts(self, _: str, items: list[Contact]) -> list[None]:
         await self._write([[keys.directory(phone), F_DEBTOR, debtor_id, F_LAST_WAVE, wave_id,
