@@ -59,7 +59,8 @@ class Context:
         self.waves = Waves(self.redis, self.clock, results_maxlen=s.redis.results_maxlen, settle_mode=settle,
                            scripts=scripts, calendar=self.windows)
         self.caps = Caps(self.redis, s.caps, cluster=s.redis.cluster, scripts=scripts)
-        self.stoplist = StopList(self.redis, phone_key=s.retention.phone_key())
+        self.stoplist = StopList(self.redis, phone_key=s.retention.phone_key(), cluster=s.redis.cluster,
+                                 scripts=scripts)
         self.pacer = Pacer(self.redis, headroom=s.dispatcher.rate_headroom)
         self.directory = PhoneDirectory(self.redis, ttl_s=s.phones.directory_days * 86400,
                                         cluster=s.redis.cluster, scripts=scripts)

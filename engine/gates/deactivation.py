@@ -125,8 +125,11 @@ def still_active(raw: str | None, now_ms: int | None) -> bool:
         return False
     if now_ms is None:
         return True
-    until = json.loads(raw).get("until")
-    return until is None or now_ms < int(until)
+    try:
+        until = json.loads(raw).get("until")
+        return until is None or now_ms < int(until)
+    except (ValueError, AttributeError, TypeError):
+        return True  # not the engine's JSON: the phone stays stopped rather than its batch failing
 
 
 class Deactivations:

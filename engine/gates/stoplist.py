@@ -25,6 +25,7 @@ from engine.domain.phones import mask, normalize, phone_hash
 from engine.errors import IntakeError, VolnaError
 from engine.gates.deactivation import entry_json, still_active
 from engine.store import keys
+from engine.store.scripts import Scripts
 
 
 class StopReason(StrEnum):
@@ -57,11 +58,20 @@ class StopEntry:
 CHANGES_MAXLEN = 1_000_000
 
 
+#: The stop-list script's answer per attempt (``engine/store/lua/stoplist_check.lua``).
+_CHECKED = (None, Outcome.SKIPPED_STOPLIST, Outcome.SKIPPED_PHONE_INVALID)
+
+
 class StopList:
-    def __init__(self, redis: Redis, *, phone_key: bytes | None = None) -> None:
+    def __init__(self, redis: Redis, *, phone_key: bytes | None = None, cluster: bool = False,
+                 scripts: Scripts | None = None) -> None:
         self.redis = redis
         #: The retention key: with it, erased phones are refused by their keyed hash.
         self.phone_key = phone_key
+        #: On a Redis Cluster the stop-list's hashes are on different nodes: a pipeline; on a
+        #: single Redis one script call per batch.
+        self.cluster = cluster
+        self._scripts = scripts
 
     def hashed(self, phone: str) -> str:
         assert self.phone_key is not None
@@ -167,6 +177,18 @@ class StopList:
         deactivation past its time no longer stops the phone (None: every one does)."""
         if not debtors:
             return []
+        if not self.cluster:
+            if self._scripts is None:
+                self._scripts = Scripts(self.redis)
+            names = [keys.STOP_DEBTORS, keys.STOP_PHONES, keys.INVALID_PHONES]
+            if self.phone_key:
+                names.append(keys.PHONE_HASHES)
+                rows = [[d, p, self.hashed(p)] for d, p in zip(debtors, phones, strict=True)]
+            else:
+                rows = [[d, p, ""] for d, p in zip(debtors, phones, strict=True)]
+            codes = await self._scripts["stoplist_check"](
+                keys=names, args=["" if now_ms is None else now_ms, json.dumps(rows, ensure_ascii=False)])
+            return [_CHECKED[int(c)] for c in codes]
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(keys.STOP_DEBTORS, debtors)
         pipe.hmget(keys.STOP_PHONES, phones)

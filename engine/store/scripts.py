@@ -19,8 +19,9 @@ from engine.store.schema import lua_constants
 #: Scripts over one wave's keys (``WaveKeys.script_keys``).
 WAVE_SCRIPTS = ("intake", "claim", "begin_send", "accept", "finalize", "requeue", "renew", "expired",
                 "cancel_queued", "gather", "part", "cancel_debtor", "outbox_done", "purge")
-#: Scripts over other keys: a wave's meta (its state), a debtor's caps, phones' directory hashes.
-OTHER_SCRIPTS = ("transition", "complete", "caps_reserve", "caps_settle", "directory_write")
+#: Scripts over other keys: a wave's meta (its state), a debtor's caps, phones' directory hashes,
+#: the stop-list.
+OTHER_SCRIPTS = ("transition", "complete", "caps_reserve", "caps_settle", "directory_write", "stoplist_check")
 
 
 @cache
