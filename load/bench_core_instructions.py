@@ -1,0 +1,78 @@
+"""Instructions per task of the core's dispatch, counted by callgrind: a figure that does not move
+with the machine's load, for comparing two versions of the code (timing on a shared 2-core
+machine varies by ±15 % from run to run).
+
+    .venv/bin/python load/bench_core_instructions.py [--tasks 10000] [--checkout DIR]
+
+``--checkout``: another checkout to measure with the same method (``git worktree add /tmp/old
+57cc02a``), run with this virtualenv. Runs ``bench_core``'s own run under ``valgrind --tool=callgrind``
+(about 50 times slower: 10 000 tasks take 3 minutes), the collector set as ``volna run`` sets it,
+and counts the instructions between the bench's two CPU marks (the dispatch, not the intake).
+Needs valgrind (``apt install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def inner(checkout: Path, tasks: int) -> None:
+    """Inside valgrind: dump the profile at each of the bench's CPU marks."""
+    sys.path[:0] = [str(checkout), str(checkout / "load")]
+    import engine.context  # noqa: F401  (start-up imports before the freeze, as in volna run)
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    marks = iter(("start", "end"))
+    process_time = time.process_time
+
+    def mark() -> float:
+        subprocess.run(["callgrind_control", "-d", next(marks, "after"), str(os.getpid())], capture_output=True)
+        return process_time()
+
+    time.process_time = mark
+    import bench_core  # the checkout's own
+
+    asyncio.run(bench_core.run(tasks, 500))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", type=int, default=10_000)
+    p.add_argument("--checkout", type=Path, default=HERE.parent)
+    p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.inner:
+        inner(args.checkout.resolve(), args.tasks)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("bench_core_instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable,
+                        __file__, "--inner", "--tasks", str(args.tasks), "--checkout", str(args.checkout)],
+                       check=True, capture_output=True)
+        for dump in Path(tmp).glob("cg.out*"):
+            text = dump.read_text(errors="replace")
+            if "Trigger: dump end" in text:
+                total = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:"))
+                print(f"core dispatch: {total / args.tasks:,.0f} instructions per task "
+                      f"({args.tasks} tasks, {args.checkout})")
+                return 0
+    print("bench_core_instructions: no dump at the end of the dispatch", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
