@@ -2,13 +2,14 @@
 with the machine's load, for comparing two versions of the code (timing on a shared 2-core
 machine varies by ±15 % from run to run).
 
-    .venv/bin/python load/bench_core_instructions.py [--tasks 10000] [--checkout DIR]
+    .venv/bin/python load/core_instructions.py [--tasks 10000] [--checkout DIR]
 
 ``--checkout``: another checkout to measure with the same method (``git worktree add /tmp/old
 57cc02a``), run with this virtualenv. Runs ``bench_core``'s own run under ``valgrind --tool=callgrind``
 (about 50 times slower: 10 000 tasks take 3 minutes), the collector set as ``volna run`` sets it,
 and counts the instructions between the bench's two CPU marks (the dispatch, not the intake).
-Needs valgrind (``apt install valgrind``).
+Needs valgrind (``apt install valgrind``). Not named ``bench_*``: ``make bench`` would run it, and
+it takes minutes per version.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> int:
         inner(args.checkout.resolve(), args.tasks)
         return 0
     if shutil.which("valgrind") is None:
-        print("bench_core_instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
+        print("core_instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable,
@@ -70,7 +71,7 @@ def main() -> int:
                 print(f"core dispatch: {total / args.tasks:,.0f} instructions per task "
                       f"({args.tasks} tasks, {args.checkout})")
                 return 0
-    print("bench_core_instructions: no dump at the end of the dispatch", file=sys.stderr)
+    print("core_instructions: no dump at the end of the dispatch", file=sys.stderr)
     return 1
 
 
