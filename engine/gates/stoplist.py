@@ -71,7 +71,7 @@ class StopList:
         #: On a Redis Cluster the stop-list's hashes are on different nodes: a pipeline; on a
         #: single Redis one script call per batch.
         self.cluster = cluster
-        self._scripts = scripts
+        self.scripts = scripts or Scripts(redis)
 
     def hashed(self, phone: str) -> str:
         assert self.phone_key is not None
@@ -178,15 +178,13 @@ class StopList:
         if not debtors:
             return []
         if not self.cluster:
-            if self._scripts is None:
-                self._scripts = Scripts(self.redis)
             names = [keys.STOP_DEBTORS, keys.STOP_PHONES, keys.INVALID_PHONES]
             if self.phone_key:
                 names.append(keys.PHONE_HASHES)
                 rows = [[d, p, self.hashed(p)] for d, p in zip(debtors, phones, strict=True)]
             else:
                 rows = [[d, p, ""] for d, p in zip(debtors, phones, strict=True)]
-            codes = await self._scripts["stoplist_check"](
+            codes = await self.scripts["stoplist_check"](
                 keys=names, args=["" if now_ms is None else now_ms, json.dumps(rows, ensure_ascii=False)])
             return [_CHECKED[int(c)] for c in codes]
         pipe = self.redis.pipeline(transaction=False)
