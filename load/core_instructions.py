@@ -57,13 +57,23 @@ def main() -> int:
     if args.inner:
         inner(args.checkout.resolve(), args.tasks)
         return 0
+    if args.tasks < 1:
+        print(f"core_instructions: --tasks must be at least 1 (got {args.tasks})", file=sys.stderr)
+        return 2
+    if not (args.checkout / "load" / "bench_core.py").is_file():
+        print(f"core_instructions: {args.checkout} is not a Volna checkout (no load/bench_core.py)", file=sys.stderr)
+        return 2
     if shutil.which("valgrind") is None:
         print("core_instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable,
-                        __file__, "--inner", "--tasks", str(args.tasks), "--checkout", str(args.checkout)],
-                       check=True, capture_output=True)
+        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable,
+                              __file__, "--inner", "--tasks", str(args.tasks), "--checkout", str(args.checkout)],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"core_instructions: the run under valgrind failed ({run.returncode}): {last}", file=sys.stderr)
+            return 1
         for dump in Path(tmp).glob("cg.out*"):
             text = dump.read_text(errors="replace")
             if "Trigger: dump end" in text:
