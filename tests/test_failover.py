@@ -113,6 +113,9 @@ async def test_a_process_follows_a_failover_scripts_pubsub_and_writes(sentinels:
         ctx = context(settings, ScaledClock(NOON_MSK), redis)
         await load_wave(ctx, "w1", DAY, [task(n) for n in range(20)])  # the intake script, on the first master
         await states.start()
+        # Wave w1 is on the replica before the master dies: replication is asynchronous, and a
+        # loaded machine once failed over to a replica that had not received it yet (CI).
+        await asyncio.to_thread(sentinels.wait_synced)
         old = sentinels.kill_master()
         new = await asyncio.to_thread(sentinels.wait_failover, old)
         assert new is not old
