@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from engine.calendar.clock import ScaledClock
+from engine.dispatch.lifecycle import Lifecycle
+from engine.domain.attempt import ON_REQUEUE, on_finish
+from engine.domain.models import Attempt, Task
 from engine.domain.outcomes import Channel, Outcome
 from engine.port import Accepted, Connector, Final, LateEvent, Retry, SendRequest, SendResult, Target
+from engine.store.schema import Guard
+from engine.store.wavestore import FinalizeItem
 from tests.harness import (
     context,
     load_wave,
@@ -158,3 +164,39 @@ async def _finals(ctx: object, n: int) -> bool:
     for wave in ("w1", "w2"):
         total += int((await ctx.waves.counts(wave)).get("final", 0))  # type: ignore[attr-defined]
     return total >= n
+
+
+@pytest.mark.parametrize("remembered", [True, False], ids=["reservation-remembered", "reservation-forgotten"])
+async def test_a_late_hold_sent_without_counters_counts_whether_redis_remembers_the_reservation(
+        redis: aioredis.Redis, redis_url: str, remembered: bool) -> None:
+    """On a single Redis the owner's finalize sends a reservation it keeps without its counters
+    (the reservation's record has them). When that finalize comes after the attempt already
+    ended, its outcome counts and is held again: from the record when Redis remembers the
+    reservation, and with the counters the dispatcher still has when it does not (the record
+    lost). The debtor's caps read the same either way."""
+    ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
+    await load_wave(ctx, "w1", DAY, [task(1)])
+    store = ctx.waves.store("w1")
+    now = ctx.clock.now_ms()
+    (claim,) = (await store.claim(now, Channel.SMS, 10**18, 10, now + 60_000, "me")).claimed
+    await store.begin_send(now, "me", now + 60_000, [(claim.task_id, claim.attempt, claim.generation, "t")])
+    lifecycle = Lifecycle(ctx)
+    the_task = Task.model_validate_json(claim.task_json)
+    attempt = Attempt(task_id=claim.task_id, wave_id="w1", number=claim.attempt, channel=Channel.SMS)
+    res = lifecycle.reservations(the_task, attempt, claim.generation, DAY)
+    if remembered:
+        assert [g.granted for g in await ctx.caps.reserve_many([res])] == [True]
+    # The attempt ends first another way (a recovery, a stop): its reservation is given back.
+    first = FinalizeItem(claim.task_id, claim.attempt, Channel.SMS, "undelivered", {}, guard=Guard.LEASED,
+                         settlement=res.wire(ON_REQUEUE) if remembered else None, generation=claim.generation)
+    assert (await lifecycle.finish("w1", first)).applied
+    assert await _caps(ctx, "d1") == (0, 0, 0)
+    # Then the owner's own delivered comes: kept, so sent without counters, and late.
+    late = FinalizeItem(claim.task_id, claim.attempt, Channel.SMS, "delivered", {}, guard=Guard.LEASED,
+                        settlement=res.wire(on_finish(True, holder=True)), late_hold=True,
+                        generation=claim.generation)
+    assert not (await lifecycle.finish("w1", late)).applied
+    assert await _caps(ctx, "d1") == (1, 1, 1)
+    assert (await ctx.caps.held("d1")) == {res.main.field: True}
+    late_records = [r for r in await results(redis, "w1") if r["kind"] == "late"]
+    assert [(r["attempt"], r["outcome"]) for r in late_records] == [(1, "delivered")]

@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.domain.attempt import Verdict
 from engine.domain.outcomes import Channel
 from engine.domain.wave import WaveState
 from engine.store.durable import DurableWait
 from engine.store.keys import WaveKeys
-from engine.store.schema import Guard, SettleMode, TaskState
+from engine.store.schema import LATE_HOLD_UNKNOWN, Guard, SettleMode, TaskState
 from engine.store.scripts import Scripts
 
 
@@ -38,6 +39,17 @@ PartItem = tuple[str, int, str, str, int, str]
 SettlementWire = list[list[Any]]
 #: An outbox entry a wave script wrote: ``[key, field, counters, verdict, seq]``.
 OutboxEntry = list[Any]
+
+
+def _without_kept_counters(settlement: SettlementWire | None) -> SettlementWire | None:
+    """A settlement with the counters of the reservations it keeps left out: the script reads a
+    reservation's counters from its record, and needs them only to hold one it does not know.
+    They were a third of the finalize script's time on a single Redis (load/bench_core.py,
+    16.8 → 13.7 µs per task with no settlement at all, and 6 µs of the dispatcher's 88)."""
+    if not settlement:
+        return settlement
+    return [[key, field, None, verdict] if verdict == Verdict.KEEP else [key, field, counters, verdict]
+            for key, field, counters, verdict in settlement]
 
 
 def _wave_state(raw: str) -> WaveState | None:
@@ -176,14 +188,25 @@ class WaveStore:
 
     async def finalize(self, now_ms: int, items: list[FinalizeItem], client: Any = None
                        ) -> tuple[list[Finalized], list[OutboxEntry]]:
+        """Ends attempts. The settlements to apply elsewhere come back as outbox entries: a
+        cluster's (written to the wave's outbox), and on a single Redis a late hold whose
+        reservation Redis no longer remembers (with no seq: applied at once)."""
+        compact = self.settle_mode is SettleMode.INLINE
         rows = [[it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload},
                  None if it.next_attempt is None else [it.next_attempt[0].value, it.next_attempt[1],
                                                        it.next_attempt[2]],
-                 it.guard, it.channel, it.settlement, int(it.late_hold), it.generation, int(it.unsent)]
+                 it.guard, it.channel, _without_kept_counters(it.settlement) if compact else it.settlement,
+                 int(it.late_hold), it.generation, int(it.unsent)]
                 for it in items]
         raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
-        return [Finalized(bool(int(raw[i])), raw[i + 1] or "", bool(int(raw[i + 2])))
-                for i in range(0, len(raw), 3)], outbox
+        done = []
+        for n, it in enumerate(items):
+            flag = raw[3 * n]
+            done.append(Finalized(flag == 1, raw[3 * n + 1] or "", bool(int(raw[3 * n + 2]))))
+            if flag == LATE_HOLD_UNKNOWN and it.settlement:
+                key, field, counters, _ = it.settlement[0]
+                outbox.append([key, field, counters, Verdict.HOLD, None])
+        return done, outbox
 
     async def requeue(self, now_ms: int, items: list[RequeueItem]) -> tuple[list[bool], list[OutboxEntry]]:
         """Back to the queue, the same attempt; settles the reservations given."""
