@@ -150,4 +150,5 @@ class Caps:
     async def held(self, debtor_id: str) -> dict[str, bool]:
         """Every reservation field of the debtor still remembered → whether it is held."""
         raw = await self.redis.hgetall(keys.cap_reservations(debtor_id))
-        return {f: json.loads(v)[RESERVATION_FIELDS["held"]] == 1 for f, v in raw.items()}
+        # ``true`` since 2026-12-05, 1 before (engine/store/lua/common.lua reads both).
+        return {f: json.loads(v)[RESERVATION_FIELDS["held"]] in (True, 1) for f, v in raw.items()}

@@ -6,8 +6,9 @@ local out = {}
 for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id = item[1]
   local st = getst(id)
-  if st and st.phase == PH.sending and st.attempt == tonumber(item[2]) then
-    st.phase = PH.accepted; st.correlation = item[3]; st.accepted_at = NOW; st.holds_slot = tonumber(item[5])
+  if st and st[SF.phase] == PH.sending and st[SF.attempt] == tonumber(item[2]) then
+    st[SF.phase] = PH.accepted; st[SF.correlation] = item[3]; st[SF.accepted_at] = NOW
+    st[SF.holds_slot] = tonumber(item[5])
     setst(id, st)
     redis.call('ZADD', KEYS[K.leases], item[4], id)
     if type(item[6]) == 'table' and next(item[6]) ~= nil then
@@ -16,7 +17,7 @@ for _, item in ipairs(cjson.decode(ARGV[4])) do
       for k, v in pairs(item[6]) do merged[k] = v end
       redis.call('HSET', KEYS[K.data], id, cjson.encode(merged))
     end
-    count(CNT_CHANNEL_ACCEPTED(st.channel), 1)
+    count(CNT_CHANNEL_ACCEPTED(st[SF.channel]), 1)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

@@ -12,13 +12,13 @@ local leases, updates = {}, {}
 for i, item in ipairs(items) do
   local id = item[1]
   local st = states[i] and decode_state(states[i])
-  if st and st.phase == PH.claimed and st.owner == ARGV[4] and st.attempt == tonumber(item[2])
-      and st.generation == tonumber(item[3]) then
-    st.phase = PH.sending; st.sent_at = NOW; st.target = item[4]
+  if st and st[SF.phase] == PH.claimed and st[SF.owner] == ARGV[4] and st[SF.attempt] == tonumber(item[2])
+      and st[SF.generation] == tonumber(item[3]) then
+    st[SF.phase] = PH.sending; st[SF.sent_at] = NOW; st[SF.target] = item[4]
     updates[#updates + 1] = id; updates[#updates + 1] = encode_state(st)
     leases[#leases + 1] = ARGV[5]; leases[#leases + 1] = id
     emit(record(KIND.DISPATCHED, id, st, nil, false, nil))
-    count(CNT_CHANNEL_SENT(st.channel), 1)
+    count(CNT_CHANNEL_SENT(st[SF.channel]), 1)
     count(CNT.SENT, 1)
     out[#out + 1] = 1
   else

@@ -6,12 +6,12 @@ if not list then return 0 end
 local n = 0
 for id in string.gmatch(list, '([^,]+)') do
   local st = getst(id)
-  if st and st.phase == PH.queued and (ARGV[5] == '' or st.channel == ARGV[5]) then
-    redis.call('ZREM', Q[st.channel], id)
+  if st and st[SF.phase] == PH.queued and (ARGV[5] == '' or st[SF.channel] == ARGV[5]) then
+    redis.call('ZREM', Q[st[SF.channel]], id)
     emit(record(KIND.RESULT, id, st, ARGV[6], true, {finished_at = NOW, provider_text = ARGV[7], data = {}}))
-    setst(id, {phase = PH.ended, attempt = st.attempt, channel = st.channel, outcome = ARGV[6], debtor = st.debtor,
-               generation = st.generation})
-    count(CNT_CHANNEL_OUTCOME(st.channel, ARGV[6]), 1)
+    setst(id, {[SF.phase] = PH.ended, [SF.attempt] = st[SF.attempt], [SF.channel] = st[SF.channel],
+               [SF.outcome] = ARGV[6], [SF.debtor] = st[SF.debtor], [SF.generation] = st[SF.generation]})
+    count(CNT_CHANNEL_OUTCOME(st[SF.channel], ARGV[6]), 1)
     count(CNT_OUTCOME(ARGV[6]), 1)
     n = n + 1
   end

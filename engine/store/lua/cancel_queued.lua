@@ -9,9 +9,9 @@ for _, ch in ipairs(CHANNELS) do
     local st = getst(id)
     redis.call('ZREM', Q[ch], id)
     emit(record(KIND.RESULT, id, st, outcome, true, {finished_at = NOW, data = {}}))
-    setst(id, {phase = PH.ended, attempt = st.attempt, channel = st.channel, outcome = outcome, debtor = st.debtor,
-               generation = st.generation})
-    count(CNT_CHANNEL_OUTCOME(st.channel, outcome), 1)
+    setst(id, {[SF.phase] = PH.ended, [SF.attempt] = st[SF.attempt], [SF.channel] = st[SF.channel],
+               [SF.outcome] = outcome, [SF.debtor] = st[SF.debtor], [SF.generation] = st[SF.generation]})
+    count(CNT_CHANNEL_OUTCOME(st[SF.channel], outcome), 1)
     count(CNT_OUTCOME(outcome), 1)
     n = n + 1
   end

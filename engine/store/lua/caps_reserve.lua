@@ -7,7 +7,7 @@
 -- Returns per item {granted 0/1, conversation hold 0/1}.
 local function take(key, field, counters, limits)
   local raw = redis.call('HGET', key, field)
-  if raw then return cjson.decode(raw)[RES.held] == 1 and 1 or 0 end
+  if raw then return reservation_held(cjson.decode(raw)) and 1 or 0 end
   local used = redis.call('MGET', counters[1], counters[2], counters[3])
   for j = 1, 3 do
     if tonumber(used[j] or '0') >= limits[j] then return 0 end
@@ -15,11 +15,7 @@ local function take(key, field, counters, limits)
   for j = 1, 3 do
     if redis.call('INCR', counters[j]) == 1 then redis.call('EXPIRE', counters[j], CAP_TTL[j]) end
   end
-  local value = {}
-  value[RES.counters] = counters
-  value[RES.held] = 1
-  value[RES.seq] = 0
-  redis.call('HSET', key, field, cjson.encode(value))
+  redis.call('HSET', key, field, cjson.encode({[RES.counters] = counters, [RES.held] = true}))
   redis.call('EXPIRE', key, RES_TTL)
   return 1
 end

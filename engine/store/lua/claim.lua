@@ -19,14 +19,14 @@ local tasks = redis.call('HMGET', KEYS[K.tasks], unpack(ids))
 local leases, updates = {}, {}
 for i, id in ipairs(ids) do
   local st = decode_state(states[i])
-  st.phase = PH.claimed; st.owner = ARGV[8]; st.claimed_at = NOW
-  st.generation = (st.generation or 0) + 1
+  st[SF.phase] = PH.claimed; st[SF.owner] = ARGV[8]; st[SF.claimed_at] = NOW
+  st[SF.generation] = (st[SF.generation] or 0) + 1
   leases[#leases + 1] = ARGV[7]; leases[#leases + 1] = id
   updates[#updates + 1] = id; updates[#updates + 1] = encode_state(st)
   out[#out + 1] = id
   out[#out + 1] = tasks[i]
-  out[#out + 1] = st.attempt
-  out[#out + 1] = st.generation
+  out[#out + 1] = st[SF.attempt]
+  out[#out + 1] = st[SF.generation]
 end
 chunked('ZADD', KEYS[K.leases], leases, 2000)
 chunked('HSET', KEYS[K.state], updates, 2000)

@@ -8,6 +8,14 @@ local function chunked(cmd, key, list, step)
   end
 end
 
+-- A reservation's record (RES) says held with true (1 before 2026-12-05: still read). Its seq,
+-- left out when 0, orders a Redis Cluster's outbox settlements. A boolean and no seq of 0: every
+-- number cjson writes goes through snprintf, on the path of every attempt.
+local function reservation_held(cur)
+  local h = cur[RES.held]
+  return h == true or h == 1
+end
+
 -- Settles one reservation of a debtor's caps (engine.domain.attempt.Verdict):
 -- HOLD keeps it, and takes it when it is not held (the contact happened: over the cap if need
 -- be); RELEASE gives it back. Either way the field remembers the verdict, so a reservation
@@ -21,7 +29,7 @@ local function settle_reservation(key, field, counters, verdict, seq)
   local cur = nil
   if raw then cur = cjson.decode(raw) elseif type(counters) ~= 'table' then return -1 end
   if cur and seq and tonumber(cur[RES.seq] or 0) >= seq then return 0 end
-  local held = cur ~= nil and cur[RES.held] == 1
+  local held = cur ~= nil and reservation_held(cur)
   -- Kept as it is (the common end of a contact that counts): nothing to write.
   if held and verdict == VERDICT.HOLD and not seq then return 0 end
   local stored = counters
@@ -37,11 +45,8 @@ local function settle_reservation(key, field, counters, verdict, seq)
       if tonumber(redis.call('GET', stored[j]) or '0') > 0 then redis.call('DECR', stored[j]) end
     end
   end
-  local value = {}
-  value[RES.counters] = stored
-  value[RES.held] = verdict == VERDICT.HOLD and 1 or 0
-  value[RES.seq] = seq or 0
-  redis.call('HSET', key, field, cjson.encode(value))
+  redis.call('HSET', key, field, cjson.encode({[RES.counters] = stored, [RES.held] = verdict == VERDICT.HOLD,
+                                                [RES.seq] = seq}))
   redis.call('EXPIRE', key, RES_TTL)
   return 1
 end

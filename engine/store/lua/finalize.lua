@@ -33,22 +33,22 @@ for i, item in ipairs(items) do
   -- The same task twice in one batch: the second sees the first's result.
   local st = seen[id] or (states[i] and decode_state(states[i]))
   local ok, unknown_hold = false, false
-  if st and st.phase ~= PH.ended and st.attempt == attempt then
+  if st and st[SF.phase] ~= PH.ended and st[SF.attempt] == attempt then
     if guard == GUARD.LEASED then
       -- A result belongs to the claim that sent it: another claim of the same attempt (a resend) is not it.
-      ok = leased(st) and (tonumber(item[10]) == 0 or st.generation == tonumber(item[10]))
+      ok = leased(st) and (tonumber(item[10]) == 0 or st[SF.generation] == tonumber(item[10]))
     elseif guard == GUARD.EXPIRED then
       local exp = redis.call('ZSCORE', KEYS[K.leases], id)
       ok = leased(st) and exp ~= false and tonumber(exp) <= NOW
-    elseif guard == GUARD.QUEUED then ok = st.phase == PH.queued
-    elseif guard == GUARD.OPEN then ok = st.phase == PH.queued or st.phase == PH.claimed
-    elseif guard == GUARD.CLAIM then ok = st.phase == PH.claimed and st.generation == tonumber(item[10])
+    elseif guard == GUARD.QUEUED then ok = st[SF.phase] == PH.queued
+    elseif guard == GUARD.OPEN then ok = st[SF.phase] == PH.queued or st[SF.phase] == PH.claimed
+    elseif guard == GUARD.CLAIM then ok = st[SF.phase] == PH.claimed and st[SF.generation] == tonumber(item[10])
     end
   end
   if not ok then
     if st and guard == GUARD.LEASED and outcome ~= '' then
-      if (st.phase == PH.ended and st.attempt == attempt and st.outcome == outcome)
-          or (st.prev_attempt == attempt and st.prev_outcome == outcome) then
+      if (st[SF.phase] == PH.ended and st[SF.attempt] == attempt and st[SF.outcome] == outcome)
+          or (st[SF.prev_attempt] == attempt and st[SF.prev_outcome] == outcome) then
         -- The same outcome again (several processes see one Asterisk's events, a provider
         -- resends a webhook): recorded once already.
         count(CNT.DUPLICATE, 1)
@@ -66,8 +66,8 @@ for i, item in ipairs(items) do
     end
     out[#out + 1] = unknown_hold and LATE_HOLD_UNKNOWN or 0; out[#out + 1] = ''; out[#out + 1] = 0
   else
-    if st.phase == PH.queued then
-      redis.call('ZREM', Q[st.channel], id)
+    if st[SF.phase] == PH.queued then
+      redis.call('ZREM', Q[st[SF.channel]], id)
       count(CNT.QUEUED, -1)
     else
       unleased[#unleased + 1] = id
@@ -81,27 +81,28 @@ for i, item in ipairs(items) do
       end
       gathered_done[#gathered_done + 1] = id
     end
-    if tonumber(item[11]) == 1 and st.phase == PH.sending then
+    if tonumber(item[11]) == 1 and st[SF.phase] == PH.sending then
       count(CNT.SENT, -1)
-      count(CNT_CHANNEL_SENT(st.channel), -1)
+      count(CNT_CHANNEL_SENT(st[SF.channel]), -1)
     end
-    local release, held = st.target or '', st.holds_slot or 0
+    local release, held = st[SF.target] or '', st[SF.holds_slot] or 0
     local final = type(nxt) ~= 'table'
     emit(record(KIND.RESULT, id, st, outcome, final, payload))
     settle(item[8])
-    count(CNT_CHANNEL_OUTCOME(st.channel, outcome), 1)
+    count(CNT_CHANNEL_OUTCOME(st[SF.channel], outcome), 1)
     local new
     if final then
-      new = {phase = PH.ended, attempt = attempt, channel = st.channel, outcome = outcome, debtor = st.debtor,
-             generation = st.generation}
+      new = {[SF.phase] = PH.ended, [SF.attempt] = attempt, [SF.channel] = st[SF.channel], [SF.outcome] = outcome,
+             [SF.debtor] = st[SF.debtor], [SF.generation] = st[SF.generation]}
       count(CNT.FINAL, 1)
       count(CNT_OUTCOME(outcome), 1)
       count(CNT_MINUTE(math.floor(NOW / 60000)), 1)
     else
       local ch, natt, score = nxt[1], nxt[2], nxt[3]
       redis.call('ZADD', Q[ch], string.format('%.0f', score), id)
-      new = {phase = PH.queued, attempt = tonumber(natt), channel = ch, priority = st.priority, debtor = st.debtor,
-             generation = st.generation, prev_attempt = attempt, prev_outcome = outcome}
+      new = {[SF.phase] = PH.queued, [SF.attempt] = tonumber(natt), [SF.channel] = ch, [SF.priority] = st[SF.priority],
+             [SF.debtor] = st[SF.debtor], [SF.generation] = st[SF.generation], [SF.prev_attempt] = attempt,
+             [SF.prev_outcome] = outcome}
       count(CNT.QUEUED, 1)
     end
     seen[id] = new

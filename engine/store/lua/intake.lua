@@ -7,7 +7,11 @@ for _, row in ipairs(cjson.decode(ARGV[4])) do
   local id, ch = row[1], row[2]
   if redis.call('HSETNX', KEYS[K.tasks], id, row[4]) == 1 then
     redis.call('ZADD', Q[ch], string.format('%.0f', row[3]), id)
-    setst(id, {phase = PH.queued, attempt = 1, channel = ch, priority = row[5], debtor = row[8], generation = 0})
+    -- Priority 0 and generation 0 are left out (read as 0): every number cjson writes costs a snprintf.
+    local priority = row[5]
+    if priority == 0 then priority = nil end
+    setst(id, {[SF.phase] = PH.queued, [SF.attempt] = 1, [SF.channel] = ch, [SF.priority] = priority,
+               [SF.debtor] = row[8]})
     count(CNT_ZONE(row[6]), 1)
     count(CNT_CHANNEL_TOTAL(ch), 1)
     redis.call('HSET', KEYS[K.phones], row[7], row[8])

@@ -6,7 +6,7 @@ local out = {}
 for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id = item[1]
   local st = getst(id)
-  if not st or not leased(st) or st.attempt ~= tonumber(item[2]) then
+  if not st or not leased(st) or st[SF.attempt] ~= tonumber(item[2]) then
     out[#out + 1] = 0; out[#out + 1] = ''
   else
     local raw = redis.call('HGET', KEYS[K.parts], id)

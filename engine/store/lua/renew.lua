@@ -3,7 +3,7 @@
 local n = 0
 for i = 6, #ARGV do
   local st = getst(ARGV[i])
-  if st and (st.phase == PH.claimed or st.phase == PH.sending) and st.owner == ARGV[4] then
+  if st and (st[SF.phase] == PH.claimed or st[SF.phase] == PH.sending) and st[SF.owner] == ARGV[4] then
     redis.call('ZADD', KEYS[K.leases], 'XX', ARGV[5], ARGV[i])
     n = n + 1
   end

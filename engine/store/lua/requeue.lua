@@ -11,22 +11,22 @@ local out = {}
 for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id, attempt, guard = item[1], tonumber(item[2]), item[4]
   local st = getst(id)
-  local ok = st and leased(st) and st.attempt == attempt
-  if ok and guard == GUARD.CLAIM then ok = st.generation == tonumber(item[7]) end
+  local ok = st and leased(st) and st[SF.attempt] == attempt
+  if ok and guard == GUARD.CLAIM then ok = st[SF.generation] == tonumber(item[7]) end
   if ok and guard == GUARD.EXPIRED then
     local exp = redis.call('ZSCORE', KEYS[K.leases], id)
     ok = exp ~= false and tonumber(exp) <= NOW
   end
   if ok then
-    if tonumber(item[5]) == 1 and st.phase == PH.sending then
+    if tonumber(item[5]) == 1 and st[SF.phase] == PH.sending then
       count(CNT.SENT, -1)
-      count(CNT_CHANNEL_SENT(st.channel), -1)
+      count(CNT_CHANNEL_SENT(st[SF.channel]), -1)
     end
     redis.call('ZREM', KEYS[K.leases], id)
-    redis.call('ZADD', Q[st.channel], string.format('%.0f', item[3]), id)
-    setst(id, {phase = PH.queued, attempt = attempt, channel = st.channel, priority = st.priority,
-               debtor = st.debtor, generation = st.generation, prev_attempt = st.prev_attempt,
-               prev_outcome = st.prev_outcome})
+    redis.call('ZADD', Q[st[SF.channel]], string.format('%.0f', item[3]), id)
+    setst(id, {[SF.phase] = PH.queued, [SF.attempt] = attempt, [SF.channel] = st[SF.channel],
+               [SF.priority] = st[SF.priority], [SF.debtor] = st[SF.debtor], [SF.generation] = st[SF.generation],
+               [SF.prev_attempt] = st[SF.prev_attempt], [SF.prev_outcome] = st[SF.prev_outcome]})
     settle(item[6])
     count(CNT.LEASED, -1)
     count(CNT.QUEUED, 1)
