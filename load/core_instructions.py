@@ -75,7 +75,8 @@ def redis_instructions(checkout: Path, tasks: int, tmp: str) -> int:
     from engine.store.localredis import free_port
 
     port = free_port()
-    server = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/redis.out",
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                               f"--callgrind-out-file={tmp}/redis.out",
                                "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

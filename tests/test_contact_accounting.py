@@ -167,13 +167,13 @@ async def _finals(ctx: object, n: int) -> bool:
 
 
 @pytest.mark.parametrize("remembered", [True, False], ids=["reservation-remembered", "reservation-forgotten"])
-async def test_a_late_hold_sent_without_counters_counts_whether_redis_remembers_the_reservation(
+async def test_an_owners_late_result_that_counts_is_held_whether_redis_remembers_the_reservation(
         redis: aioredis.Redis, redis_url: str, remembered: bool) -> None:
-    """On a single Redis the owner's finalize sends a reservation it keeps without its counters
-    (the reservation's record has them). When that finalize comes after the attempt already
-    ended, its outcome counts and is held again: from the record when Redis remembers the
-    reservation, and with the counters the dispatcher still has when it does not (the record
-    lost). The debtor's caps read the same either way."""
+    """On a single Redis the owner's result that keeps its reservation as it is goes to the
+    finalize script without its settlement (nothing to write). When that result comes after
+    the attempt already ended, its outcome counts: the script asks, and the dispatcher holds the
+    reservation with what it has. The debtor's caps read the same whether Redis remembers the
+    reservation (given back when the attempt ended) or lost its record."""
     ctx = context(make_settings(redis_url), ScaledClock(NOON_MSK), redis)
     await load_wave(ctx, "w1", DAY, [task(1)])
     store = ctx.waves.store("w1")
@@ -191,7 +191,7 @@ async def test_a_late_hold_sent_without_counters_counts_whether_redis_remembers_
                          settlement=res.wire(ON_REQUEUE) if remembered else None, generation=claim.generation)
     assert (await lifecycle.finish("w1", first)).applied
     assert await _caps(ctx, "d1") == (0, 0, 0)
-    # Then the owner's own delivered comes: kept, so sent without counters, and late.
+    # Then the owner's own delivered comes: kept as it is, so sent without its settlement, and late.
     late = FinalizeItem(claim.task_id, claim.attempt, Channel.SMS, "delivered", {}, guard=Guard.LEASED,
                         settlement=res.wire(on_finish(True, holder=True)), late_hold=True,
                         generation=claim.generation)

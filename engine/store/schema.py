@@ -287,9 +287,9 @@ DAY_S = 86400
 CAP_TTL_S = {"day": 3 * DAY_S, "week": 10 * DAY_S, "month": 35 * DAY_S}
 RESERVATIONS_TTL_S = 40 * DAY_S
 
-#: finalize's flag for an attempt not applied whose late hold it could not make: the reservation
-#: came without its counters (kept ones are sent without) and this Redis does not remember it.
-LATE_HOLD_UNKNOWN = 2
+#: finalize's flag for an attempt not applied whose late hold it leaves to the caller: on a single
+#: Redis a settlement that keeps every reservation as it is is not sent (engine.store.wavestore).
+LATE_HOLD_ASKED = 2
 
 #: Reservation fields in a debtor's ``capres`` hash (the value is JSON).
 RESERVATION_FIELDS = {"counters": "k", "held": "h", "seq": "q"}
@@ -387,6 +387,6 @@ def lua_constants() -> str:
     lines.append(f"local VERDICT = {_lua_table({v.name: v.value for v in Verdict})}")
     lines.append(f"local CAP_TTL = {{{CAP_TTL_S['day']}, {CAP_TTL_S['week']}, {CAP_TTL_S['month']}}}")
     lines.append(f"local RES_TTL = {RESERVATIONS_TTL_S}")
-    lines.append(f"local LATE_HOLD_UNKNOWN = {LATE_HOLD_UNKNOWN}")
+    lines.append(f"local LATE_HOLD_ASKED = {LATE_HOLD_ASKED}")
     lines.append(f"local RESULT_FIELDS = {_lua_table({name: name for name in Result.model_fields})}")
     return "\n".join(lines) + "\n"

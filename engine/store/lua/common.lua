@@ -21,13 +21,11 @@ end
 -- be); RELEASE gives it back. Either way the field remembers the verdict, so a reservation
 -- asked for a claim that was already settled is refused (its claim is dead). ``seq`` orders
 -- the settlements that reach a Redis Cluster through a wave's outbox; nil applies at once.
--- ``counters`` may be left out (nil) when the reservation is remembered: then a reservation
--- this Redis does not know is left alone, and -1 says so (its caller settles it with them).
 local function settle_reservation(key, field, counters, verdict, seq)
   if verdict == VERDICT.KEEP then return 0 end
   local raw = redis.call('HGET', key, field)
   local cur = nil
-  if raw then cur = cjson.decode(raw) elseif type(counters) ~= 'table' then return -1 end
+  if raw then cur = cjson.decode(raw) end
   if cur and seq and tonumber(cur[RES.seq] or 0) >= seq then return 0 end
   local held = cur ~= nil and reservation_held(cur)
   -- Kept as it is (the common end of a contact that counts): nothing to write.

@@ -9,14 +9,15 @@
 --           'claim'   the caller's own claim (its generation), not yet sent (a gate ended it):
 --                     anything else means the claim is over, and nothing is recorded;
 --   channel           the attempt's own channel (a late event's, not the task's current one);
---   settlement        what ending the attempt does with its reservations (on a single Redis the
---                     counters of one it keeps are left out: its record has them);
+--   settlement        what ending the attempt does with its reservations; null on a single Redis
+--                     when it keeps them all as they are (nothing to write);
 --   late hold = 1     news of an attempt that already ended counts (a delivery after the
---                     acceptance timed out): its reservation (the settlement's first) is held again;
+--                     acceptance timed out): its reservation (the settlement's first) is held again,
+--                     or with no settlement the caller is asked to (LATE_HOLD_ASKED);
 --   unsent = 1        it ends after its begin-send without reaching the wire (the window closed
 --                     or the wave stopped while it waited): the send counted is taken back.
--- Returns per item: flag (1 applied, 0 duplicate/late, LATE_HOLD_UNKNOWN late and its hold not
--- made: the reservation is not remembered and came without counters), pacing target to release or '', 1 when
+-- Returns per item: flag (1 applied, 0 duplicate/late, LATE_HOLD_ASKED late and its hold left to
+-- the caller), pacing target to release or '', 1 when
 -- that target slot was held until now; then the outbox entries written.
 local items = cjson.decode(ARGV[4])
 local ids = {}
@@ -32,7 +33,7 @@ for i, item in ipairs(items) do
   local nxt, guard, channel = item[5], item[6], item[7]
   -- The same task twice in one batch: the second sees the first's result.
   local st = seen[id] or (states[i] and decode_state(states[i]))
-  local ok, unknown_hold = false, false
+  local ok, hold_asked = false, false
   if st and st[SF.phase] ~= PH.ended and st[SF.attempt] == attempt then
     if guard == GUARD.LEASED then
       -- A result belongs to the claim that sent it: another claim of the same attempt (a resend) is not it.
@@ -57,14 +58,18 @@ for i, item in ipairs(items) do
         -- delivery after the SMS fallback went out): recorded for its own attempt and channel;
         -- it changes the task no more, but a contact that counts holds its reservation.
         emit(record(KIND.LATE, id, st, outcome, false, payload, attempt, channel))
-        if tonumber(item[9]) == 1 and type(item[8]) == 'table' and item[8][1] then
-          local main = item[8][1]
-          if settle({{main[1], main[2], main[3], VERDICT.HOLD}}) then unknown_hold = true end
+        if tonumber(item[9]) == 1 then
+          if type(item[8]) == 'table' and item[8][1] then
+            local main = item[8][1]
+            settle({{main[1], main[2], main[3], VERDICT.HOLD}})
+          else
+            hold_asked = true
+          end
         end
         count(CNT.LATE, 1)
       end
     end
-    out[#out + 1] = unknown_hold and LATE_HOLD_UNKNOWN or 0; out[#out + 1] = ''; out[#out + 1] = 0
+    out[#out + 1] = hold_asked and LATE_HOLD_ASKED or 0; out[#out + 1] = ''; out[#out + 1] = 0
   else
     if st[SF.phase] == PH.queued then
       redis.call('ZREM', Q[st[SF.channel]], id)

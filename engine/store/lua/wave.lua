@@ -75,16 +75,13 @@ local function record(kind, id, st, outcome, final, payload, attempt, channel)
 end
 
 -- Settles a transition's reservations: each item is [key, field, counters, verdict]
--- (engine.store.schema.Reservation.wire). Outbox mode writes them to the outbox (OUTBOX, for
--- answer()). Inline mode applies them, and says true when one could not be: its counters were
--- left out and this Redis does not remember it (settle_reservation).
+-- (engine.store.schema.Reservation.wire). Returns the outbox entries written (outbox mode).
 local OUTBOX = {}
 local function settle(items)
-  if type(items) ~= 'table' then return false end
-  local unknown = false
+  if type(items) ~= 'table' then return end
   for _, r in ipairs(items) do
     if SETTLE_INLINE then
-      if settle_reservation(r[1], r[2], r[3], r[4], nil) == -1 then unknown = true end
+      settle_reservation(r[1], r[2], r[3], r[4], nil)
     else
       local seq = redis.call('HINCRBY', KEYS[K.outbox], OUTBOX_SEQ, 1)
       local entry = {r[1], r[2], r[3], r[4], seq}
@@ -92,7 +89,6 @@ local function settle(items)
       OUTBOX[#OUTBOX + 1] = entry
     end
   end
-  return unknown
 end
 
 -- A script's answer: its own list, then the outbox entries it wrote (JSON), as one array.
