@@ -166,3 +166,28 @@ async def test_a_callback_cancels_the_robocalls_of_every_running_wave(redis_url:
         outs = {r["task_id"]: r["outcome"] for w in ("w1", "w2") for r in await results(redis, w)
                 if r["kind"] == "result"}
         assert "w1-t2" not in outs and "w2-sms" not in outs  # another debtor's call, the SMS: still queued
+
+
+async def test_the_directory_keeps_a_phones_load_and_last_contact_and_reads_older_hashes(
+        redis: aioredis.Redis, redis_url: str) -> None:
+    """The directory hash packs the load and the last contact into one field each; a hash
+    written before (seven fields) is still read while its TTL lasts."""
+    ctx = context(make_settings(redis_url), ScaledClock(msk(9)), redis)
+    directory = ctx.directory
+
+    def seen(entry: Any) -> tuple[Any, ...]:
+        return entry.debtor_id, entry.wave_id, entry.campaign_id, entry.last_at_ms, entry.last_channel
+
+    await directory.add_loaded([(DEBTOR_PHONE, "d1", "w1", "c1")], msk(8))
+    assert seen(await directory.lookup(DEBTOR_PHONE)) == ("d1", "w1", "c1", None, "")
+    directory.contacted(DEBTOR_PHONE, "d1", "w2", "c2", msk(10), "sms")
+    await directory.drain()
+    assert seen(await directory.lookup(DEBTOR_PHONE)) == ("d1", "w2", "c2", msk(10), "sms")
+    assert 0 < await redis.ttl(keys.directory(DEBTOR_PHONE)) <= ctx.settings.phones.directory_days * 86400
+    older = "+79160000001"
+    await redis.hset(keys.directory(older), mapping={"debtor": "d2", "load_wave": "w0", "load_campaign": "c0",
+                                                     "loaded_at": "5"})
+    assert seen(await directory.lookup(older)) == ("d2", "w0", "c0", None, "")
+    await redis.hset(keys.directory(older), mapping={"last_wave": "w3", "last_campaign": "c3", "last_at": "7",
+                                                     "last_channel": "ivr"})
+    assert seen(await directory.lookup(older)) == ("d2", "w3", "c3", 7, "ivr")

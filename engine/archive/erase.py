@@ -27,6 +27,7 @@ from engine.config.settings import Settings
 from engine.domain.outcomes import Outcome
 from engine.gates.stoplist import StopList
 from engine.store import keys
+from engine.store.directory import F_DEBTOR
 from engine.store.keys import WaveKeys
 from engine.store.schema import SettleMode
 from engine.store.scripts import Scripts
@@ -152,7 +153,7 @@ async def erase_debtor(redis: Redis, conn: psycopg.AsyncConnection | None, setti
     forgotten = 0
     for phone in sorted(phones):
         # The phone directory and the strikes: a callback from this number is now from a stranger.
-        if await redis.hget(keys.directory(phone), "debtor") == debtor_id:
+        if await redis.hget(keys.directory(phone), F_DEBTOR) == debtor_id:
             forgotten += int(await redis.delete(keys.directory(phone)))
         await redis.delete(keys.phone_strikes(phone))
     if forgotten:
