@@ -94,6 +94,10 @@ async def test_caps_and_no_duplicates_on_a_cluster(cluster: aioredis.Redis, clus
     assert len(finals) == 1500 and max(finals.values()) == 1
     outcomes = Counter(r["outcome"] for r in await results(cluster, "w1") if r["kind"] == "result")
     assert outcomes == {"delivered": 600, "skipped_cap": 900}
+    # The phone's hash is on another node than the wave's keys: the dispatcher posts the last contact.
+    entry = await ctx.directory.lookup("+79160000007")
+    assert entry is not None and (entry.debtor_id, entry.wave_id, entry.last_channel) == ("d7", "w1", "sms")
+    assert entry.last_at_ms is not None
 
 
 async def test_stop_within_one_second_on_a_cluster(cluster: aioredis.Redis, cluster_url: str, tmp_path: Path

@@ -17,10 +17,12 @@ import redis.asyncio as aioredis
 from connectors.ami import AmiConnector
 from engine.calendar.clock import ScaledClock
 from engine.context import Context
+from engine.domain.outcomes import Outcome
 from engine.domain.wave import WaveState
 from engine.store import keys
 from engine.store.keys import WaveKeys
 from simulators.ami import AmiSimulator
+from tests.fakes import RecordingConnector
 from tests.harness import context, load_wave, make_settings, results, running, task, wait_until
 from tests.test_ami_support import config, fast_knobs
 
@@ -191,3 +193,24 @@ async def test_the_directory_keeps_a_phones_load_and_last_contact_and_reads_olde
     await redis.hset(keys.directory(older), mapping={"last_wave": "w3", "last_campaign": "c3", "last_at": "7",
                                                      "last_channel": "ivr"})
     assert seen(await directory.lookup(older)) == ("d2", "w3", "c3", 7, "ivr")
+
+
+async def test_an_attempt_that_reached_the_wire_is_the_phones_last_contact(
+        redis: aioredis.Redis, redis_url: str) -> None:
+    """On a single Redis the finalize script writes it with the result (on a cluster the
+    dispatcher posts it: tests/test_cluster.py); an attempt that never went out is not one."""
+    ctx = context(make_settings(redis_url), ScaledClock(msk(10)), redis)
+    await load_wave(ctx, "w1", DAY, [task(1, phone=DEBTOR_PHONE), task(2, phone="+79160000002")])
+    sms = RecordingConnector(outcome=Outcome.DELIVERED)
+    await ctx.stoplist.add("phone", "+79160000002", "wrong_number", now_ms=ctx.clock.now_ms(), by="test")
+    async with running(ctx, [sms]):
+        await wait_until(lambda: _finals(ctx, 2))
+    entry = await ctx.directory.lookup(DEBTOR_PHONE)
+    assert entry is not None and (entry.debtor_id, entry.wave_id, entry.last_channel) == ("d1", "w1", "sms")
+    assert entry.last_at_ms is not None and abs(entry.last_at_ms - msk(10)) < 60_000
+    stopped = await ctx.directory.lookup("+79160000002")
+    assert stopped is not None and (stopped.last_at_ms, stopped.last_channel) == (None, "")
+
+
+async def _finals(ctx: Context, n: int) -> bool:
+    return int((await ctx.waves.counts("w1")).get("final", 0)) == n

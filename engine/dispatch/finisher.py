@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 _FINAL_ALWAYS = ENGINE_OUTCOMES | {Outcome.UNKNOWN, Outcome.ERROR}
 
 
+def _reached_wire(outcome: Outcome) -> bool:
+    """The attempt may have reached the debtor (an unknown fate included): a last contact."""
+    return outcome not in _FINAL_ALWAYS or outcome is Outcome.UNKNOWN
+
+
 class Finisher:
     def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
         self.ctx = ctx
@@ -89,10 +94,13 @@ class Finisher:
                                    "data": dict(data or {})}
         if actions:
             payload["data"]["actions"] = list(actions)
+        # It reached the wire: the phone's last contact, for a callback hours or weeks later. On a
+        # single Redis the finalize script writes it; on a cluster it is posted once applied.
+        contact = ctx.directory.contact_for_finalize(task.phone) if _reached_wire(outcome) else None
         item = FinalizeItem(
             task.task_id, attempt.number, attempt.channel, outcome.value, payload,
             None if nxt is None else (nxt.channel, nxt.number, eligible_score(nxt.eligible_ms, task.priority)),
-            guard, settled, late_hold, generation, unsent,
+            guard, settled, late_hold, generation, unsent, contact,
         )
         result = await self.lifecycle.finish(task.wave_id, item)
         if not result.applied:
@@ -102,17 +110,18 @@ class Finisher:
             log.debug("attempt ended", extra={"wave": task.wave_id, "task": task.task_id, "attempt": attempt.number,
                                               "channel": attempt.channel, "outcome": outcome.value,
                                               "final": nxt is None, "provider_code": provider_code})
-        await self._after(task, attempt, outcome, result, actions, day, provider_code, campaign_id)
+        await self._after(task, attempt, outcome, result, actions, day, provider_code, campaign_id,
+                          contact_written=contact is not None)
         return True
 
     async def _after(self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
-                     actions: tuple[str, ...], day: date, provider_code: str | None, campaign_id: str) -> None:
+                     actions: tuple[str, ...], day: date, provider_code: str | None, campaign_id: str,
+                     *, contact_written: bool) -> None:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         if result.release_target and result.held_slot:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
-        if outcome not in _FINAL_ALWAYS or outcome is Outcome.UNKNOWN:
-            # It reached the wire: the phone's last contact, for a callback hours or weeks later.
+        if not contact_written and _reached_wire(outcome):
             ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
                                     attempt.channel.value)
         family = strike_family(attempt.channel, outcome, provider_code)

@@ -95,6 +95,9 @@ class FinalizeItem:
     generation: int = 0
     #: It ends after its begin-send without reaching the wire: the send counted is taken back.
     unsent: bool = False
+    #: The phone's last contact, written when this result is applied (single Redis):
+    #: ``[directory key, TTL s]`` (:meth:`engine.store.directory.PhoneDirectory.contact_for_finalize`).
+    contact: list[str] | None = None
 
 
 # Not frozen: one is made for every attempt, and a frozen dataclass's __init__ sets each field
@@ -197,7 +200,7 @@ class WaveStore:
                  None if it.next_attempt is None else [it.next_attempt[0].value, it.next_attempt[1],
                                                        it.next_attempt[2]],
                  it.guard, it.channel, None if compact and _keeps_all(it.settlement) else it.settlement,
-                 int(it.late_hold), it.generation, int(it.unsent)]
+                 int(it.late_hold), it.generation, int(it.unsent), it.contact]
                 for it in items]
         raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
         done = []

@@ -1,6 +1,7 @@
 -- Ends attempts: records each result once, settles its reservations, and either ends the task
 -- or queues its next attempt. ARGV[4]: JSON array of
--- [id, attempt, outcome, payload, next, guard, channel, settlement, late hold, generation, unsent]:
+-- [id, attempt, outcome, payload, next, guard, channel, settlement, late hold, generation, unsent,
+-- contact]:
 --   next  = null (the task is final) or [channel, attempt, score] (retry or cascade);
 --   guard = ''        the attempt is leased (its owner's send, or a late event);
 --           'expired' the attempt is leased and its lease has expired (recovery);
@@ -15,7 +16,9 @@
 --                     acceptance timed out): its reservation (the settlement's first) is held again,
 --                     or with no settlement the caller is asked to (LATE_HOLD_ASKED);
 --   unsent = 1        it ends after its begin-send without reaching the wire (the window closed
---                     or the wave stopped while it waited): the send counted is taken back.
+--                     or the wave stopped while it waited): the send counted is taken back;
+--   contact           null, or [directory key, TTL s]: the attempt reached the wire, and once
+--                     applied this is the phone's last contact (engine.store.directory).
 -- Returns per item: flag (1 applied, 0 duplicate/late, LATE_HOLD_ASKED late and its hold left to
 -- the caller), pacing target to release or '', 1 when
 -- that target slot was held until now; then the outbox entries written.
@@ -89,6 +92,13 @@ for i, item in ipairs(items) do
     if tonumber(item[11]) == 1 and st[SF.phase] == PH.sending then
       count(CNT.SENT, -1)
       count(CNT_CHANNEL_SENT(st[SF.channel]), -1)
+    end
+    local contact = item[12]
+    if type(contact) == 'table' then
+      local m = meta()
+      redis.call('HSET', contact[1], DIR.debtor, state_debtor(id, st),
+                 DIR.last, DIRECTORY_LAST(m[1], m[2], ARGV[2], channel))
+      redis.call('EXPIRE', contact[1], contact[2])
     end
     local release, held = st[SF.target] or '', st[SF.holds_slot] or 0
     local final = type(nxt) ~= 'table'

@@ -47,6 +47,11 @@ local function meta()
   return META_CACHE
 end
 
+-- The task's debtor: from its state, else (a state written before it carried one) its task JSON.
+local function state_debtor(id, st)
+  return st[SF.debtor] or cjson.decode(redis.call('HGET', KEYS[K.tasks], id)).debtor_id
+end
+
 -- A results-stream record (engine.domain.models.Result). Debtor and channel come from the state,
 -- wave and campaign from the meta hash: no task JSON is decoded on the hot path. ``attempt`` and
 -- ``channel`` override the state's (a late event belongs to its own attempt, not the current one).
@@ -54,8 +59,7 @@ end
 -- (two records per attempt).
 local RF = RESULT_FIELDS
 local function record(kind, id, st, outcome, final, payload, attempt, channel)
-  local debtor = st[SF.debtor]
-  if not debtor then debtor = cjson.decode(redis.call('HGET', KEYS[K.tasks], id)).debtor_id end
+  local debtor = state_debtor(id, st)
   local m = meta()
   local own = not attempt
   local data = nil
