@@ -196,11 +196,11 @@ class WaveStore:
         (its ``unknown`` end, or ``Lifecycle.requeue_expired``), so the hold changes nothing
         unless Redis lost the record (tests/test_contact_accounting.py)."""
         compact = self.settle_mode is SettleMode.INLINE
-        rows = [[it.task_id, it.attempt, it.outcome, {"finished_at": now_ms, **it.payload},
+        rows = [[it.task_id, it.attempt, it.outcome, it.payload,
                  None if it.next_attempt is None else [it.next_attempt[0].value, it.next_attempt[1],
                                                        it.next_attempt[2]],
                  it.guard, it.channel, None if compact and _keeps_all(it.settlement) else it.settlement,
-                 int(it.late_hold), it.generation, int(it.unsent), it.contact]
+                 it.late_hold, it.generation, it.unsent, it.contact]
                 for it in items]
         raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
         done = []
@@ -214,7 +214,7 @@ class WaveStore:
 
     async def requeue(self, now_ms: int, items: list[RequeueItem]) -> tuple[list[bool], list[OutboxEntry]]:
         """Back to the queue, the same attempt; settles the reservations given."""
-        rows = [[it.task_id, it.attempt, it.score, it.guard.value, int(it.unsent), it.settlement, it.generation]
+        rows = [[it.task_id, it.attempt, it.score, it.guard.value, it.unsent, it.settlement, it.generation]
                 for it in items]
         raw, outbox = self._outbox(await self._run("requeue", now_ms, [_dumps(rows)]))
         return [bool(int(x)) for x in raw], outbox

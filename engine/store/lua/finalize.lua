@@ -12,10 +12,10 @@
 --   channel           the attempt's own channel (a late event's, not the task's current one);
 --   settlement        what ending the attempt does with its reservations; null on a single Redis
 --                     when it keeps them all as they are (nothing to write);
---   late hold = 1     news of an attempt that already ended counts (a delivery after the
+--   late hold = true  news of an attempt that already ended counts (a delivery after the
 --                     acceptance timed out): its reservation (the settlement's first) is held again,
 --                     or with no settlement the caller is asked to (LATE_HOLD_ASKED);
---   unsent = 1        it ends after its begin-send without reaching the wire (the window closed
+--   unsent = true     it ends after its begin-send without reaching the wire (the window closed
 --                     or the wave stopped while it waited): the send counted is taken back;
 --   contact           null, or [directory key, TTL s]: the attempt reached the wire, and once
 --                     applied this is the phone's last contact (engine.store.directory).
@@ -33,6 +33,8 @@ local seen = {}
 for i, item in ipairs(items) do
   local id, attempt, outcome = item[1], tonumber(item[2]), item[3]
   local payload = item[4]
+  -- Its end time is this call's (the caller's clock), not sent with each item.
+  payload.finished_at = NOW
   local nxt, guard, channel = item[5], item[6], item[7]
   -- The same task twice in one batch: the second sees the first's result.
   local st = seen[id] or (states[i] and decode_state(states[i]))
@@ -61,7 +63,7 @@ for i, item in ipairs(items) do
         -- delivery after the SMS fallback went out): recorded for its own attempt and channel;
         -- it changes the task no more, but a contact that counts holds its reservation.
         emit(record(KIND.LATE, id, st, outcome, false, payload, attempt, channel))
-        if tonumber(item[9]) == 1 then
+        if item[9] == true then
           if type(item[8]) == 'table' and item[8][1] then
             local main = item[8][1]
             settle({{main[1], main[2], main[3], VERDICT.HOLD}})
@@ -89,7 +91,7 @@ for i, item in ipairs(items) do
       end
       gathered_done[#gathered_done + 1] = id
     end
-    if tonumber(item[11]) == 1 and st[SF.phase] == PH.sending then
+    if item[11] == true and st[SF.phase] == PH.sending then
       count(CNT.SENT, -1)
       count(CNT_CHANNEL_SENT(st[SF.channel]), -1)
     end

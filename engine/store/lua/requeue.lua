@@ -3,7 +3,7 @@
 -- ARGV[4]: JSON array of [id, attempt, score, guard, unsent, settlement, generation]:
 --   guard = 'claim'   the caller's own claim (its generation), sent or not;
 --           'expired' the lease has expired (recovery);
---   unsent = 1        the connector answered Retry: the begin-send counted a send that never
+--   unsent = true     the connector answered Retry: the begin-send counted a send that never
 --                     reached the wire, so it is taken back (a send is counted once);
 --   settlement        [[key, field, counters, verdict], ...] (engine.store.schema.Reservation).
 -- Returns a flag per item, then the outbox entries written.
@@ -18,7 +18,7 @@ for _, item in ipairs(cjson.decode(ARGV[4])) do
     ok = exp ~= false and tonumber(exp) <= NOW
   end
   if ok then
-    if tonumber(item[5]) == 1 and st[SF.phase] == PH.sending then
+    if item[5] == true and st[SF.phase] == PH.sending then
       count(CNT.SENT, -1)
       count(CNT_CHANNEL_SENT(st[SF.channel]), -1)
     end
