@@ -21,6 +21,7 @@ result records         the results stream's entries (field ``r``, shaped as
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -372,37 +373,64 @@ def _lua_template(name: str, template: str) -> str:
     return f"local function {name}({', '.join(params)}) return {' .. '.join(parts)} end"
 
 
+def _lua_tables() -> dict[str, dict[str, Any]]:
+    """The constant tables of the scripts' header, by their Lua names."""
+    return {
+        "K": {name: i for i, name in enumerate(SCRIPT_KEY_NAMES, start=1)},
+        "PH": {p.value: c for p, c in PHASE_CODES.items()},
+        "GUARD": {g.name: g.value for g in Guard},
+        "POLICY": {p.name: p.value for p in PartsPolicy},
+        "SETTLE": {m.name: m.value for m in SettleMode},
+        # The task state by its stored names, ``st[SF.phase]``: renaming every field to these
+        # names and back cost each script 0.9 µs per task (two tables made).
+        "SF": STATE_FIELDS,
+        "CNT": {c.name: c.value for c in Counter if "{" not in c.value},
+        "META": {m.name: m.value for m in Meta},
+        "WS": {s.name: s.value for s in WaveState},
+        "KIND": {k.name: k.value for k in RecordKind},
+        "RES": RESERVATION_FIELDS,
+        "VERDICT": {v.name: v.value for v in Verdict},
+        "DIR": DIRECTORY_FIELDS,
+        "RF": {name: name for name in Result.model_fields},
+    }
+
+
+_MEMBER = re.compile(r"\b([A-Z][A-Z_]*)\.([A-Za-z_]\w*)")
+
+
+def fold_constants(lua: str) -> str:
+    """Every ``SF.phase``, ``PH.claimed``, ``K.state``… of a script replaced by its value, as if
+    written by hand: the scripts name the schema's constants, and pay nothing for it at run time
+    (looked up in the tables on every access, they cost Redis 1 in 25 of its instructions per
+    task of the core; load/core_instructions.py --redis). A name the table lacks is an error here,
+    when the script is made, not a nil when it runs."""
+    tables = _lua_tables()
+
+    def value(m: re.Match[str]) -> str:
+        table = tables.get(m.group(1))
+        if table is None:
+            return m.group(0)
+        if m.group(2) not in table:
+            raise ValueError(f"Lua script names {m.group(0)}: engine.store.schema has no such constant")
+        v = table[m.group(2)]
+        return str(v) if isinstance(v, int) else _lua_string(str(v))
+
+    return _MEMBER.sub(value, lua)
+
+
 def lua_constants() -> str:
     """The generated header of every script: the names above as Lua locals."""
     lines = ["-- Generated from engine/store/schema.py: edit that file, not this header."]
-    lines.append(f"local K = {_lua_table({name: i for i, name in enumerate(SCRIPT_KEY_NAMES, start=1)})}")
+    lines += [f"local {name} = {_lua_table(table)}" for name, table in _lua_tables().items()]
     lines.append("local CHANNELS = {" + ", ".join(_lua_string(c.value) for c in CHANNEL_ORDER) + "}")
-    lines.append(f"local PH = {_lua_table({p.value: c for p, c in PHASE_CODES.items()})}")
-    lines.append(f"local GUARD = {_lua_table({g.name: g.value for g in Guard})}")
-    lines.append(f"local POLICY = {_lua_table({p.name: p.value for p in PartsPolicy})}")
-    lines.append(f"local SETTLE = {_lua_table({m.name: m.value for m in SettleMode})}")
     lines.append(f"local OUTBOX_SEQ = {_lua_string(OUTBOX_SEQ)}")
     lines.append(f"local DELIVERED = {_lua_string(Outcome.DELIVERED.value)}")
-    # The scripts read and write a task state by its stored names, ``st[SF.phase]``: renaming
-    # every field to these names and back cost each script 0.9 µs per task (two tables made).
-    # A name SF does not have is an error, not a silent nil.
-    lines.append(f"local SF = setmetatable({_lua_table(STATE_FIELDS)}, "
-                 "{__index = function(_, name) error('no task state field ' .. tostring(name)) end})")
     lines.append("local function decode_state(raw) return cjson.decode(raw) end")
     lines.append("local function encode_state(st) return cjson.encode(st) end")
-    plain = {c.name: c.value for c in Counter if "{" not in c.value}
-    lines.append(f"local CNT = {_lua_table(plain)}")
     lines += [_lua_template(f"CNT_{c.name}", c.value) for c in Counter if "{" in c.value]
-    lines.append(f"local META = {_lua_table({m.name: m.value for m in Meta})}")
-    lines.append(f"local WS = {_lua_table({s.name: s.value for s in WaveState})}")
-    lines.append(f"local KIND = {_lua_table({k.name: k.value for k in RecordKind})}")
     lines.append(f"local RECORD_FIELD = {_lua_string(RECORD_FIELD)}")
-    lines.append(f"local RES = {_lua_table(RESERVATION_FIELDS)}")
-    lines.append(f"local VERDICT = {_lua_table({v.name: v.value for v in Verdict})}")
     lines.append(f"local CAP_TTL = {{{CAP_TTL_S['day']}, {CAP_TTL_S['week']}, {CAP_TTL_S['month']}}}")
     lines.append(f"local RES_TTL = {RESERVATIONS_TTL_S}")
     lines.append(f"local LATE_HOLD_ASKED = {LATE_HOLD_ASKED}")
-    lines.append(f"local DIR = {_lua_table(DIRECTORY_FIELDS)}")
     lines.append(_lua_template("DIRECTORY_LAST", DIRECTORY_LAST))
-    lines.append(f"local RESULT_FIELDS = {_lua_table({name: name for name in Result.model_fields})}")
     return "\n".join(lines) + "\n"

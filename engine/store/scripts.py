@@ -14,7 +14,7 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from engine.store.schema import lua_constants
+from engine.store.schema import fold_constants, lua_constants
 
 #: Scripts over one wave's keys (``WaveKeys.script_keys``).
 WAVE_SCRIPTS = ("intake", "claim", "begin_send", "accept", "finalize", "requeue", "renew", "expired",
@@ -31,7 +31,7 @@ def script_text(name: str) -> str:
     if name in WAVE_SCRIPTS:
         parts.append((lua / "wave.lua").read_text())
     parts.append((lua / f"{name}.lua").read_text())
-    return "\n".join(parts)
+    return fold_constants("\n".join(parts))
 
 
 class Scripts:

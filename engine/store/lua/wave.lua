@@ -57,7 +57,6 @@ end
 -- ``channel`` override the state's (a late event belongs to its own attempt, not the current one).
 -- One table constructor: it sizes the table once, where set field by field it grew five times
 -- (two records per attempt).
-local RF = RESULT_FIELDS
 local function record(kind, id, st, outcome, final, payload, attempt, channel)
   local debtor = state_debtor(id, st)
   local m = meta()
