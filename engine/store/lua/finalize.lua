@@ -20,8 +20,8 @@
 --   contact           null, or [directory key, TTL s]: the attempt reached the wire, and once
 --                     applied this is the phone's last contact (engine.store.directory).
 -- Returns per item: flag (1 applied, 0 duplicate/late, LATE_HOLD_ASKED late and its hold left to
--- the caller), pacing target to release or '', 1 when
--- that target slot was held until now; then the outbox entries written.
+-- the caller), pacing target to release or '', 1 when that target slot was held until now; then
+-- the outbox entries written.
 local items = cjson.decode(ARGV[4])
 local ids = {}
 for i, item in ipairs(items) do ids[i] = item[1] end
