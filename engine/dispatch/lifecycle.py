@@ -137,7 +137,7 @@ class Lifecycle:
     async def _apply_outbox(self, wave_id: str, entries: list[OutboxEntry]) -> None:
         if entries:
             await self.ctx.caps.settle(entries)
-            # An entry with no seq was never in the outbox (a late hold a single Redis could not make).
+            # An entry with no seq was never in the outbox (a late hold finalize left to the caller).
             written = [e for e in entries if e[4] is not None]
             if written:
                 await self.ctx.waves.store(wave_id).outbox_done(self.ctx.clock.now_ms(), written)

@@ -205,7 +205,7 @@ class WaveStore:
         raw, outbox = self._outbox(await self._run("finalize", now_ms, [_dumps(rows)], client))
         done = []
         for n, it in enumerate(items):
-            flag = raw[3 * n]
+            flag = int(raw[3 * n])
             done.append(Finalized(flag == 1, raw[3 * n + 1] or "", bool(int(raw[3 * n + 2]))))
             if flag == LATE_HOLD_ASKED and it.settlement:
                 key, field, counters, _ = it.settlement[0]
