@@ -33,21 +33,16 @@ _PLUS7_ZONE_FIXES = {"Europe/Bucharest": "Europe/Kaliningrad"}
 def task_zones(tz: str | None, region: str | None, phone_e164: str) -> tuple[str, ...]:
     """The candidate zones of a task, never empty; ValueError when nothing is known.
 
-    The intake, the dispatcher's window gate and the finisher each ask per task, so each answer
-    is cached — by what it depends on: a cache keyed by the phone as well held an entry per
-    task (100 000 tasks with a ``tz``: 69 000 more objects for every full garbage collection of
-    a dispatcher to walk). An empty ``tz`` or ``region`` (a blank CSV column) counts as absent.
+    The intake, the dispatcher's window gate and the finisher each ask per task, so the answers
+    that take work are cached, by what they depend on: a cache keyed by the phone as well held
+    an entry per task (100 000 tasks with a ``tz``: 69 000 more objects for every full garbage
+    collection of a dispatcher to walk). An empty ``tz`` or ``region`` (a blank CSV column) counts as absent.
     """
     if tz:
-        return _one_zone(tz)
+        return (tz,)
     if region:
         return zones_for_region(region)
     return _zones_of_phone(phone_e164)
-
-
-@lru_cache(maxsize=1024)
-def _one_zone(tz: str) -> tuple[str, ...]:
-    return (tz,)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -96,7 +96,8 @@ class Finisher:
             payload["data"]["actions"] = list(actions)
         # It reached the wire: the phone's last contact, for a callback hours or weeks later. On a
         # single Redis the finalize script writes it; on a cluster it is posted once applied.
-        contact = ctx.directory.contact_for_finalize(task.phone) if _reached_wire(outcome) else None
+        reached = _reached_wire(outcome)
+        contact = ctx.directory.contact_for_finalize(task.phone) if reached else None
         item = FinalizeItem(
             task.task_id, attempt.number, attempt.channel, outcome.value, payload,
             None if nxt is None else (nxt.channel, nxt.number, eligible_score(nxt.eligible_ms, task.priority)),
@@ -111,17 +112,17 @@ class Finisher:
                                               "channel": attempt.channel, "outcome": outcome.value,
                                               "final": nxt is None, "provider_code": provider_code})
         await self._after(task, attempt, outcome, result, actions, day, provider_code, campaign_id,
-                          contact_written=contact is not None)
+                          post_contact=reached and contact is None)
         return True
 
     async def _after(self, task: Task, attempt: Attempt, outcome: Outcome, result: Finalized,
                      actions: tuple[str, ...], day: date, provider_code: str | None, campaign_id: str,
-                     *, contact_written: bool) -> None:
+                     *, post_contact: bool) -> None:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         if result.release_target and result.held_slot:
             await ctx.pacer.release_slots(result.release_target, [attempt.key])
-        if not contact_written and _reached_wire(outcome):
+        if post_contact:
             ctx.directory.contacted(task.phone, task.debtor_id, task.wave_id, campaign_id, now,
                                     attempt.channel.value)
         family = strike_family(attempt.channel, outcome, provider_code)

@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from engine.domain.outcomes import Channel, Outcome
 from engine.domain.phones import mask
 from engine.store import keys
+from engine.store.schema import DEACTIVATION_UNTIL
 
 DAY_MS = 86_400_000
 #: As the stop-list's own changes (engine.gates.stoplist.CHANGES_MAXLEN).
@@ -109,12 +110,13 @@ class Deactivation:
 
 def entry_json(at_ms: int, until_ms: int | None, *, family: str = "", strikes: int = 1, detail: str = "") -> str:
     """The value kept in :data:`engine.store.keys.INVALID_PHONES` (one writer format)."""
-    return json.dumps({"at": at_ms, "until": until_ms, "family": family, "strikes": strikes, "detail": detail})
+    return json.dumps({"at": at_ms, DEACTIVATION_UNTIL: until_ms, "family": family, "strikes": strikes,
+                       "detail": detail})
 
 
 def parse_entry(phone: str, raw: str) -> Deactivation:
     data = json.loads(raw)
-    until = data.get("until")
+    until = data.get(DEACTIVATION_UNTIL)
     return Deactivation(phone, int(data.get("at", 0)), None if until is None else int(until),
                         str(data.get("family", "")), int(data.get("strikes", 1)), str(data.get("detail", "")))
 
@@ -126,7 +128,7 @@ def still_active(raw: str | None, now_ms: int | None) -> bool:
     if now_ms is None:
         return True
     try:
-        until = json.loads(raw).get("until")
+        until = json.loads(raw).get(DEACTIVATION_UNTIL)
         return until is None or now_ms < int(until)
     except (ValueError, AttributeError, TypeError):
         return True  # not the engine's JSON: the phone stays stopped rather than its batch failing

@@ -25,6 +25,7 @@ from engine.domain.phones import mask, normalize, phone_hash
 from engine.errors import IntakeError, VolnaError
 from engine.gates.deactivation import entry_json, still_active
 from engine.store import keys
+from engine.store.schema import ERASED_PHONE_KIND, ErasedPhone
 from engine.store.scripts import Scripts
 
 
@@ -198,10 +199,10 @@ class StopList:
         hashed = replies[3] if self.phone_key else [None] * len(phones)
         out: list[Outcome | None] = []
         for d, p, inv, h in zip(by_debtor, by_phone, invalid, hashed, strict=True):
-            hashed_kind = json.loads(h).get("kind") if h is not None else None
-            if d is not None or p is not None or hashed_kind == "stop":
+            hashed_kind = json.loads(h).get(ERASED_PHONE_KIND) if h is not None else None
+            if d is not None or p is not None or hashed_kind == ErasedPhone.STOP:
                 out.append(Outcome.SKIPPED_STOPLIST)
-            elif still_active(inv, now_ms) or hashed_kind == "invalid":
+            elif still_active(inv, now_ms) or hashed_kind == ErasedPhone.INVALID:
                 out.append(Outcome.SKIPPED_PHONE_INVALID)
             else:
                 out.append(None)
@@ -220,11 +221,11 @@ class StopList:
                 continue
             if stop_raw is not None:
                 reason = json.loads(stop_raw).get("reason", "")
-                value = {"kind": "stop", "reason": reason}
+                value = {ERASED_PHONE_KIND: ErasedPhone.STOP.value, "reason": reason}
                 moved.append(f"stop:{reason}")
             else:
-                value = {"kind": "invalid", "reason": "invalid_number"}
-                moved.append("invalid")
+                value = {ERASED_PHONE_KIND: ErasedPhone.INVALID.value, "reason": "invalid_number"}
+                moved.append(ErasedPhone.INVALID.value)
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys.PHONE_HASHES, self.hashed(phone), json.dumps({**value, "at": now_ms}))
             pipe.hdel(keys.STOP_PHONES, phone)

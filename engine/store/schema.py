@@ -293,6 +293,23 @@ DIRECTORY_LOAD = "{wave} {campaign} {at}"
 DIRECTORY_LAST = "{wave} {campaign} {at} {channel}"
 
 
+# ---- the stop-list -----------------------------------------------------------------------------
+
+
+class ErasedPhone(StrEnum):
+    """What stops an erased debtor's phone, kept by its keyed hash alone (keys.PHONE_HASHES, JSON
+    field ``ERASED_PHONE_KIND``): the stop-list, or a deactivation."""
+
+    STOP = "stop"
+    INVALID = "invalid"
+
+
+ERASED_PHONE_KIND = "kind"
+#: A deactivation's field (keys.INVALID_PHONES, JSON) that says until when it stops the phone
+#: (epoch ms; null: until it is reactivated).
+DEACTIVATION_UNTIL = "until"
+
+
 # ---- contact caps ------------------------------------------------------------------------------
 
 DAY_S = 86400
@@ -350,11 +367,8 @@ def _lua_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _lua_table(mapping: dict[str, Any]) -> str:
-    items = []
-    for k, v in mapping.items():
-        items.append(f"{k} = {v if isinstance(v, int) else _lua_string(str(v))}")
-    return "{" + ", ".join(items) + "}"
+def _lua_value(value: Any) -> str:
+    return str(value) if isinstance(value, int) else _lua_string(str(value))
 
 
 def _lua_template(name: str, template: str) -> str:
@@ -374,7 +388,7 @@ def _lua_template(name: str, template: str) -> str:
 
 
 def _lua_tables() -> dict[str, dict[str, Any]]:
-    """The constant tables of the scripts' header, by their Lua names."""
+    """The constant tables the scripts name (``SF.phase``), by their Lua names."""
     return {
         "K": {name: i for i, name in enumerate(SCRIPT_KEY_NAMES, start=1)},
         "PH": {p.value: c for p, c in PHASE_CODES.items()},
@@ -391,6 +405,7 @@ def _lua_tables() -> dict[str, dict[str, Any]]:
         "RES": RESERVATION_FIELDS,
         "VERDICT": {v.name: v.value for v in Verdict},
         "DIR": DIRECTORY_FIELDS,
+        "ERASED": {k.name: k.value for k in ErasedPhone},
         "RF": {name: name for name in Result.model_fields},
     }
 
@@ -402,8 +417,8 @@ def fold_constants(lua: str) -> str:
     """Every ``SF.phase``, ``PH.claimed``, ``K.state``… of a script replaced by its value, as if
     written by hand: the scripts name the schema's constants, and pay nothing for it at run time
     (looked up in the tables on every access, they cost Redis 3 % of its instructions per task
-    of the core: 476 400 → 462 200, load/core_instructions.py --redis). A name the table lacks is an error here,
-    when the script is made, not a nil when it runs."""
+    of the core: 476 400 → 462 200, load/core_instructions.py --redis). So the tables are not in
+    the scripts at all, and a name they lack is an error here, when the script is made."""
     tables = _lua_tables()
 
     def value(m: re.Match[str]) -> str:
@@ -412,25 +427,24 @@ def fold_constants(lua: str) -> str:
             return m.group(0)
         if m.group(2) not in table:
             raise ValueError(f"Lua script names {m.group(0)}: engine.store.schema has no such constant")
-        v = table[m.group(2)]
-        return str(v) if isinstance(v, int) else _lua_string(str(v))
+        return _lua_value(table[m.group(2)])
 
     return _MEMBER.sub(value, lua)
 
 
 def lua_constants() -> str:
     """The generated header of every script: the names above as Lua locals."""
-    lines = ["-- Generated from engine/store/schema.py: edit that file, not this header."]
-    lines += [f"local {name} = {_lua_table(table)}" for name, table in _lua_tables().items()]
+    lines = ["-- Generated from engine/store/schema.py: edit that file, not this header. The constant",
+             "-- tables (K, SF, PH, ...) are folded into the scripts (fold_constants)."]
     lines.append("local CHANNELS = {" + ", ".join(_lua_string(c.value) for c in CHANNEL_ORDER) + "}")
     lines.append(f"local OUTBOX_SEQ = {_lua_string(OUTBOX_SEQ)}")
     lines.append(f"local DELIVERED = {_lua_string(Outcome.DELIVERED.value)}")
-    lines.append("local function decode_state(raw) return cjson.decode(raw) end")
-    lines.append("local function encode_state(st) return cjson.encode(st) end")
     lines += [_lua_template(f"CNT_{c.name}", c.value) for c in Counter if "{" in c.value]
     lines.append(f"local RECORD_FIELD = {_lua_string(RECORD_FIELD)}")
     lines.append(f"local CAP_TTL = {{{CAP_TTL_S['day']}, {CAP_TTL_S['week']}, {CAP_TTL_S['month']}}}")
     lines.append(f"local RES_TTL = {RESERVATIONS_TTL_S}")
     lines.append(f"local LATE_HOLD_ASKED = {LATE_HOLD_ASKED}")
+    lines.append(f"local ERASED_PHONE_KIND = {_lua_string(ERASED_PHONE_KIND)}")
+    lines.append(f"local DEACTIVATION_UNTIL = {_lua_string(DEACTIVATION_UNTIL)}")
     lines.append(_lua_template("DIRECTORY_LAST", DIRECTORY_LAST))
     return "\n".join(lines) + "\n"

@@ -11,11 +11,11 @@ local out = {WS.RUNNING}
 local leases, updates = {}, {}
 for i, item in ipairs(items) do
   local id = item[1]
-  local st = states[i] and decode_state(states[i])
+  local st = states[i] and cjson.decode(states[i])
   if st and st[SF.phase] == PH.claimed and st[SF.owner] == ARGV[4] and st[SF.attempt] == tonumber(item[2])
       and st[SF.generation] == tonumber(item[3]) then
     st[SF.phase] = PH.sending; st[SF.sent_at] = NOW; st[SF.target] = item[4]
-    updates[#updates + 1] = id; updates[#updates + 1] = encode_state(st)
+    updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(st)
     leases[#leases + 1] = ARGV[5]; leases[#leases + 1] = id
     emit(record(KIND.DISPATCHED, id, st, nil, false, nil))
     count(CNT_CHANNEL_SENT(st[SF.channel]), 1)

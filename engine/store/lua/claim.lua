@@ -18,11 +18,11 @@ local states = redis.call('HMGET', KEYS[K.state], unpack(ids))
 local tasks = redis.call('HMGET', KEYS[K.tasks], unpack(ids))
 local leases, updates = {}, {}
 for i, id in ipairs(ids) do
-  local st = decode_state(states[i])
+  local st = cjson.decode(states[i])
   st[SF.phase] = PH.claimed; st[SF.owner] = ARGV[8]; st[SF.claimed_at] = NOW
   st[SF.generation] = (st[SF.generation] or 0) + 1
   leases[#leases + 1] = ARGV[7]; leases[#leases + 1] = id
-  updates[#updates + 1] = id; updates[#updates + 1] = encode_state(st)
+  updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(st)
   out[#out + 1] = id
   out[#out + 1] = tasks[i]
   out[#out + 1] = st[SF.attempt]

@@ -37,7 +37,7 @@ for i, item in ipairs(items) do
   payload.finished_at = NOW
   local nxt, guard, channel = item[5], item[6], item[7]
   -- The same task twice in one batch: the second sees the first's result.
-  local st = seen[id] or (states[i] and decode_state(states[i]))
+  local st = seen[id] or (states[i] and cjson.decode(states[i]))
   local ok, hold_asked = false, false
   if st and st[SF.phase] ~= PH.ended and st[SF.attempt] == attempt then
     if guard == GUARD.LEASED then
@@ -123,7 +123,7 @@ for i, item in ipairs(items) do
       count(CNT.QUEUED, 1)
     end
     seen[id] = new
-    updates[#updates + 1] = id; updates[#updates + 1] = encode_state(new)
+    updates[#updates + 1] = id; updates[#updates + 1] = cjson.encode(new)
     out[#out + 1] = 1; out[#out + 1] = release; out[#out + 1] = held
   end
 end

@@ -27,17 +27,17 @@ if KEYS[4] then hashed = column(KEYS[4], 3) end
 local out = {}
 for i = 1, #items do
   local kind = nil
-  if hashed[i] then kind = cjson.decode(hashed[i]).kind end
+  if hashed[i] then kind = cjson.decode(hashed[i])[ERASED_PHONE_KIND] end
   local code = 0
-  if debtors[i] or phones[i] or kind == 'stop' then
+  if debtors[i] or phones[i] or kind == ERASED.STOP then
     code = 1
-  elseif kind == 'invalid' then
+  elseif kind == ERASED.INVALID then
     code = 2
   elseif invalid[i] then
     -- A deactivation stops the phone until its time is up (no time, or a value that is not
     -- the engine's JSON: for ever).
     local ok, entry = pcall(cjson.decode, invalid[i])
-    local ends = ok and type(entry) == 'table' and tonumber(entry['until']) or nil
+    local ends = ok and type(entry) == 'table' and tonumber(entry[DEACTIVATION_UNTIL]) or nil
     if now == nil or ends == nil or now < ends then code = 2 end
   end
   out[i] = code

@@ -9,16 +9,16 @@ local MAXLEN = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local SETTLE_INLINE = ARGV[3] == SETTLE.INLINE
 
--- decode_state(raw) and encode_state(st) are generated with the header (STATE_FIELDS).
+-- A task state is its stored JSON, read and written by its stored names (st[SF.phase]).
 
 local function getst(id)
   local raw = redis.call('HGET', KEYS[K.state], id)
   if not raw then return nil end
-  return decode_state(raw)
+  return cjson.decode(raw)
 end
 
 local function setst(id, st)
-  redis.call('HSET', KEYS[K.state], id, encode_state(st))
+  redis.call('HSET', KEYS[K.state], id, cjson.encode(st))
 end
 
 local function leased(st)
