@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from datetime import UTC, date, datetime
 
@@ -115,6 +116,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--json", action="store_true", help="print one JSON object (for make bench)")
     args = p.parse_args()
+    if args.tasks < 1 or args.batch < 1:
+        print(f"bench_core: --tasks and --batch must be at least 1 (got {args.tasks}, {args.batch})", file=sys.stderr)
+        raise SystemExit(2)
     figures = asyncio.run(run(args.tasks, args.batch))
     if args.json:
         print(json.dumps({"bench": "core", **figures}))
